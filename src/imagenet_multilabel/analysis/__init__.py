@@ -1,0 +1,1 @@
+"""Cross-dataset analysis: label-count distributions, gaps and reweighting."""

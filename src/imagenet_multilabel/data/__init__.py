@@ -1,0 +1,1 @@
+"""Image datasets, label sets, transforms and the evaluation DataModule."""

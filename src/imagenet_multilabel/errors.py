@@ -1,0 +1,33 @@
+"""The one error type users see: a one-line message that says what is wrong and what to do.
+
+Entry points catch :class:`UserError` and print ``error: <message>`` instead of a stack
+trace. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input or configuration; the message is one line and names the fix."""
+
+
+class DataError(UserError):
+    """A dataset, an image or a label file cannot be used as given."""
+
+
+class ModelError(UserError):
+    """A model name or its weights cannot be resolved."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The user-facing line of an error, also when it was re-raised by a DataLoader worker.
+
+    PyTorch re-raises a worker's exception in the main process with the worker's whole
+    traceback as its message; the original message is on the last line after the type.
+    """
+    text = str(exc).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        head, sep, rest = last.partition(": ")
+        text = rest if sep and head.rsplit(".", 1)[-1].endswith("Error") else last
+    return " ".join(text.split())

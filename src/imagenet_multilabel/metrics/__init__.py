@@ -1,0 +1,1 @@
+"""Metrics: one functional core (functional.py) and torchmetrics classes over it."""

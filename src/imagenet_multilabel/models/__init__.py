@@ -1,0 +1,1 @@
+"""Backbones (timm models and their weight sources) and heads."""

@@ -1,0 +1,1 @@
+"""Tasks: each a function taking the composed config and returning a dict of metrics."""

@@ -8,7 +8,7 @@ NUM_CLASSES = 1000
 
 
 @cache
-def _info():  # noqa: ANN202 - timm type
+def _info():
     from timm.data import ImageNetInfo
 
     return ImageNetInfo("imagenet-1k")

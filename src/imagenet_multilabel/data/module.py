@@ -1,0 +1,98 @@
+"""The evaluation DataModule: one validation DataLoader per dataset, each sharded across
+ranks without padding or repeats, so every image is scored exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .datasets import ImageDataset
+
+
+class ShardSampler(Sampler[int]):
+    """Indices ``rank, rank + world, ...``: shards differ by at most one image, nothing is
+    padded or repeated (unlike ``DistributedSampler``), and their union is the dataset."""
+
+    def __init__(self, size: int, rank: int = 0, world_size: int = 1) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world of size {world_size}")
+        self.size, self.rank, self.world_size = size, rank, world_size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.size, self.world_size))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.size, self.world_size))
+
+
+class WithValidLabels(Dataset):
+    """Adds the multi-hot ``valid`` row of each image to a dataset's items."""
+
+    def __init__(self, dataset: ImageDataset, valid: torch.Tensor) -> None:
+        if valid.shape[0] != len(dataset):
+            raise AssertionError("label matrix and dataset differ in length")
+        self.dataset, self.valid = dataset, valid
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.dataset[index]
+        item["valid"] = self.valid[index]
+        return item
+
+
+class EvalDataModule(L.LightningDataModule):
+    """Datasets by name (the order of the validation dataloaders) and their label matrices."""
+
+    def __init__(
+        self,
+        datasets: Mapping[str, ImageDataset],
+        valid: Mapping[str, torch.Tensor | None] | None = None,
+        batch_size: int = 64,
+        num_workers: int = 2,
+        pin_memory: bool = False,
+        prefetch_factor: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.datasets = dict(datasets)
+        self.valid = {name: (valid or {}).get(name) for name in self.datasets}
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.prefetch_factor = prefetch_factor
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.datasets)
+
+    def _world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0, 1
+        return trainer.global_rank, trainer.world_size
+
+    def loader(self, name: str) -> DataLoader:
+        dataset: Dataset = self.datasets[name]
+        if self.valid[name] is not None:
+            dataset = WithValidLabels(self.datasets[name], self.valid[name])
+        rank, world = self._world()
+        kwargs: dict[str, Any] = {}
+        if self.num_workers > 0 and self.prefetch_factor is not None:
+            kwargs["prefetch_factor"] = self.prefetch_factor
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=ShardSampler(len(dataset), rank, world),
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            drop_last=False,
+            **kwargs,
+        )
+
+    def val_dataloader(self) -> list[DataLoader]:
+        return [self.loader(name) for name in self.names]

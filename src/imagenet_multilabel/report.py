@@ -1,0 +1,60 @@
+"""Human-readable summaries printed at the end of a run."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+from rich.console import Console
+from rich.table import Table
+
+# Metrics shown in the end-of-run table, in this order, when present.
+SUMMARY_METRICS = (
+    "num_images",
+    "top1",
+    "top5",
+    "nll",
+    "ece",
+    "num_labeled",
+    "real_top1",
+    "real_top5",
+    "vartopk_strict",
+    "vartopk_partial",
+    "asma",
+    "map_macro",
+    "f1",
+)
+
+
+def _fmt(value: float | int | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int) or (float(value).is_integer() and abs(value) >= 1):
+        return f"{int(value)}"
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
+
+
+def summary_table(per_dataset: Mapping[str, Mapping[str, float]], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("dataset")
+    keys = [k for k in SUMMARY_METRICS if any(k in m for m in per_dataset.values())]
+    for key in keys:
+        table.add_column(key, justify="right")
+    for name, metrics in per_dataset.items():
+        table.add_row(name, *(_fmt(metrics.get(k)) for k in keys))
+    return table
+
+
+def print_summary(per_dataset: Mapping[str, Mapping[str, float]], title: str) -> None:
+    """Print the table to the terminal and append it, as plain text, to the run's log file."""
+    table = summary_table(per_dataset, title)
+    Console().print(table)
+    with open(os.devnull, "w") as sink:
+        plain = Console(width=200, record=True, file=sink)
+        plain.print(table)
+    text = plain.export_text()
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.stream.write(text)
+            handler.flush()

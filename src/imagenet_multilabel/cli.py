@@ -19,13 +19,26 @@ def run_task(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     the process with ``error: <one line>`` and exit code 2, and nothing else."""
     try:
         return task(cfg)
-    except UserError as e:
-        _fail(one_line(e))
     except Exception as e:
-        # DataLoader workers re-raise our errors with the worker traceback as message
-        if "Original Traceback" in str(e) and "imagenet_multilabel.errors" in str(e):
-            _fail(one_line(e))
-        raise
+        user_error = find_user_error(e)
+        if user_error is None:
+            raise
+        _fail(one_line(user_error))
+
+
+def find_user_error(exc: BaseException) -> BaseException | None:
+    """The UserError behind ``exc``: itself, its cause (Hydra's instantiate wraps errors of
+    the objects it builds) or one re-raised from a DataLoader worker (whose message is the
+    worker's traceback)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, UserError):
+            return exc
+        if "Original Traceback" in str(exc) and "imagenet_multilabel.errors." in str(exc):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _fail(message: str) -> None:

@@ -45,7 +45,6 @@ def expected_calibration_error(confidence: Tensor, correct: Tensor, n_bins: int 
         return float("nan")
     confidence = confidence.double()
     bins = torch.clamp(torch.ceil(confidence * n_bins).long() - 1, 0, n_bins - 1)
-    count = torch.bincount(bins, minlength=n_bins).double()
     conf_sum = torch.bincount(bins, weights=confidence, minlength=n_bins)
     acc_sum = torch.bincount(bins, weights=correct.double(), minlength=n_bins)
     return 100.0 * ((acc_sum - conf_sum).abs().sum() / confidence.numel()).item()

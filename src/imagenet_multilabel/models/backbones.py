@@ -118,7 +118,13 @@ def load_checkpoint_state(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    result = model.load_state_dict(state, strict=False)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        detail = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln), "")
+        raise ModelError(
+            f"weights from {source} do not fit this model ({detail}); check model.name"
+        ) from None
     if result.missing_keys or result.unexpected_keys:
         missing, unexpected = result.missing_keys, result.unexpected_keys
         raise ModelError(

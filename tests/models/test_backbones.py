@@ -1,0 +1,100 @@
+"""Backbones: the Lite0 package weights in timm, checkpoints, and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+
+from imagenet_multilabel.data.datasets import DEMO_ROOT, load_rgb
+from imagenet_multilabel.data.transforms import eval_transform, resolve_preprocessing
+from imagenet_multilabel.errors import ModelError
+from imagenet_multilabel.models.backbones import (
+    create_backbone,
+    lite0_package_state_dict,
+    rename_lite0_state_dict,
+)
+
+
+def test_lite0_rename_matches_timm_keys_and_shapes() -> None:
+    state = lite0_package_state_dict()
+    reference = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
+    assert set(state) == set(reference)
+    assert all(state[k].shape == reference[k].shape for k in reference)
+
+
+def test_lite0_rename_of_block_names() -> None:
+    renamed = rename_lite0_state_dict(
+        {
+            "_blocks.0._depthwise_conv.weight": torch.zeros(1),
+            "_blocks.1._expand_conv.weight": torch.zeros(1),
+            "_blocks.15._project_conv.weight": torch.zeros(1),
+            "_fc.bias": torch.zeros(1),
+        }
+    )
+    assert set(renamed) == {
+        "blocks.0.0.conv_dw.weight",
+        "blocks.1.0.conv_pw.weight",
+        "blocks.6.0.conv_pwl.weight",
+        "classifier.bias",
+    }
+
+
+def test_lite0_classifies_real_photos() -> None:
+    model, source = create_backbone("tf_efficientnet_lite0", weights="lite0_package")
+    assert source.startswith("lite0_package")
+    transform = eval_transform(resolve_preprocessing(model))
+    photos = sorted(DEMO_ROOT.glob("*.JPEG"))[:8]
+    images = torch.stack([transform(load_rgb(p)) for p in photos])
+    with torch.inference_mode():
+        predicted = model(images).argmax(1).tolist()
+    from imagenet_multilabel.classes import wnid_to_index
+
+    truth = [wnid_to_index()[p.name.split("_")[0]] for p in photos]
+    assert sum(p == t for p, t in zip(predicted, truth, strict=True)) >= 6
+
+
+def test_unknown_model_lists_close_matches() -> None:
+    with pytest.raises(
+        ModelError, match=r"unknown timm model 'resnet5'; close matches: .*resnet50"
+    ):
+        create_backbone("resnet5")
+
+
+def test_hub_offline_is_one_line_error_naming_checkpoint(monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError) as err:
+        create_backbone("test_vit.r160_in1k", weights="hub")
+    message = str(err.value)
+    assert "\n" not in message
+    assert "test_vit.r160_in1k" in message and "model.checkpoint=" in message
+
+
+def test_checkpoint_roundtrip(tmp_path: Path) -> None:
+    model, _ = create_backbone("test_efficientnet", weights="none")
+    path = tmp_path / "w.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, path)
+    loaded, source = create_backbone("test_efficientnet", weights="hub", checkpoint=path)
+    assert source == f"checkpoint:{path.resolve()}"
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+
+
+def test_checkpoint_errors(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="does not exist"):
+        create_backbone("test_efficientnet", checkpoint=tmp_path / "missing.pth")
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelError, match="cannot load checkpoint"):
+        create_backbone("test_efficientnet", checkpoint=bad)
+    other = tmp_path / "other.pth"
+    torch.save(timm.create_model("test_resnet").state_dict(), other)
+    with pytest.raises(ModelError, match="do not fit this model"):
+        create_backbone("test_efficientnet", checkpoint=other)
+
+
+def test_unknown_weight_source() -> None:
+    with pytest.raises(ModelError, match="unknown model.weights"):
+        create_backbone("test_efficientnet", weights="s3")

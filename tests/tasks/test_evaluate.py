@@ -1,0 +1,156 @@
+"""evaluate end to end: real timm models, real photos, real Trainer, Hydra composition."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from imagenet_multilabel.metrics.functional import single_label_metrics
+from imagenet_multilabel.outputs import read_predictions
+from imagenet_multilabel.tasks.evaluate import evaluate
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_tiny_model_on_wnid_folders(compose_cfg, wnid_folder: Path) -> None:
+    cfg = compose_cfg("model=test_tiny", "data=folder", f"data.root={wnid_folder}", "batch_size=5")
+    metrics = evaluate(cfg)
+    out = Path(cfg.paths.output_dir)
+    assert json.loads((out / "metrics.json").read_text()) == pytest.approx(metrics)
+    assert metrics["num_images"] == 13
+    assert set(metrics) >= {"top1", "top5", "nll", "ece"}
+
+    preds = read_predictions(out / "predictions" / "folder.npz")
+    assert preds["logits"].shape == (13, 1000) and preds["logits"].dtype == np.float32
+    assert list(preds["path"]) == sorted(
+        p.relative_to(wnid_folder).as_posix() for p in wnid_folder.glob("*/*.JPEG")
+    )
+    recomputed = single_label_metrics(
+        torch.from_numpy(preds["logits"]), torch.from_numpy(preds["target"])
+    )
+    assert recomputed == {k: metrics[k] for k in recomputed}
+
+    run = json.loads((out / "run.json").read_text())
+    assert run["model"] == {
+        "name": "test_efficientnet",
+        "weights": "none",
+        "num_params": run["model"]["num_params"],
+    }
+    assert run["preprocessing"]["input_size"] == [3, 160, 160]
+    assert run["datasets"]["folder"]["num_images"] == 13
+    assert run["images_per_second"] > 0 and run["versions"]["timm"]
+
+
+def test_preprocessing_overrides_are_applied_and_recorded(compose_cfg, wnid_folder) -> None:
+    cfg = compose_cfg(
+        "model=test_tiny",
+        "data=folder",
+        f"data.root={wnid_folder}",
+        "preprocess.img_size=96",
+        "preprocess.crop_pct=1.0",
+        "preprocess.interpolation=bilinear",
+        "preprocess.mean=[0.5,0.5,0.5]",
+        "preprocess.std=[0.25,0.25,0.25]",
+    )
+    evaluate(cfg)
+    run = json.loads((Path(cfg.paths.output_dir) / "run.json").read_text())
+    assert run["preprocessing"] == {
+        "input_size": [3, 96, 96],
+        "interpolation": "bilinear",
+        "crop_pct": 1.0,
+        "crop_mode": "center",
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.25, 0.25, 0.25],
+    }
+
+
+@pytest.mark.slow
+def test_default_model_on_demo_photos(compose_cfg) -> None:
+    cfg = compose_cfg()
+    metrics = evaluate(cfg)
+    assert metrics["num_images"] == 100
+    # tf_efficientnet_lite0 with the package's ImageNet weights (timm: 74.8% on val)
+    assert metrics["top1"] == pytest.approx(88.0)
+    assert metrics["top5"] == pytest.approx(98.0)
+
+
+def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [sys.executable, str(REPO / "evaluate.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def error_line(proc: subprocess.CompletedProcess) -> str:
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(lines) == 1, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_cli_writes_run_dir(tmp_path: Path, wnid_folder: Path) -> None:
+    proc = run_cli(
+        "model=test_tiny",
+        "data=folder",
+        f"data.root={wnid_folder}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        "num_workers=1",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = tmp_path / "run"
+    assert {p.name for p in run_dir.iterdir()} >= {
+        "metrics.json",
+        "run.json",
+        "predictions",
+        ".hydra",
+        "evaluate.log",
+    }
+    assert "top1" in proc.stdout and "folder" in proc.stdout
+    assert json.loads((run_dir / "metrics.json").read_text())["num_images"] == 13
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["data=folder"], "no dataset folder given for data=folder: pass data.root="),
+        (["data=folder", "data.root=/nonexistent/val"], "/nonexistent/val does not exist"),
+        (["model.name=resnet5"], "unknown timm model 'resnet5'; close matches"),
+        (["model=resnet50"], "no pretrained weights for 'resnet50.a1_in1k'"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_writes_no_metrics(tmp_path, args, expected) -> None:
+    proc = run_cli(*args, f"hydra.run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 2
+    assert expected in error_line(proc)
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_cli_corrupt_image_in_worker(tmp_path: Path, wnid_folder: Path) -> None:
+    bad = sorted(wnid_folder.glob("*/*.JPEG"))[5]
+    bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    proc = run_cli(
+        "model=test_tiny",
+        "data=folder",
+        f"data.root={wnid_folder}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        "num_workers=2",
+    )
+    assert proc.returncode == 2
+    line = error_line(proc)
+    assert line.startswith("error: cannot decode image") and bad.name in line
+    assert not (tmp_path / "run" / "metrics.json").exists()

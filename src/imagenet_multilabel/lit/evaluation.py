@@ -13,7 +13,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..metrics.buffer import PredictionBuffer, Predictions
-from ..models.heads import Head
+from ..models.heads import Head, apply_heads
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +77,9 @@ class EvaluationModule(L.LightningModule):
         for name, buffer in zip(self.dataset_names, self.stores, strict=True):
             preds = buffer.compute()  # collective: every rank gathers the full dataset
             buffer.reset()
-            metrics: dict[str, float] = {"num_images": len(preds)}
-            for head_name, head in self.heads.items():
-                if head.needs_labels and preds.valid is None:
-                    if head_name not in self.optional_heads:
-                        raise UserError(
-                            f"head '{head_name}' needs a label set but dataset '{name}' has "
-                            "none: pass labels=... or drop the head"
-                        )
-                    continue
-                metrics.update(head.metrics(preds.logits, preds.target, preds.valid))
+            metrics = apply_heads(
+                self.heads, preds.logits, preds.target, preds.valid, name, self.optional_heads
+            )
             self.results[name] = (metrics, preds)
         if self.trainer.is_global_zero:
             flat = flat_metrics({n: m for n, (m, _) in self.results.items()})

@@ -147,9 +147,11 @@ def create_backbone(
     weights: str = "hub",
     checkpoint: str | Path | None = None,
     num_classes: int | None = None,
+    kwargs: dict | None = None,
 ) -> tuple[torch.nn.Module, str]:
     """Build a timm model in eval mode and load its weights.
 
+    ``kwargs`` go to ``timm.create_model`` (``model.kwargs`` in the config).
     Returns ``(model, weights_source)`` where the source is a string for run records
     (``hub:<name>``, ``checkpoint:<path>``, ``lite0_package``, ``none``).
     """
@@ -158,7 +160,9 @@ def create_backbone(
         raise ModelError(
             f"unknown model.weights={weights!r}: use one of {', '.join(WEIGHT_SOURCES)}"
         )
-    kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    kwargs = dict(kwargs or {})  # e.g. dynamic_img_size=True for ViTs on composites
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
     use_hub = weights == "hub" and checkpoint is None
     try:
         model = timm.create_model(name, pretrained=use_hub, **kwargs)

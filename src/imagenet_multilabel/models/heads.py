@@ -8,8 +8,11 @@ named metrics computed by :mod:`imagenet_multilabel.metrics.functional`.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+
 from torch import Tensor
 
+from ..errors import UserError
 from ..metrics import functional as F
 
 
@@ -33,3 +36,29 @@ class SingleLabelHead(Head):
 
     def metrics(self, logits: Tensor, target: Tensor, valid: Tensor | None) -> dict[str, float]:
         return F.single_label_metrics(logits, target, self.ece_bins)
+
+
+def apply_heads(
+    heads: Mapping[str, Head],
+    logits: Tensor,
+    target: Tensor,
+    valid: Tensor | None,
+    dataset: str,
+    optional: Collection[str] = (),
+) -> dict[str, float]:
+    """All heads' metrics for one dataset, with ``num_images`` first.
+
+    A head that needs labels is skipped for a dataset without a label set when it is
+    ``optional`` (the default multi-label head), and is an error otherwise.
+    """
+    metrics: dict[str, float] = {"num_images": int(target.shape[0])}
+    for name, head in heads.items():
+        if head.needs_labels and valid is None:
+            if name in optional:
+                continue
+            raise UserError(
+                f"head '{name}' needs a label set but dataset '{dataset}' has none: "
+                "pass labels=... or use head=single"
+            )
+        metrics.update(head.metrics(logits, target, valid))
+    return metrics

@@ -65,7 +65,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     model, weights_source = create_backbone(
-        cfg.model.name, weights=cfg.model.weights, checkpoint=cfg.model.get("checkpoint")
+        cfg.model.name,
+        weights=cfg.model.weights,
+        checkpoint=cfg.model.get("checkpoint"),
+        kwargs=OmegaConf.to_container(cfg.model.kwargs) if cfg.model.get("kwargs") else None,
     )
     preprocessing = resolve_preprocessing(model, OmegaConf.to_container(cfg.preprocess))
     transform = eval_transform(preprocessing)

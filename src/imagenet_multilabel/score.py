@@ -1,0 +1,16 @@
+"""python -m imagenet_multilabel.score run_dir=<finished run> [labels=...] [head=...]"""
+
+import hydra
+from omegaconf import DictConfig
+
+from imagenet_multilabel.cli import run_task
+from imagenet_multilabel.tasks.score import score
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="score")
+def main(cfg: DictConfig) -> dict:
+    return run_task(score, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 from ..classes import NUM_CLASSES, wnid_to_index
 from ..errors import DataError
 
 LabelTable = dict[str, tuple[int, ...]]
+CLASS_TOKEN = re.compile(r"\d+|n\d{8}")  # what a class cell looks like (header detection)
 
 
 def parse_class(value: object, where: str) -> int:
@@ -48,6 +50,8 @@ def parse_class(value: object, where: str) -> int:
 def parse_classes(values: object, where: str) -> tuple[int, ...]:
     """A label entry (one class or a list of classes) -> sorted unique class indices."""
     if isinstance(values, (list, tuple)):
+        if all(type(v) is int and 0 <= v < NUM_CLASSES for v in values):
+            return tuple(sorted(set(values)))
         return tuple(sorted({parse_class(v, where) for v in values}))
     if isinstance(values, str) and len(values.split()) != 1:
         return tuple(sorted({parse_class(v, where) for v in values.split()}))
@@ -58,7 +62,9 @@ def _read_json(path: Path) -> LabelTable:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"labels file {path} is not valid JSON ({e}); fix or re-download it") from None
+        raise DataError(
+            f"labels file {path} is not valid JSON ({e}); fix or re-download it"
+        ) from None
     if not isinstance(data, dict):
         raise DataError(
             f"labels file {path} holds a JSON {type(data).__name__}, not an object "
@@ -68,10 +74,11 @@ def _read_json(path: Path) -> LabelTable:
 
 
 def _is_header(row: list[str]) -> bool:
-    if len(row) < 2:
+    """A first row like ``file,label``: no file extension, and no class in the second cell."""
+    if len(row) < 2 or "." in row[0]:
         return False
     first = row[1].split()[0] if row[1].split() else ""
-    return not (first.isdigit() or first in wnid_to_index())
+    return CLASS_TOKEN.fullmatch(first) is None
 
 
 def _read_table(path: Path) -> LabelTable:
@@ -101,6 +108,8 @@ def _read_table(path: Path) -> LabelTable:
         if name in table:
             raise DataError(f"{where}: file name listed twice; keep one row per image")
         table[name] = tuple(sorted({parse_class(v, where) for c in labels for v in c.split()}))
+    if not table:
+        raise DataError(f"labels file {path} has a header but no rows: add 'file,label' rows")
     return table
 
 

@@ -91,7 +91,7 @@ class LabelSet:
     def __post_init__(self) -> None:
         for key, labels in self.by_file.items():
             if list(labels) != sorted(set(labels)) or (
-                labels and not (0 <= labels[0] and labels[-1] < NUM_CLASSES)
+                labels and not (labels[0] >= 0 and labels[-1] < NUM_CLASSES)
             ):
                 raise DataError(
                     f"label set {self.name!r}: labels of {key} are not sorted unique indices in "
@@ -307,7 +307,9 @@ def load_shankar(path: str | Path, dataset: str = "imagenet") -> LabelSet:
     if dataset not in ("imagenet", "imagenetv2"):
         raise DataError(f"labels.dataset={dataset!r} is unknown: use imagenet or imagenetv2")
     if path is None or str(path) in ("", "???"):
-        raise DataError("no Shankar label file given: pass labels.path=/path/to/human_accuracy.pickle")
+        raise DataError(
+            "no Shankar label file given: pass labels.path=/path/to/human_accuracy.pickle"
+        )
     path = Path(path).expanduser()
     data = _read_shankar(path)
     table = data.get("image_labels") or data.get("initial_annots")

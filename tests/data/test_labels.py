@@ -65,6 +65,7 @@ def test_real_join_subset(real: LabelSet, flat_val: Path, val_subset: dict[int, 
     assert joined.num_empty == 1 and joined.num_missing == 0  # image 1 has no valid label
     assert joined.labeled.tolist() == [bool(raw[n - 1]) for n in sorted(val_subset)]
     assert label_counts(joined.valid).tolist() == [len(set(raw[n - 1])) for n in sorted(val_subset)]
+    assert joined.counts.tolist() == label_counts(joined.valid).tolist()
 
 
 def test_real_wrong_length_and_not_json(tmp_path: Path) -> None:

@@ -60,6 +60,11 @@ class JoinedLabels:
     def num_labeled(self) -> int:
         return int(self.labeled.sum())
 
+    @property
+    def counts(self) -> torch.Tensor:
+        """Number of valid classes per image (see :func:`label_counts`)."""
+        return label_counts(self.valid)
+
 
 def label_counts(valid: torch.Tensor) -> torch.Tensor:
     """Number of valid classes per image (``N``, int64) of a multi-hot matrix."""
@@ -191,7 +196,7 @@ def load_multilabelfy(path: str | Path | None = None) -> LabelSet:
     return LabelSet("multilabelfy", by_file)
 
 
-def load_label_file(path: str | Path, name: str = "file") -> LabelSet:
+def load_label_file(path: str | Path | None, name: str = "file") -> LabelSet:
     """A user label file: JSON object or CSV, file name -> one or more class indices or
     WordNet ids (format in :mod:`imagenet_multilabel.data.label_files`). Keys that are paths
     are reduced to base names, which must then be unique."""
@@ -279,7 +284,7 @@ def _problematic(data: dict[str, Any]) -> set[str]:
     return ids
 
 
-def load_shankar(path: str | Path, dataset: str = "imagenet") -> LabelSet:
+def load_shankar(path: str | Path | None, dataset: str = "imagenet") -> LabelSet:
     """Multi-labels of Shankar et al. 2020, "Evaluating Machine Accuracy on ImageNet".
 
     Reads ``human_accuracy.pickle`` (https://imagenetv2public.s3-us-west-2.amazonaws.com/

@@ -9,6 +9,7 @@ dataset order.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,9 @@ from typing import Any
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..classes import wnid_to_index
+from ..classes import is_wnid, wnid_to_index
 from ..errors import DataError
+from .label_files import read_label_table
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 DEMO_ROOT = Path(__file__).resolve().parents[1] / "assets" / "demo"
@@ -51,6 +53,7 @@ class ImageDataset(Dataset):
     """Base class: subclasses fill ``root``, ``files`` (relative POSIX paths) and ``targets``."""
 
     name: str = "images"
+    default_labels: str | None = None
 
     def __init__(
         self,
@@ -140,3 +143,269 @@ class WnidFilesDataset(ImageDataset):
             files.append(path.name)
             targets.append(_class_index(path.name.split("_", 1)[0], path))
         super().__init__(root, files, targets, transform, name)
+
+
+# --- ImageNet val, ImageNetV2, folder + labels file -----------------------------------
+
+VAL_NAME = re.compile(r"^ILSVRC2012_val_(\d{8})\.jpe?g$", re.IGNORECASE)
+DEVKIT_DIR = "ILSVRC2012_devkit_t12"
+DEVKIT_GROUND_TRUTH = "data/ILSVRC2012_validation_ground_truth.txt"
+VAL_LABEL_FILES = ("val_labels.txt", "val_labels.csv", "val_labels.json")
+
+
+def _image_files(root: Path) -> list[str]:
+    """All images below ``root`` as sorted relative POSIX paths."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if _is_image(p))
+
+
+def _devkit_dir(devkit: str | Path) -> Path:
+    path = Path(devkit).expanduser()
+    if (path / DEVKIT_DIR).is_dir():
+        path = path / DEVKIT_DIR
+    if not (path / DEVKIT_GROUND_TRUTH).is_file():
+        raise DataError(
+            f"{path} is not the ILSVRC2012 devkit (no {DEVKIT_GROUND_TRUTH}): pass "
+            f"data.devkit=/path/to/{DEVKIT_DIR}"
+        )
+    return path
+
+
+def _ilsvrc_id_to_wnid(devkit: Path) -> dict[int, str]:
+    """ILSVRC2012_ID (1-based, not the sorted-wnid order) -> wnid, from the devkit.
+
+    Reads ``data/map_clsloc.txt`` (``wnid id name`` rows, as in later devkits) when present,
+    else ``data/meta.mat`` (needs scipy).
+    """
+    table = devkit / "data" / "map_clsloc.txt"
+    if table.is_file():
+        ids = {}
+        for line in table.read_text(encoding="utf-8").splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                ids[int(parts[1])] = parts[0]
+        return ids
+    meta = devkit / "data" / "meta.mat"
+    if not meta.is_file():
+        raise DataError(f"{devkit} has no data/meta.mat: re-extract the ILSVRC2012 devkit")
+    try:
+        from scipy.io import loadmat
+    except ImportError:
+        raise DataError(
+            f"reading {meta} needs scipy: pip install scipy, or pass "
+            "data.labels_file=val_labels.txt (one 'file wnid' row per image)"
+        ) from None
+    synsets = loadmat(str(meta), squeeze_me=True)["synsets"]
+    return {int(s["ILSVRC2012_ID"]): str(s["WNID"]) for s in synsets}
+
+
+def _devkit_labels(devkit: Path) -> list[int]:
+    """Class index of val image n (1-based) at position n-1, from the devkit ground truth."""
+    id_to_wnid = _ilsvrc_id_to_wnid(devkit)
+    lines = (devkit / DEVKIT_GROUND_TRUTH).read_text(encoding="utf-8").split()
+    labels = []
+    for n, token in enumerate(lines, start=1):
+        wnid = id_to_wnid.get(int(token)) if token.isdigit() else None
+        if wnid is None:
+            raise DataError(
+                f"{devkit / DEVKIT_GROUND_TRUTH} line {n}: {token!r} is not an ILSVRC2012_ID "
+                "of the devkit; re-extract the devkit"
+            )
+        labels.append(_class_index(wnid, devkit / "data"))
+    return labels
+
+
+def _single_labels(table: dict[str, tuple[int, ...]], path: Path) -> dict[str, int]:
+    """File name -> its one class; a dataset's original label is single."""
+    out = {}
+    for name, labels in table.items():
+        if len(labels) != 1:
+            raise DataError(
+                f"{path}: {name} has {len(labels)} classes, a dataset labels file needs exactly "
+                "one per image (put multi-labels in a label set: labels=file)"
+            )
+        out[name] = labels[0]
+    return out
+
+
+def _lookup(files: Sequence[str], labels: dict[str, int], path: Path) -> list[int]:
+    """Label of each file, by relative path first, then by base name."""
+    targets, missing = [], []
+    for f in files:
+        label = labels.get(f, labels.get(f.rsplit("/", 1)[-1]))
+        if label is None:
+            missing.append(f)
+        targets.append(label)
+    if missing:
+        raise DataError(
+            f"{len(missing)} of {len(files)} images have no label in {path} (e.g. {missing[0]}): "
+            "add them to the labels file or remove them"
+        )
+    return targets
+
+
+class ImageNetValDataset(ImageDataset):
+    """ILSVRC2012 validation in either official layout.
+
+    - 1000 (or fewer) wnid folders ``root/n01440764/ILSVRC2012_val_00000293.JPEG``: labels
+      from the folder names (as :class:`WnidFolderDataset`);
+    - the flat release ``root/ILSVRC2012_val_00000001.JPEG`` (any subset): labels looked up
+      by the number in the file name, from ``labels_file`` (JSON/CSV file name -> wnid or
+      index, e.g. ``val_labels.txt`` with rows ``ILSVRC2012_val_00000001.JPEG n01751748``) or
+      from the devkit (``data/ILSVRC2012_validation_ground_truth.txt`` holds 1-based
+      ILSVRC2012_IDs, mapped to wnids by ``data/map_clsloc.txt`` or ``data/meta.mat``, which
+      needs scipy). Without either, ``val_labels.*`` or ``ILSVRC2012_devkit_t12`` inside
+      ``root`` or beside it are used.
+
+    Files are ordered by relative path, i.e. by image number in the flat layout.
+    """
+
+    name = "imagenet"
+    default_labels: str | None = "real"
+
+    def __init__(
+        self,
+        root: str | Path | None,
+        devkit: str | Path | None = None,
+        transform=None,
+        name: str | None = None,
+        labels_file: str | Path | None = None,
+    ) -> None:
+        root = _require_dir(root, "data=imagenet")
+        if any(p.is_dir() and is_wnid(p.name) for p in root.iterdir()):
+            folders = WnidFolderDataset(root)
+            files, targets = folders.files, folders.targets
+        else:
+            files = sorted(p.name for p in root.iterdir() if _is_image(p))
+            stray = [f for f in files if not VAL_NAME.match(f)]
+            if stray:
+                raise DataError(
+                    f"{root} holds {stray[0]}, which is not an ILSVRC2012_val_XXXXXXXX.JPEG file: "
+                    "point data.root at the val folder, or use data=folder"
+                )
+            targets = self._flat_targets(root, files, devkit, labels_file)
+        super().__init__(root, files, targets, transform, name)
+
+    @staticmethod
+    def _flat_targets(
+        root: Path, files: list[str], devkit: str | Path | None, labels_file: str | Path | None
+    ) -> list[int]:
+        if labels_file is None and devkit is None:
+            for folder in (root, root.parent):
+                found = [folder / n for n in VAL_LABEL_FILES if (folder / n).is_file()]
+                if found:
+                    labels_file = found[0]
+                    break
+                if (folder / DEVKIT_DIR).is_dir():
+                    devkit = folder / DEVKIT_DIR
+                    break
+        if labels_file is not None:
+            path = Path(labels_file).expanduser()
+            return _lookup(files, _single_labels(read_label_table(path), path), path)
+        if devkit is None:
+            raise DataError(
+                f"{root} holds flat ILSVRC2012 val files but no labels: pass data.devkit="
+                f"/path/to/{DEVKIT_DIR} or data.labels_file=/path/to/val_labels.txt"
+            )
+        kit = _devkit_dir(devkit)
+        labels = _devkit_labels(kit)
+        targets = []
+        for f in files:
+            number = int(VAL_NAME.match(f).group(1))
+            if not 1 <= number <= len(labels):
+                raise DataError(
+                    f"{f} has no entry in the devkit ground truth ({len(labels)} images): "
+                    "check the file name"
+                )
+            targets.append(labels[number - 1])
+        return targets
+
+
+IMAGENETV2_VARIANTS = {
+    "matched-frequency": "imagenetv2-matched-frequency-format-val",
+    "threshold0.7": "imagenetv2-threshold0.7-format-val",
+    "top-images": "imagenetv2-top-images-format-val",
+}
+
+
+def _int_folders(root: Path) -> list[Path] | None:
+    """The class folders of ``root`` if every subfolder is named 0..999, else None."""
+    folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if not folders or not all(p.name.isdigit() for p in folders):
+        return None
+    return folders
+
+
+class ImageNetV2Dataset(ImageDataset):
+    """ImageNetV2 (Recht et al. 2019): folders ``0``..``999`` are the class indices.
+
+    Folder names are mapped to int (never sorted as strings: ImageFolder would give "100"
+    class 2). Files are ordered by class index, then file name. ``root`` is the extracted
+    variant folder (``imagenetv2-matched-frequency-format-val``) or its parent.
+    """
+
+    name = "imagenetv2"
+    default_labels: str | None = "multilabelfy"
+
+    def __init__(
+        self,
+        root: str | Path | None,
+        variant: str = "matched-frequency",
+        transform=None,
+        name: str | None = None,
+    ) -> None:
+        if variant not in IMAGENETV2_VARIANTS:
+            raise DataError(
+                f"unknown ImageNetV2 variant {variant!r}: "
+                f"use one of {', '.join(IMAGENETV2_VARIANTS)}"
+            )
+        root = _require_dir(root, "data=imagenetv2")
+        folders = _int_folders(root)
+        if folders is None and (root / IMAGENETV2_VARIANTS[variant]).is_dir():
+            root = root / IMAGENETV2_VARIANTS[variant]
+            folders = _int_folders(root)
+        if folders is None:
+            raise DataError(
+                f"{root} is not an ImageNetV2 {variant} folder (class folders 0..999 or "
+                f"{IMAGENETV2_VARIANTS[variant]}/): run python -m imagenet_multilabel.prepare "
+                "imagenetv2"
+            )
+        bad = [p.name for p in folders if int(p.name) >= 1000 or str(int(p.name)) != p.name]
+        if bad:
+            raise DataError(
+                f"{root}/{bad[0]} is not a class folder 0..999: remove it or fix data.root"
+            )
+        files, targets = [], []
+        for folder in sorted(folders, key=lambda p: int(p.name)):
+            for path in sorted(p for p in folder.iterdir() if _is_image(p)):
+                files.append(f"{folder.name}/{path.name}")
+                targets.append(int(folder.name))
+        self.variant = variant
+        if variant != "matched-frequency":
+            self.default_labels = None
+        if name is None and variant != "matched-frequency":
+            name = f"imagenetv2-{variant}"
+        super().__init__(root, files, targets, transform, name)
+
+
+class LabelFileDataset(ImageDataset):
+    """Any folder of images (flat or nested) with a labels file: a JSON object or CSV mapping
+    each relative file name (or base name) to one class index or wnid. Every image must be
+    listed; entries for other files are ignored."""
+
+    name = "files"
+    default_labels: str | None = None
+
+    def __init__(
+        self,
+        root: str | Path | None,
+        labels_file: str | Path | None,
+        transform=None,
+        name: str | None = None,
+    ) -> None:
+        root = _require_dir(root, "data=files")
+        if labels_file is None or str(labels_file) in ("", "???"):
+            raise DataError("no labels file given: pass data.labels_file=/path/to/labels.csv")
+        path = Path(labels_file).expanduser()
+        files = _image_files(root)
+        labels = _single_labels(read_label_table(path), path)
+        super().__init__(root, files, _lookup(files, labels, path), transform, name)

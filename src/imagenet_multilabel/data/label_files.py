@@ -1,0 +1,134 @@
+"""Reading user label files: a JSON object or a CSV/TSV/whitespace table that maps file
+names to one or more classes.
+
+Accepted shapes (the same for dataset labels and for multi-label sets):
+
+- JSON object ``{"a.jpg": 3, "b.jpg": "n01440764", "c.jpg": [3, "7"], "d.jpg": []}``;
+- CSV/TSV or whitespace text, one image per row: ``file,label[,label...]`` or
+  ``file,"label label ..."``; an optional header row (``file,label``) is skipped; lines
+  starting with ``#`` are comments.
+
+A class is an index 0..999 (int or digit string) or an ImageNet-1k WordNet id.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+from ..classes import NUM_CLASSES, wnid_to_index
+from ..errors import DataError
+
+LabelTable = dict[str, tuple[int, ...]]
+CLASS_TOKEN = re.compile(r"\d+|n\d{8}")  # what a class cell looks like (header detection)
+
+
+def parse_class(value: object, where: str) -> int:
+    """One class given as an index (int or digit string) or a WordNet id -> its index."""
+    if isinstance(value, bool):
+        raise DataError(f"{where}: class {value!r} is not an index or a WordNet id")
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        index = int(value)
+        if not 0 <= index < NUM_CLASSES:
+            raise DataError(
+                f"{where}: class index {index} is outside 0..{NUM_CLASSES - 1}; fix the labels file"
+            )
+        return index
+    if isinstance(value, str):
+        index = wnid_to_index().get(value.strip())
+        if index is None:
+            raise DataError(
+                f"{where}: {value!r} is neither a class index nor an ImageNet-1k WordNet id; "
+                "fix the labels file"
+            )
+        return index
+    raise DataError(f"{where}: class {value!r} is not an index or a WordNet id")
+
+
+def parse_classes(values: object, where: str) -> tuple[int, ...]:
+    """A label entry (one class or a list of classes) -> sorted unique class indices."""
+    if isinstance(values, (list, tuple)):
+        if all(type(v) is int and 0 <= v < NUM_CLASSES for v in values):
+            return tuple(sorted(set(values)))
+        return tuple(sorted({parse_class(v, where) for v in values}))
+    if isinstance(values, str) and len(values.split()) != 1:
+        return tuple(sorted({parse_class(v, where) for v in values.split()}))
+    return (parse_class(values, where),)
+
+
+def _read_json(path: Path) -> LabelTable:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(
+            f"labels file {path} is not valid JSON ({e}); fix or re-download it"
+        ) from None
+    if not isinstance(data, dict):
+        raise DataError(
+            f"labels file {path} holds a JSON {type(data).__name__}, not an object "
+            '{"file name": class or [classes]}; convert it'
+        )
+    return {str(k): parse_classes(v, f"{path}: {k}") for k, v in data.items()}
+
+
+def _is_header(row: list[str]) -> bool:
+    """A first row like ``file,label``: no file extension, and no class in the second cell."""
+    if len(row) < 2 or "." in row[0]:
+        return False
+    first = row[1].split()[0] if row[1].split() else ""
+    return CLASS_TOKEN.fullmatch(first) is None
+
+
+def _read_table(path: Path) -> LabelTable:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"labels file {path} is not text (JSON or CSV); convert it") from None
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise DataError(f"labels file {path} is empty: give one row 'file,label' per image")
+    sample = lines[0]
+    if "," in sample:
+        rows = list(csv.reader(lines))
+    elif "\t" in sample:
+        rows = list(csv.reader(lines, delimiter="\t"))
+    else:
+        rows = [ln.split() for ln in lines]
+    if _is_header(rows[0]):
+        rows = rows[1:]
+    table: LabelTable = {}
+    for number, row in enumerate(rows, start=1):
+        cells = [c.strip() for c in row if c.strip()]
+        if len(cells) < 1:
+            continue
+        name, labels = cells[0], cells[1:]
+        where = f"{path} row {number} ({name})"
+        if name in table:
+            raise DataError(f"{where}: file name listed twice; keep one row per image")
+        table[name] = tuple(sorted({parse_class(v, where) for c in labels for v in c.split()}))
+    if not table:
+        raise DataError(f"labels file {path} has a header but no rows: add 'file,label' rows")
+    return table
+
+
+def read_label_table(path: str | Path) -> LabelTable:
+    """Read a JSON object or a CSV/TSV/text table of file name -> class indices.
+
+    Raises:
+        DataError: the file is missing, not JSON/CSV, or names an unknown class.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"labels file {path} does not exist: check the path")
+    with path.open("rb") as f:
+        head = f.read(64).lstrip()[:1]
+    if path.suffix.lower() == ".json" or head in (b"{", b"["):
+        return _read_json(path)
+    if path.suffix.lower() not in (".csv", ".tsv", ".txt", ""):
+        raise DataError(
+            f"labels file {path} is neither JSON nor CSV (by its name {path.name}); "
+            "give a .json object or a .csv table"
+        )
+    return _read_table(path)

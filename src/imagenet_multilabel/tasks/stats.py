@@ -1,0 +1,76 @@
+"""The ``stats`` task: label-count statistics of one or more label sets.
+
+Writes ``label_stats.json``, ``label_stats.txt`` (the comparison table) and
+``label_counts.png`` to the run's output folder and returns flat metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from ..analysis.label_stats import label_stats, plot_label_counts, render_table
+from ..data.labels import LabelSet
+from ..errors import UserError
+
+
+def _label_sets(node: Any) -> list[LabelSet]:
+    """Instantiate ``cfg.labels``: one Hydra node or a list of them; ``none`` nodes skipped."""
+    nodes = list(node) if isinstance(node, (list, tuple, ListConfig)) else [node]
+    sets = []
+    for item in nodes:
+        if isinstance(item, DictConfig):
+            item = OmegaConf.to_container(item, resolve=True)
+        item = dict(item)
+        item.pop("allow_missing", None)
+        if item.get("_target_") is None:
+            continue
+        labels = instantiate(item)
+        if labels is not None:
+            sets.append(labels)
+    return sets
+
+
+def _output_dir(output_dir: str | Path | None) -> Path:
+    if output_dir is not None:
+        return Path(output_dir)
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def stats(cfg: Mapping[str, Any], output_dir: str | Path | None = None) -> dict[str, float]:
+    """Compute, print and save label statistics of ``cfg.labels``.
+
+    Returns:
+        ``{"<name>/images": ..., "<name>/empty": ..., "<name>/labels_<k>": ...,
+        "<name>/multi_share": ..., "<name>/multi_share_labeled": ...}``.
+    """
+    sets = _label_sets(cfg["labels"])
+    if not sets:
+        raise UserError("no label set to describe: choose one, e.g. labels=real")
+    results = [label_stats(s) for s in sets]
+    out = _output_dir(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table = render_table(results)
+    print(table)
+    (out / "label_stats.txt").write_text(table + "\n")
+    (out / "label_stats.json").write_text(
+        json.dumps([r.to_dict() for r in results], indent=2) + "\n"
+    )
+    plot_label_counts(results, out / "label_counts.png")
+    metrics: dict[str, float] = {}
+    for r in results:
+        metrics[f"{r.name}/images"] = r.images
+        metrics[f"{r.name}/empty"] = r.empty
+        for b, n in r.by_count.items():
+            if b != "0":
+                metrics[f"{r.name}/labels_{b}"] = n
+        metrics[f"{r.name}/multi_share"] = r.multi_share
+        metrics[f"{r.name}/multi_share_labeled"] = r.multi_share_labeled
+    return metrics

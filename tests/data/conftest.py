@@ -1,0 +1,52 @@
+"""Fixtures: real label files and small datasets in the real layouts, built from the real
+ImageNet photos of ../shared/data/imagenet-sample (one per class)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from imagenet_multilabel.classes import wnids
+
+SHARED = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data").resolve()
+SAMPLE = SHARED / "imagenet-sample"
+LABELS = SHARED / "labels"
+
+
+def photo(index: int) -> Path:
+    """The sample photo of class ``index`` (its file name starts with the class's wnid)."""
+    wnid = wnids()[index]
+    (path,) = SAMPLE.glob(f"{wnid}_*.JPEG")
+    return path
+
+
+@pytest.fixture
+def put_photo() -> Callable[[int, Path], Path]:
+    def put(index: int, dest: Path) -> Path:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(photo(index), dest)
+        return dest
+
+    return put
+
+
+# image number -> class index of a small flat ILSVRC2012 val subset
+VAL_SUBSET = {1: 65, 2: 970, 3: 230, 17: 2, 293: 0}
+
+
+@pytest.fixture
+def val_subset() -> dict[int, int]:
+    """Image number -> class index of the images in :func:`flat_val`."""
+    return dict(VAL_SUBSET)
+
+
+@pytest.fixture
+def flat_val(tmp_path: Path, put_photo) -> Path:
+    """A flat ILSVRC2012 val folder with 5 images (no labels file)."""
+    root = tmp_path / "val"
+    for number, index in VAL_SUBSET.items():
+        put_photo(index, root / f"ILSVRC2012_val_{number:08d}.JPEG")
+    return root

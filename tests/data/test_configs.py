@@ -1,0 +1,60 @@
+"""Every labels/ and data/ YAML of this package instantiates its target."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from imagenet_multilabel.data.datasets import ImageDataset
+from imagenet_multilabel.data.labels import LabelSet
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+def _node(group: str, name: str, **overrides):
+    cfg = OmegaConf.load(CONF / group / f"{name}.yaml")
+    for key, value in overrides.items():
+        cfg[key] = value
+    return cfg
+
+
+@pytest.mark.parametrize("name", ["real", "multilabelfy", "shankar", "file", "none"])
+def test_label_configs(name: str, tmp_path: Path) -> None:
+    shankar = tmp_path / "h.pickle"
+    shankar.write_bytes(
+        pickle.dumps({"image_labels": {"ILSVRC2012_val_00000001.JPEG": {"correct": []}}})
+    )
+    user = tmp_path / "l.json"
+    user.write_text(json.dumps({"a.jpg": [1]}))
+    paths = {"shankar": str(shankar), "file": str(user)}
+    cfg = _node("labels", name, **({"path": paths[name]} if name in paths else {}))
+    assert cfg.pop("allow_missing") is False
+    if "_target_" not in cfg:
+        assert cfg.name == "none"
+        return
+    labels = instantiate(cfg)
+    assert isinstance(labels, LabelSet) and len(labels) > 0
+
+
+def test_data_configs(flat_val: Path, tmp_path: Path, put_photo) -> None:
+    (flat_val / "val_labels.txt").write_text("ILSVRC2012_val_00000001.JPEG 65\n")
+    for f in flat_val.glob("*.JPEG"):
+        if f.name != "ILSVRC2012_val_00000001.JPEG":
+            f.unlink()
+    put_photo(100, tmp_path / "v2" / "100" / "a.jpeg")
+    (tmp_path / "lab.csv").write_text("a.jpeg,100\n")
+    built = [
+        instantiate(_node("data", "imagenet", root=str(flat_val)), transform=None),
+        instantiate(_node("data", "imagenetv2", root=str(tmp_path / "v2")), transform=None),
+        instantiate(
+            _node("data", "files", root=str(tmp_path / "v2"), labels_file=str(tmp_path / "lab.csv"))
+        ),
+    ]
+    assert all(isinstance(ds, ImageDataset) for ds in built)
+    assert [ds.name for ds in built] == ["imagenet", "imagenetv2", "files"]
+    assert [ds.targets for ds in built] == [[65], [100], [100]]

@@ -78,8 +78,8 @@ def test_real_label_files_against_independent_count(name: str, loader: str, tmp_
     assert metrics[f"{name}/multi_share_labeled"] == pytest.approx(
         multi / (len(entries) - expected[0])
     )
-    saved = json.loads((tmp_path / "label_stats.json").read_text())
-    assert saved[0]["name"] == name and len(saved[0]["top_pairs"]) == 10
+    saved = json.loads((tmp_path / "stats.json").read_text())
+    assert saved[name]["name"] == name and len(saved[name]["top_pairs"]) == 10
     assert (tmp_path / "label_counts.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -1,12 +1,11 @@
 """The ``stats`` task: label-count statistics of one or more label sets.
 
-Writes ``label_stats.json``, ``label_stats.txt`` (the comparison table) and
+Writes ``stats.json``, ``label_stats.txt`` (the comparison table) and
 ``label_counts.png`` to the run's output folder and returns flat metrics.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ..analysis.label_stats import label_stats, plot_label_counts, render_table
+from ..config import labels_spec
 from ..data.labels import LabelSet
 from ..errors import UserError
+from ..outputs import atomic_write_bytes, write_json
 
 
 def _label_sets(node: Any) -> list[LabelSet]:
@@ -51,7 +52,10 @@ def stats(cfg: Mapping[str, Any], output_dir: str | Path | None = None) -> dict[
         ``{"<name>/images": ..., "<name>/empty": ..., "<name>/labels_<k>": ...,
         "<name>/multi_share": ..., "<name>/multi_share_labeled": ...}``.
     """
-    sets = _label_sets(cfg["labels"])
+    labels = cfg["labels"]
+    nodes = list(labels) if isinstance(labels, (list, tuple, ListConfig)) else [labels]
+    nodes += [labels_spec(str(n)) for n in (cfg.get("compare") or [])]
+    sets = _label_sets(nodes)
     if not sets:
         raise UserError("no label set to describe: choose one, e.g. labels=real")
     results = [label_stats(s) for s in sets]
@@ -59,10 +63,8 @@ def stats(cfg: Mapping[str, Any], output_dir: str | Path | None = None) -> dict[
     out.mkdir(parents=True, exist_ok=True)
     table = render_table(results)
     print(table)
-    (out / "label_stats.txt").write_text(table + "\n")
-    (out / "label_stats.json").write_text(
-        json.dumps([r.to_dict() for r in results], indent=2) + "\n"
-    )
+    atomic_write_bytes(out / "label_stats.txt", (table + "\n").encode())
+    write_json(out / "stats.json", {r.name: r.to_dict() for r in results})
     plot_label_counts(results, out / "label_counts.png")
     metrics: dict[str, float] = {}
     for r in results:

@@ -1,0 +1,16 @@
+"""python -m imagenet_multilabel.stats labels=real [compare=[multilabelfy]]"""
+
+import hydra
+from omegaconf import DictConfig
+
+from imagenet_multilabel.cli import run_task
+from imagenet_multilabel.tasks.stats import stats
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="stats")
+def main(cfg: DictConfig) -> dict:
+    return run_task(stats, cfg)
+
+
+if __name__ == "__main__":
+    main()

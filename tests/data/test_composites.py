@@ -22,11 +22,13 @@ def base() -> WnidFilesDataset:
     return WnidFilesDataset()
 
 
-@pytest.mark.parametrize(("rows", "cols", "shape"), [(1, 2, (3, 24, 64)), (2, 2, (3, 48, 64)),
-                                                     (1, 3, (3, 24, 96))])
+@pytest.mark.parametrize(
+    ("rows", "cols", "shape"), [(1, 2, (3, 24, 64)), (2, 2, (3, 48, 64)), (1, 3, (3, 24, 96))]
+)
 def test_grid_shape_labels_and_tiles(base, rows: int, cols: int, shape) -> None:
-    ds = CompositeDataset(base, rows=rows, cols=cols, num_images=7, seed=3,
-                          transform=tile_transform)
+    ds = CompositeDataset(
+        base, rows=rows, cols=cols, num_images=7, seed=3, transform=tile_transform
+    )
     assert len(ds) == 7 and ds.tiles.shape == (7, rows * cols)
     item = ds[4]
     assert tuple(item["image"].shape) == shape
@@ -50,8 +52,9 @@ def test_deterministic_by_seed(base) -> None:
 
 
 def test_squeeze_keeps_one_tile_size(base) -> None:
-    ds = CompositeDataset(base, num_images=2, squeeze=True,
-                          transform=lambda im: tile_transform(im).float())
+    ds = CompositeDataset(
+        base, num_images=2, squeeze=True, transform=lambda im: tile_transform(im).float()
+    )
     assert tuple(ds[0]["image"].shape) == (3, 24, 32)
 
 

@@ -1,0 +1,16 @@
+"""python -m imagenet_multilabel.gap a=<run dir> b=<run dir> [a_dataset=...] [b_dataset=...]"""
+
+import hydra
+from omegaconf import DictConfig
+
+from imagenet_multilabel.cli import run_task
+from imagenet_multilabel.tasks.gap import gap
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="gap")
+def main(cfg: DictConfig) -> dict:
+    return run_task(gap, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -147,7 +147,7 @@ def plot_gap(
     for offset, (m, label) in zip((-0.2, 0.2), ((a, a_label), (b, b_label)), strict=True):
         ax1.bar(
             [i + offset for i in x],
-            [m.get(f"vartopk_strict@labels={g}", 0) for g in GROUPS],
+            [_value(m, f"vartopk_strict@labels={g}") for g in GROUPS],
             width=0.4,
             label=label,
         )

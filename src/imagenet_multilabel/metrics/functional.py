@@ -264,7 +264,11 @@ def average_precision(scores: Tensor, valid: Tensor) -> tuple[Tensor, float]:
     class pairs pooled). Every row counts: drop unlabeled images before calling."""
     scores = scores.double()
     tau = scores[valid].min().item() if bool(valid.any()) else math.inf
-    return _average_precision_blocks(lambda c0, c1: scores[:, c0:c1].T.contiguous(), valid, tau)
+
+    def block(c0: int, c1: int) -> Tensor:  # a copy: it is sorted in place
+        return scores[:, c0:c1].T.clone(memory_format=torch.contiguous_format)
+
+    return _average_precision_blocks(block, valid, tau)
 
 
 def mean_average_precision(per_class: Tensor) -> float:
@@ -337,21 +341,32 @@ def set_metrics(pred_size: Tensor, tp: Tensor, n_valid: Tensor, n_classes: int) 
     """Micro precision, recall, F1, subset accuracy and Hamming loss (all percent) of
     predicted label sets, from per-image counts (labeled images only): predicted set
     size, true positives (predicted and valid) and valid set size."""
-    tp_sum = tp.double().sum().item()
-    fp = (pred_size - tp).double().sum().item()
-    fn = (n_valid - tp).double().sum().item()
-    n = len(n_valid)
+    exact = (tp == pred_size) & (tp == n_valid)
+    return set_metrics_from_sums(
+        int(tp.sum()),
+        int((pred_size - tp).sum()),
+        int((n_valid - tp).sum()),
+        int(exact.sum()),
+        len(n_valid),
+        len(n_valid) * n_classes,
+    )
+
+
+def set_metrics_from_sums(
+    tp: int, fp: int, fn: int, exact: int, images: int, cells: int
+) -> dict[str, float]:
+    """:func:`set_metrics` from its integer sums (``exact``: images whose predicted set
+    equals the valid set; ``cells``: images x classes)."""
 
     def pct(num: float, den: float) -> float:
         return 100.0 * num / den if den > 0 else float("nan")
 
-    exact = (tp == pred_size) & (tp == n_valid)
     return {
-        "precision": pct(tp_sum, tp_sum + fp),
-        "recall": pct(tp_sum, tp_sum + fn),
-        "f1": pct(2 * tp_sum, 2 * tp_sum + fp + fn),
-        "subset_accuracy": accuracy(exact),
-        "hamming_loss": pct(fp + fn, n * n_classes),
+        "precision": pct(tp, tp + fp),
+        "recall": pct(tp, tp + fn),
+        "f1": pct(2 * tp, 2 * tp + fp + fn),
+        "subset_accuracy": pct(exact, images),
+        "hamming_loss": pct(fp + fn, cells),
     }
 
 

@@ -428,7 +428,7 @@ def _cumulative_counts(
         size[todo[done]] = k_row[done]
         tp[todo[done]] = tp_row[done]
         todo = todo[~done]
-        kk = min(4 * kk, n_classes)
+        kk = n_classes  # the rest: rank every class
     return size, tp
 
 

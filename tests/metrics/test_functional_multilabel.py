@@ -273,3 +273,11 @@ def test_single_label_metrics_unchanged():
     hit = logits.argmax(1) == target
     assert close(out["ece"], F.expected_calibration_error(conf, hit), 1e-9)
     assert close(out["top1"], 100 * hit.double().mean().item())
+
+
+def test_average_precision_leaves_its_input_alone():
+    # a one-class float64 matrix is its own transposed copy: it must not be sorted in place
+    scores = torch.tensor([[0.2], [0.9], [0.5]], dtype=torch.float64)
+    before = scores.clone()
+    F.average_precision(scores, torch.tensor([[True], [False], [False]]))
+    assert torch.equal(scores, before)

@@ -6,20 +6,56 @@ Inputs follow one convention:
 - ``valid``: bool tensor ``(N, C)``, the multi-hot set of valid labels of each image (an
   all-False row means "no valid label": such images are left out of multi-label metrics).
 
-Accuracies are returned in percent, as Python floats. Computation is done in float64 where
-sums are involved, so results do not depend on batch or shard order.
+Accuracies, and every other share (precision, recall, F1, mAP, Hamming loss, ECE), are
+returned in percent, as Python floats; ``nll`` is in nats. A metric over an empty set of
+images is NaN. Computation is done in float64 where sums are involved, so results do not
+depend on batch or shard order.
+
+Rankings break ties by class index: among equal scores the lower class index ranks
+first, so every top-k set is well defined. Average precision follows scikit-learn's
+``average_precision_score`` (step-wise, all tied scores share one threshold).
+
+Label-count subgroups: images with 1, 2, 3 and 4 or more valid labels, named
+``@labels=1``, ``@labels=2``, ``@labels=3``, ``@labels=4+``.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
+import numpy as np
 import torch
 from torch import Tensor
+
+LABEL_GROUPS: tuple[str, ...] = ("1", "2", "3", "4+")
+PRED_MODES: tuple[str, ...] = ("vartopk", "topk", "threshold", "cumulative")
+SCORE_KINDS: tuple[str, ...] = ("softmax", "sigmoid")
+_CHUNK_ROWS = 2048
+
+
+def ranked_topk(scores: Tensor, k: int) -> Tensor:
+    """Indices ``(N, k)`` of the ``k`` highest scores per row, best first, ties broken by
+    the lower class index. ``torch.topk`` alone does not promise an order among ties, so
+    rows with a tie among their ``k + 1`` best scores are re-ranked with a stable sort."""
+    n, c = scores.shape
+    k = max(0, min(int(k), c))
+    if k == 0 or n == 0:
+        return torch.zeros((n, k), dtype=torch.long)
+    kk = min(k + 1, c)
+    vals, idx = torch.topk(scores, kk, dim=1, largest=True, sorted=True)
+    tied = (vals[:, 1:] == vals[:, :-1]).any(dim=1)
+    if bool(tied.any()):
+        rows = tied.nonzero().squeeze(1)
+        order = torch.sort(scores[rows], dim=1, descending=True, stable=True).indices
+        idx[rows] = order[:, :kk]
+    return idx[:, :k]
 
 
 def topk_correct(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[int, Tensor]:
     """Per-image bool: is ``target`` among the ``k`` highest logits (ties broken by index)."""
     kmax = min(max(ks), logits.shape[1])
-    top = torch.topk(logits, kmax, dim=1, sorted=True).indices
+    top = ranked_topk(logits, kmax)
     hits = top == target[:, None]
     return {k: hits[:, : min(k, kmax)].any(dim=1) for k in ks}
 
@@ -50,13 +86,428 @@ def expected_calibration_error(confidence: Tensor, correct: Tensor, n_bins: int 
     return 100.0 * ((acc_sum - conf_sum).abs().sum() / confidence.numel()).item()
 
 
+def row_softmax_stats(logits: Tensor, chunk_rows: int = _CHUNK_ROWS) -> tuple[Tensor, Tensor]:
+    """Per-row ``m = max_j l_j`` and ``s = sum_j exp(l_j - m)``, both float64, computed in
+    row chunks (no full float64 copy). Softmax ``p_j = exp(l_j - m) / s``, log-sum-exp
+    ``m + log s``, top-1 probability ``1 / s``."""
+    n = logits.shape[0]
+    m = logits.max(dim=1).values.double() if n else torch.zeros(0, dtype=torch.float64)
+    s = torch.empty(n, dtype=torch.float64)
+    for a in range(0, n, chunk_rows):
+        b = min(n, a + chunk_rows)
+        s[a:b] = logits[a:b].double().sub_(m[a:b, None]).exp_().sum(dim=1)
+    return m, s
+
+
 def single_label_metrics(logits: Tensor, target: Tensor, n_bins: int = 15) -> dict[str, float]:
     """top1, top5 (percent), nll and ece (percent) against the original single label."""
     hits = topk_correct(logits, target, (1, 5))
-    confidence = torch.softmax(logits.double(), dim=1).max(dim=1).values
+    m, s = row_softmax_stats(logits)
+    confidence = 1.0 / s
+    logp_target = logits.gather(1, target[:, None]).squeeze(1).double() - m - torch.log(s)
     return {
         "top1": accuracy(hits[1]),
         "top5": accuracy(hits[5]),
-        "nll": nll(logits, target),
+        "nll": -logp_target.mean().item() if len(target) else float("nan"),
         "ece": expected_calibration_error(confidence, hits[1], n_bins),
     }
+
+
+# --------------------------------------------------------------------------- ranking
+
+
+class Ranking:
+    """The ranked view of a batch that every multi-label ranking metric reads.
+
+    ``top (N, K)``: class indices best first (ties: lower index first), ``K`` at least
+    ``k`` and at least the largest label set; ``hits (N, K)``: ``top`` is a valid label;
+    ``n_valid (N,)``: size of each label set; ``found (N,)``: valid labels among the
+    ``n_valid`` best classes (the variable top-k count).
+    """
+
+    def __init__(self, logits: Tensor, valid: Tensor, k: int = 5) -> None:
+        self.n_valid = valid.sum(dim=1)
+        kmax = max(k, int(self.n_valid.max())) if len(self.n_valid) else k
+        self.top = ranked_topk(logits, kmax)
+        self.hits = valid.gather(1, self.top)
+        if self.hits.shape[1]:
+            cum = self.hits.cumsum(dim=1)
+            at = (self.n_valid - 1).clamp(min=0)[:, None]
+            self.found = torch.where(self.n_valid > 0, cum.gather(1, at).squeeze(1), 0)
+        else:
+            self.found = torch.zeros_like(self.n_valid)
+
+    @property
+    def labeled(self) -> Tensor:
+        return self.n_valid > 0
+
+    def real_correct(self, k: int) -> Tensor:
+        """Per labeled image: any of the ``k`` best classes is a valid label (ReaL top-k)."""
+        return self.hits[self.labeled, :k].any(dim=1)
+
+    def vartopk_strict(self) -> Tensor:
+        """Per labeled image: its ``k = n_valid`` best classes are exactly its valid labels."""
+        lab = self.labeled
+        return self.found[lab] == self.n_valid[lab]
+
+    def vartopk_partial(self) -> Tensor:
+        """Per labeled image: share of its ``k`` valid labels found among its ``k`` best."""
+        lab = self.labeled
+        return self.found[lab].double() / self.n_valid[lab].double()
+
+    def group(self) -> Tensor:
+        """Label-count subgroup index per image: 0..3 for 1, 2, 3, 4+ labels; -1 for none."""
+        return self.n_valid.clamp(max=len(LABEL_GROUPS)) - 1
+
+
+def real_topk_correct(
+    logits: Tensor, valid: Tensor, ks: tuple[int, ...] = (1, 5)
+) -> dict[int, Tensor]:
+    """ReaL accuracy hits (Beyer et al. 2020): per image with a non-empty label set, is any
+    of its ``k`` highest-scoring classes a valid label."""
+    r = Ranking(logits, valid, max(ks))
+    return {k: r.real_correct(k) for k in ks}
+
+
+def asma(strict_correct: Tensor, group_count: Tensor, min_subgroup_size: int = 1) -> float:
+    """Aggregate Subgroup Model Accuracy, in percent.
+
+    Definition: split the images that have at least one valid label into subgroups by the
+    size of their label set: 1, 2, 3, and 4 or more labels. For each subgroup ``g`` let
+    ``A_g`` be its variable top-k strict accuracy: the percentage of its images whose
+    ``k`` highest-scoring classes (``k`` = the image's number of valid labels; ties broken
+    by the lower class index) are exactly its ``k`` valid labels. ASMA is the unweighted
+    mean of ``A_g`` over the subgroups with at least ``min_subgroup_size`` images (at
+    least 1): ``ASMA = (1 / |G|) * sum_{g in G} A_g``. Every subgroup weighs the same
+    whatever its size, so the many single-label images cannot hide how a model does on
+    multi-label ones. NaN when no subgroup qualifies.
+
+    ``strict_correct`` and ``group_count``: per subgroup (in :data:`LABEL_GROUPS` order),
+    the number of strictly correct images and the number of images.
+    """
+    keep = group_count >= max(1, int(min_subgroup_size))
+    if not bool(keep.any()):
+        return float("nan")
+    acc = strict_correct[keep].double() / group_count[keep].double()
+    return 100.0 * acc.mean().item()
+
+
+# ------------------------------------------------------------------ average precision
+
+
+def _average_precision_blocks(
+    block: Callable[[int, int], Tensor], valid: Tensor, tau_micro: float, block_cols: int = 32
+) -> tuple[Tensor, float]:
+    """Per-class AP (percent, NaN without positives) and micro AP (percent).
+
+    ``block(c0, c1)``: a fresh contiguous float64 tensor ``(c1 - c0, N)``, the scores of
+    classes ``c0..c1-1`` for every image that counts (it is sorted in place); ``valid
+    (N, C)``. Each class's scores are sorted once. The precision at a positive with score
+    ``s`` is ``#positives >= s / #scores >= s`` (the whole tie group of ``s`` counts, as
+    in scikit-learn's step-wise AP); a class's AP is its mean over the class's positives.
+    The micro AP pools every score ``>= tau_micro`` (at most the lowest positive score)
+    and sorts them once.
+    """
+    n, n_classes = valid.shape
+    n_pos = valid.sum(dim=0)
+    ap_sum = np.zeros(n_classes)
+    pooled: list[np.ndarray] = []
+    positives: list[np.ndarray] = []
+    pos_rows, pos_cls = valid.nonzero(as_tuple=True)
+    by_class = torch.sort(pos_cls, stable=True).indices
+    pos_rows, pos_cls = pos_rows[by_class], pos_cls[by_class]
+    class_bounds = torch.searchsorted(pos_cls, torch.arange(n_classes + 1)).numpy()
+    for c0 in range(0, n_classes, block_cols):
+        c1 = min(n_classes, c0 + block_cols)
+        cols = block(c0, c1)
+        lo_all, hi_all = class_bounds[c0], class_bounds[c1]
+        cls = (pos_cls[lo_all:hi_all] - c0).numpy()
+        pos = cols[pos_cls[lo_all:hi_all] - c0, pos_rows[lo_all:hi_all]].numpy()
+        pos = pos[np.lexsort((pos, cls))]  # by class, then score ascending
+        bounds = class_bounds[c0 : c1 + 1] - lo_all
+        sorted_np = cols.numpy()
+        sorted_np.sort(axis=1)
+        for j, row in enumerate(sorted_np):
+            lo, hi = bounds[j], bounds[j + 1]
+            if hi > lo:
+                p = pos[lo:hi]
+                count = n - np.searchsorted(row, p, side="left")
+                tp = (hi - lo) - np.searchsorted(p, p, side="left")
+                ap_sum[c0 + j] = np.sum(tp / count)
+            pooled.append(row[np.searchsorted(row, tau_micro, side="left") :])
+        positives.append(pos)
+    has = (n_pos > 0).numpy()
+    per_class = np.full(n_classes, np.nan)
+    per_class[has] = 100.0 * ap_sum[has] / n_pos.numpy()[has]
+    pos_all = np.concatenate(positives) if positives else np.zeros(0)
+    if len(pos_all) and pos_all.min() < tau_micro:
+        raise RuntimeError("average precision: a positive scored below the micro threshold")
+    micro = _micro_ap(np.concatenate(pooled) if pooled else np.zeros(0), pos_all)
+    return torch.from_numpy(per_class), 100.0 * micro
+
+
+def _micro_ap(all_vals: np.ndarray, pos_vals: np.ndarray) -> float:
+    """AP (fraction) of the flattened score/label pairs; ``all_vals`` holds at least every
+    entry that scores at or above the lowest positive."""
+    if len(pos_vals) == 0:
+        return float("nan")
+    all_vals.sort()
+    pos_vals = np.sort(pos_vals)
+    count = len(all_vals) - np.searchsorted(all_vals, pos_vals, side="left")
+    tp = len(pos_vals) - np.searchsorted(pos_vals, pos_vals, side="left")
+    return float(np.sum(tp / count) / len(pos_vals))
+
+
+def average_precision(scores: Tensor, valid: Tensor) -> tuple[Tensor, float]:
+    """Average precision in percent, as scikit-learn's ``average_precision_score``:
+    per class ``(C,)`` float64 (NaN for a class with no positive) and micro (all image x
+    class pairs pooled). Every row counts: drop unlabeled images before calling."""
+    scores = scores.double()
+    tau = scores[valid].min().item() if bool(valid.any()) else math.inf
+
+    def block(c0: int, c1: int) -> Tensor:  # a copy: it is sorted in place
+        return scores[:, c0:c1].T.clone(memory_format=torch.contiguous_format)
+
+    return _average_precision_blocks(block, valid, tau)
+
+
+def mean_average_precision(per_class: Tensor) -> float:
+    """Mean of the per-class APs over the classes that have at least one positive."""
+    has = ~torch.isnan(per_class)
+    return per_class[has].mean().item() if bool(has.any()) else float("nan")
+
+
+# ------------------------------------------------------------------------ scores
+
+
+class ClassScores:
+    """Per-class scores of a logit matrix, computed on demand in float64: ``softmax``
+    (``exp(l - lse)``, ``lse`` the row's log-sum-exp from :func:`row_softmax_stats`) or
+    ``sigmoid`` (independent per class, for models fine-tuned multi-label)."""
+
+    def __init__(self, logits: Tensor, kind: str = "softmax") -> None:
+        if kind not in SCORE_KINDS:
+            raise ValueError(f"scores must be one of {SCORE_KINDS}, got {kind!r}")
+        self.logits, self.kind = logits, kind
+        if kind == "softmax":
+            m, s = row_softmax_stats(logits)
+            self.lse = m + torch.log(s)
+
+    def rows(self, index: Tensor) -> Tensor:
+        """Scores ``(len(index), C)`` of the rows ``index``."""
+        z = self.logits[index].double()
+        if self.kind == "softmax":
+            return z.sub_(self.lse[index, None]).exp_()
+        return z.sigmoid_()
+
+    def at(self, rows: Tensor, cols: Tensor) -> Tensor:
+        """Scores of single entries (equal to :meth:`rows` up to rounding)."""
+        z = self.logits[rows, cols].double()
+        if self.kind == "softmax":
+            return torch.exp(z - self.lse[rows])
+        return torch.sigmoid(z)
+
+    def top1(self) -> Tensor:
+        """Score of each row's best class (the confidence)."""
+        best = self.logits.max(dim=1).values.double()
+        if self.kind == "softmax":
+            return torch.exp(best - self.lse)
+        return torch.sigmoid(best)
+
+    def average_precision(self, index: Tensor, valid: Tensor) -> tuple[Tensor, float]:
+        """:func:`average_precision` over the rows ``index`` (e.g. the labeled images)."""
+        every = len(index) == self.logits.shape[0]
+        logits = self.logits if every else self.logits[index]
+        valid = valid if every else valid[index]
+        rows, cols = valid.nonzero(as_tuple=True)
+        approx = self.at(index[rows], cols)
+        tau = approx.min().item() if len(approx) else math.inf
+        tau -= abs(tau) * 1e-9  # ``at`` may differ from ``block`` in the last bits
+        lse = self.lse[index] if self.kind == "softmax" else None
+
+        def block(c0: int, c1: int) -> Tensor:
+            z = torch.empty((c1 - c0, len(index)), dtype=torch.float64)
+            if lse is None:
+                return z.copy_(logits[:, c0:c1].T).sigmoid_()
+            return torch.sub(logits[:, c0:c1].T, lse, out=z).exp_()
+
+        return _average_precision_blocks(block, valid, tau)
+
+
+# ------------------------------------------------------------- predicted label sets
+
+
+def set_metrics(pred_size: Tensor, tp: Tensor, n_valid: Tensor, n_classes: int) -> dict[str, float]:
+    """Micro precision, recall, F1, subset accuracy and Hamming loss (all percent) of
+    predicted label sets, from per-image counts (labeled images only): predicted set
+    size, true positives (predicted and valid) and valid set size."""
+    exact = (tp == pred_size) & (tp == n_valid)
+    return set_metrics_from_sums(
+        int(tp.sum()),
+        int((pred_size - tp).sum()),
+        int((n_valid - tp).sum()),
+        int(exact.sum()),
+        len(n_valid),
+        len(n_valid) * n_classes,
+    )
+
+
+def set_metrics_from_sums(
+    tp: int, fp: int, fn: int, exact: int, images: int, cells: int
+) -> dict[str, float]:
+    """:func:`set_metrics` from its integer sums (``exact``: images whose predicted set
+    equals the valid set; ``cells``: images x classes)."""
+
+    def pct(num: float, den: float) -> float:
+        return 100.0 * num / den if den > 0 else float("nan")
+
+    return {
+        "precision": pct(tp, tp + fp),
+        "recall": pct(tp, tp + fn),
+        "f1": pct(2 * tp, 2 * tp + fp + fn),
+        "subset_accuracy": pct(exact, images),
+        "hamming_loss": pct(fp + fn, cells),
+    }
+
+
+def predicted_set_counts(
+    ranking: Ranking,
+    scores: ClassScores,
+    valid: Tensor,
+    mode: str = "vartopk",
+    k: int = 1,
+    threshold: float = 0.5,
+    mass: float = 0.9,
+) -> tuple[Tensor, Tensor]:
+    """Per labeled image: size of the predicted label set and its true positives.
+
+    Modes: ``vartopk`` the ``n_valid`` best classes; ``topk`` the ``k`` best; ``threshold``
+    every class with score ``>= threshold``; ``cumulative`` the smallest set of best
+    classes whose scores sum to ``>= mass`` (all classes if they never do).
+    """
+    lab = ranking.labeled
+    index = lab.nonzero().squeeze(1)
+    if mode == "vartopk":
+        return ranking.n_valid[lab], ranking.found[lab]
+    if mode == "topk":
+        kk = min(int(k), ranking.top.shape[1])
+        if kk < k and kk < valid.shape[1]:
+            raise ValueError("ranking too short for topk")
+        tp = ranking.hits[lab, :kk].sum(dim=1)
+        return torch.full_like(tp, kk), tp
+    if mode == "threshold":
+        size = torch.empty(len(index), dtype=torch.long)
+        tp = torch.empty(len(index), dtype=torch.long)
+        for a in range(0, len(index), _CHUNK_ROWS):
+            rows = index[a : a + _CHUNK_ROWS]
+            pred = scores.rows(rows) >= threshold
+            size[a : a + len(rows)] = pred.sum(dim=1)
+            tp[a : a + len(rows)] = (pred & valid[rows]).sum(dim=1)
+        return size, tp
+    if mode == "cumulative":
+        return _cumulative_counts(scores, valid, index, mass)
+    raise ValueError(f"mode must be one of {PRED_MODES}, got {mode!r}")
+
+
+def _cumulative_counts(
+    scores: ClassScores, valid: Tensor, index: Tensor, mass: float
+) -> tuple[Tensor, Tensor]:
+    n_classes = valid.shape[1]
+    size = torch.full((len(index),), n_classes, dtype=torch.long)
+    tp = torch.empty(len(index), dtype=torch.long)
+    todo = torch.arange(len(index))
+    kk = min(16, n_classes)
+    while len(todo):
+        rows = index[todo]
+        top = ranked_topk(scores.logits[rows], kk)
+        cum = scores.at(rows[:, None].expand_as(top), top).cumsum(dim=1)
+        done = cum[:, -1] >= mass if kk < n_classes else torch.ones(len(rows), dtype=torch.bool)
+        k_row = torch.where(cum[:, -1] >= mass, (cum < mass).sum(dim=1) + 1, kk)
+        hits = valid[rows[:, None], top].cumsum(dim=1)
+        tp_row = hits.gather(1, (k_row - 1)[:, None]).squeeze(1)
+        size[todo[done]] = k_row[done]
+        tp[todo[done]] = tp_row[done]
+        todo = todo[~done]
+        kk = n_classes  # the rest: rank every class
+    return size, tp
+
+
+# ---------------------------------------------------------------- multi-label head
+
+
+def multilabel_metrics(
+    logits: Tensor,
+    target: Tensor,
+    valid: Tensor,
+    *,
+    mode: str = "vartopk",
+    k: int = 1,
+    threshold: float = 0.5,
+    mass: float = 0.9,
+    scores: str = "softmax",
+    min_subgroup_size: int = 1,
+    n_bins: int = 15,
+    confidences: tuple[float, ...] = (0.5, 0.8),
+) -> dict[str, float]:
+    """Every multi-label metric of the project for one dataset (see the module docstring
+    for conventions; images with an empty label set only count in ``num_*``).
+
+    Returns, in this order: ``num_images``, ``num_labeled``, ``num_unlabeled``;
+    ``real_top1``, ``real_top5``; ``vartopk_strict``, ``vartopk_partial``; per label-count
+    subgroup ``g`` in 1, 2, 3, 4+: ``num_images@labels=g``, ``top1@labels=g``,
+    ``real_top1@labels=g``, ``vartopk_strict@labels=g``; ``asma`` (see :func:`asma`);
+    ``map_macro``, ``map_micro``; ``precision``, ``recall``, ``f1``, ``subset_accuracy``,
+    ``hamming_loss`` of the predicted label sets of ``mode`` (see
+    :func:`predicted_set_counts`); ``confident_errors_valid@p>=t`` for each ``t`` in
+    ``confidences`` (among labeled images whose top-1 differs from the original label
+    with top-1 score ``>= t``: percentage whose top-1 is a valid label); ``ece_multilabel``
+    (ECE of the top-1 score where top-1 is correct when it is a valid label).
+    """
+    if mode not in PRED_MODES:
+        raise ValueError(f"mode must be one of {PRED_MODES}, got {mode!r}")
+    if logits.dtype not in (torch.float32, torch.float64):
+        logits = logits.float()
+    n, n_classes = logits.shape
+    ranking = Ranking(logits, valid, max(5, int(k) if mode == "topk" else 0))
+    lab = ranking.labeled
+    n_lab = int(lab.sum())
+    out: dict[str, float] = {
+        "num_images": float(n),
+        "num_labeled": float(n_lab),
+        "num_unlabeled": float(n - n_lab),
+        "real_top1": accuracy(ranking.real_correct(1)),
+        "real_top5": accuracy(ranking.real_correct(5)),
+        "vartopk_strict": accuracy(ranking.vartopk_strict()),
+        "vartopk_partial": accuracy(ranking.vartopk_partial()),
+    }
+    group = ranking.group()
+    top1 = ranking.top[:, 0] == target if n_classes else torch.zeros(n, dtype=torch.bool)
+    real1 = ranking.hits[:, 0] if n_classes else torch.zeros(n, dtype=torch.bool)
+    strict = ranking.found == ranking.n_valid
+    strict_count = torch.zeros(len(LABEL_GROUPS), dtype=torch.long)
+    group_count = torch.zeros(len(LABEL_GROUPS), dtype=torch.long)
+    for gi, name in enumerate(LABEL_GROUPS):
+        sel = group == gi
+        group_count[gi] = int(sel.sum())
+        strict_count[gi] = int(strict[sel].sum())
+        out[f"num_images@labels={name}"] = float(group_count[gi])
+        out[f"top1@labels={name}"] = accuracy(top1[sel])
+        out[f"real_top1@labels={name}"] = accuracy(real1[sel])
+        out[f"vartopk_strict@labels={name}"] = accuracy(strict[sel])
+    out["asma"] = asma(strict_count, group_count, min_subgroup_size)
+
+    cs = ClassScores(logits, scores)
+    index = lab.nonzero().squeeze(1)
+    per_class, micro = cs.average_precision(index, valid)
+    out["map_macro"] = mean_average_precision(per_class)
+    out["map_micro"] = micro
+    size, tp = predicted_set_counts(ranking, cs, valid, mode, k, threshold, mass)
+    out.update(set_metrics(size, tp, ranking.n_valid[lab], n_classes))
+
+    confidence = cs.top1()[lab]
+    error = ~top1[lab]
+    for t in confidences:
+        sel = error & (confidence >= t)
+        out[f"confident_errors_valid@p>={t:g}"] = accuracy(real1[lab][sel])
+    out["ece_multilabel"] = expected_calibration_error(confidence, real1[lab], n_bins)
+    return out

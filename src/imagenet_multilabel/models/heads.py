@@ -8,7 +8,7 @@ named metrics computed by :mod:`imagenet_multilabel.metrics.functional`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 
 from torch import Tensor
 
@@ -36,6 +36,82 @@ class SingleLabelHead(Head):
 
     def metrics(self, logits: Tensor, target: Tensor, valid: Tensor | None) -> dict[str, float]:
         return F.single_label_metrics(logits, target, self.ece_bins)
+
+
+class MultiLabelHead(Head):
+    """Scores the ranking against each image's set of valid labels.
+
+    Args:
+        mode: how the predicted label set is formed, for precision / recall / F1 /
+            subset accuracy / Hamming loss: ``vartopk`` (the ``k`` best classes, ``k`` the
+            image's number of valid labels: the paper's protocol), ``topk`` (the ``k``
+            best), ``threshold`` (score ``>= threshold``) or ``cumulative`` (the smallest
+            set of best classes whose scores sum to ``>= mass``).
+        scores: ``softmax`` (one distribution over classes) or ``sigmoid`` (independent
+            per class, for models fine-tuned multi-label).
+        k, threshold, mass: parameters of the ``topk``, ``threshold``, ``cumulative`` modes.
+        min_subgroup_size: label-count subgroups with fewer images are left out of ASMA.
+        ece_bins: bins of ``ece_multilabel``.
+        confidences: top-1 score thresholds of ``confident_errors_valid@p>=t``.
+
+    The ranking metrics (ReaL top-1/5, variable top-k, subgroups, ASMA) do not depend on
+    ``mode``; the mAPs depend on ``scores`` only. Metric names: see
+    :func:`imagenet_multilabel.metrics.functional.multilabel_metrics`.
+    """
+
+    name = "multilabel"
+    needs_labels = True
+
+    def __init__(
+        self,
+        mode: str = "vartopk",
+        scores: str = "softmax",
+        k: int = 1,
+        threshold: float = 0.5,
+        mass: float = 0.9,
+        min_subgroup_size: int = 1,
+        ece_bins: int = 15,
+        confidences: Sequence[float] = (0.5, 0.8),
+    ) -> None:
+        if mode not in F.PRED_MODES:
+            raise UserError(f"head mode '{mode}' is unknown: use one of {', '.join(F.PRED_MODES)}")
+        if scores not in F.SCORE_KINDS:
+            raise UserError(
+                f"head scores '{scores}' is unknown: use one of {', '.join(F.SCORE_KINDS)}"
+            )
+        if mode == "topk" and k < 1:
+            raise UserError(f"head k={k} must be at least 1 for mode=topk")
+        if mode == "cumulative" and not 0 < mass <= 1:
+            raise UserError(f"head mass={mass} must be in (0, 1] for mode=cumulative")
+        self.mode, self.scores, self.k = mode, scores, int(k)
+        self.threshold, self.mass = float(threshold), float(mass)
+        self.min_subgroup_size, self.ece_bins = int(min_subgroup_size), int(ece_bins)
+        self.confidences = tuple(float(c) for c in confidences)
+
+    def metrics(self, logits: Tensor, target: Tensor, valid: Tensor | None) -> dict[str, float]:
+        if valid is None:
+            raise UserError(
+                "the multi-label head needs a label set: choose one with labels=... "
+                "or use head=single"
+            )
+        if valid.ndim != 2 or valid.shape != logits.shape:
+            raise UserError(
+                f"label set has {valid.shape[-1]} classes per image but the model predicts "
+                f"{logits.shape[-1]}: use a label set made for this model's classes"
+            )
+        return F.multilabel_metrics(
+            logits,
+            target,
+            valid.bool(),
+            mode=self.mode,
+            k=self.k,
+            threshold=self.threshold,
+            mass=self.mass,
+            scores=self.scores,
+            min_subgroup_size=self.min_subgroup_size,
+            n_bins=self.ece_bins,
+            confidences=self.confidences,
+        )
 
 
 def apply_heads(

@@ -49,9 +49,10 @@ def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
         with open_dict(cfg):
             cfg.paths.output_dir = str(tmp_path / "run")
             cfg.paths.shared_data = str(SHARED)
-            cfg.num_workers = 0
-            cfg.callbacks = {}
-            cfg.trainer.enable_progress_bar = False
+            if "trainer" in cfg:
+                cfg.num_workers = 0
+                cfg.callbacks = {}
+                cfg.trainer.enable_progress_bar = False
         return cfg
 
     yield _compose

@@ -21,7 +21,8 @@ def test_default_config(compose_cfg) -> None:
     cfg = compose_cfg()
     assert cfg.model.name == "tf_efficientnet_lite0"
     assert cfg.model.weights == "lite0_package"
-    assert list(dataset_specs(cfg.data)) == ["demo"]
+    assert list(dataset_specs(cfg.data)) == ["demo", "patchml"]
+    assert set(cfg.head) == {"single", "multilabel"}
     assert cfg.trainer.use_distributed_sampler is False
 
 

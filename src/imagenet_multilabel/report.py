@@ -27,22 +27,27 @@ SUMMARY_METRICS = (
 )
 
 
-def _fmt(value: float | int | None) -> str:
-    if value is None:
+def _fmt(key: str, value: float | int | None) -> str:
+    if value is None or value != value:  # missing or NaN
         return "-"
-    if isinstance(value, int) or (float(value).is_integer() and abs(value) >= 1):
-        return f"{int(value)}"
-    return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
+    return (
+        f"{int(value)}"
+        if key.startswith("num_")
+        else f"{value:.3f}"
+        if key == "nll"
+        else (f"{value:.2f}")
+    )
 
 
 def summary_table(per_dataset: Mapping[str, Mapping[str, float]], title: str) -> Table:
+    """Metrics as rows, datasets as columns (stays narrow however many metrics there are)."""
     table = Table(title=title)
-    table.add_column("dataset")
+    table.add_column("metric")
+    for name in per_dataset:
+        table.add_column(name, justify="right")
     keys = [k for k in SUMMARY_METRICS if any(k in m for m in per_dataset.values())]
     for key in keys:
-        table.add_column(key, justify="right")
-    for name, metrics in per_dataset.items():
-        table.add_row(name, *(_fmt(metrics.get(k)) for k in keys))
+        table.add_row(key, *(_fmt(key, metrics.get(key)) for metrics in per_dataset.values()))
     return table
 
 

@@ -72,13 +72,18 @@ def test_preprocessing_overrides_are_applied_and_recorded(compose_cfg, wnid_fold
 
 
 @pytest.mark.slow
-def test_default_model_on_demo_photos(compose_cfg) -> None:
+def test_default_model_on_demo_photos_and_composites(compose_cfg) -> None:
     cfg = compose_cfg()
     metrics = evaluate(cfg)
-    assert metrics["num_images"] == 100
     # tf_efficientnet_lite0 with the package's ImageNet weights (timm: 74.8% on val)
-    assert metrics["top1"] == pytest.approx(88.0)
-    assert metrics["top5"] == pytest.approx(98.0)
+    assert metrics["demo/num_images"] == 100
+    assert metrics["demo/top1"] == pytest.approx(88.0)
+    assert metrics["demo/top5"] == pytest.approx(98.0)
+    assert "demo/real_top1" not in metrics  # no label set for single photos
+    # 50 two-photo composites: labels known by construction
+    assert metrics["patchml/num_images"] == 50 == metrics["patchml/num_images@labels=2"]
+    assert metrics["patchml/vartopk_strict"] == pytest.approx(38.0)
+    assert metrics["patchml/vartopk_partial"] == pytest.approx(69.0)
 
 
 def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:

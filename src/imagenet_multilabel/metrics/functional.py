@@ -472,9 +472,9 @@ def multilabel_metrics(
     lab = ranking.labeled
     n_lab = int(lab.sum())
     out: dict[str, float] = {
-        "num_images": float(n),
-        "num_labeled": float(n_lab),
-        "num_unlabeled": float(n - n_lab),
+        "num_images": int(n),
+        "num_labeled": int(n_lab),
+        "num_unlabeled": int(n - n_lab),
         "real_top1": accuracy(ranking.real_correct(1)),
         "real_top5": accuracy(ranking.real_correct(5)),
         "vartopk_strict": accuracy(ranking.vartopk_strict()),
@@ -490,7 +490,7 @@ def multilabel_metrics(
         sel = group == gi
         group_count[gi] = int(sel.sum())
         strict_count[gi] = int(strict[sel].sum())
-        out[f"num_images@labels={name}"] = float(group_count[gi])
+        out[f"num_images@labels={name}"] = int(group_count[gi])
         out[f"top1@labels={name}"] = accuracy(top1[sel])
         out[f"real_top1@labels={name}"] = accuracy(real1[sel])
         out[f"vartopk_strict@labels={name}"] = accuracy(strict[sel])

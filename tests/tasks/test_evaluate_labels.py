@@ -1,0 +1,126 @@
+"""evaluate with real label sets joined to datasets in the real layouts, then re-scoring
+the saved predictions with other label sets (score)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from imagenet_multilabel.classes import wnids
+from imagenet_multilabel.errors import DataError, UserError
+from imagenet_multilabel.outputs import read_predictions
+from imagenet_multilabel.tasks.evaluate import evaluate
+from imagenet_multilabel.tasks.score import score
+
+from ..conftest import SHARED, sample_photos
+
+MULTILABELFY = SHARED / "labels" / "multilabelfy" / "imagenetv2_refined_labels.json"
+# image number -> original class of a small flat ILSVRC2012 val subset (ReaL: [] for 1)
+VAL = {1: 65, 2: 970, 3: 230, 4: 809, 5: 516, 17: 2, 293: 0}
+
+
+@pytest.fixture
+def flat_val(tmp_path: Path) -> Path:
+    photos = sample_photos()
+    root = tmp_path / "val"
+    root.mkdir()
+    for number, cls in VAL.items():
+        shutil.copy(photos[cls], root / f"ILSVRC2012_val_{number:08d}.JPEG")
+    rows = [f"ILSVRC2012_val_{n:08d}.JPEG {wnids()[c]}" for n, c in VAL.items()]
+    (tmp_path / "val_labels.txt").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture
+def v2_root(tmp_path: Path) -> tuple[Path, dict[str, list[int]]]:
+    """9 real Multilabelfy file names (1 with an empty label set) in ImageNetV2 int folders
+    named by the first valid label; the photo is the sample photo of that class."""
+    labels = json.loads(MULTILABELFY.read_text())
+    chosen = [k for k, v in labels.items() if len(v) >= 2][:5]
+    chosen += [k for k, v in labels.items() if len(v) == 1][:3]
+    chosen += [k for k, v in labels.items() if not v][:1]
+    photos = sample_photos()
+    root = tmp_path / "imagenetv2-matched-frequency-format-val"
+    for key in chosen:
+        cls = int(labels[key][0]) if labels[key] else 100
+        (root / str(cls)).mkdir(parents=True, exist_ok=True)
+        shutil.copy(photos[cls], root / str(cls) / key)
+    return root, {k: sorted(int(c) for c in labels[k]) for k in chosen}
+
+
+def test_imagenetv2_with_multilabelfy_by_default(compose_cfg, v2_root) -> None:
+    root, labels = v2_root
+    cfg = compose_cfg("model=test_tiny", "data=imagenetv2", f"data.root={root}")
+    metrics = evaluate(cfg)
+    assert metrics["num_images"] == 9
+    assert metrics["num_labeled"] == 8 and metrics["num_unlabeled"] == 1
+    assert metrics["num_images@labels=1"] == 3
+    assert sum(metrics[f"num_images@labels={g}"] for g in ("2", "3", "4+")) == 5
+    for key in ("real_top1", "vartopk_strict", "asma", "map_macro", "f1", "top1@labels=1"):
+        assert 0 <= metrics[key] <= 100
+
+    out = Path(cfg.paths.output_dir)
+    preds = read_predictions(out / "predictions" / "imagenetv2.npz")
+    for path, row in zip(preds["path"], preds["valid"], strict=True):
+        assert np.flatnonzero(row).tolist() == labels[str(path).split("/")[-1]]
+    run = json.loads((out / "run.json").read_text())
+    assert run["datasets"]["imagenetv2"]["labels"] == "multilabelfy"
+    assert run["datasets"]["imagenetv2"]["num_empty_label_sets"] == 1
+
+
+def test_imagenet_flat_with_real_then_rescored(compose_cfg, flat_val, tmp_path) -> None:
+    cfg = compose_cfg("model=test_tiny", "data=imagenet", f"data.root={flat_val}")
+    metrics = evaluate(cfg)
+    assert metrics["num_images"] == 7 and metrics["num_unlabeled"] == 1  # ReaL: [] for 1
+    run_dir = Path(cfg.paths.output_dir)
+
+    # auto: the labels stored with the predictions -> the same metrics
+    rescored = score(compose_cfg(f"run_dir={run_dir}", config_name="score"))
+    np.testing.assert_equal(rescored, metrics)  # exactly, NaN == NaN
+    # none: single-label metrics only, identical to the run's
+    single = score(compose_cfg(f"run_dir={run_dir}", "labels=none", config_name="score"))
+    assert set(single) == {"num_images", "top1", "top5", "nll", "ece"}
+    assert all(single[k] == metrics[k] for k in single)
+    # a user's label file: every image labelled with its original class only
+    user = tmp_path / "mine.json"
+    user.write_text(json.dumps({f"ILSVRC2012_val_{n:08d}.JPEG": [c] for n, c in VAL.items()}))
+    mine = score(
+        compose_cfg(f"run_dir={run_dir}", "labels=file", f"labels.path={user}", config_name="score")
+    )
+    assert mine["real_top1"] == metrics["top1"] and mine["num_labeled"] == 7
+
+
+def test_score_bad_input(compose_cfg, flat_val, tmp_path) -> None:
+    cfg = compose_cfg("model=test_tiny", "data=imagenet", f"data.root={flat_val}", "head=single")
+    evaluate(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"x.jpg": [1]}))
+    with pytest.raises(DataError, match="missing"):
+        score(
+            compose_cfg(
+                f"run_dir={run_dir}", "labels=file", f"labels.path={other}", config_name="score"
+            )
+        )
+    with pytest.raises(UserError, match="needs a label set"):
+        score(
+            compose_cfg(f"run_dir={run_dir}", "labels=none", "head=multilabel", config_name="score")
+        )
+    (run_dir / "predictions" / "imagenet.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(DataError, match="corrupt"):
+        score(compose_cfg(f"run_dir={run_dir}", config_name="score"))
+    with pytest.raises(DataError, match="no predictions"):
+        score(compose_cfg(f"run_dir={tmp_path}", config_name="score"))
+
+
+def test_multilabel_head_without_labels_is_an_error(compose_cfg, wnid_folder) -> None:
+    cfg = compose_cfg(
+        "model=test_tiny", "data=folder", f"data.root={wnid_folder}", "head=multilabel"
+    )
+    with pytest.raises(UserError, match="no dataset has a label set"):
+        evaluate(cfg)
+    assert not (Path(cfg.paths.output_dir) / "metrics.json").exists()

@@ -11,6 +11,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from ..distributed import raise_if_any_rank_failed
 from ..errors import UserError
 from ..metrics.buffer import PredictionBuffer, Predictions
 from ..models.heads import Head
@@ -88,6 +89,9 @@ class EvaluationModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self.results = {}
+        # every rank, also one whose data failed, gets here: all end with the same error
+        failure = getattr(self.trainer.datamodule, "failure", None)
+        raise_if_any_rank_failed(failure, self.trainer)
         for name, buffer in zip(self.dataset_names, self.stores, strict=True):
             preds = buffer.compute()  # collective: every rank gathers the full dataset
             buffer.reset()

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 from omegaconf import DictConfig
 
-from . import distributed
+from . import distributed  # also registers the resolvers conf/hydra/ uses
 from .errors import UserError, one_line
 
 log = logging.getLogger("imagenet_multilabel")
-distributed.register_resolvers()  # used by conf/hydra/ before any task runs
+# conf/hydra/launcher/submitit_*.yaml extend the plugin's schemas of the same name, which
+# Hydra 1.3 (pinned <1.4) supports but announces on every run
+warnings.filterwarnings("ignore", message=".*validated against ConfigStore schema with the same")
 
 
 def run_task(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:

@@ -73,6 +73,9 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("rank_zero_only", _rank_zero_only, replace=True)
 
 
+register_resolvers()  # on import: Hydra resolves its logging config before any task runs
+
+
 # -- ranks > 0 started by Lightning's launcher -------------------------------------------
 
 _current_job: dict[str, Any] | None = None
@@ -109,7 +112,11 @@ def write_job_file(task: Callable, cfg: DictConfig, local_rank: int) -> Path:
         "task": _task_ref(task),
         "cwd": os.getcwd(),
         "logging": logging_cfg,
-        "config": OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False),
+        "config": OmegaConf.to_container(
+            OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]),  # a composed cfg
+            resolve=True,
+            throw_on_missing=False,
+        ),
     }
     fd, name = tempfile.mkstemp(prefix=f"imagenet-ml-rank{local_rank}-", suffix=".yaml")
     os.close(fd)

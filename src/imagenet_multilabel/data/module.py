@@ -29,6 +29,28 @@ class ShardSampler(Sampler[int]):
         return len(range(self.rank, self.size, self.world_size))
 
 
+class StopOnError(DataLoader):
+    """A DataLoader whose iteration ends at the first error instead of raising it; the
+    error is kept in ``failure`` (shared by the loaders of a DataModule, which then yield
+    nothing). Under DDP the rank can then reach the point where all ranks agree on
+    failure, instead of leaving the others waiting in a collective."""
+
+    def __init__(self, *args: Any, failure: dict[str, BaseException], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.failure = failure
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.failure:
+            return iter(())
+        return self._guarded(super().__iter__())
+
+    def _guarded(self, batches: Iterator[Any]) -> Iterator[Any]:
+        try:
+            yield from batches
+        except Exception as e:
+            self.failure["error"] = e
+
+
 class WithValidLabels(Dataset):
     """Adds the multi-hot ``valid`` row of each image to a dataset's items."""
 
@@ -65,6 +87,12 @@ class EvalDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.prefetch_factor = prefetch_factor
+        self._failure: dict[str, BaseException] = {}
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The error that ended this rank's iteration over the data, if any."""
+        return self._failure.get("error")
 
     @property
     def names(self) -> list[str]:
@@ -84,8 +112,9 @@ class EvalDataModule(L.LightningDataModule):
         kwargs: dict[str, Any] = {}
         if self.num_workers > 0 and self.prefetch_factor is not None:
             kwargs["prefetch_factor"] = self.prefetch_factor
-        return DataLoader(
+        return StopOnError(
             dataset,
+            failure=self._failure,
             batch_size=self.batch_size,
             sampler=ShardSampler(len(dataset), rank, world),
             num_workers=self.num_workers,

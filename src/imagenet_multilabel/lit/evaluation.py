@@ -11,6 +11,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from ..distributed import raise_if_any_rank_failed
 from ..errors import UserError
 from ..metrics.buffer import PredictionBuffer, Predictions
 from ..models.heads import Head, apply_heads
@@ -28,6 +29,9 @@ class EvaluationModule(L.LightningModule):
         dataset_sizes: dataset name -> number of images, in dataloader order.
         with_valid: dataset names that come with multi-hot valid labels.
         channels_last: run the forward pass in channels-last memory format.
+        forward_batch_size: pad smaller batches to this size for the forward pass (the
+            loader's batch size), so that logits are bitwise the same however the images
+            are sharded and batched (see docs/distributed.md).
     """
 
     def __init__(
@@ -38,15 +42,18 @@ class EvaluationModule(L.LightningModule):
         with_valid: set[str] | frozenset[str] = frozenset(),
         optional_heads: set[str] | frozenset[str] = frozenset(),
         channels_last: bool = True,
+        forward_batch_size: int | None = None,
     ) -> None:
         super().__init__()
+        self.forward_batch_size = forward_batch_size
         self.backbone = backbone
         self.heads = dict(heads)
         self.dataset_names = list(dataset_sizes)
         self.optional_heads = set(optional_heads)
         self.channels_last = channels_last
+        num_classes = getattr(backbone, "num_classes", None)  # timm models have it
         self.stores = nn.ModuleList(
-            PredictionBuffer(size, with_valid=name in with_valid)
+            PredictionBuffer(size, with_valid=name in with_valid, num_classes=num_classes)
             for name, size in dataset_sizes.items()
         )
         self.results: dict[str, tuple[dict[str, float], Predictions]] = {}
@@ -67,13 +74,24 @@ class EvaluationModule(L.LightningModule):
     def validation_step(
         self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
     ) -> None:
-        logits = self(batch["image"])
+        images = batch["image"]
+        n = images.shape[0]
+        if self.forward_batch_size is not None and n < self.forward_batch_size:
+            # Same input shape on every forward: kernels (oneDNN, cuDNN) pick their algorithm
+            # by shape, so a partial batch would get other float roundings. Padded, each
+            # image's logits do not depend on how the data is sharded across ranks.
+            pad = images.new_zeros((self.forward_batch_size - n, *images.shape[1:]))
+            images = torch.cat([images, pad])
+        logits = self(images)[:n]
         self.stores[dataloader_idx].update(
             batch["index"], logits.float(), batch["target"], batch.get("valid")
         )
 
     def on_validation_epoch_end(self) -> None:
         self.results = {}
+        # every rank, also one whose data failed, gets here: all end with the same error
+        failure = getattr(self.trainer.datamodule, "failure", None)
+        raise_if_any_rank_failed(failure, self.trainer)
         for name, buffer in zip(self.dataset_names, self.stores, strict=True):
             preds = buffer.compute()  # collective: every rank gathers the full dataset
             buffer.reset()

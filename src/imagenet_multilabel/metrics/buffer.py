@@ -8,12 +8,14 @@ the tensors a single process would have, and give exactly its numbers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
+from torchmetrics.utilities.distributed import gather_all_tensors
 
 
 @dataclass
@@ -32,10 +34,17 @@ class PredictionBuffer(Metric):
     full_state_update = False
     is_differentiable = False
 
-    def __init__(self, dataset_size: int, with_valid: bool = False, **kwargs) -> None:
+    def __init__(
+        self,
+        dataset_size: int,
+        with_valid: bool = False,
+        num_classes: int | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.dataset_size = dataset_size
         self.with_valid = with_valid
+        self.num_classes = num_classes
         self.add_state("index", default=[], dist_reduce_fx="cat")
         self.add_state("logits", default=[], dist_reduce_fx="cat")
         self.add_state("target", default=[], dist_reduce_fx="cat")
@@ -54,8 +63,21 @@ class PredictionBuffer(Metric):
                 raise ValueError("this buffer stores valid labels but none were given")
             self.valid.append(valid.to(torch.uint8))
 
+    def _sync_dist(self, dist_sync_fn: Callable = gather_all_tensors, process_group=None) -> None:
+        # A rank whose shard of this dataset is empty (more ranks than images) contributes
+        # empty states of the right shape and dtype, so that the gather lines up.
+        if not self.index and self.num_classes is not None:
+            c = self.num_classes
+            self.index.append(torch.zeros(0, dtype=torch.long, device=self.device))
+            self.logits.append(torch.zeros(0, c, dtype=torch.float32, device=self.device))
+            self.target.append(torch.zeros(0, dtype=torch.long, device=self.device))
+            if self.with_valid:
+                self.valid.append(torch.zeros(0, c, dtype=torch.uint8, device=self.device))
+        super()._sync_dist(dist_sync_fn, process_group=process_group)
+
     def compute(self) -> Predictions:
-        if not self.index:
+        # before a sync the states are lists of batches; after one, tensors
+        if isinstance(self.index, list) and not self.index:
             raise RuntimeError("no predictions were recorded")
         index = dim_zero_cat(self.index)
         order = torch.argsort(index)

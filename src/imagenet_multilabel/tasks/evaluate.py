@@ -106,6 +106,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         with_valid={n for n, v in valid.items() if v is not None},
         optional_heads=optional,
         channels_last=cfg.channels_last,
+        forward_batch_size=cfg.batch_size,
     )
     loggers = list(instantiate_map(cfg.get("logger")).values())
     callbacks = list(instantiate_map(cfg.get("callbacks")).values())

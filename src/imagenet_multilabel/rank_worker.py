@@ -1,0 +1,46 @@
+"""Entry point of the ranks > 0 that Lightning starts on a node during a Hydra job:
+``python -m imagenet_multilabel.rank_worker <job file>`` (see distributed.py)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import threading
+import time
+
+from omegaconf import OmegaConf
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 1:
+        raise SystemExit("usage: python -m imagenet_multilabel.rank_worker <job file>")
+    from .cli import run_task
+    from .distributed import configure_rank_logging
+
+    _exit_with_parent()
+    job = OmegaConf.load(argv[0])
+    os.chdir(job.cwd)
+    configure_rank_logging(OmegaConf.to_container(job.logging) if job.logging else None)
+    module, _, name = str(job.task).partition(":")
+    task = importlib.import_module(module)
+    for part in name.split("."):
+        task = getattr(task, part)
+    run_task(task, job.config)
+
+
+def _exit_with_parent(period_s: float = 1.0) -> None:
+    """End this rank if rank 0 (its parent) is gone, whatever ended it: no rank is left
+    waiting in a collective for a process that does not exist any more."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(period_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-rank-0", daemon=True).start()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_wnid_folders, sample_photos
 from torch.utils.data import Dataset
 
 from imagenet_multilabel import distributed
 from imagenet_multilabel.data.module import EvalDataModule
 from imagenet_multilabel.errors import DataError
 from imagenet_multilabel.outputs import read_predictions
+
+from .conftest import make_wnid_folders, sample_photos
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ("model=test_tiny", "callbacks=none", "trainer=ddp", "trainer.accelerator=cpu")

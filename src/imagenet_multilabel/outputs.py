@@ -22,11 +22,19 @@ from .errors import DataError
 PREDICTION_KEYS = ("index", "path", "target", "logits")
 
 
+def _umask_mode() -> int:
+    """0o666 less the process umask: what a plain open() would create (mkstemp uses 0o600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _umask_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -86,6 +94,7 @@ def write_predictions(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+    os.fchmod(fd, _umask_mode())
     os.close(fd)
     try:
         np.savez(tmp, **arrays)

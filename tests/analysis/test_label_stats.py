@@ -18,8 +18,9 @@ from imagenet_multilabel.data.labels import LabelSet
 from imagenet_multilabel.errors import DataError, UserError
 from imagenet_multilabel.tasks.stats import stats
 
-REPO = Path(__file__).resolve().parents[2]
-LABELS = REPO / ".." / "shared" / "data" / "labels"
+from ..conftest import REPO, SHARED
+
+LABELS = SHARED / "labels"
 
 SMALL = LabelSet(
     "small",

@@ -11,8 +11,8 @@ import pytest
 
 from imagenet_multilabel.classes import wnids
 
-SHARED = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data").resolve()
-SAMPLE = SHARED / "imagenet-sample"
+from ..conftest import SAMPLE, SHARED
+
 LABELS = SHARED / "labels"
 
 

@@ -25,7 +25,8 @@ from imagenet_multilabel.data.labels import (
 )
 from imagenet_multilabel.errors import DataError
 
-LABELS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "labels"
+from .conftest import LABELS
+
 REAL_JSON = LABELS / "reassessed-imagenet" / "real.json"
 MULTILABELFY_JSON = LABELS / "multilabelfy" / "imagenetv2_refined_labels.json"
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from np_reference import average_precision as ref_ap
-from np_reference import multilabel as ref_multilabel
-from np_reference import ranking as ref_ranking
 
 from imagenet_multilabel.metrics import functional as F
+from tests.metrics.np_reference import average_precision as ref_ap
+from tests.metrics.np_reference import multilabel as ref_multilabel
+from tests.metrics.np_reference import ranking as ref_ranking
 
 
 def close(a: float, b: float, rel: float = 1e-9) -> bool:

@@ -15,7 +15,7 @@ from imagenet_multilabel.metrics import functional as F
 from imagenet_multilabel.models.heads import MultiLabelHead, SingleLabelHead
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "metrics"))
-from np_reference import multilabel as ref_multilabel
+from tests.metrics.np_reference import multilabel as ref_multilabel
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "head"
 

@@ -28,6 +28,9 @@ class EvaluationModule(L.LightningModule):
         dataset_sizes: dataset name -> number of images, in dataloader order.
         with_valid: dataset names that come with multi-hot valid labels.
         channels_last: run the forward pass in channels-last memory format.
+        normalize: turns the loader's uint8 batches into the backbone's input on the
+            device (see :class:`~imagenet_multilabel.data.transforms.Normalize`); None when
+            the loader already yields normalised float images.
     """
 
     def __init__(
@@ -38,6 +41,7 @@ class EvaluationModule(L.LightningModule):
         with_valid: set[str] | frozenset[str] = frozenset(),
         optional_heads: set[str] | frozenset[str] = frozenset(),
         channels_last: bool = True,
+        normalize: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -45,6 +49,7 @@ class EvaluationModule(L.LightningModule):
         self.dataset_names = list(dataset_sizes)
         self.optional_heads = set(optional_heads)
         self.channels_last = channels_last
+        self.normalize = normalize
         self.stores = nn.ModuleList(
             PredictionBuffer(size, with_valid=name in with_valid)
             for name, size in dataset_sizes.items()
@@ -60,6 +65,8 @@ class EvaluationModule(L.LightningModule):
             self.backbone.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.normalize is not None:
+            images = self.normalize(images).to(self.dtype)  # float16/bf16 under "-true" precision
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return self.backbone(images)

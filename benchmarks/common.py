@@ -8,6 +8,7 @@ import json
 import os
 import re
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -301,6 +302,37 @@ def run_ours(
         run,
         settings,
     )
+
+
+def config_batch_size() -> int:
+    """The batch size of conf/evaluate.yaml (what evaluate.py uses by default)."""
+    from omegaconf import OmegaConf
+
+    return int(OmegaConf.load(REPO / "conf" / "evaluate.yaml").batch_size)
+
+
+def our_overrides(
+    gpu: bool, amp: bool, batch_size: int | None, workers: int | None, extra: list[str]
+) -> list[str]:
+    """Hydra overrides for our side: the GPU trainer in fp32 (or AMP) with a GPU-sized batch
+    and enough workers on a CUDA machine; the config's CPU defaults otherwise."""
+    out = []
+    if gpu:
+        out += ["trainer=gpu", f"trainer.precision={'16-mixed' if amp else '32-true'}"]
+        batch_size = batch_size or 256
+        workers = min(8, cores()) if workers is None else workers
+    elif amp:
+        out.append("trainer.precision=bf16-mixed")
+    if batch_size:
+        out.append(f"batch_size={batch_size}")
+    if workers is not None:
+        out.append(f"num_workers={workers}")
+    return out + list(extra)
+
+
+def timm_extra(amp: bool, timm_args: str) -> list[str]:
+    """validate.py options beyond its defaults: --amp if asked, then the user's."""
+    return (["--amp"] if amp else []) + shlex.split(timm_args)
 
 
 def load_average() -> str:

@@ -14,7 +14,6 @@ machine both run on the GPU (--amp: mixed precision for both; accuracy may then 
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -24,39 +23,22 @@ from common import (
     has_cuda,
     lite0_checkpoint,
     load_average,
+    our_overrides,
     run_ours,
     run_timm,
     sample_photos,
+    timm_extra,
     wnid_folders,
 )
 
 TOLERANCE = 0.1  # points of top-1 / top-5
 
 
-def our_overrides(args: argparse.Namespace, gpu: bool) -> list[str]:
-    out = []
-    if gpu:
-        out += ["trainer=gpu", f"trainer.precision={'16-mixed' if args.amp else '32-true'}"]
-    elif args.amp:
-        out += ["trainer.precision=bf16-mixed"]
-    if args.batch_size:
-        out.append(f"batch_size={args.batch_size}")
-    if args.workers is not None:
-        out.append(f"num_workers={args.workers}")
-    elif gpu:
-        out.append(f"num_workers={min(8, cores())}")
-    return out + list(args.override)
-
-
-def timm_extra(args: argparse.Namespace) -> list[str]:
-    return (["--amp"] if args.amp else []) + shlex.split(args.timm_args)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--limit", type=int, default=None, help="only the first N photos (smoke run)")
-    p.add_argument("--batch-size", type=int, default=None, help="ours (default: config's)")
-    p.add_argument("--workers", type=int, default=None, help="ours (default: config's)")
+    p.add_argument("--batch-size", type=int, default=None, help="ours (config's; GPU 256)")
+    p.add_argument("--workers", type=int, default=None, help="ours (config's; GPU min(8, cores))")
     p.add_argument("--amp", action="store_true", help="mixed precision in both tools")
     p.add_argument("--timm-args", default="", help="extra options for validate.py")
     p.add_argument("--override", action="append", default=[], help="extra Hydra override")
@@ -73,9 +55,19 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         data = wnid_folders(photos, tmp / "val")
         checkpoint = lite0_checkpoint(tmp / "lite0.pth")
-        timm = run_timm(data, checkpoint, len(photos), timm_extra(args), "cuda" if gpu else "cpu")
+        timm = run_timm(
+            data,
+            checkpoint,
+            len(photos),
+            timm_extra(args.amp, args.timm_args),
+            "cuda" if gpu else "cpu",
+        )
         print(f"timm done in {timm.run.wall:.0f} s", flush=True)
-        ours = run_ours(data, tmp / "ours", our_overrides(args, gpu))
+        ours = run_ours(
+            data,
+            tmp / "ours",
+            our_overrides(gpu, args.amp, args.batch_size, args.workers, args.override),
+        )
     print(f"ours done in {ours.run.wall:.0f} s; {load_average()}\n")
 
     rows = [timm, ours]

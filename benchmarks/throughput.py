@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import random
-import shlex
 import sys
 import tempfile
 import time
@@ -39,15 +38,18 @@ from common import (
     REPO,
     Result,
     Run,
+    config_batch_size,
     cores,
     fail,
     has_cuda,
     lite0_checkpoint,
     load_average,
+    our_overrides,
     run_monitored,
     run_ours,
     run_timm,
     sample_photos,
+    timm_extra,
     wnid_folders,
 )
 
@@ -160,20 +162,6 @@ def run_forward_only(data: Path, images: int, batch_size: int, threads: int, amp
     return Result("forward only", out["images"], 0.0, 0.0, out["seconds"], run, settings)
 
 
-def our_overrides(args: argparse.Namespace, gpu: bool) -> list[str]:
-    out = []
-    if gpu:
-        out += ["trainer=gpu", f"trainer.precision={'16-mixed' if args.amp else '32-true'}"]
-        out.append(f"num_workers={args.workers if args.workers is not None else min(8, cores())}")
-    else:
-        if args.amp:
-            out.append("trainer.precision=bf16-mixed")
-        if args.workers is not None:
-            out.append(f"num_workers={args.workers}")
-    out.append(f"batch_size={args.batch_size}")
-    return out + list(args.override)
-
-
 def same_accuracy(a: Result, b: Result) -> bool:
     return abs(a.top1 - b.top1) < 1e-3 and abs(a.top5 - b.top5) < 1e-3  # timm rounds to 1e-4
 
@@ -210,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photos", type=int, default=None, help="real photos (all 1000)")
     p.add_argument("--forward-images", type=int, default=None, help="forward-only (512)")
     p.add_argument("--cache-dir", type=Path, default=default_cache())
-    p.add_argument("--batch-size", type=int, default=None, help="ours and forward (32; GPU 256)")
+    p.add_argument("--batch-size", type=int, default=None, help="ours, forward (config's; GPU 256)")
     p.add_argument("--workers", type=int, default=None, help="ours (config's; GPU min(8, cores))")
     p.add_argument("--amp", action="store_true", help="mixed precision everywhere")
     p.add_argument("--timm-args", default="", help="extra options for validate.py")
@@ -227,13 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     n_synthetic = args.synthetic or (200 if quick else 10_000)
     n_photos = args.photos or (100 if quick else None)
     n_forward = args.forward_images or (64 if quick else 512)
-    args.batch_size = args.batch_size or (256 if gpu else 32)
+    args.batch_size = args.batch_size or (256 if gpu else config_batch_size())
     thread_counts = [1] if gpu else sorted({1, cores()})
-    timm_extra = (["--amp"] if args.amp else []) + shlex.split(args.timm_args)
+    extra = timm_extra(args.amp, args.timm_args)
     device = "cuda" if gpu else "cpu"
     print(
         f"device {device}, {cores()} cores, {load_average()}; timm validate.py: its defaults"
-        f"{' + ' + ' '.join(timm_extra) if timm_extra else ''}",
+        f"{' + ' + ' '.join(extra) if extra else ''}",
         flush=True,
     )
     synthetic = synthetic_set(n_synthetic, args.cache_dir)
@@ -245,9 +233,13 @@ def main(argv: list[str] | None = None) -> int:
         for title, data in [("real photos", photos), ("synthetic", synthetic)]:
             n = sum(1 for _ in data.glob("*/*.JPEG"))
             print(f"{title}: {n} images; ours ...", flush=True)
-            ours = run_ours(data, tmp / f"ours-{title}", our_overrides(args, gpu))
+            ours = run_ours(
+                data,
+                tmp / f"ours-{title}",
+                our_overrides(gpu, args.amp, args.batch_size, args.workers, args.override),
+            )
             print(f"  {ours.loop_rate:.2f} img/s; timm ...", flush=True)
-            timm = run_timm(data, checkpoint, n, timm_extra, device)
+            timm = run_timm(data, checkpoint, n, extra, device)
             print(f"  {timm.loop_rate:.2f} img/s; forward only ...", flush=True)
             forwards = [
                 run_forward_only(data, n_forward, args.batch_size, t, args.amp)

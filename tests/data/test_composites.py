@@ -56,6 +56,10 @@ def test_squeeze_keeps_one_tile_size(base) -> None:
         base, num_images=2, squeeze=True, transform=lambda im: tile_transform(im).float()
     )
     assert tuple(ds[0]["image"].shape) == (3, 24, 32)
+    as_uint8 = CompositeDataset(base, num_images=2, squeeze=True, transform=tile_transform)
+    image = as_uint8[0]["image"]
+    assert image.dtype == torch.uint8 and tuple(image.shape) == (3, 24, 32)
+    assert (image.float() - ds[0]["image"]).abs().max() <= 0.5
 
 
 def test_bad_grid(base) -> None:

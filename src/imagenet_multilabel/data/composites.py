@@ -90,7 +90,14 @@ class CompositeDataset(ImageDataset):
         image = torch.cat(rows, dim=1)
         if self.squeeze:
             size = tiles[0].shape[1:]
-            image = F.interpolate(
-                image[None], size=size, mode="bicubic", antialias=True, align_corners=False
+            squeezed = F.interpolate(
+                image[None].float(),
+                size=size,
+                mode="bicubic",
+                antialias=True,
+                align_corners=False,
             )[0]
+            if image.dtype == torch.uint8:  # tiles not yet normalised (normalize_on_device)
+                squeezed = squeezed.round_().clamp_(0, 255)
+            image = squeezed.to(image.dtype)
         return {"image": image, "target": self.targets[index], "index": index}

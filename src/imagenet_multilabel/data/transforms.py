@@ -3,7 +3,7 @@ model's pretrained config, then timm's defaults."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -36,6 +36,36 @@ def resolve_preprocessing(
     }
 
 
-def eval_transform(preprocessing: Mapping[str, Any]):
-    """timm's eval transform (resize shorter side to size / crop_pct, center crop, normalise)."""
-    return create_transform(**dict(preprocessing), is_training=False)
+def eval_transform(preprocessing: Mapping[str, Any], normalize: bool = True):
+    """timm's eval transform (resize shorter side to size / crop_pct, center crop, normalise).
+
+    ``normalize=False`` stops after the crop with a uint8 ``[C, H, W]`` tensor: the rest
+    (:class:`Normalize`) then runs once per batch, on the device.
+    """
+    return create_transform(**dict(preprocessing), is_training=False, normalize=normalize)
+
+
+class Normalize(torch.nn.Module):
+    """uint8 image batches ``[N, C, H, W]`` -> normalised float32, in channels-last memory
+    format if asked; the same floating-point operations, in the same order, as timm's
+    per-image ``ToTensor`` + ``Normalize``, so the values are bitwise identical on CPU."""
+
+    def __init__(
+        self, mean: Sequence[float], std: Sequence[float], channels_last: bool = False
+    ) -> None:
+        super().__init__()
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.channels_last = channels_last
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dtype != torch.uint8:
+            raise TypeError(f"expected uint8 images, got {images.dtype}")
+        if self.channels_last:  # reorder the 1-byte pixels, not the 4-byte floats
+            images = images.contiguous(memory_format=torch.channels_last)
+        shape = (1, -1, 1, 1)
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=images.device).view(shape)
+        std = torch.tensor(self.std, dtype=torch.float32, device=images.device).view(shape)
+        return images.to(torch.float32).div(255).sub_(mean).div_(std)
+
+    def extra_repr(self) -> str:
+        return f"mean={self.mean}, std={self.std}, channels_last={self.channels_last}"

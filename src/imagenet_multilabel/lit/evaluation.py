@@ -32,6 +32,9 @@ class EvaluationModule(L.LightningModule):
         forward_batch_size: pad smaller batches to this size for the forward pass (the
             loader's batch size), so that logits are bitwise the same however the images
             are sharded and batched (see docs/distributed.md).
+        normalize: turns the loader's uint8 batches into the backbone's input on the
+            device (see :class:`~imagenet_multilabel.data.transforms.Normalize`); None when
+            the loader already yields normalised float images.
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class EvaluationModule(L.LightningModule):
         optional_heads: set[str] | frozenset[str] = frozenset(),
         channels_last: bool = True,
         forward_batch_size: int | None = None,
+        normalize: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.forward_batch_size = forward_batch_size
@@ -52,6 +56,7 @@ class EvaluationModule(L.LightningModule):
         self.optional_heads = set(optional_heads)
         self.channels_last = channels_last
         num_classes = getattr(backbone, "num_classes", None)  # timm models have it
+        self.normalize = normalize
         self.stores = nn.ModuleList(
             PredictionBuffer(size, with_valid=name in with_valid, num_classes=num_classes)
             for name, size in dataset_sizes.items()
@@ -67,6 +72,8 @@ class EvaluationModule(L.LightningModule):
             self.backbone.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.normalize is not None:
+            images = self.normalize(images).to(self.dtype)  # float16/bf16 under "-true" precision
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return self.backbone(images)

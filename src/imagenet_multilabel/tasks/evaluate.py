@@ -17,13 +17,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..config import build_dataset, dataset_specs, instantiate_map, labels_spec
 from ..data.module import EvalDataModule
-from ..data.transforms import eval_transform, resolve_preprocessing
+from ..data.transforms import Normalize, eval_transform, resolve_preprocessing
 from ..errors import UserError
 from ..lit.evaluation import EvaluationModule, flat_metrics
 from ..models.backbones import create_backbone
 from ..outputs import write_json, write_predictions
 from ..report import print_summary
 from ..runinfo import git_commit, host_info, package_versions
+from ..runtime import set_cpu_threads
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         kwargs=OmegaConf.to_container(cfg.model.kwargs) if cfg.model.get("kwargs") else None,
     )
     preprocessing = resolve_preprocessing(model, OmegaConf.to_container(cfg.preprocess))
-    transform = eval_transform(preprocessing)
+    on_device = cfg.normalize_on_device
+    transform = eval_transform(preprocessing, normalize=not on_device)
 
     datasets, valid, data_info = {}, {}, {}
     for name, spec in dataset_specs(cfg.data).items():
@@ -107,10 +109,18 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         optional_heads=optional,
         channels_last=cfg.channels_last,
         forward_batch_size=cfg.batch_size,
+        normalize=(
+            Normalize(preprocessing["mean"], preprocessing["std"], cfg.channels_last)
+            if on_device
+            else None
+        ),
     )
+    if cfg.compile:
+        module.backbone.compile()
     loggers = list(instantiate_map(cfg.get("logger")).values())
     callbacks = list(instantiate_map(cfg.get("callbacks")).values())
     trainer: L.Trainer = _instantiate_trainer(cfg.trainer, loggers, callbacks)
+    set_cpu_threads(cfg.cpu_threads, cfg.num_workers, trainer.num_devices)
 
     forward_start = time.perf_counter()
     try:
@@ -153,6 +163,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         "batch_size": cfg.batch_size,
         "num_workers": cfg.num_workers,
         "channels_last": cfg.channels_last,
+        "cpu_threads": torch.get_num_threads(),
+        "normalize_on_device": on_device,
+        "compile": cfg.compile,
         "trainer": {
             "accelerator": str(cfg.trainer.accelerator),
             "devices": trainer.num_devices,

@@ -1,0 +1,89 @@
+"""The fast data path (uint8 crops, normalised per batch on the device) gives the model
+exactly the input of timm's per-image transform, and the evaluation's predictions equal a
+straightforward decode + transform + forward on real photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from timm.data import create_transform, resolve_data_config
+
+from imagenet_multilabel.data.datasets import load_rgb
+from imagenet_multilabel.data.transforms import Normalize, eval_transform, resolve_preprocessing
+from imagenet_multilabel.models.backbones import create_backbone
+from imagenet_multilabel.outputs import read_predictions
+from imagenet_multilabel.tasks.evaluate import evaluate
+
+from ..conftest import sample_photos
+
+PREPROCESSING = {
+    "input_size": (3, 224, 224),
+    "interpolation": "bicubic",
+    "crop_pct": 0.875,
+    "crop_mode": "center",
+}
+
+
+@pytest.fixture(scope="module")
+def images() -> list[Image.Image]:
+    photos = [*sample_photos()[::97], sample_photos()[405]]  # 405: grayscale, 350x156
+    return [load_rgb(p) for p in photos]
+
+
+@pytest.mark.parametrize(
+    ("mean", "std"),
+    [((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)), ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))],
+)
+def test_batch_normalize_is_bitwise_per_image_transform(images, mean, std) -> None:
+    pp = {**PREPROCESSING, "mean": mean, "std": std}
+    reference = torch.stack([eval_transform(pp)(im) for im in images])
+    crops = torch.stack([eval_transform(pp, normalize=False)(im) for im in images])
+    assert crops.dtype == torch.uint8
+    for channels_last in (False, True):
+        fast = Normalize(mean, std, channels_last=channels_last)(crops)
+        assert fast.dtype == torch.float32
+        assert fast.is_contiguous(memory_format=torch.channels_last) == channels_last
+        assert torch.equal(fast, reference)
+
+
+def test_normalize_refuses_float_input() -> None:
+    with pytest.raises(TypeError, match="uint8"):
+        Normalize((0.5,) * 3, (0.5,) * 3)(torch.zeros(1, 3, 4, 4))
+
+
+def test_speed_options_that_change_results_are_off_by_default(compose_cfg) -> None:
+    cfg = compose_cfg()
+    assert cfg.compile is False
+    assert cfg.normalize_on_device is True  # exact: see the test above
+    assert cfg.trainer.precision == "32-true"
+
+
+def test_default_predictions_equal_plain_reference(compose_cfg, tmp_path: Path) -> None:
+    """Default config, default model: logits as from PIL decode -> timm transform -> NCHW
+    forward one image at a time (no channels-last, no batching, no device normalisation)."""
+    photos = sample_photos()[5::200]
+    root = tmp_path / "flat"
+    root.mkdir()
+    for p in photos:
+        (root / p.name).symlink_to(p)
+    cfg = compose_cfg("data=demo", f"data.root={root}", "batch_size=2")
+    evaluate(cfg)
+    preds = read_predictions(Path(cfg.paths.output_dir) / "predictions" / "demo.npz")
+
+    model, _ = create_backbone(cfg.model.name, weights=cfg.model.weights)
+    transform = create_transform(**resolve_data_config(model=model), is_training=False)
+    assert resolve_preprocessing(model)["interpolation"] == "bicubic"
+    with torch.inference_mode():
+        reference = torch.cat(
+            [model(transform(Image.open(p).convert("RGB"))[None]) for p in photos]
+        ).numpy()
+    assert list(preds["path"]) == [p.name for p in photos]
+    np.testing.assert_array_equal(preds["logits"].argmax(1), reference.argmax(1))
+    np.testing.assert_array_equal(
+        np.argsort(-preds["logits"], 1)[:, :5], np.argsort(-reference, 1)[:, :5]
+    )
+    np.testing.assert_allclose(preds["logits"], reference, atol=1e-4, rtol=0)

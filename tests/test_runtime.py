@@ -1,0 +1,35 @@
+"""CPU thread settings: auto leaves a core to each loader worker and respects OMP_NUM_THREADS."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from imagenet_multilabel import runtime
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    ("cores", "workers", "processes", "expected"),
+    [(2, 1, 1, 1), (2, 0, 1, 2), (2, 4, 1, 1), (16, 4, 1, 12), (16, 2, 2, 6)],
+)
+def test_auto_threads(monkeypatch, cores, workers, processes, expected) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "available_cores", lambda: cores)
+    assert runtime.set_cpu_threads(None, workers, processes) == expected
+    assert torch.get_num_threads() == expected
+
+
+def test_explicit_threads_and_environment(monkeypatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+    assert runtime.set_cpu_threads(None, num_workers=0) == 1
+    assert runtime.set_cpu_threads(2, num_workers=1) == 2
+    with pytest.raises(ValueError, match=">= 1"):
+        runtime.set_cpu_threads(0, num_workers=1)

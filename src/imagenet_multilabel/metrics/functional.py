@@ -34,14 +34,12 @@ SCORE_KINDS: tuple[str, ...] = ("softmax", "sigmoid")
 _CHUNK_ROWS = 2048
 
 
-def ranked_topk(scores: Tensor, k: int) -> Tensor:
-    """Indices ``(N, k)`` of the ``k`` highest scores per row, best first, ties broken by
-    the lower class index. ``torch.topk`` alone does not promise an order among ties, so
-    rows with a tie among their ``k + 1`` best scores are re-ranked with a stable sort."""
+def _ranked_topk_values(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """:func:`ranked_topk` and the best score of each row (``scores.max(dim=1)``)."""
     n, c = scores.shape
     k = max(0, min(int(k), c))
-    if k == 0 or n == 0:
-        return torch.zeros((n, k), dtype=torch.long)
+    if c == 0 or n == 0:
+        return torch.zeros((n, k), dtype=torch.long), scores.new_full((n,), -math.inf)
     kk = min(k + 1, c)
     vals, idx = torch.topk(scores, kk, dim=1, largest=True, sorted=True)
     tied = (vals[:, 1:] == vals[:, :-1]).any(dim=1)
@@ -49,7 +47,14 @@ def ranked_topk(scores: Tensor, k: int) -> Tensor:
         rows = tied.nonzero().squeeze(1)
         order = torch.sort(scores[rows], dim=1, descending=True, stable=True).indices
         idx[rows] = order[:, :kk]
-    return idx[:, :k]
+    return idx[:, :k], vals[:, 0]
+
+
+def ranked_topk(scores: Tensor, k: int) -> Tensor:
+    """Indices ``(N, k)`` of the ``k`` highest scores per row, best first, ties broken by
+    the lower class index. ``torch.topk`` alone does not promise an order among ties, so
+    rows with a tie among their ``k + 1`` best scores are re-ranked with a stable sort."""
+    return _ranked_topk_values(scores, k)[0]
 
 
 def topk_correct(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[int, Tensor]:
@@ -99,10 +104,51 @@ def row_softmax_stats(logits: Tensor, chunk_rows: int = _CHUNK_ROWS) -> tuple[Te
     return m, s
 
 
-def single_label_metrics(logits: Tensor, target: Tensor, n_bins: int = 15) -> dict[str, float]:
-    """top1, top5 (percent), nll and ece (percent) against the original single label."""
-    hits = topk_correct(logits, target, (1, 5))
-    m, s = row_softmax_stats(logits)
+class Predictions:
+    """What the metrics of one dataset read, computed once and shared by every head.
+
+    One pass over the rows (in chunks of ``chunk_rows``) gives ``top (N, K)``, the ``K``
+    best classes of each row, best first, ties broken by the lower class index (as
+    :func:`ranked_topk`), and the softmax statistics of :func:`row_softmax_stats`: ``m``
+    (each row's largest logit) and ``s``, with ``lse = m + log s``. ``K`` is
+    ``min(k, C)``; :meth:`ranked` ranks further when a metric needs more classes.
+    Non-float logits are converted to float32 (``logits`` holds what the metrics use).
+    """
+
+    def __init__(self, logits: Tensor, k: int = 5, chunk_rows: int = 64) -> None:
+        if logits.dtype not in (torch.float32, torch.float64):
+            logits = logits.float()
+        self.logits = logits
+        n, c = logits.shape
+        self.top = torch.empty((n, max(0, min(int(k), c))), dtype=torch.long)
+        self.m = torch.empty(n, dtype=torch.float64)
+        self.s = torch.empty(n, dtype=torch.float64)
+        for a in range(0, n, chunk_rows):
+            b = min(n, a + chunk_rows)
+            self.top[a:b], best = _ranked_topk_values(logits[a:b], self.top.shape[1])
+            self.m[a:b] = best
+            self.s[a:b] = logits[a:b].double().sub_(self.m[a:b, None]).exp_().sum(dim=1)
+        self.lse = self.m + torch.log(self.s)
+
+    def ranked(self, k: int) -> Tensor:
+        """The ``min(k, C)`` best classes of each row ``(N, min(k, C))``, best first."""
+        k = max(0, min(int(k), self.logits.shape[1]))
+        if self.top.shape[1] < k:
+            self.top = ranked_topk(self.logits, k)
+        return self.top[:, :k]
+
+
+def single_label_metrics(
+    logits: Tensor, target: Tensor, n_bins: int = 15, predictions: Predictions | None = None
+) -> dict[str, float]:
+    """top1, top5 (percent), nll and ece (percent) against the original single label.
+    ``predictions``: the shared :class:`Predictions` of ``logits``, if already made."""
+    p = predictions if predictions is not None else Predictions(logits, 5)
+    logits = p.logits
+    top = p.ranked(5)
+    hit = top == target[:, None]
+    hits = {k: hit[:, : min(k, top.shape[1])].any(dim=1) for k in (1, 5)}
+    m, s = p.m, p.s
     confidence = 1.0 / s
     logp_target = logits.gather(1, target[:, None]).squeeze(1).double() - m - torch.log(s)
     return {
@@ -122,13 +168,19 @@ class Ranking:
     ``top (N, K)``: class indices best first (ties: lower index first), ``K`` at least
     ``k`` and at least the largest label set; ``hits (N, K)``: ``top`` is a valid label;
     ``n_valid (N,)``: size of each label set; ``found (N,)``: valid labels among the
-    ``n_valid`` best classes (the variable top-k count).
+    ``n_valid`` best classes (the variable top-k count). ``predictions``: the shared
+    :class:`Predictions` of ``logits`` (its ranking is reused).
     """
 
-    def __init__(self, logits: Tensor, valid: Tensor, k: int = 5) -> None:
+    def __init__(
+        self, logits: Tensor, valid: Tensor, k: int = 5, predictions: Predictions | None = None
+    ) -> None:
         self.n_valid = valid.sum(dim=1)
         kmax = max(k, int(self.n_valid.max())) if len(self.n_valid) else k
-        self.top = ranked_topk(logits, kmax)
+        if predictions is not None:
+            self.top = predictions.ranked(kmax)
+        else:
+            self.top = ranked_topk(logits, kmax)
         self.hits = valid.gather(1, self.top)
         if self.hits.shape[1]:
             cum = self.hits.cumsum(dim=1)
@@ -277,21 +329,193 @@ def mean_average_precision(per_class: Tensor) -> float:
     return per_class[has].mean().item() if bool(has.any()) else float("nan")
 
 
+# ------------------------------------------------- average precision from softmax logits
+#
+# The softmax score of image i for class j is ``p_ij = exp(l_ij - lse_i)`` in float64. AP
+# only needs, for each positive (i, j) with score s, how many scores of its class (macro)
+# or of all classes (micro) are ``>= s``. Sorting 50M scores for that is the slow part, so
+# instead every score is placed on a grid in logit space, ``u = (lse_i - l_ij) * scale``
+# in float32 (no exp), and counted per grid bucket. ``y = lse_i - l_ij = -log p_ij`` is a
+# decreasing function of the score, ``u`` is ``y * scale`` up to a rounding error below
+# ``delta`` (in units of y). Every positive marks the buckets that ``y +- delta`` can fall
+# in as *dirty*; a score in a clean bucket is then certainly above (its bucket is lower)
+# or below (higher) the positive's score by a margin of at least 2^-30 in log space, far
+# beyond any rounding of exp. The few scores in dirty buckets are computed exactly, with
+# the same float64 ``exp(l - lse)`` as everywhere else, and compared exactly, so every
+# count, and every AP, is the one a full sort gives (ties included).
+#
+# Two grids: a fine one shared by every class (micro AP: every score against every
+# positive), and per class a coarse one (``fine >> _AP_COARSE_SHIFT``) that only that
+# class's positives make dirty (macro AP). Runs of adjacent dirty buckets cut each grid
+# into clean segments; each score is counted in its segment (one bincount per grid), and
+# the count of scores above a positive is the sum of the clean segments below its run
+# plus the exact count among the dirty scores.
+
+_AP_FINE_BUCKETS = 1 << 20
+_AP_COARSE_SHIFT = 8
+_AP_BLOCK_COLS = 32
+_AP_BLOCK_ROWS = 8192
+_AP_MARGIN = 2.0**-30
+
+
+def _dirty_runs(lo: Tensor, hi: Tensor, groups: int, width: int) -> tuple[Tensor, Tensor]:
+    """Mark buckets ``lo[t]..hi[t]`` (flat indices into ``groups`` grids of ``width``
+    buckets each) dirty and number the runs of adjacent dirty buckets per grid from 1.
+    Returns ``dirty (groups, width)`` and ``run (groups, width)``: the number of runs
+    that start at or before each bucket, in its grid."""
+    diff = torch.zeros(groups * (width + 1), dtype=torch.int32)
+    g, b = lo // width, lo % width
+    diff.index_add_(0, g * (width + 1) + b, torch.ones_like(lo, dtype=torch.int32))
+    g, b = hi // width, hi % width
+    diff.index_add_(0, g * (width + 1) + b + 1, torch.full_like(hi, -1, dtype=torch.int32))
+    dirty = diff.view(groups, width + 1).cumsum(dim=1)[:, :width] > 0
+    start = dirty.clone()
+    start[:, 1:] &= ~dirty[:, :-1]
+    return dirty, start.cumsum(dim=1)
+
+
+def _softmax_average_precision(
+    logits: Tensor, lse: Tensor, best: Tensor, valid: Tensor, rows_mask: Tensor
+) -> tuple[Tensor, float] | None:
+    """Per-class AP (percent, NaN without positives) and micro AP (percent) of the softmax
+    scores of the rows where ``rows_mask`` is True, exactly as :func:`average_precision`
+    on those scores; ``best`` is each row's largest logit. ``None`` when the inputs fall
+    outside what the grid handles exactly (non-finite logits, scores below e^-700): the
+    caller then sorts."""
+    n, n_classes = logits.shape
+    if not bool(torch.isfinite(best).all()):
+        return None
+    flat = torch.from_numpy(np.flatnonzero(valid.contiguous().numpy()))
+    rows, cols = flat // n_classes, flat % n_classes
+    keep = rows_mask[rows]
+    rows, cols = rows[keep], cols[keep]
+    n_pos = torch.bincount(cols, minlength=n_classes)
+    if len(rows) == 0:
+        return torch.full((n_classes,), math.nan, dtype=torch.float64), math.nan
+    score_pos = torch.exp(logits[rows, cols].double() - lse[rows])
+    y_pos = lse[rows] - logits[rows, cols].double()  # -log score, as the grid sees it
+    y_max = float(y_pos.max())
+    lse_abs = float(lse[rows_mask].abs().max())
+    if y_max > 700.0:
+        return None
+    # |u / scale - y| <= 2^-23 (|lse| + |y|) for float32 u; delta is twice that, plus margin
+    delta = _AP_MARGIN + 2.0**-21 * (lse_abs + y_max + 1.0)
+    scale = float(np.float32(_AP_FINE_BUCKETS / (y_max + 2 * delta)))
+    if not math.isfinite(scale) or scale * (lse_abs + y_max + 1.0) > 1e30:
+        return None
+    lo = (torch.floor((y_pos - delta) * scale) - 1).clamp_(min=0).long()
+    hi = (torch.floor((y_pos + delta) * scale) + 1).long()
+    sh = _AP_COARSE_SHIFT
+    width_c = int(hi.max()) // (1 << sh) + 2  # the last coarse bucket is never dirty
+    width_f = width_c << sh
+    top_bucket = float(width_f - 1)  # scores below every positive land here
+
+    dirty_f, run_f = _dirty_runs(lo, hi, 1, width_f)
+    dirty_f, run_f = dirty_f[0], run_f[0]
+    n_seg_f = int(run_f[-1]) + 1  # clean segments 0..n_seg_f-1; id n_seg_f: dirty
+    table_f = torch.where(dirty_f, n_seg_f, run_f).int()
+    dirty_c, run_c = _dirty_runs(
+        cols * width_c + (lo >> sh), cols * width_c + (hi >> sh), n_classes, width_c
+    )
+    n_seg_per_class = run_c[:, -1] + 1
+    seg_base = torch.cumsum(n_seg_per_class, 0) - n_seg_per_class
+    n_seg_c = int(n_seg_per_class.sum())
+    table_c = torch.where(dirty_c, n_seg_c, run_c + seg_base[:, None]).int().view(-1)
+
+    a = torch.where(rows_mask, lse * scale, math.inf).float()  # excluded rows: u = inf
+    hist_f = torch.zeros(n_seg_f + 1, dtype=torch.int64)
+    hist_c = torch.zeros(n_seg_c + 1, dtype=torch.int64)
+    found: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
+    for c0 in range(0, n_classes, _AP_BLOCK_COLS):
+        c1 = min(n_classes, c0 + _AP_BLOCK_COLS)
+        offset = torch.arange(c0, c1, dtype=torch.int32) * width_c
+        for r0 in range(0, n, _AP_BLOCK_ROWS):
+            r1 = min(n, r0 + _AP_BLOCK_ROWS)
+            u = torch.sub(a[r0:r1, None], logits[r0:r1, c0:c1], alpha=scale)
+            fine = u.clamp_(max=top_bucket).to(torch.int32)
+            seg_f = table_f.index_select(0, fine.view(-1))
+            seg_c = table_c.index_select(0, fine.bitwise_right_shift_(sh).add_(offset).view(-1))
+            hist_f += torch.bincount(seg_f, minlength=n_seg_f + 1)
+            hist_c += torch.bincount(seg_c, minlength=n_seg_c + 1)
+            is_f, is_c = seg_f == n_seg_f, seg_c == n_seg_c
+            at = torch.from_numpy(np.flatnonzero((is_f | is_c).numpy()))
+            if len(at):
+                w = c1 - c0
+                found.append((at // w + r0, at % w + c0, is_f[at], is_c[at]))
+    if found:
+        u_rows, u_cols, u_f, u_c = (torch.cat(x) for x in zip(*found, strict=True))
+    else:
+        u_rows = u_cols = torch.zeros(0, dtype=torch.long)
+        u_f = u_c = torch.zeros(0, dtype=torch.bool)
+    u_score = torch.exp(logits[u_rows, u_cols].double() - lse[u_rows]).numpy()
+    u_cols_np = u_cols.numpy()
+    s_np, cols_np = score_pos.numpy(), cols.numpy()
+
+    # micro: scores >= s = clean segments below the positive's dirty run + exact dirty ones
+    clean_f = np.concatenate(([0], np.cumsum(hist_f[:n_seg_f].numpy())))
+    order = np.argsort(s_np, kind="stable")
+    pos_sorted = s_np[order]
+    dirty_sorted = np.sort(u_score[u_f.numpy()])
+    count = clean_f[run_f[lo].numpy()[order]] + (
+        len(dirty_sorted) - np.searchsorted(dirty_sorted, pos_sorted, side="left")
+    )
+    tp = len(pos_sorted) - np.searchsorted(pos_sorted, pos_sorted, side="left")
+    micro = float(np.sum(tp / count) / len(pos_sorted))
+
+    # macro: the same per class, on its coarse grid and its own dirty scores
+    clean_c = np.concatenate(([0], np.cumsum(hist_c[:n_seg_c].numpy())))
+    base = seg_base.numpy()[cols_np]
+    local_run = run_c[cols, lo >> sh].numpy()
+    below = clean_c[base + local_run] - clean_c[base]
+    # (class, score) keys: scores ranked together with the dirty scores, ties kept
+    both = np.concatenate((s_np, u_score[u_c.numpy()]))
+    _, rank = np.unique(both, return_inverse=True)
+    span = int(rank.max()) + 1 if len(rank) else 1
+    key_pos = cols_np.astype(np.int64) * span + rank[: len(s_np)]
+    key_dirty = np.sort(u_cols_np[u_c.numpy()].astype(np.int64) * span + rank[len(s_np) :])
+    class_end = (cols_np.astype(np.int64) + 1) * span
+    exact = np.searchsorted(key_dirty, class_end, side="left") - np.searchsorted(
+        key_dirty, key_pos, side="left"
+    )
+    count_c = below + exact
+    by_class = np.argsort(key_pos, kind="stable")  # by class, then score ascending
+    key_sorted = key_pos[by_class]
+    tp_c = np.searchsorted(key_sorted, class_end[by_class], side="left") - np.searchsorted(
+        key_sorted, key_sorted, side="left"
+    )
+    ratio = tp_c / count_c[by_class]
+    bounds = np.concatenate(([0], np.cumsum(n_pos.numpy())))
+    ap_sum = np.zeros(n_classes)
+    for c in np.flatnonzero(n_pos.numpy()):
+        ap_sum[c] = np.sum(ratio[bounds[c] : bounds[c + 1]])
+    has = (n_pos > 0).numpy()
+    per_class = np.full(n_classes, np.nan)
+    per_class[has] = 100.0 * ap_sum[has] / n_pos.numpy()[has]
+    return torch.from_numpy(per_class), 100.0 * micro
+
+
 # ------------------------------------------------------------------------ scores
 
 
 class ClassScores:
     """Per-class scores of a logit matrix, computed on demand in float64: ``softmax``
     (``exp(l - lse)``, ``lse`` the row's log-sum-exp from :func:`row_softmax_stats`) or
-    ``sigmoid`` (independent per class, for models fine-tuned multi-label)."""
+    ``sigmoid`` (independent per class, for models fine-tuned multi-label).
+    ``predictions``: the shared :class:`Predictions` of ``logits`` (``lse`` and the row
+    maxima are reused)."""
 
-    def __init__(self, logits: Tensor, kind: str = "softmax") -> None:
+    def __init__(
+        self, logits: Tensor, kind: str = "softmax", predictions: Predictions | None = None
+    ) -> None:
         if kind not in SCORE_KINDS:
             raise ValueError(f"scores must be one of {SCORE_KINDS}, got {kind!r}")
         self.logits, self.kind = logits, kind
-        if kind == "softmax":
-            m, s = row_softmax_stats(logits)
-            self.lse = m + torch.log(s)
+        self.best: Tensor | None = None  # each row's largest logit, float64
+        if predictions is not None:
+            self.best, self.lse = predictions.m, predictions.lse
+        elif kind == "softmax":
+            self.best, s = row_softmax_stats(logits)
+            self.lse = self.best + torch.log(s)
 
     def rows(self, index: Tensor) -> Tensor:
         """Scores ``(len(index), C)`` of the rows ``index``."""
@@ -309,13 +533,22 @@ class ClassScores:
 
     def top1(self) -> Tensor:
         """Score of each row's best class (the confidence)."""
-        best = self.logits.max(dim=1).values.double()
+        best = self.best if self.best is not None else self.logits.max(dim=1).values.double()
         if self.kind == "softmax":
             return torch.exp(best - self.lse)
         return torch.sigmoid(best)
 
     def average_precision(self, index: Tensor, valid: Tensor) -> tuple[Tensor, float]:
-        """:func:`average_precision` over the rows ``index`` (e.g. the labeled images)."""
+        """:func:`average_precision` over the rows ``index`` (e.g. the labeled images).
+        Softmax scores of distinct rows are counted on the grid of
+        :func:`_softmax_average_precision`; anything else is sorted."""
+        if self.kind == "softmax" and self.best is not None:
+            mask = torch.zeros(self.logits.shape[0], dtype=torch.bool)
+            mask[index] = True
+            if int(mask.sum()) == len(index):
+                fast = _softmax_average_precision(self.logits, self.lse, self.best, valid, mask)
+                if fast is not None:
+                    return fast
         every = len(index) == self.logits.shape[0]
         logits = self.logits if every else self.logits[index]
         valid = valid if every else valid[index]
@@ -435,6 +668,13 @@ def _cumulative_counts(
 # ---------------------------------------------------------------- multi-label head
 
 
+def multilabel_ranks(valid: Tensor, mode: str = "vartopk", k: int = 1) -> int:
+    """How many best classes per image :func:`multilabel_metrics` reads: 5, the ``k`` of
+    ``topk`` mode, or the largest label set, whichever is largest."""
+    largest = int(valid.sum(dim=1).max()) if len(valid) else 0
+    return max(5, int(k) if mode == "topk" else 0, largest)
+
+
 def multilabel_metrics(
     logits: Tensor,
     target: Tensor,
@@ -448,6 +688,7 @@ def multilabel_metrics(
     min_subgroup_size: int = 1,
     n_bins: int = 15,
     confidences: tuple[float, ...] = (0.5, 0.8),
+    predictions: Predictions | None = None,
 ) -> dict[str, float]:
     """Every multi-label metric of the project for one dataset (see the module docstring
     for conventions; images with an empty label set only count in ``num_*``).
@@ -462,13 +703,17 @@ def multilabel_metrics(
     ``confidences`` (among labeled images whose top-1 differs from the original label
     with top-1 score ``>= t``: percentage whose top-1 is a valid label); ``ece_multilabel``
     (ECE of the top-1 score where top-1 is correct when it is a valid label).
+    ``predictions``: the shared :class:`Predictions` of ``logits``, if already made.
     """
     if mode not in PRED_MODES:
         raise ValueError(f"mode must be one of {PRED_MODES}, got {mode!r}")
-    if logits.dtype not in (torch.float32, torch.float64):
-        logits = logits.float()
+    kmin = max(5, int(k) if mode == "topk" else 0)
+    p = predictions
+    if p is None:
+        p = Predictions(logits, multilabel_ranks(valid, mode, k))
+    logits = p.logits
     n, n_classes = logits.shape
-    ranking = Ranking(logits, valid, max(5, int(k) if mode == "topk" else 0))
+    ranking = Ranking(logits, valid, kmin, predictions=p)
     lab = ranking.labeled
     n_lab = int(lab.sum())
     out: dict[str, float] = {
@@ -496,7 +741,7 @@ def multilabel_metrics(
         out[f"vartopk_strict@labels={name}"] = accuracy(strict[sel])
     out["asma"] = asma(strict_count, group_count, min_subgroup_size)
 
-    cs = ClassScores(logits, scores)
+    cs = ClassScores(logits, scores, predictions=p)
     index = lab.nonzero().squeeze(1)
     per_class, micro = cs.average_precision(index, valid)
     out["map_macro"] = mean_average_precision(per_class)

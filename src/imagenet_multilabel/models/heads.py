@@ -19,10 +19,10 @@ from ..metrics import functional as F
 class Head:
     """Base class. ``needs_labels``: the head can only score images with a label set.
 
-    ``metrics`` may be given ``predictions``, the :class:`~..metrics.functional.Predictions`
-    of the same logits that :func:`apply_heads` makes once per dataset so that heads share
-    the ranking and softmax statistics; ``ranks`` says how many best classes per image
-    the head reads from it.
+    ``metrics`` may be given ``summary``, the :class:`~..metrics.functional.RowSummary` of
+    the same logits that :func:`apply_heads` makes once per dataset so that the heads
+    share the ranking and softmax statistics; ``ranks`` says how many best classes per
+    image the head reads from it.
     """
 
     name: str = "head"
@@ -36,7 +36,7 @@ class Head:
         logits: Tensor,
         target: Tensor,
         valid: Tensor | None,
-        predictions: F.Predictions | None = None,
+        summary: F.RowSummary | None = None,
     ) -> dict[str, float]:
         raise NotImplementedError
 
@@ -54,9 +54,9 @@ class SingleLabelHead(Head):
         logits: Tensor,
         target: Tensor,
         valid: Tensor | None,
-        predictions: F.Predictions | None = None,
+        summary: F.RowSummary | None = None,
     ) -> dict[str, float]:
-        return F.single_label_metrics(logits, target, self.ece_bins, predictions=predictions)
+        return F.single_label_metrics(logits, target, self.ece_bins, summary=summary)
 
 
 class MultiLabelHead(Head):
@@ -119,7 +119,7 @@ class MultiLabelHead(Head):
         logits: Tensor,
         target: Tensor,
         valid: Tensor | None,
-        predictions: F.Predictions | None = None,
+        summary: F.RowSummary | None = None,
     ) -> dict[str, float]:
         if valid is None:
             raise UserError(
@@ -143,7 +143,7 @@ class MultiLabelHead(Head):
             min_subgroup_size=self.min_subgroup_size,
             n_bins=self.ece_bins,
             confidences=self.confidences,
-            predictions=predictions,
+            summary=summary,
         )
 
 
@@ -159,7 +159,7 @@ def apply_heads(
 
     A head that needs labels is skipped for a dataset without a label set when it is
     ``optional`` (the default multi-label head), and is an error otherwise. The heads
-    share one :class:`~..metrics.functional.Predictions` of ``logits`` (ranking and
+    share one :class:`~..metrics.functional.RowSummary` of ``logits`` (ranking and
     softmax statistics are computed once).
     """
     metrics: dict[str, float] = {"num_images": int(target.shape[0])}
@@ -177,7 +177,8 @@ def apply_heads(
         return metrics
     compatible = valid is None or (valid.ndim == 2 and valid.shape == logits.shape)
     ranks = max(h.ranks(valid if compatible else None) for h in used)
-    predictions = F.Predictions(logits, ranks)
-    for head in used:
-        metrics.update(head.metrics(logits, target, valid, predictions=predictions))
+    with F.one_torch_thread():
+        summary = F.RowSummary(logits, ranks)
+        for head in used:
+            metrics.update(head.metrics(logits, target, valid, summary=summary))
     return metrics

@@ -21,8 +21,12 @@ Label-count subgroups: images with 1, 2, 3 and 4 or more valid labels, named
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -33,15 +37,51 @@ PRED_MODES: tuple[str, ...] = ("vartopk", "topk", "threshold", "cumulative")
 SCORE_KINDS: tuple[str, ...] = ("softmax", "sigmoid")
 _CHUNK_ROWS = 2048
 
+# Threads. The metrics run many mid-sized torch ops in a row; with torch's own (OpenMP)
+# intra-op threads each of them synchronises its threads, and on a busy machine, where
+# a core is often taken, that costs several times the work itself. So the entry points
+# run with one torch thread, and the two loops that carry the work (the row pass of
+# RowSummary and the AP scan) share their pieces out between as many Python threads as
+# torch had (torch ops release the GIL).
+_threads_lock = threading.Lock()
+_threads = {"depth": 0, "before": 1}
 
-def ranked_topk(scores: Tensor, k: int) -> Tensor:
-    """Indices ``(N, k)`` of the ``k`` highest scores per row, best first, ties broken by
-    the lower class index. ``torch.topk`` alone does not promise an order among ties, so
-    rows with a tie among their ``k + 1`` best scores are re-ranked with a stable sort."""
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Torch ops single-threaded inside (re-entrant, also across threads); torch's thread
+    count is restored when the last one exits, and is what :func:`_in_threads` uses."""
+    with _threads_lock:
+        if _threads["depth"] == 0:
+            _threads["before"] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _threads["depth"] += 1
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _threads["depth"] -= 1
+            if _threads["depth"] == 0:
+                torch.set_num_threads(_threads["before"])
+
+
+def _in_threads(jobs: list[Callable[[], object]]) -> list[object]:
+    """Results of ``jobs``, run on as many Python threads as torch has outside
+    :func:`one_torch_thread`, their torch ops single-threaded."""
+    with one_torch_thread():
+        workers = min(_threads["before"], len(jobs))
+        if workers <= 1:
+            return [job() for job in jobs]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(lambda job: job(), jobs))
+
+
+def _ranked_topk_values(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """:func:`ranked_topk` and the best score of each row (``scores.max(dim=1)``)."""
     n, c = scores.shape
     k = max(0, min(int(k), c))
-    if k == 0 or n == 0:
-        return torch.zeros((n, k), dtype=torch.long)
+    if c == 0 or n == 0:
+        return torch.zeros((n, k), dtype=torch.long), scores.new_full((n,), -math.inf)
     kk = min(k + 1, c)
     vals, idx = torch.topk(scores, kk, dim=1, largest=True, sorted=True)
     tied = (vals[:, 1:] == vals[:, :-1]).any(dim=1)
@@ -49,7 +89,14 @@ def ranked_topk(scores: Tensor, k: int) -> Tensor:
         rows = tied.nonzero().squeeze(1)
         order = torch.sort(scores[rows], dim=1, descending=True, stable=True).indices
         idx[rows] = order[:, :kk]
-    return idx[:, :k]
+    return idx[:, :k], vals[:, 0]
+
+
+def ranked_topk(scores: Tensor, k: int) -> Tensor:
+    """Indices ``(N, k)`` of the ``k`` highest scores per row, best first, ties broken by
+    the lower class index. ``torch.topk`` alone does not promise an order among ties, so
+    rows with a tie among their ``k + 1`` best scores are re-ranked with a stable sort."""
+    return _ranked_topk_values(scores, k)[0]
 
 
 def topk_correct(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[int, Tensor]:
@@ -99,10 +146,65 @@ def row_softmax_stats(logits: Tensor, chunk_rows: int = _CHUNK_ROWS) -> tuple[Te
     return m, s
 
 
-def single_label_metrics(logits: Tensor, target: Tensor, n_bins: int = 15) -> dict[str, float]:
-    """top1, top5 (percent), nll and ece (percent) against the original single label."""
-    hits = topk_correct(logits, target, (1, 5))
-    m, s = row_softmax_stats(logits)
+class RowSummary:
+    """What the metrics of one dataset read from each row of logits, computed once and
+    shared by every head.
+
+    One pass over the rows gives ``top (N, K)``, the ``K`` best classes of each row, best
+    first, ties broken by the lower class index (as :func:`ranked_topk`), and the softmax
+    statistics of :func:`row_softmax_stats`: ``m`` (each row's largest logit) and ``s``,
+    with ``lse = m + log s``; all equal to what those functions return. ``K`` is
+    ``min(k, C)``; :meth:`ranked` ranks further when a metric needs more classes.
+    Non-float logits are converted to float32 (``logits`` holds what the metrics use).
+    The rows are cut in chunks of ``chunk_rows``, the chunks shared out between threads.
+    """
+
+    @one_torch_thread()
+    def __init__(self, logits: Tensor, k: int = 5, chunk_rows: int = 256) -> None:
+        if logits.dtype not in (torch.float32, torch.float64):
+            logits = logits.float()
+        self.logits = logits
+        n, c = logits.shape
+        self.top = torch.empty((n, max(0, min(int(k), c))), dtype=torch.long)
+        self.m = torch.empty(n, dtype=torch.float64)
+        self.s = torch.empty(n, dtype=torch.float64)
+
+        def rows(a: int, b: int) -> None:
+            for r0 in range(a, b, chunk_rows):
+                r1 = min(b, r0 + chunk_rows)
+                self.top[r0:r1], best = _ranked_topk_values(logits[r0:r1], self.top.shape[1])
+                self.m[r0:r1] = best
+                z = logits[r0:r1].double().sub_(self.m[r0:r1, None])
+                self.s[r0:r1] = z.exp_().sum(dim=1)
+
+        parts = max(1, min(_threads["before"], -(-n // chunk_rows)))
+        cuts = [n * i // parts for i in range(parts + 1)]
+        if logits.device.type == "cpu":
+            _in_threads([lambda a=a, b=b: rows(a, b) for a, b in itertools.pairwise(cuts)])
+        else:
+            rows(0, n)
+        self.lse = self.m + torch.log(self.s)
+
+    def ranked(self, k: int) -> Tensor:
+        """The ``min(k, C)`` best classes of each row ``(N, min(k, C))``, best first."""
+        k = max(0, min(int(k), self.logits.shape[1]))
+        if self.top.shape[1] < k:
+            self.top = ranked_topk(self.logits, k)
+        return self.top[:, :k]
+
+
+@one_torch_thread()
+def single_label_metrics(
+    logits: Tensor, target: Tensor, n_bins: int = 15, summary: RowSummary | None = None
+) -> dict[str, float]:
+    """top1, top5 (percent), nll and ece (percent) against the original single label.
+    ``summary``: the shared :class:`RowSummary` of ``logits``, if already made."""
+    p = summary if summary is not None else RowSummary(logits, 5)
+    logits = p.logits
+    top = p.ranked(5)
+    hit = top == target[:, None]
+    hits = {k: hit[:, : min(k, top.shape[1])].any(dim=1) for k in (1, 5)}
+    m, s = p.m, p.s
     confidence = 1.0 / s
     logp_target = logits.gather(1, target[:, None]).squeeze(1).double() - m - torch.log(s)
     return {
@@ -116,19 +218,35 @@ def single_label_metrics(logits: Tensor, target: Tensor, n_bins: int = 15) -> di
 # --------------------------------------------------------------------------- ranking
 
 
+def label_counts(valid: Tensor) -> Tensor:
+    """Number of valid labels of each image ``(N,)`` int64, as ``valid.sum(dim=1)`` (on
+    CPU counted from the positions of the True entries: much faster on a bool matrix)."""
+    n, c = valid.shape
+    if valid.device.type != "cpu" or valid.dtype != torch.bool or c == 0:
+        return valid.sum(dim=1)
+    at = np.flatnonzero(valid.contiguous().numpy())
+    return torch.from_numpy(np.bincount(at // c, minlength=n).astype(np.int64))
+
+
 class Ranking:
     """The ranked view of a batch that every multi-label ranking metric reads.
 
     ``top (N, K)``: class indices best first (ties: lower index first), ``K`` at least
     ``k`` and at least the largest label set; ``hits (N, K)``: ``top`` is a valid label;
     ``n_valid (N,)``: size of each label set; ``found (N,)``: valid labels among the
-    ``n_valid`` best classes (the variable top-k count).
+    ``n_valid`` best classes (the variable top-k count). ``summary``: the shared
+    :class:`RowSummary` of ``logits`` (its ranking is reused).
     """
 
-    def __init__(self, logits: Tensor, valid: Tensor, k: int = 5) -> None:
-        self.n_valid = valid.sum(dim=1)
+    def __init__(
+        self, logits: Tensor, valid: Tensor, k: int = 5, summary: RowSummary | None = None
+    ) -> None:
+        self.n_valid = label_counts(valid)
         kmax = max(k, int(self.n_valid.max())) if len(self.n_valid) else k
-        self.top = ranked_topk(logits, kmax)
+        if summary is not None:
+            self.top = summary.ranked(kmax)
+        else:
+            self.top = ranked_topk(logits, kmax)
         self.hits = valid.gather(1, self.top)
         if self.hits.shape[1]:
             cum = self.hits.cumsum(dim=1)
@@ -277,21 +395,171 @@ def mean_average_precision(per_class: Tensor) -> float:
     return per_class[has].mean().item() if bool(has.any()) else float("nan")
 
 
+# ------------------------------------------------- average precision from softmax logits
+#
+# The softmax score of image i for class j is ``p_ij = exp(l_ij - lse_i)`` in float64. AP
+# only needs, for each positive (i, j) with score s, how many scores of its class (macro)
+# or of all classes (micro) are ``>= s``. Sorting 50M scores for that is the slow part, so
+# instead every score is placed on a grid in logit space, ``u = (lse_i - l_ij) * scale``
+# in float32 (no exp), and counted per grid bucket. ``y = lse_i - l_ij = -log p_ij``
+# decreases with the score, and ``u / scale`` is ``y`` up to a rounding error below
+# ``delta``. Every positive marks the buckets that ``y +- delta`` can fall in as *dirty*;
+# a score in a clean bucket is then certainly above (lower bucket) or below (higher
+# bucket) every positive's score, by at least 2^-30 in log space: far beyond any rounding
+# of exp. The scores in dirty buckets (a few percent) are computed exactly, with the same
+# float64 ``exp(l - lse)`` as everywhere else, and compared exactly, so every count, and
+# so every AP, is the one a full sort gives, ties included.
+#
+# Runs of adjacent dirty buckets cut the grid into clean segments. Per class, the scores
+# are counted per segment (one bincount over class x segment per block of classes); the
+# count of scores ``>= s`` is the sum of the clean segments below the positive's dirty
+# run plus the exact count among the class's dirty scores. Summed over classes, the same
+# histograms give the micro counts.
+
+_AP_FINE_BUCKETS = 1 << 19
+_AP_BLOCK_BINS = 1 << 18  # class x segment bins of one block of classes
+_AP_MARGIN = 2.0**-30
+
+
+def _dirty_runs(lo: Tensor, hi: Tensor, width: int) -> tuple[Tensor, Tensor]:
+    """Mark buckets ``lo[t]..hi[t]`` of a grid of ``width`` buckets dirty and number the
+    runs of adjacent dirty buckets from 1. Returns ``dirty (width,)`` and ``run
+    (width,)``: the number of runs that start at or before each bucket."""
+    diff = torch.zeros(width + 1, dtype=torch.int32)
+    diff.index_add_(0, lo, torch.ones_like(lo, dtype=torch.int32))
+    diff.index_add_(0, hi + 1, torch.full_like(hi, -1, dtype=torch.int32))
+    dirty = diff.cumsum(dim=0)[:width] > 0
+    start = dirty.clone()
+    start[1:] &= ~dirty[:-1]
+    return dirty, start.cumsum(dim=0)
+
+
+def _softmax_average_precision(
+    logits: Tensor, lse: Tensor, best: Tensor, valid: Tensor, rows_mask: Tensor
+) -> tuple[Tensor, float] | None:
+    """Per-class AP (percent, NaN without positives) and micro AP (percent) of the softmax
+    scores of the rows where ``rows_mask`` is True, exactly as :func:`average_precision`
+    on those scores; ``best`` is each row's largest logit. ``None`` when the inputs fall
+    outside what the grid handles exactly (non-finite logits, scores below e^-700): the
+    caller then sorts."""
+    n, n_classes = logits.shape
+    if not bool(torch.isfinite(best).all()) or n_classes == 0:
+        return None
+    logits = logits.contiguous()
+    flat = np.flatnonzero(valid.contiguous().numpy())
+    rows, cols = np.divmod(flat, n_classes)
+    keep = rows_mask.numpy()[rows]
+    rows, cols = rows[keep], cols[keep]
+    n_pos = np.bincount(cols, minlength=n_classes)
+    if len(rows) == 0:
+        return torch.full((n_classes,), math.nan, dtype=torch.float64), math.nan
+    flat_logits = logits.view(-1)
+    l_pos = flat_logits[torch.from_numpy(rows * n_classes + cols)].double()
+    lse_pos = lse[torch.from_numpy(rows)]
+    score_pos = torch.exp(l_pos - lse_pos).numpy()  # exp(l - lse), as ClassScores.rows
+    y_pos = lse_pos - l_pos  # -log score, as the grid sees it
+    y_max = float(y_pos.max())
+    lse_abs = float(lse[rows_mask].abs().max())
+    if y_max > 700.0:
+        return None
+    # |u / scale - y| <= 2^-23 (|lse| + |y|) for float32 u; delta is twice that, plus margin
+    delta = _AP_MARGIN + 2.0**-21 * (lse_abs + y_max + 1.0)
+    scale = float(np.float32(_AP_FINE_BUCKETS / (y_max + 2 * delta)))
+    if not math.isfinite(scale) or scale * (lse_abs + y_max + 1.0) > 1e30:
+        return None
+    lo = (torch.floor((y_pos - delta) * scale) - 1).clamp_(min=0).long()
+    hi = (torch.floor((y_pos + delta) * scale) + 1).long()
+    width = int(hi.max()) + 2  # the last bucket is never dirty: scores below every positive
+    dirty, run = _dirty_runs(lo, hi, width)
+    n_seg = int(run[-1]) + 1  # clean segments 0..n_seg-1; id n_seg: dirty
+    bins = n_seg + 1
+    table = torch.where(dirty, n_seg, run).to(torch.int16 if bins < 2**15 else torch.int32)
+    a = torch.where(rows_mask, lse * scale, math.inf).float()  # left-out rows: u = inf
+    top_bucket = float(width - 1)
+
+    # positives by class, then score ascending; the dirty run of each one's score
+    order = np.lexsort((score_pos, cols))
+    p_score, p_run = score_pos[order], run[lo].numpy()[order]
+    p_bounds = np.concatenate(([0], np.cumsum(n_pos)))
+    block = max(1, min(n_classes, _AP_BLOCK_BINS // bins))
+    if block >= 16:
+        block -= block % 16  # whole 64-byte lines of float32 logits
+    ap_sum = np.zeros(n_classes)
+
+    def scan(c0: int) -> tuple[Tensor, np.ndarray]:
+        """Classes c0..c0+block-1: their AP sums, the block's micro histogram and its
+        dirty scores."""
+        c1 = min(n_classes, c0 + block)
+        w = c1 - c0
+        slab = logits[:, c0:c1].contiguous()  # read once; the dirty scores come from it
+        u = torch.sub(a[:, None], slab, alpha=scale)
+        seg = table.index_select(0, u.clamp_(0.0, top_bucket).to(torch.int32).view(-1))
+        offset = torch.arange(w, dtype=torch.int32) * bins
+        hist = torch.bincount((seg.view(n, w) + offset).view(-1), minlength=w * bins)
+        hist = hist.view(w, bins)
+        r, j = np.divmod(np.flatnonzero(seg.numpy() == n_seg), w)
+        by_class = np.argsort(j.astype(np.int16 if w < 2**15 else np.int32), kind="stable")
+        r, j = r[by_class], j[by_class]
+        exact = slab.view(-1).index_select(0, torch.from_numpy(r * w + j)).double()
+        exact = torch.exp(exact - lse[torch.from_numpy(r)]).numpy()
+        j_bounds = np.searchsorted(j, np.arange(w + 1))
+        below = hist[:, :n_seg].cumsum(dim=1).numpy()
+        for jj in range(w):
+            c = c0 + jj
+            lo_p, hi_p = p_bounds[c], p_bounds[c + 1]
+            if hi_p == lo_p:
+                continue
+            p = p_score[lo_p:hi_p]
+            dirty_scores = np.sort(exact[j_bounds[jj] : j_bounds[jj + 1]])
+            count = below[jj, p_run[lo_p:hi_p] - 1] + (
+                len(dirty_scores) - np.searchsorted(dirty_scores, p, side="left")
+            )
+            tp = (hi_p - lo_p) - np.searchsorted(p, p, side="left")
+            ap_sum[c] = np.sum(tp / count)
+        return hist.sum(dim=0), exact
+
+    starts = list(range(0, n_classes, block))
+    parts = _in_threads([lambda c0=c0: scan(c0) for c0 in starts])
+    hist_all = torch.stack([h for h, _ in parts]).sum(dim=0)
+    dirty_all = np.sort(np.concatenate([d for _, d in parts]))
+
+    # micro: the same counts over every class
+    below_all = np.concatenate(([0], np.cumsum(hist_all[:n_seg].numpy())))
+    by_score = np.argsort(score_pos, kind="stable")
+    pos_sorted = score_pos[by_score]
+    count = below_all[run[lo].numpy()[by_score]] + (
+        len(dirty_all) - np.searchsorted(dirty_all, pos_sorted, side="left")
+    )
+    tp = len(pos_sorted) - np.searchsorted(pos_sorted, pos_sorted, side="left")
+    micro = float(np.sum(tp / count) / len(pos_sorted))
+    has = n_pos > 0
+    per_class = np.full(n_classes, np.nan)
+    per_class[has] = 100.0 * ap_sum[has] / n_pos[has]
+    return torch.from_numpy(per_class), 100.0 * micro
+
+
 # ------------------------------------------------------------------------ scores
 
 
 class ClassScores:
     """Per-class scores of a logit matrix, computed on demand in float64: ``softmax``
     (``exp(l - lse)``, ``lse`` the row's log-sum-exp from :func:`row_softmax_stats`) or
-    ``sigmoid`` (independent per class, for models fine-tuned multi-label)."""
+    ``sigmoid`` (independent per class, for models fine-tuned multi-label).
+    ``summary``: the shared :class:`RowSummary` of ``logits`` (``lse`` and the row maxima
+    are reused)."""
 
-    def __init__(self, logits: Tensor, kind: str = "softmax") -> None:
+    def __init__(
+        self, logits: Tensor, kind: str = "softmax", summary: RowSummary | None = None
+    ) -> None:
         if kind not in SCORE_KINDS:
             raise ValueError(f"scores must be one of {SCORE_KINDS}, got {kind!r}")
         self.logits, self.kind = logits, kind
-        if kind == "softmax":
-            m, s = row_softmax_stats(logits)
-            self.lse = m + torch.log(s)
+        self.best: Tensor | None = None  # each row's largest logit, float64
+        if summary is not None:
+            self.best, self.lse = summary.m, summary.lse
+        elif kind == "softmax":
+            self.best, s = row_softmax_stats(logits)
+            self.lse = self.best + torch.log(s)
 
     def rows(self, index: Tensor) -> Tensor:
         """Scores ``(len(index), C)`` of the rows ``index``."""
@@ -309,13 +577,23 @@ class ClassScores:
 
     def top1(self) -> Tensor:
         """Score of each row's best class (the confidence)."""
-        best = self.logits.max(dim=1).values.double()
+        best = self.best if self.best is not None else self.logits.max(dim=1).values.double()
         if self.kind == "softmax":
             return torch.exp(best - self.lse)
         return torch.sigmoid(best)
 
+    @one_torch_thread()
     def average_precision(self, index: Tensor, valid: Tensor) -> tuple[Tensor, float]:
-        """:func:`average_precision` over the rows ``index`` (e.g. the labeled images)."""
+        """:func:`average_precision` over the rows ``index`` (e.g. the labeled images).
+        Softmax scores of distinct rows are counted on the grid of
+        :func:`_softmax_average_precision`; anything else is sorted."""
+        if self.kind == "softmax" and self.best is not None:
+            mask = torch.zeros(self.logits.shape[0], dtype=torch.bool)
+            mask[index] = True
+            if int(mask.sum()) == len(index):
+                fast = _softmax_average_precision(self.logits, self.lse, self.best, valid, mask)
+                if fast is not None:
+                    return fast
         every = len(index) == self.logits.shape[0]
         logits = self.logits if every else self.logits[index]
         valid = valid if every else valid[index]
@@ -435,6 +713,14 @@ def _cumulative_counts(
 # ---------------------------------------------------------------- multi-label head
 
 
+def multilabel_ranks(valid: Tensor, mode: str = "vartopk", k: int = 1) -> int:
+    """How many best classes per image :func:`multilabel_metrics` reads: 5, the ``k`` of
+    ``topk`` mode, or the largest label set, whichever is largest."""
+    largest = int(label_counts(valid).max()) if len(valid) else 0
+    return max(5, int(k) if mode == "topk" else 0, largest)
+
+
+@one_torch_thread()
 def multilabel_metrics(
     logits: Tensor,
     target: Tensor,
@@ -448,6 +734,7 @@ def multilabel_metrics(
     min_subgroup_size: int = 1,
     n_bins: int = 15,
     confidences: tuple[float, ...] = (0.5, 0.8),
+    summary: RowSummary | None = None,
 ) -> dict[str, float]:
     """Every multi-label metric of the project for one dataset (see the module docstring
     for conventions; images with an empty label set only count in ``num_*``).
@@ -462,13 +749,15 @@ def multilabel_metrics(
     ``confidences`` (among labeled images whose top-1 differs from the original label
     with top-1 score ``>= t``: percentage whose top-1 is a valid label); ``ece_multilabel``
     (ECE of the top-1 score where top-1 is correct when it is a valid label).
+    ``summary``: the shared :class:`RowSummary` of ``logits``, if already made.
     """
     if mode not in PRED_MODES:
         raise ValueError(f"mode must be one of {PRED_MODES}, got {mode!r}")
-    if logits.dtype not in (torch.float32, torch.float64):
-        logits = logits.float()
+    kmin = max(5, int(k) if mode == "topk" else 0)
+    p = summary if summary is not None else RowSummary(logits, multilabel_ranks(valid, mode, k))
+    logits = p.logits
     n, n_classes = logits.shape
-    ranking = Ranking(logits, valid, max(5, int(k) if mode == "topk" else 0))
+    ranking = Ranking(logits, valid, kmin, summary=p)
     lab = ranking.labeled
     n_lab = int(lab.sum())
     out: dict[str, float] = {
@@ -496,7 +785,7 @@ def multilabel_metrics(
         out[f"vartopk_strict@labels={name}"] = accuracy(strict[sel])
     out["asma"] = asma(strict_count, group_count, min_subgroup_size)
 
-    cs = ClassScores(logits, scores)
+    cs = ClassScores(logits, scores, summary=p)
     index = lab.nonzero().squeeze(1)
     per_class, micro = cs.average_precision(index, valid)
     out["map_macro"] = mean_average_precision(per_class)

@@ -17,12 +17,27 @@ from ..metrics import functional as F
 
 
 class Head:
-    """Base class. ``needs_labels``: the head can only score images with a label set."""
+    """Base class. ``needs_labels``: the head can only score images with a label set.
+
+    ``metrics`` may be given ``summary``, the :class:`~..metrics.functional.RowSummary` of
+    the same logits that :func:`apply_heads` makes once per dataset so that the heads
+    share the ranking and softmax statistics; ``ranks`` says how many best classes per
+    image the head reads from it.
+    """
 
     name: str = "head"
     needs_labels: bool = False
 
-    def metrics(self, logits: Tensor, target: Tensor, valid: Tensor | None) -> dict[str, float]:
+    def ranks(self, valid: Tensor | None) -> int:
+        return 5
+
+    def metrics(
+        self,
+        logits: Tensor,
+        target: Tensor,
+        valid: Tensor | None,
+        summary: F.RowSummary | None = None,
+    ) -> dict[str, float]:
         raise NotImplementedError
 
 
@@ -34,8 +49,14 @@ class SingleLabelHead(Head):
     def __init__(self, ece_bins: int = 15) -> None:
         self.ece_bins = ece_bins
 
-    def metrics(self, logits: Tensor, target: Tensor, valid: Tensor | None) -> dict[str, float]:
-        return F.single_label_metrics(logits, target, self.ece_bins)
+    def metrics(
+        self,
+        logits: Tensor,
+        target: Tensor,
+        valid: Tensor | None,
+        summary: F.RowSummary | None = None,
+    ) -> dict[str, float]:
+        return F.single_label_metrics(logits, target, self.ece_bins, summary=summary)
 
 
 class MultiLabelHead(Head):
@@ -88,7 +109,18 @@ class MultiLabelHead(Head):
         self.min_subgroup_size, self.ece_bins = int(min_subgroup_size), int(ece_bins)
         self.confidences = tuple(float(c) for c in confidences)
 
-    def metrics(self, logits: Tensor, target: Tensor, valid: Tensor | None) -> dict[str, float]:
+    def ranks(self, valid: Tensor | None) -> int:
+        if valid is None:
+            return 5
+        return F.multilabel_ranks(valid.bool(), self.mode, self.k)
+
+    def metrics(
+        self,
+        logits: Tensor,
+        target: Tensor,
+        valid: Tensor | None,
+        summary: F.RowSummary | None = None,
+    ) -> dict[str, float]:
         if valid is None:
             raise UserError(
                 "the multi-label head needs a label set: choose one with labels=... "
@@ -111,6 +143,7 @@ class MultiLabelHead(Head):
             min_subgroup_size=self.min_subgroup_size,
             n_bins=self.ece_bins,
             confidences=self.confidences,
+            summary=summary,
         )
 
 
@@ -125,9 +158,12 @@ def apply_heads(
     """All heads' metrics for one dataset, with ``num_images`` first.
 
     A head that needs labels is skipped for a dataset without a label set when it is
-    ``optional`` (the default multi-label head), and is an error otherwise.
+    ``optional`` (the default multi-label head), and is an error otherwise. The heads
+    share one :class:`~..metrics.functional.RowSummary` of ``logits`` (ranking and
+    softmax statistics are computed once).
     """
     metrics: dict[str, float] = {"num_images": int(target.shape[0])}
+    used = []
     for name, head in heads.items():
         if head.needs_labels and valid is None:
             if name in optional:
@@ -136,5 +172,13 @@ def apply_heads(
                 f"head '{name}' needs a label set but dataset '{dataset}' has none: "
                 "pass labels=... or use head=single"
             )
-        metrics.update(head.metrics(logits, target, valid))
+        used.append(head)
+    if not used:
+        return metrics
+    compatible = valid is None or (valid.ndim == 2 and valid.shape == logits.shape)
+    ranks = max(h.ranks(valid if compatible else None) for h in used)
+    with F.one_torch_thread():
+        summary = F.RowSummary(logits, ranks)
+        for head in used:
+            metrics.update(head.metrics(logits, target, valid, summary=summary))
     return metrics

@@ -11,9 +11,9 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from np_reference import average_precision as ref_ap
 
 from imagenet_multilabel.metrics import functional as F
+from tests.metrics.np_reference import average_precision as ref_ap
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

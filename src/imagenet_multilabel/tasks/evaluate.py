@@ -105,11 +105,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         with_valid={n for n, v in valid.items() if v is not None},
         optional_heads=optional,
         channels_last=cfg.channels_last,
-        normalize=(
-            Normalize(preprocessing["mean"], preprocessing["std"], cfg.channels_last)
-            if on_device
-            else None
-        ),
+        normalize=Normalize(preprocessing["mean"], preprocessing["std"]) if on_device else None,
     )
     if cfg.compile:
         module.backbone.compile()

@@ -124,8 +124,9 @@ def forward_only(data: Path, images: int, batch_size: int, threads: int, amp: bo
     pp = resolve_preprocessing(model)
     dataset = WnidFolderDataset(data, transform=eval_transform(pp, normalize=False))
     n = min(images, len(dataset))
-    normalize = Normalize(pp["mean"], pp["std"], channels_last=True)
+    normalize = Normalize(pp["mean"], pp["std"])
     crops = torch.stack([dataset[i]["image"] for i in range(n)])
+    crops = crops.contiguous(memory_format=torch.channels_last)
     batches = [normalize(crops[i : i + batch_size].to(device)) for i in range(0, n, batch_size)]
     model = model.to(device).to(memory_format=torch.channels_last)
     autocast = torch.autocast(

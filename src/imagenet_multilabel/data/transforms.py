@@ -46,26 +46,21 @@ def eval_transform(preprocessing: Mapping[str, Any], normalize: bool = True):
 
 
 class Normalize(torch.nn.Module):
-    """uint8 image batches ``[N, C, H, W]`` -> normalised float32, in channels-last memory
-    format if asked; the same floating-point operations, in the same order, as timm's
-    per-image ``ToTensor`` + ``Normalize``, so the values are bitwise identical on CPU."""
+    """uint8 image batches ``[N, C, H, W]`` -> normalised float32 in the same memory format;
+    the same floating-point operations, in the same order, as timm's per-image
+    ``ToTensor`` + ``Normalize``, so the values are bitwise identical on CPU."""
 
-    def __init__(
-        self, mean: Sequence[float], std: Sequence[float], channels_last: bool = False
-    ) -> None:
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.mean, self.std = tuple(mean), tuple(std)
-        self.channels_last = channels_last
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.dtype != torch.uint8:
             raise TypeError(f"expected uint8 images, got {images.dtype}")
-        if self.channels_last:  # reorder the 1-byte pixels, not the 4-byte floats
-            images = images.contiguous(memory_format=torch.channels_last)
         shape = (1, -1, 1, 1)
         mean = torch.tensor(self.mean, dtype=torch.float32, device=images.device).view(shape)
         std = torch.tensor(self.std, dtype=torch.float32, device=images.device).view(shape)
         return images.to(torch.float32).div(255).sub_(mean).div_(std)
 
     def extra_repr(self) -> str:
-        return f"mean={self.mean}, std={self.std}, channels_last={self.channels_last}"
+        return f"mean={self.mean}, std={self.std}"

@@ -72,10 +72,10 @@ class EvaluationModule(L.LightningModule):
             self.backbone.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.normalize is not None:
-            images = self.normalize(images).to(self.dtype)  # float16/bf16 under "-true" precision
-        if self.channels_last:
+        if self.channels_last:  # before normalising: reorders 1-byte pixels, not floats
             images = images.contiguous(memory_format=torch.channels_last)
+        if self.normalize is not None:  # keeps the memory format
+            images = self.normalize(images).to(self.dtype)  # float16/bf16 under "-true" precision
         return self.backbone(images)
 
     def validation_step(

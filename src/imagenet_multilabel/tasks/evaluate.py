@@ -109,11 +109,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         optional_heads=optional,
         channels_last=cfg.channels_last,
         forward_batch_size=cfg.batch_size,
-        normalize=(
-            Normalize(preprocessing["mean"], preprocessing["std"], cfg.channels_last)
-            if on_device
-            else None
-        ),
+        normalize=Normalize(preprocessing["mean"], preprocessing["std"]) if on_device else None,
     )
     if cfg.compile:
         module.backbone.compile()

@@ -159,3 +159,17 @@ def test_cli_corrupt_image_in_worker(tmp_path: Path, wnid_folder: Path) -> None:
     line = error_line(proc)
     assert line.startswith("error: cannot decode image") and bad.name in line
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_csv_and_wandb_loggers_offline(compose_cfg, wnid_folder: Path) -> None:
+    cfg = compose_cfg(
+        "model=test_tiny", "data=folder", f"data.root={wnid_folder}", "logger=[csv,wandb]"
+    )
+    metrics = evaluate(cfg)
+    out = Path(cfg.paths.output_dir)
+    header, row = (out / "csv" / "metrics.csv").read_text().splitlines()[:2]
+    logged = dict(zip(header.split(","), row.split(","), strict=True))
+    assert float(logged["top1"]) == metrics["top1"]
+    runs = list((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and any(runs[0].glob("*.wandb"))

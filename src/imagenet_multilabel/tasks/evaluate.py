@@ -122,9 +122,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     try:
         trainer.validate(module, datamodule=datamodule, verbose=False)
     finally:
-        for logger in loggers:
-            if hasattr(logger, "experiment") and type(logger).__name__ == "WandbLogger":
-                logger.experiment.finish() if trainer.is_global_zero else None
+        if trainer.is_global_zero:
+            finish_wandb(loggers)  # a multirun's next job must start a new W&B run
     validate_seconds = time.perf_counter() - forward_start
 
     per_dataset = {name: metrics for name, (metrics, _) in module.results.items()}
@@ -185,6 +184,14 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     )
     log.info("wrote %s", out / "metrics.json")
     return metrics
+
+
+def finish_wandb(loggers: list) -> None:
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.experiment.finish()
 
 
 def _instantiate_trainer(node: DictConfig, loggers: list, callbacks: list) -> L.Trainer:

@@ -124,3 +124,18 @@ def test_multilabel_head_without_labels_is_an_error(compose_cfg, wnid_folder) ->
     with pytest.raises(UserError, match="no dataset has a label set"):
         evaluate(cfg)
     assert not (Path(cfg.paths.output_dir) / "metrics.json").exists()
+
+
+def test_stats_over_a_datasets_images(compose_cfg, flat_val) -> None:
+    from imagenet_multilabel.tasks.stats import stats
+
+    cfg = compose_cfg("data=imagenet", f"data.root={flat_val}", config_name="stats")
+    metrics = stats(cfg, output_dir=cfg.paths.output_dir)
+    # ReaL of val images 1, 2, 3, 4, 5, 17, 293: [], [970, 795], [230, 231], [809],
+    # [516, 850], and 17 / 293 as read from the real file below
+    real = json.loads((SHARED / "labels" / "reassessed-imagenet" / "real.json").read_text())
+    sizes = [len(real[n - 1]) for n in VAL]
+    assert metrics["real/images"] == 7
+    assert metrics["real/empty"] == sizes.count(0) == 1
+    assert metrics["real/labels_2"] == sizes.count(2)
+    assert metrics["real/multi_share"] == pytest.approx(sum(s >= 2 for s in sizes) / 7)

@@ -37,6 +37,24 @@ def _label_sets(node: Any) -> list[LabelSet]:
     return sets
 
 
+def _first(nodes: list) -> Any:
+    node = nodes[0]
+    return node if hasattr(node, "get") else {}
+
+
+def _dataset_files(data: Any) -> list[str] | None:
+    """The file names of ``data=...`` (every dataset of a suite), to restrict the
+    statistics to the images one has; None without a data option."""
+    if not data:
+        return None
+    from ..config import build_dataset, dataset_specs
+
+    files: list[str] = []
+    for name, spec in dataset_specs(data).items():
+        files += build_dataset(spec, name, transform=None).file_names
+    return files
+
+
 def _output_dir(output_dir: str | Path | None) -> Path:
     if output_dir is not None:
         return Path(output_dir)
@@ -58,7 +76,9 @@ def stats(cfg: Mapping[str, Any], output_dir: str | Path | None = None) -> dict[
     sets = _label_sets(nodes)
     if not sets:
         raise UserError("no label set to describe: choose one, e.g. labels=real")
-    results = [label_stats(s) for s in sets]
+    files = _dataset_files(cfg.get("data"))
+    allow_missing = bool(_first(nodes).get("allow_missing", False)) if nodes else False
+    results = [label_stats(s, files, allow_missing=allow_missing) for s in sets]
     out = _output_dir(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = render_table(results)

@@ -72,8 +72,16 @@ def _in_threads(jobs: list[Callable[[], object]]) -> list[object]:
         workers = min(_threads["before"], len(jobs))
         if workers <= 1:
             return [job() for job in jobs]
+        # grad and inference mode are thread-local: the pool's threads take the caller's
+        # (the evaluation computes metrics inside Lightning's inference mode)
+        inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+
+        def run(job: Callable[[], object]) -> object:
+            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+                return job()
+
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(lambda job: job(), jobs))
+            return list(pool.map(run, jobs))
 
 
 def _ranked_topk_values(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:

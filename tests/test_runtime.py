@@ -1,4 +1,5 @@
-"""CPU thread settings: auto leaves a core to each loader worker and respects OMP_NUM_THREADS."""
+"""CPU thread settings: auto gives each process its share of the cores and respects
+OMP_NUM_THREADS."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def _restore_threads():
 
 @pytest.mark.parametrize(
     ("cores", "workers", "processes", "expected"),
-    [(2, 1, 1, 1), (2, 0, 1, 2), (2, 4, 1, 1), (16, 4, 1, 12), (16, 2, 2, 6)],
+    [(2, 1, 1, 2), (2, 0, 1, 2), (2, 4, 1, 2), (16, 4, 1, 16), (16, 2, 2, 8), (3, 1, 2, 1)],
 )
 def test_auto_threads(monkeypatch, cores, workers, processes, expected) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)

@@ -15,7 +15,6 @@ from imagenet_multilabel.data.datasets import ImageNetV2Dataset, ImageNetValData
 from imagenet_multilabel.data.labels import (
     LabelSet,
     label_counts,
-    load_default,
     load_label_file,
     load_multilabelfy,
     load_real,
@@ -50,7 +49,6 @@ def test_real_file_entries(real: LabelSet) -> None:
 
 def test_real_default_is_timm_copy(real: LabelSet) -> None:
     assert load_real().by_file == real.by_file
-    assert load_default("real").name == "real" and load_default(None) is None
 
 
 def test_real_join_subset(real: LabelSet, flat_val: Path, val_subset: dict[int, int]) -> None:

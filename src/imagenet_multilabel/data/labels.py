@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import pickle
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -335,15 +335,3 @@ def load_shankar(path: str | Path | None, dataset: str = "imagenet") -> LabelSet
     if not by_file:
         raise DataError(f"{path} has no labels for dataset {dataset}: check labels.dataset")
     return LabelSet(f"shankar-{dataset}" if dataset != "imagenet" else "shankar", by_file)
-
-
-LOADERS: dict[str, Callable[[], LabelSet]] = {"real": load_real, "multilabelfy": load_multilabelfy}
-
-
-def load_default(name: str | None) -> LabelSet | None:
-    """A dataset's default label set by name (``ImageDataset.default_labels``), or None."""
-    if name is None or name == "none":
-        return None
-    if name not in LOADERS:
-        raise DataError(f"no default label set named {name!r}: choose one of {sorted(LOADERS)}")
-    return LOADERS[name]()

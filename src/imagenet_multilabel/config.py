@@ -68,3 +68,13 @@ def instantiate_map(node: DictConfig | None, skip: tuple[str, ...] = ()) -> dict
             spec.pop(k, None)
         out[str(key)] = instantiate(spec, _convert_="all")
     return out
+
+
+def build_heads(node: DictConfig) -> tuple[dict[str, Any], set[str]]:
+    """The heads of a ``head`` node and the names of those marked ``if_labels`` (scored
+    only where a dataset has a label set)."""
+    optional = {str(k) for k, v in node.items() if v is not None and v.get("if_labels", False)}
+    heads = instantiate_map(node, skip=("if_labels",))
+    if not heads:
+        raise UserError("no head configured: use head=default")
+    return heads, optional

@@ -15,10 +15,9 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import build_dataset, dataset_specs, instantiate_map, labels_spec
+from ..config import build_dataset, build_heads, dataset_specs, instantiate_map, labels_spec
 from ..data.module import EvalDataModule
 from ..data.transforms import Normalize, eval_transform, resolve_preprocessing
-from ..errors import UserError
 from ..lit.evaluation import EvaluationModule, flat_metrics
 from ..models.backbones import create_backbone
 from ..outputs import write_json, write_predictions
@@ -88,11 +87,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             **label_info,
         }
 
-    heads_cfg = cfg.head
-    optional = {k for k, v in heads_cfg.items() if v is not None and v.get("if_labels", False)}
-    heads = instantiate_map(heads_cfg, skip=("if_labels",))
-    if not heads:
-        raise UserError("no head configured: use head=default")
+    heads, optional = build_heads(cfg.head)
 
     datamodule = EvalDataModule(
         datasets,

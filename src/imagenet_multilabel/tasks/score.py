@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig
 
 from ..classes import NUM_CLASSES
-from ..config import instantiate_map
+from ..config import build_heads
 from ..errors import DataError, UserError
 from ..lit.evaluation import flat_metrics
 from ..models.heads import apply_heads
@@ -46,8 +46,7 @@ def score(cfg: DictConfig) -> dict[str, float]:
         files = {only: files[only]}
     run = read_json(run_dir / "run.json")
 
-    optional = {k for k, v in cfg.head.items() if v is not None and v.get("if_labels", False)}
-    heads = instantiate_map(cfg.head, skip=("if_labels",))
+    heads, optional = build_heads(cfg.head)
     per_dataset, label_info = {}, {}
     for name, path in files.items():
         data = read_predictions(path)

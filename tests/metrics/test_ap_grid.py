@@ -61,9 +61,13 @@ def problems(draw):
     valid = rng.random((n, c)) < draw(st.sampled_from([0.1, 0.3, 0.8]))
     keep = rng.random(n) < draw(st.sampled_from([0.5, 1.0]))
     valid[~keep] = False  # rows left out carry no positive, as for unlabeled images
-    # (fine buckets, class x segment bins per block): tiny grids make most buckets dirty,
-    # few bins make one block per class
-    grid = draw(st.sampled_from([(1 << 20, 1 << 18), (64, 1), (4, 9), (3, 1 << 18)]))
+    # (fine buckets, classes per block, clean segments kept): tiny grids make most buckets
+    # dirty; one class per block; few segments fill most gaps between dirty runs
+    grid = draw(
+        st.sampled_from(
+            [(1 << 20, 16, 4096), (64, 1, 4096), (4, 3, 2), (3, 16, 1), (1 << 12, 2, 3)]
+        )
+    )
     threads = draw(st.sampled_from([1, 2]))  # 2: the blocks run on two Python threads
     return logits, valid, keep, grid, threads
 
@@ -71,7 +75,7 @@ def problems(draw):
 @SETTINGS
 @given(problems())
 def test_grid_ap_matches_reference_and_sorting(problem):
-    logits, valid, keep, (fine, block_bins), threads = problem
+    logits, valid, keep, (fine, block_cols, max_segments), threads = problem
     t_logits, t_valid = torch.from_numpy(logits), torch.from_numpy(valid)
     index = torch.from_numpy(np.flatnonzero(keep))
     before = torch.get_num_threads()
@@ -79,7 +83,8 @@ def test_grid_ap_matches_reference_and_sorting(problem):
         torch.set_num_threads(threads)
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(F, "_AP_FINE_BUCKETS", fine)
-            mp.setattr(F, "_AP_BLOCK_BINS", block_bins)
+            mp.setattr(F, "_AP_BLOCK_COLS", block_cols)
+            mp.setattr(F, "_AP_MAX_SEGMENTS", max_segments)
             got = grid_ap(t_logits, t_valid, index)
         assert torch.get_num_threads() == threads
     finally:
@@ -162,3 +167,14 @@ def test_row_summary_shared_by_heads_equals_separate_calls():
     p = F.RowSummary(logits, heads["multilabel"].ranks(valid))
     assert p.top.shape[1] == max(5, int(valid.sum(1).max()))
     assert torch.equal(p.ranked(12), F.ranked_topk(logits, 12))  # ranks further on demand
+
+
+def test_fill_gaps_keeps_the_heaviest_gaps_and_the_last():
+    # buckets: D . . D . D . . . D .   (D dirty); gaps [1,3), [4,5), [6,9), last [10,11)
+    dirty = np.array([1, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0], dtype=bool)
+    weight = np.array([0, 5, 5, 0, 20, 0, 1, 1, 1, 0, 0])
+    got = F._fill_gaps(dirty, lambda: weight, keep=2)  # the heaviest gap, plus the last
+    want = np.array([1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 0], dtype=bool)
+    assert (got == want).all()
+    assert (F._fill_gaps(dirty, lambda: weight, keep=4) == dirty).all()  # few enough gaps
+    assert (F._fill_gaps(dirty, lambda: weight, keep=1) == ~np.eye(11, dtype=bool)[10]).all()

@@ -168,29 +168,41 @@ class RowSummary:
     """
 
     @one_torch_thread()
-    def __init__(self, logits: Tensor, k: int = 5, chunk_rows: int = 256) -> None:
+    def __init__(self, logits: Tensor, k: int = 5, chunk_rows: int = 128) -> None:
         if logits.dtype not in (torch.float32, torch.float64):
             logits = logits.float()
         self.logits = logits
         n, c = logits.shape
-        self.top = torch.empty((n, max(0, min(int(k), c))), dtype=torch.long)
-        self.m = torch.empty(n, dtype=torch.float64)
-        self.s = torch.empty(n, dtype=torch.float64)
+        k = max(0, min(int(k), c))
+        kk = min(k + 1, c)  # one more: a tie at the k-th place shows
+        vals = logits.new_empty((n, kk))
+        top = torch.empty((n, kk), dtype=torch.long, device=logits.device)
+        self.s = torch.zeros(n, dtype=torch.float64, device=logits.device)
 
         def rows(a: int, b: int) -> None:
+            rows_ = min(chunk_rows, b - a)
+            buf = torch.empty((rows_, c), dtype=torch.float64, device=logits.device)
             for r0 in range(a, b, chunk_rows):
                 r1 = min(b, r0 + chunk_rows)
-                self.top[r0:r1], best = _ranked_topk_values(logits[r0:r1], self.top.shape[1])
-                self.m[r0:r1] = best
-                z = logits[r0:r1].double().sub_(self.m[r0:r1, None])
-                self.s[r0:r1] = z.exp_().sum(dim=1)
+                torch.topk(logits[r0:r1], kk, dim=1, out=(vals[r0:r1], top[r0:r1]))
+                z = buf[: r1 - r0]
+                z.copy_(logits[r0:r1]).sub_(vals[r0:r1, :1]).exp_()
+                torch.sum(z, dim=1, out=self.s[r0:r1])
 
-        parts = max(1, min(_threads["before"], -(-n // chunk_rows)))
-        cuts = [n * i // parts for i in range(parts + 1)]
-        if logits.device.type == "cpu":
-            _in_threads([lambda a=a, b=b: rows(a, b) for a, b in itertools.pairwise(cuts)])
-        else:
-            rows(0, n)
+        if n and c:
+            parts = max(1, min(_threads["before"], -(-n // chunk_rows)))
+            cuts = [n * i // parts for i in range(parts + 1)]
+            if logits.device.type == "cpu":
+                _in_threads([lambda a=a, b=b: rows(a, b) for a, b in itertools.pairwise(cuts)])
+            else:
+                rows(0, n)
+            tied = (vals[:, 1:] == vals[:, :-1]).any(dim=1)  # torch.topk orders ties freely
+            if bool(tied.any()):
+                at = tied.nonzero().squeeze(1)
+                order = torch.sort(logits[at], dim=1, descending=True, stable=True).indices
+                top[at] = order[:, :kk]
+        self.top = top[:, :k]
+        self.m = vals[:, 0].double() if c else torch.full((n,), -math.inf, dtype=torch.float64)
         self.lse = self.m + torch.log(self.s)
 
     def ranked(self, k: int) -> Tensor:
@@ -421,25 +433,39 @@ def mean_average_precision(per_class: Tensor) -> float:
 # Runs of adjacent dirty buckets cut the grid into clean segments. Per class, the scores
 # are counted per segment (one bincount over class x segment per block of classes); the
 # count of scores ``>= s`` is the sum of the clean segments below the positive's dirty
-# run plus the exact count among the class's dirty scores. Summed over classes, the same
-# histograms give the micro counts.
+# run plus the exact count among the class's dirty scores (every dirty score of an
+# earlier run is above ``s``, of a later run below). Summed over classes, the same
+# histograms give the micro counts. To keep the class x segment histograms small, at most
+# ``_AP_MAX_SEGMENTS`` segments stay clean: the other gaps between dirty runs, those that
+# a sample of the rows shows to hold the fewest scores, are made dirty (their scores are
+# then computed exactly, which changes no count).
 
 _AP_FINE_BUCKETS = 1 << 19
-_AP_BLOCK_BINS = 1 << 18  # class x segment bins of one block of classes
+_AP_BLOCK_COLS = 16  # classes per block: one 64-byte line of float32 logits per row
+_AP_MAX_SEGMENTS = 4096
+_AP_SAMPLE_EVERY = 64  # rows sampled to weigh the gaps
 _AP_MARGIN = 2.0**-30
 
 
-def _dirty_runs(lo: Tensor, hi: Tensor, width: int) -> tuple[Tensor, Tensor]:
-    """Mark buckets ``lo[t]..hi[t]`` of a grid of ``width`` buckets dirty and number the
-    runs of adjacent dirty buckets from 1. Returns ``dirty (width,)`` and ``run
-    (width,)``: the number of runs that start at or before each bucket."""
-    diff = torch.zeros(width + 1, dtype=torch.int32)
-    diff.index_add_(0, lo, torch.ones_like(lo, dtype=torch.int32))
-    diff.index_add_(0, hi + 1, torch.full_like(hi, -1, dtype=torch.int32))
-    dirty = diff.cumsum(dim=0)[:width] > 0
-    start = dirty.clone()
-    start[1:] &= ~dirty[:-1]
-    return dirty, start.cumsum(dim=0)
+def _mark(lo: np.ndarray, hi: np.ndarray, width: int) -> np.ndarray:
+    """Bool ``(width,)``: True on the buckets ``lo[t]..hi[t]`` (inclusive) of every ``t``."""
+    diff = np.bincount(lo, minlength=width + 1) - np.bincount(hi + 1, minlength=width + 1)
+    return np.cumsum(diff[:width]) > 0
+
+
+def _fill_gaps(dirty: np.ndarray, weight: Callable[[], np.ndarray], keep: int) -> np.ndarray:
+    """``dirty`` with every clean gap made dirty except the ``keep`` that hold the most
+    ``weight()`` (per bucket) and the last one (the scores below every positive)."""
+    edges = np.flatnonzero(dirty[1:] != dirty[:-1]) + 1
+    starts = np.concatenate(([0], edges))
+    ends = np.concatenate((edges, [len(dirty)]))
+    gaps = np.flatnonzero(~dirty[starts])[:-1]  # the last gap always stays
+    if len(gaps) < keep:
+        return dirty
+    mass = np.concatenate(([0], np.cumsum(weight())))
+    mass = mass[ends[gaps]] - mass[starts[gaps]]
+    fill = gaps[np.argsort(-mass, kind="stable")[max(0, keep - 1) :]]
+    return dirty | _mark(starts[fill], ends[fill] - 1, len(dirty))
 
 
 def _softmax_average_precision(
@@ -461,83 +487,96 @@ def _softmax_average_precision(
     n_pos = np.bincount(cols, minlength=n_classes)
     if len(rows) == 0:
         return torch.full((n_classes,), math.nan, dtype=torch.float64), math.nan
-    flat_logits = logits.view(-1)
-    l_pos = flat_logits[torch.from_numpy(rows * n_classes + cols)].double()
+    l_pos = logits.view(-1)[torch.from_numpy(rows * n_classes + cols)].double()
     lse_pos = lse[torch.from_numpy(rows)]
     score_pos = torch.exp(l_pos - lse_pos).numpy()  # exp(l - lse), as ClassScores.rows
-    y_pos = lse_pos - l_pos  # -log score, as the grid sees it
+    y_pos = (lse_pos - l_pos).numpy()  # -log score, as the grid sees it
     y_max = float(y_pos.max())
     lse_abs = float(lse[rows_mask].abs().max())
     if y_max > 700.0:
         return None
-    # |u / scale - y| <= 2^-23 (|lse| + |y|) for float32 u; delta is twice that, plus margin
-    delta = _AP_MARGIN + 2.0**-21 * (lse_abs + y_max + 1.0)
+    # u = a - scale * l in float32 with a = float32(scale * lse): three roundings of at
+    # most 2^-24 relative, so |u / scale - y| <= 2^-23 (|lse| + |y|) =: eps for every score
+    # that lands on the grid (|y| < y_max + 1). A clean bucket lies wholly below
+    # (y_p - delta) * scale or above (y_p + delta) * scale for every positive p; with
+    # delta >= eps + margin its scores are more than ``margin`` away from every positive's
+    # in y. delta takes twice eps; 2^-20 buckets cover the float64 rounding of the bounds.
+    delta = _AP_MARGIN + 2.0**-22 * (lse_abs + y_max + 1.0)
     scale = float(np.float32(_AP_FINE_BUCKETS / (y_max + 2 * delta)))
     if not math.isfinite(scale) or scale * (lse_abs + y_max + 1.0) > 1e30:
         return None
-    lo = (torch.floor((y_pos - delta) * scale) - 1).clamp_(min=0).long()
-    hi = (torch.floor((y_pos + delta) * scale) + 1).long()
+    lo = np.maximum(np.floor((y_pos - delta) * scale - 2.0**-20), 0).astype(np.int64)
+    hi = np.floor((y_pos + delta) * scale + 2.0**-20).astype(np.int64)
     width = int(hi.max()) + 2  # the last bucket is never dirty: scores below every positive
-    dirty, run = _dirty_runs(lo, hi, width)
+    top_bucket = float(width - 1)
+    a = torch.where(rows_mask, lse * scale, math.inf).float()  # left-out rows: u = inf
+
+    def sampled_buckets() -> np.ndarray:
+        u = torch.sub(a[::_AP_SAMPLE_EVERY, None], logits[::_AP_SAMPLE_EVERY], alpha=scale)
+        buckets = u.clamp_(0.0, top_bucket).to(torch.int32).view(-1)
+        return torch.bincount(buckets, minlength=width).numpy()
+
+    dirty = _fill_gaps(_mark(lo, hi, width), sampled_buckets, _AP_MAX_SEGMENTS)
+    run = np.cumsum(dirty & ~np.concatenate(([False], dirty[:-1])))  # dirty runs so far
     n_seg = int(run[-1]) + 1  # clean segments 0..n_seg-1; id n_seg: dirty
     bins = n_seg + 1
-    table = torch.where(dirty, n_seg, run).to(torch.int16 if bins < 2**15 else torch.int32)
-    a = torch.where(rows_mask, lse * scale, math.inf).float()  # left-out rows: u = inf
-    top_bucket = float(width - 1)
+    table = torch.from_numpy(np.where(dirty, n_seg, run).astype(np.int32))
+    table = table.to(torch.int16 if bins < 2**15 else torch.int32)
 
     # positives by class, then score ascending; the dirty run of each one's score
-    order = np.lexsort((score_pos, cols))
-    p_score, p_run = score_pos[order], run[lo].numpy()[order]
+    by_score = np.argsort(score_pos, kind="stable")
+    order = by_score[np.argsort(cols[by_score], kind="stable")]
+    p_score, p_run = score_pos[order], run[lo[order]]
     p_bounds = np.concatenate(([0], np.cumsum(n_pos)))
-    block = max(1, min(n_classes, _AP_BLOCK_BINS // bins))
-    if block >= 16:
-        block -= block % 16  # whole 64-byte lines of float32 logits
+    block = max(1, min(n_classes, _AP_BLOCK_COLS))
     ap_sum = np.zeros(n_classes)
 
     def scan(c0: int) -> tuple[Tensor, np.ndarray]:
-        """Classes c0..c0+block-1: their AP sums, the block's micro histogram and its
+        """Classes c0..c0+block-1: their AP sums; the block's micro histogram and its
         dirty scores."""
         c1 = min(n_classes, c0 + block)
         w = c1 - c0
-        slab = logits[:, c0:c1].contiguous()  # read once; the dirty scores come from it
+        slab = logits[:, c0:c1].contiguous()
         u = torch.sub(a[:, None], slab, alpha=scale)
         seg = table.index_select(0, u.clamp_(0.0, top_bucket).to(torch.int32).view(-1))
         offset = torch.arange(w, dtype=torch.int32) * bins
         hist = torch.bincount((seg.view(n, w) + offset).view(-1), minlength=w * bins)
         hist = hist.view(w, bins)
-        r, j = np.divmod(np.flatnonzero(seg.numpy() == n_seg), w)
-        by_class = np.argsort(j.astype(np.int16 if w < 2**15 else np.int32), kind="stable")
-        r, j = r[by_class], j[by_class]
-        exact = slab.view(-1).index_select(0, torch.from_numpy(r * w + j)).double()
-        exact = torch.exp(exact - lse[torch.from_numpy(r)]).numpy()
-        j_bounds = np.searchsorted(j, np.arange(w + 1))
+        at = np.flatnonzero(seg.numpy() == n_seg)
+        r, j = np.divmod(at, w)
+        exact = slab.view(-1)[torch.from_numpy(at)].double()
+        exact = torch.exp(exact - lse[torch.from_numpy(r)]).numpy()  # as ClassScores.rows
+        by_class = np.argsort(j.astype(np.int16), kind="stable")  # w <= 2^15 classes
+        exact = exact[by_class]
+        j_bounds = np.searchsorted(j[by_class], np.arange(w + 1))
         below = hist[:, :n_seg].cumsum(dim=1).numpy()
         for jj in range(w):
+            scores = exact[j_bounds[jj] : j_bounds[jj + 1]]
+            scores.sort()
             c = c0 + jj
             lo_p, hi_p = p_bounds[c], p_bounds[c + 1]
             if hi_p == lo_p:
                 continue
             p = p_score[lo_p:hi_p]
-            dirty_scores = np.sort(exact[j_bounds[jj] : j_bounds[jj + 1]])
             count = below[jj, p_run[lo_p:hi_p] - 1] + (
-                len(dirty_scores) - np.searchsorted(dirty_scores, p, side="left")
+                len(scores) - np.searchsorted(scores, p, side="left")
             )
             tp = (hi_p - lo_p) - np.searchsorted(p, p, side="left")
             ap_sum[c] = np.sum(tp / count)
         return hist.sum(dim=0), exact
 
-    starts = list(range(0, n_classes, block))
-    parts = _in_threads([lambda c0=c0: scan(c0) for c0 in starts])
+    parts = _in_threads([lambda c0=c0: scan(c0) for c0 in range(0, n_classes, block)])
     hist_all = torch.stack([h for h, _ in parts]).sum(dim=0)
-    dirty_all = np.sort(np.concatenate([d for _, d in parts]))
+    # every dirty score, in two sorted halves (sorted on two threads)
+    halves = [[d for _, d in parts[: len(parts) // 2]], [d for _, d in parts[len(parts) // 2 :]]]
+    dirty_sorted = _in_threads([lambda h=h: np.sort(np.concatenate(h)) for h in halves if h])
 
     # micro: the same counts over every class
     below_all = np.concatenate(([0], np.cumsum(hist_all[:n_seg].numpy())))
-    by_score = np.argsort(score_pos, kind="stable")
     pos_sorted = score_pos[by_score]
-    count = below_all[run[lo].numpy()[by_score]] + (
-        len(dirty_all) - np.searchsorted(dirty_all, pos_sorted, side="left")
-    )
+    count = below_all[run[lo[by_score]]]
+    for d in dirty_sorted:
+        count = count + (len(d) - np.searchsorted(d, pos_sorted, side="left"))
     tp = len(pos_sorted) - np.searchsorted(pos_sorted, pos_sorted, side="left")
     micro = float(np.sum(tp / count) / len(pos_sorted))
     has = n_pos > 0

@@ -60,3 +60,60 @@ def test_compiled_backbone_agrees(compose_cfg, wnid_folder: Path) -> None:
     cfg = compose_cfg(*common, "compile=true")
     evaluate(cfg)
     np.testing.assert_allclose(_logits(cfg), eager, atol=1e-4)
+
+
+def test_batches_at_once_give_the_logits_of_one_at_a_time(compose_cfg, wnid_folder) -> None:
+    common = ("model=test_tiny", "data=folder", f"data.root={wnid_folder}", "batch_size=3")
+    threads = torch.get_num_threads()
+    try:
+        cfg = compose_cfg(*common, "cpu_threads=1", "cpu_parallel=ops")
+        evaluate(cfg)
+        one = _logits(cfg)
+        # 3 batches in flight on 3 threads, the last one partial (padded)
+        cfg = compose_cfg(*common, "cpu_threads=3", "cpu_parallel=batches", "num_workers=1")
+        evaluate(cfg)
+        assert torch.get_num_threads() == 3  # the loop's 1 thread per batch is undone
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(_logits(cfg), one)
+    run = json.loads((Path(cfg.paths.output_dir) / "run.json").read_text())
+    assert run["cpu_threads"] == 3 and run["cpu_parallel"] == "batches"
+
+
+def test_unknown_cpu_parallel_is_one_line(compose_cfg, wnid_folder) -> None:
+    from imagenet_multilabel.errors import UserError
+
+    cfg = compose_cfg("model=test_tiny", "data=folder", f"data.root={wnid_folder}")
+    cfg.cpu_parallel = "threads"
+    with pytest.raises(UserError, match="cpu_parallel must be 'batches' or 'ops'"):
+        evaluate(cfg)
+
+
+def test_an_error_in_a_forward_thread_reaches_the_caller(wnid_folder) -> None:
+    import lightning as L
+
+    from imagenet_multilabel.data.datasets import WnidFolderDataset
+    from imagenet_multilabel.data.module import EvalDataModule
+    from imagenet_multilabel.data.transforms import Normalize, eval_transform, resolve_preprocessing
+    from imagenet_multilabel.lit.evaluation import EvaluationModule
+    from imagenet_multilabel.models.backbones import create_backbone
+    from imagenet_multilabel.models.heads import SingleLabelHead
+
+    model, _ = create_backbone("test_efficientnet", weights="none")
+    pp = resolve_preprocessing(model)
+    # the loader yields float images, the on-device Normalize wants uint8: it raises in the
+    # forward thread
+    data = WnidFolderDataset(wnid_folder, transform=eval_transform(pp, normalize=True))
+    module = EvaluationModule(
+        model,
+        {"single": SingleLabelHead()},
+        {"folder": len(data)},
+        normalize=Normalize(pp["mean"], pp["std"]),
+        parallel_batches=2,
+    )
+    dm = EvalDataModule({"folder": data}, {"folder": None}, batch_size=2, num_workers=0)
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    threads = torch.get_num_threads()
+    with pytest.raises(TypeError, match="expected uint8 images"):
+        trainer.validate(module, datamodule=dm, verbose=False)
+    assert torch.get_num_threads() == threads and module._pool is None

@@ -3,8 +3,11 @@ buffers; once per epoch, gathered predictions -> heads -> metrics."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections import deque
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import lightning as L
@@ -35,6 +38,12 @@ class EvaluationModule(L.LightningModule):
         normalize: turns the loader's uint8 batches into the backbone's input on the
             device (see :class:`~imagenet_multilabel.data.transforms.Normalize`); None when
             the loader already yields normalised float images.
+        parallel_batches: on CPU, run this many batches at once, each on its own thread
+            with one torch thread (torch's thread count is set to 1 for the loop and
+            restored for the metrics). Cores then never wait for each other inside an
+            operator, and a loader worker taking a core slows one batch instead of every
+            operator of all of them. 1: one batch at a time, its operators split over
+            torch's threads.
     """
 
     def __init__(
@@ -47,8 +56,15 @@ class EvaluationModule(L.LightningModule):
         channels_last: bool = True,
         forward_batch_size: int | None = None,
         normalize: nn.Module | None = None,
+        parallel_batches: int = 1,
     ) -> None:
         super().__init__()
+        if parallel_batches < 1:
+            raise ValueError(f"parallel_batches must be >= 1, got {parallel_batches}")
+        self.parallel_batches = parallel_batches
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: deque[tuple[Future, int, dict[str, Any], int]] = deque()
+        self._torch_threads = 0
         self.forward_batch_size = forward_batch_size
         self.backbone = backbone
         self.heads = dict(heads)
@@ -78,6 +94,12 @@ class EvaluationModule(L.LightningModule):
             images = self.normalize(images).to(self.dtype)  # float16/bf16 under "-true" precision
         return self.backbone(images)
 
+    def on_validation_start(self) -> None:
+        if self.parallel_batches > 1 and self.device.type == "cpu":
+            self._torch_threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            self._pool = ThreadPoolExecutor(self.parallel_batches, thread_name_prefix="forward")
+
     def validation_step(
         self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
     ) -> None:
@@ -89,12 +111,60 @@ class EvaluationModule(L.LightningModule):
             # image's logits do not depend on how the data is sharded across ranks.
             pad = images.new_zeros((self.forward_batch_size - n, *images.shape[1:]))
             images = torch.cat([images, pad])
-        logits = self(images)[:n]
+        if self._pool is None:
+            self._store(dataloader_idx, batch, self(images)[:n])
+            return
+        # grad, inference and autocast modes are thread-local: the forward thread takes ours
+        modes = (
+            torch.is_inference_mode_enabled(),
+            torch.is_grad_enabled(),
+            torch.is_autocast_enabled("cpu"),
+            torch.get_autocast_dtype("cpu"),
+        )
+        self._pending.append(
+            (self._pool.submit(self._forward_with, modes, images), dataloader_idx, batch, n)
+        )
+        while len(self._pending) >= self.parallel_batches:
+            self._collect()
+
+    def _forward_with(
+        self, modes: tuple[bool, bool, bool, torch.dtype], images: torch.Tensor
+    ) -> torch.Tensor:
+        inference, grad, autocast, dtype = modes
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.inference_mode(inference))
+            stack.enter_context(torch.set_grad_enabled(grad))
+            if autocast:
+                stack.enter_context(torch.autocast("cpu", dtype=dtype))
+            return self(images)
+
+    def _collect(self) -> None:
+        """Wait for the oldest batch in flight and store its predictions."""
+        future, dataloader_idx, batch, n = self._pending.popleft()
+        try:
+            logits = future.result()
+        except BaseException:
+            self.release()  # Lightning calls no hook of ours when validate fails
+            raise
+        self._store(dataloader_idx, batch, logits[:n])
+
+    def _store(self, dataloader_idx: int, batch: dict[str, Any], logits: torch.Tensor) -> None:
         self.stores[dataloader_idx].update(
             batch["index"], logits.float(), batch["target"], batch.get("valid")
         )
 
+    def release(self) -> None:
+        """Stop the forward threads and give torch its thread count back (idempotent)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+            self._pending.clear()
+            torch.set_num_threads(self._torch_threads)  # the metrics use every thread again
+
     def on_validation_epoch_end(self) -> None:
+        while self._pending:
+            self._collect()
+        self.release()
         self.results = {}
         # every rank, also one whose data failed, gets here: all end with the same error
         failure = getattr(self.trainer.datamodule, "failure", None)
@@ -110,6 +180,9 @@ class EvaluationModule(L.LightningModule):
             flat = flat_metrics({n: m for n, (m, _) in self.results.items()})
             for logger in self.loggers:
                 logger.log_metrics(flat, step=self.global_step)
+
+    def teardown(self, stage: str) -> None:
+        self.release()
 
 
 def flat_metrics(per_dataset: Mapping[str, Mapping[str, float]]) -> dict[str, float]:

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..config import build_dataset, build_heads, dataset_specs, instantiate_map, labels_spec
 from ..data.module import EvalDataModule
 from ..data.transforms import Normalize, eval_transform, resolve_preprocessing
+from ..errors import UserError
 from ..lit.evaluation import EvaluationModule, flat_metrics
 from ..models.backbones import create_backbone
 from ..outputs import write_json, write_predictions
@@ -111,12 +112,17 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     loggers = list(instantiate_map(cfg.get("logger")).values())
     callbacks = list(instantiate_map(cfg.get("callbacks")).values())
     trainer: L.Trainer = _instantiate_trainer(cfg.trainer, loggers, callbacks)
-    set_cpu_threads(cfg.cpu_threads, cfg.num_workers, trainer.num_devices)
+    threads = set_cpu_threads(cfg.cpu_threads, cfg.num_workers, trainer.num_devices)
+    cpu_parallel = cfg.get("cpu_parallel", "batches")
+    if cpu_parallel not in ("batches", "ops"):
+        raise UserError(f"cpu_parallel must be 'batches' or 'ops', got {cpu_parallel!r}")
+    module.parallel_batches = threads if cpu_parallel == "batches" else 1
 
     forward_start = time.perf_counter()
     try:
         trainer.validate(module, datamodule=datamodule, verbose=False)
     finally:
+        module.release()
         if trainer.is_global_zero:
             finish_wandb(loggers)  # a multirun's next job must start a new W&B run
     validate_seconds = time.perf_counter() - forward_start
@@ -153,7 +159,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         "batch_size": cfg.batch_size,
         "num_workers": cfg.num_workers,
         "channels_last": cfg.channels_last,
-        "cpu_threads": torch.get_num_threads(),
+        "cpu_threads": threads,
+        "cpu_parallel": cpu_parallel if trainer.strategy.root_device.type == "cpu" else None,
         "normalize_on_device": on_device,
         "compile": cfg.compile,
         "trainer": {

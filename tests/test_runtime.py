@@ -1,7 +1,9 @@
-"""CPU thread settings: auto gives each process its share of the cores and respects
-OMP_NUM_THREADS."""
+"""CPU settings: auto threads give each process its share of the cores and respect
+OMP_NUM_THREADS; glibc keeps freed memory for reuse."""
 
 from __future__ import annotations
+
+import sys
 
 import pytest
 import torch
@@ -34,3 +36,9 @@ def test_explicit_threads_and_environment(monkeypatch) -> None:
     assert runtime.set_cpu_threads(2, num_workers=1) == 2
     with pytest.raises(ValueError, match=">= 1"):
         runtime.set_cpu_threads(0, num_workers=1)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_keep_freed_memory_applies_on_glibc() -> None:
+    assert runtime.keep_freed_memory() is True
+    assert runtime.keep_freed_memory() is True  # again: the same settings, still accepted

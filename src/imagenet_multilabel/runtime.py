@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 
 import torch
 
@@ -35,3 +37,33 @@ def set_cpu_threads(threads: int | None, num_workers: int, processes: int = 1) -
         raise ValueError(f"cpu_threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
     return threads
+
+
+# glibc's mallopt parameters
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -2, -3, -8
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc keep freed memory for reuse instead of handing it back to the system.
+
+    A CPU forward pass allocates and frees hundreds of MB of activations per batch. By
+    default glibc serves large blocks with fresh ``mmap`` pages and returns them on
+    ``free``, so every batch page-faults (and zeroes) them again: on a 2-core machine a
+    third of tf_efficientnet_lite0's CPU time went to the kernel. With one heap for every
+    thread, blocks up to 32 MB taken from it, and freed memory kept (up to 1 GB above the
+    high-water mark), batches reuse the same pages. Returns whether it was applied (glibc
+    on Linux only; elsewhere nothing changes). Results do not change, only the speed.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    settings = [
+        (_M_ARENA_MAX, 1),
+        (_M_MMAP_THRESHOLD, 32 << 20),  # glibc's largest value on 64-bit
+        (_M_TRIM_THRESHOLD, 1 << 30),
+        (_M_TOP_PAD, 64 << 20),
+    ]
+    return all(mallopt(param, value) == 1 for param, value in settings)

@@ -4,6 +4,7 @@ wired through (torch.compile itself is exercised in a slow test)."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,7 @@ def test_batches_at_once_give_the_logits_of_one_at_a_time(compose_cfg, wnid_fold
     np.testing.assert_array_equal(_logits(cfg), one)
     run = json.loads((Path(cfg.paths.output_dir) / "run.json").read_text())
     assert run["cpu_threads"] == 3 and run["cpu_parallel"] == "batches"
+    assert run["keep_freed_memory"] is sys.platform.startswith("linux")
 
 
 def test_unknown_cpu_parallel_is_one_line(compose_cfg, wnid_folder) -> None:

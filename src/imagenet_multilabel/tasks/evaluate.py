@@ -24,7 +24,7 @@ from ..models.backbones import create_backbone
 from ..outputs import write_json, write_predictions
 from ..report import print_summary
 from ..runinfo import git_commit, host_info, package_versions
-from ..runtime import set_cpu_threads
+from ..runtime import keep_freed_memory, set_cpu_threads
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ def output_dir(cfg: DictConfig) -> Path:
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Run an evaluation; returns the flat metrics (also written to metrics.json)."""
     started = time.perf_counter()
+    kept = keep_freed_memory() if cfg.get("keep_freed_memory", True) else False
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     model, weights_source = create_backbone(
@@ -162,6 +163,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         "cpu_threads": threads,
         "cpu_parallel": cpu_parallel if trainer.strategy.root_device.type == "cpu" else None,
         "normalize_on_device": on_device,
+        "keep_freed_memory": kept,
         "compile": cfg.compile,
         "trainer": {
             "accelerator": str(cfg.trainer.accelerator),

@@ -128,7 +128,7 @@ def forward_only(
     from imagenet_multilabel.runtime import keep_freed_memory
 
     if os.environ.get("BENCH_KEEP_FREED", "1") == "1":
-        keep_freed_memory()  # as evaluate.py does (cpu_keep_freed_memory)
+        keep_freed_memory()  # as evaluate.py does (keep_freed_memory: true)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     workers = threads if parallel == "batches" and device.type == "cpu" else 1
     torch.set_num_threads(1 if workers > 1 else threads)

@@ -23,9 +23,10 @@ def set_cpu_threads(threads: int | None, num_workers: int, processes: int = 1) -
     otherwise gives the forward pass this process's share of the cores (``processes`` per
     node), loader workers included: decoding costs about a tenth of a CPU forward pass, so
     leaving it a core of its own idles that core. Measured on an otherwise idle 2-core
-    machine (tf_efficientnet_lite0, 1000 photos, 1 worker): 2 threads 25.8 images/s, 1
-    thread 14.4. On a machine that other jobs share, fewer threads than cores can win:
-    OpenMP threads wait for a taken core at every operator (``cpu_threads=1``).
+    machine (tf_efficientnet_lite0, 1000 photos, 1 worker, batch 32, one batch at a time):
+    2 threads 25.8 images/s, 1 thread 14.4. On a machine that other jobs share, fewer
+    threads than cores can win: OpenMP threads wait for a taken core at every operator
+    (``cpu_threads=1``).
     ``num_workers`` is kept for callers and run records; it does not change the number.
     """
     del num_workers
@@ -50,8 +51,8 @@ def keep_freed_memory() -> bool:
     default glibc serves large blocks with fresh ``mmap`` pages and returns them on
     ``free``, so every batch page-faults (and zeroes) them again: on a 2-core machine a
     third of tf_efficientnet_lite0's CPU time went to the kernel. With one heap for every
-    thread, blocks up to 32 MB taken from it, and freed memory kept (up to 1 GB above the
-    high-water mark), batches reuse the same pages. Returns whether it was applied (glibc
+    thread, blocks up to 32 MB taken from it, and up to 1 GB of free memory kept at the
+    top of the heap, batches reuse the same pages. Returns whether it was applied (glibc
     on Linux only; elsewhere nothing changes). Results do not change, only the speed.
     """
     if not sys.platform.startswith("linux"):

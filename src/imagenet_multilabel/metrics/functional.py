@@ -454,8 +454,9 @@ def _mark(lo: np.ndarray, hi: np.ndarray, width: int) -> np.ndarray:
 
 
 def _fill_gaps(dirty: np.ndarray, weight: Callable[[], np.ndarray], keep: int) -> np.ndarray:
-    """``dirty`` with every clean gap made dirty except the ``keep`` that hold the most
-    ``weight()`` (per bucket) and the last one (the scores below every positive)."""
+    """``dirty`` with clean gaps made dirty until at most ``keep`` remain: the last one (the
+    scores below every positive) and the ``keep - 1`` holding the most ``weight()`` (per
+    bucket) stay clean."""
     edges = np.flatnonzero(dirty[1:] != dirty[:-1]) + 1
     starts = np.concatenate(([0], edges))
     ends = np.concatenate((edges, [len(dirty)]))

@@ -84,27 +84,28 @@ def _in_threads(jobs: list[Callable[[], object]]) -> list[object]:
             return list(pool.map(run, jobs))
 
 
-def _ranked_topk_values(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """:func:`ranked_topk` and the best score of each row (``scores.max(dim=1)``)."""
-    n, c = scores.shape
-    k = max(0, min(int(k), c))
-    if c == 0 or n == 0:
-        return torch.zeros((n, k), dtype=torch.long), scores.new_full((n,), -math.inf)
-    kk = min(k + 1, c)
-    vals, idx = torch.topk(scores, kk, dim=1, largest=True, sorted=True)
+def _break_ties(scores: Tensor, vals: Tensor, idx: Tensor) -> None:
+    """``torch.topk`` alone does not promise an order among ties: re-rank, with a stable
+    sort, the rows of ``idx`` (its indices, best first, one more than needed) whose
+    ``vals`` hold a tie. In place."""
     tied = (vals[:, 1:] == vals[:, :-1]).any(dim=1)
     if bool(tied.any()):
         rows = tied.nonzero().squeeze(1)
         order = torch.sort(scores[rows], dim=1, descending=True, stable=True).indices
-        idx[rows] = order[:, :kk]
-    return idx[:, :k], vals[:, 0]
+        idx[rows] = order[:, : idx.shape[1]]
 
 
 def ranked_topk(scores: Tensor, k: int) -> Tensor:
     """Indices ``(N, k)`` of the ``k`` highest scores per row, best first, ties broken by
-    the lower class index. ``torch.topk`` alone does not promise an order among ties, so
-    rows with a tie among their ``k + 1`` best scores are re-ranked with a stable sort."""
-    return _ranked_topk_values(scores, k)[0]
+    the lower class index (rows with a tie among their ``k + 1`` best scores are re-ranked
+    with a stable sort)."""
+    n, c = scores.shape
+    k = max(0, min(int(k), c))
+    if c == 0 or n == 0:
+        return torch.zeros((n, k), dtype=torch.long)
+    vals, idx = torch.topk(scores, min(k + 1, c), dim=1, largest=True, sorted=True)
+    _break_ties(scores, vals, idx)
+    return idx[:, :k]
 
 
 def topk_correct(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[int, Tensor]:
@@ -141,28 +142,15 @@ def expected_calibration_error(confidence: Tensor, correct: Tensor, n_bins: int 
     return 100.0 * ((acc_sum - conf_sum).abs().sum() / confidence.numel()).item()
 
 
-def row_softmax_stats(logits: Tensor, chunk_rows: int = _CHUNK_ROWS) -> tuple[Tensor, Tensor]:
-    """Per-row ``m = max_j l_j`` and ``s = sum_j exp(l_j - m)``, both float64, computed in
-    row chunks (no full float64 copy). Softmax ``p_j = exp(l_j - m) / s``, log-sum-exp
-    ``m + log s``, top-1 probability ``1 / s``."""
-    n = logits.shape[0]
-    m = logits.max(dim=1).values.double() if n else torch.zeros(0, dtype=torch.float64)
-    s = torch.empty(n, dtype=torch.float64)
-    for a in range(0, n, chunk_rows):
-        b = min(n, a + chunk_rows)
-        s[a:b] = logits[a:b].double().sub_(m[a:b, None]).exp_().sum(dim=1)
-    return m, s
-
-
 class RowSummary:
     """What the metrics of one dataset read from each row of logits, computed once and
     shared by every head.
 
     One pass over the rows gives ``top (N, K)``, the ``K`` best classes of each row, best
-    first, ties broken by the lower class index (as :func:`ranked_topk`), and the softmax
-    statistics of :func:`row_softmax_stats`: ``m`` (each row's largest logit) and ``s``,
-    with ``lse = m + log s``; all equal to what those functions return. ``K`` is
-    ``min(k, C)``; :meth:`ranked` ranks further when a metric needs more classes.
+    first, ties broken by the lower class index (equal to :func:`ranked_topk`), and the
+    softmax statistics in float64: ``m = max_j l_j``, ``s = sum_j exp(l_j - m)`` and
+    ``lse = m + log s`` (softmax ``p_j = exp(l_j - lse)``, top-1 probability ``1 / s``).
+    ``K`` is ``min(k, C)``; :meth:`ranked` ranks further when a metric needs more classes.
     Non-float logits are converted to float32 (``logits`` holds what the metrics use).
     The rows are cut in chunks of ``chunk_rows``, the chunks shared out between threads.
     """
@@ -196,11 +184,7 @@ class RowSummary:
                 _in_threads([lambda a=a, b=b: rows(a, b) for a, b in itertools.pairwise(cuts)])
             else:
                 rows(0, n)
-            tied = (vals[:, 1:] == vals[:, :-1]).any(dim=1)  # torch.topk orders ties freely
-            if bool(tied.any()):
-                at = tied.nonzero().squeeze(1)
-                order = torch.sort(logits[at], dim=1, descending=True, stable=True).indices
-                top[at] = order[:, :kk]
+            _break_ties(logits, vals, top)
         self.top = top[:, :k]
         self.m = vals[:, 0].double() if c else torch.full((n,), -math.inf, dtype=torch.float64)
         self.lse = self.m + torch.log(self.s)
@@ -591,7 +575,7 @@ def _softmax_average_precision(
 
 class ClassScores:
     """Per-class scores of a logit matrix, computed on demand in float64: ``softmax``
-    (``exp(l - lse)``, ``lse`` the row's log-sum-exp from :func:`row_softmax_stats`) or
+    (``exp(l - lse)``, ``lse`` the row's log-sum-exp of :class:`RowSummary`) or
     ``sigmoid`` (independent per class, for models fine-tuned multi-label).
     ``summary``: the shared :class:`RowSummary` of ``logits`` (``lse`` and the row maxima
     are reused)."""
@@ -603,11 +587,10 @@ class ClassScores:
             raise ValueError(f"scores must be one of {SCORE_KINDS}, got {kind!r}")
         self.logits, self.kind = logits, kind
         self.best: Tensor | None = None  # each row's largest logit, float64
+        if summary is None and kind == "softmax":
+            summary = RowSummary(logits, 0)  # its softmax statistics only
         if summary is not None:
             self.best, self.lse = summary.m, summary.lse
-        elif kind == "softmax":
-            self.best, s = row_softmax_stats(logits)
-            self.lse = self.best + torch.log(s)
 
     def rows(self, index: Tensor) -> Tensor:
         """Scores ``(len(index), C)`` of the rows ``index``."""

@@ -1,12 +1,18 @@
-"""Process-level speed settings: how many CPU threads the forward pass gets."""
+"""Process-level CPU settings: threads of the forward pass, glibc memory reuse, and running
+torch work on other threads under the caller's modes."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 
 def available_cores() -> int:
@@ -68,3 +74,21 @@ def keep_freed_memory() -> bool:
         (_M_TOP_PAD, 64 << 20),
     ]
     return all(mallopt(param, value) == 1 for param, value in settings)
+
+
+def in_caller_modes(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn``, to be run on another thread under the calling thread's grad, inference and
+    CPU autocast modes (thread-local in torch: Lightning validates in inference mode, and
+    an inference tensor cannot be updated outside it)."""
+    inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+    autocast, dtype = torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
+
+    def run(*args, **kwargs) -> T:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.inference_mode(inference))
+            stack.enter_context(torch.set_grad_enabled(grad))
+            if autocast:
+                stack.enter_context(torch.autocast("cpu", dtype=dtype))
+            return fn(*args, **kwargs)
+
+    return run

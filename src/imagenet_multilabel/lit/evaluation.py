@@ -3,7 +3,6 @@ buffers; once per epoch, gathered predictions -> heads -> metrics."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from ..distributed import raise_if_any_rank_failed
 from ..errors import UserError
 from ..metrics.buffer import PredictionBuffer, Predictions
 from ..models.heads import Head, apply_heads
+from ..runtime import in_caller_modes
 
 log = logging.getLogger(__name__)
 
@@ -114,29 +114,10 @@ class EvaluationModule(L.LightningModule):
         if self._pool is None:
             self._store(dataloader_idx, batch, self(images)[:n])
             return
-        # grad, inference and autocast modes are thread-local: the forward thread takes ours
-        modes = (
-            torch.is_inference_mode_enabled(),
-            torch.is_grad_enabled(),
-            torch.is_autocast_enabled("cpu"),
-            torch.get_autocast_dtype("cpu"),
-        )
-        self._pending.append(
-            (self._pool.submit(self._forward_with, modes, images), dataloader_idx, batch, n)
-        )
+        future = self._pool.submit(in_caller_modes(self), images)
+        self._pending.append((future, dataloader_idx, batch, n))
         while len(self._pending) >= self.parallel_batches:
             self._collect()
-
-    def _forward_with(
-        self, modes: tuple[bool, bool, bool, torch.dtype], images: torch.Tensor
-    ) -> torch.Tensor:
-        inference, grad, autocast, dtype = modes
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(torch.inference_mode(inference))
-            stack.enter_context(torch.set_grad_enabled(grad))
-            if autocast:
-                stack.enter_context(torch.autocast("cpu", dtype=dtype))
-            return self(images)
 
     def _collect(self) -> None:
         """Wait for the oldest batch in flight and store its predictions."""

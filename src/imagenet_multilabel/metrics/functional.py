@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..runtime import in_caller_modes
+
 LABEL_GROUPS: tuple[str, ...] = ("1", "2", "3", "4+")
 PRED_MODES: tuple[str, ...] = ("vartopk", "topk", "threshold", "cumulative")
 SCORE_KINDS: tuple[str, ...] = ("softmax", "sigmoid")
@@ -72,14 +74,7 @@ def _in_threads(jobs: list[Callable[[], object]]) -> list[object]:
         workers = min(_threads["before"], len(jobs))
         if workers <= 1:
             return [job() for job in jobs]
-        # grad and inference mode are thread-local: the pool's threads take the caller's
-        # (the evaluation computes metrics inside Lightning's inference mode)
-        inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
-
-        def run(job: Callable[[], object]) -> object:
-            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
-                return job()
-
+        run = in_caller_modes(lambda job: job())
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(run, jobs))
 

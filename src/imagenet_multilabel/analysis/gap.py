@@ -142,33 +142,33 @@ def plot_gap(
     import matplotlib.pyplot as plt
 
     wa, wb = subgroup_weights(a, a_label), subgroup_weights(b, b_label)
-    x = range(len(GROUPS))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for offset, (m, label) in zip((-0.2, 0.2), ((a, a_label), (b, b_label)), strict=True):
-        ax1.bar(
-            [i + offset for i in x],
-            [_value(m, f"vartopk_strict@labels={g}") for g in GROUPS],
-            width=0.4,
-            label=label,
+    panels = [
+        (
+            ax1,
+            [[_value(m, f"vartopk_strict@labels={g}") for g in GROUPS] for m in (a, b)],
+            "variable top-k accuracy (%)",
+            "accuracy per label count",
+        ),
+        (
+            ax2,
+            [[100 * w[g] for g in GROUPS] for w in (wa, wb)],
+            "% of labeled images",
+            "label-count distribution",
+        ),
+    ]
+    x = range(len(GROUPS))
+    for ax, series, ylabel, title in panels:
+        for offset, values, label in zip((-0.2, 0.2), series, (a_label, b_label), strict=True):
+            ax.bar([i + offset for i in x], values, width=0.4, label=label)
+        ax.set(
+            xticks=list(x),
+            xticklabels=GROUPS,
+            xlabel="valid labels per image",
+            ylabel=ylabel,
+            title=title,
         )
-    ax1.set(
-        xticks=list(x),
-        xticklabels=GROUPS,
-        xlabel="valid labels per image",
-        ylabel="variable top-k accuracy (%)",
-        title="accuracy per label count",
-    )
-    ax1.legend()
-    ax2.bar([i - 0.2 for i in x], [100 * wa[g] for g in GROUPS], width=0.4, label=a_label)
-    ax2.bar([i + 0.2 for i in x], [100 * wb[g] for g in GROUPS], width=0.4, label=b_label)
-    ax2.set(
-        xticks=list(x),
-        xticklabels=GROUPS,
-        xlabel="valid labels per image",
-        ylabel="% of labeled images",
-        title="label-count distribution",
-    )
-    ax2.legend()
+        ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

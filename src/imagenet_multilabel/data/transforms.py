@@ -58,9 +58,9 @@ class Normalize(torch.nn.Module):
         if images.dtype != torch.uint8:
             raise TypeError(f"expected uint8 images, got {images.dtype}")
         out = images.to(torch.float32).div_(255)
-        # mean and std as whole [1, C, H, W] planes in the images' memory format: broadcast
-        # over channels only, a channels-last batch would run an inner loop of length C
-        # (3) per pixel, 4x slower than these loops over whole rows
+        # mean and std as whole [1, C, H, W] planes in the images' memory format, broadcast
+        # over the batch only: broadcast from [1, C, 1, 1], a channels-last batch runs an
+        # inner loop of length C (3) per pixel, 4x slower
         memory_format = (
             torch.channels_last
             if not images.is_contiguous()

@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         photos = wnid_folders(sample_photos(n_photos), tmp / "photos")
         for title, data in [("real photos", photos), ("synthetic", synthetic)]:
             n = sum(1 for _ in data.glob("*/*.JPEG"))
-            print(f"{title}: {n} images; ours ...", flush=True)
+            print(f"{title}: {n} images; forward only ...", flush=True)
             forwards = [
                 run_forward_only(data, n_forward, args.batch_size, t, args.amp, parallel)
                 for t, parallel in forward_modes

@@ -14,7 +14,7 @@ from imagenet_multilabel.errors import DataError
 
 def tile_transform(image):
     # a fixed-size tensor per photo, like a model's eval transform
-    return torch.from_numpy(np.asarray(image.resize((32, 24)))).permute(2, 0, 1)
+    return torch.from_numpy(np.array(image.resize((32, 24)))).permute(2, 0, 1)
 
 
 @pytest.fixture(scope="module")

@@ -52,7 +52,7 @@ def test_batch_normalize_is_bitwise_per_image_transform(images, mean, std) -> No
 
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
 def test_batch_normalize_is_bitwise_for_every_pixel_value(memory_format) -> None:
-    """Exhaustive: every uint8 value in every channel, at every position of the planes,
+    """Exhaustive: every uint8 value in every channel, at several positions of the planes,
     equals torchvision's ToTensor + Normalize (which timm's eval transform ends with)."""
     from torchvision import transforms
 

@@ -63,6 +63,9 @@ def output_dir(cfg: DictConfig) -> Path:
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Run an evaluation; returns the flat metrics (also written to metrics.json)."""
     started = time.perf_counter()
+    cpu_parallel = cfg.get("cpu_parallel", "batches")
+    if cpu_parallel not in ("batches", "ops"):
+        raise UserError(f"cpu_parallel must be 'batches' or 'ops', got {cpu_parallel!r}")
     kept = keep_freed_memory() if cfg.get("keep_freed_memory", True) else False
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
@@ -114,9 +117,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     callbacks = list(instantiate_map(cfg.get("callbacks")).values())
     trainer: L.Trainer = _instantiate_trainer(cfg.trainer, loggers, callbacks)
     threads = set_cpu_threads(cfg.cpu_threads, cfg.num_workers, trainer.num_devices)
-    cpu_parallel = cfg.get("cpu_parallel", "batches")
-    if cpu_parallel not in ("batches", "ops"):
-        raise UserError(f"cpu_parallel must be 'batches' or 'ops', got {cpu_parallel!r}")
     module.parallel_batches = threads if cpu_parallel == "batches" else 1
 
     forward_start = time.perf_counter()

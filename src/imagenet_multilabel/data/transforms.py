@@ -58,23 +58,15 @@ class Normalize(torch.nn.Module):
         if images.dtype != torch.uint8:
             raise TypeError(f"expected uint8 images, got {images.dtype}")
         out = images.to(torch.float32).div_(255)
-        # mean and std as whole [1, C, H, W] planes in the images' memory format, broadcast
-        # over the batch only: broadcast from [1, C, 1, 1], a channels-last batch runs an
-        # inner loop of length C (3) per pixel, 4x slower
-        memory_format = (
-            torch.channels_last
-            if not images.is_contiguous()
-            and images.is_contiguous(memory_format=torch.channels_last)
-            else torch.contiguous_format
-        )
-        return out.sub_(self._plane(self.mean, out, memory_format)).div_(
-            self._plane(self.std, out, memory_format)
-        )
+        # mean and std as whole [1, C, H, W] planes laid out as the images (empty_like keeps
+        # the strides), broadcast over the batch only: broadcast from [1, C, 1, 1], a
+        # channels-last batch runs an inner loop of length C (3) per pixel, 4x slower
+        return out.sub_(self._plane(self.mean, out)).div_(self._plane(self.std, out))
 
     @staticmethod
-    def _plane(values: Sequence[float], like: torch.Tensor, memory_format) -> torch.Tensor:
-        column = torch.tensor(values, dtype=torch.float32, device=like.device).view(1, -1, 1, 1)
-        return column.expand(1, *like.shape[1:]).contiguous(memory_format=memory_format)
+    def _plane(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
+        column = torch.tensor(values, dtype=like.dtype, device=like.device).view(1, -1, 1, 1)
+        return torch.empty_like(like[:1]).copy_(column.expand_as(like[:1]))
 
     def extra_repr(self) -> str:
         return f"mean={self.mean}, std={self.std}"

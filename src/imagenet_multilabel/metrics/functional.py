@@ -491,10 +491,14 @@ def _softmax_average_precision(
     top_bucket = float(width - 1)
     a = torch.where(rows_mask, lse * scale, math.inf).float()  # left-out rows: u = inf
 
+    def buckets(a_rows: Tensor, logit_rows: Tensor) -> Tensor:
+        """The grid bucket of each score (flat int32): u = a - scale * l, clamped."""
+        u = torch.sub(a_rows[:, None], logit_rows, alpha=scale)
+        return u.clamp_(0.0, top_bucket).to(torch.int32).view(-1)
+
     def sampled_buckets() -> np.ndarray:
-        u = torch.sub(a[::_AP_SAMPLE_EVERY, None], logits[::_AP_SAMPLE_EVERY], alpha=scale)
-        buckets = u.clamp_(0.0, top_bucket).to(torch.int32).view(-1)
-        return torch.bincount(buckets, minlength=width).numpy()
+        sample = buckets(a[::_AP_SAMPLE_EVERY], logits[::_AP_SAMPLE_EVERY])
+        return torch.bincount(sample, minlength=width).numpy()
 
     dirty = _fill_gaps(_mark(lo, hi, width), sampled_buckets, _AP_MAX_SEGMENTS)
     run = np.cumsum(dirty & ~np.concatenate(([False], dirty[:-1])))  # dirty runs so far
@@ -517,8 +521,7 @@ def _softmax_average_precision(
         c1 = min(n_classes, c0 + block)
         w = c1 - c0
         slab = logits[:, c0:c1].contiguous()
-        u = torch.sub(a[:, None], slab, alpha=scale)
-        seg = table.index_select(0, u.clamp_(0.0, top_bucket).to(torch.int32).view(-1))
+        seg = table.index_select(0, buckets(a, slab))
         offset = torch.arange(w, dtype=torch.int32) * bins
         hist = torch.bincount((seg.view(n, w) + offset).view(-1), minlength=w * bins)
         hist = hist.view(w, bins)

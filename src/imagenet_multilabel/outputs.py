@@ -126,3 +126,92 @@ def read_predictions(path: str | Path) -> dict[str, np.ndarray]:
         c = data["logits"].shape[1]
         data["valid"] = np.unpackbits(data.pop("valid_packed"), axis=1, count=c).astype(bool)
     return data
+
+
+# ------------------------------------------------------------------- metric keys and runs
+
+KEY_SEP = "/"
+
+
+def metric_key(dataset: str, metric: str) -> str:
+    """The metrics.json key of ``metric`` on ``dataset``: always ``<dataset>/<metric>``."""
+    return f"{dataset}{KEY_SEP}{metric}"
+
+
+def flatten_metrics(per_dataset: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """``{dataset: {metric: value}}`` -> ``{"<dataset>/<metric>": value}``, the one format of
+    metrics.json (a single-dataset run too). A dataset name with the separator in it, or a
+    key that two entries would share, is an error rather than a silent overwrite."""
+    flat: dict[str, float] = {}
+    for dataset, metrics in per_dataset.items():
+        if not dataset or KEY_SEP in dataset:
+            raise ValueError(f"dataset name {dataset!r} must be non-empty and have no '/'")
+        for metric, value in metrics.items():
+            key = metric_key(dataset, metric)
+            if key in flat:
+                raise ValueError(f"metric key {key!r} written twice")
+            flat[key] = value
+    return flat
+
+
+def unflatten_metrics(flat: Mapping[str, Any], source: str | Path = "metrics") -> dict[str, dict]:
+    """The inverse of :func:`flatten_metrics`; a key without a dataset is a DataError."""
+    per_dataset: dict[str, dict[str, Any]] = {}
+    for key, value in flat.items():
+        dataset, sep, metric = key.partition(KEY_SEP)
+        if not sep or not dataset or not metric:
+            raise DataError(
+                f"{source}: key {key!r} is not '<dataset>/<metric>' (written by an older "
+                "version: run it again)"
+            )
+        per_dataset.setdefault(dataset, {})[metric] = float("nan") if value is None else value
+    return per_dataset
+
+
+class RunDir:
+    """A finished run directory, read back: the one reader that ``score``, ``gap``, the
+    leaderboard and the gallery use.
+
+    ``metrics``: ``{dataset: {metric: value}}`` (null in the file -> NaN); ``info``: run.json;
+    ``prediction_files``: ``{dataset: path}`` of ``predictions/<dataset>.npz``. A folder
+    without metrics.json did not finish and is an error (metrics.json is written last).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        if not self.path.is_dir():
+            what = "is not a folder" if self.path.exists() else "does not exist"
+            raise DataError(f"run folder {self.path} {what}: pass the folder of a finished run")
+        if not (self.path / "metrics.json").is_file():
+            raise DataError(f"{self.path} has no metrics.json: that run did not finish")
+        self.metrics = unflatten_metrics(
+            read_json(self.path / "metrics.json"), self.path / "metrics.json"
+        )
+        info = self.path / "run.json"
+        self.info: dict[str, Any] = read_json(info) if info.is_file() else {}
+        self.prediction_files = {
+            p.stem: p for p in sorted((self.path / "predictions").glob("*.npz"))
+        }
+
+    @property
+    def datasets(self) -> list[str]:
+        return list(self.metrics)
+
+    def dataset_metrics(self, dataset: str | None = None) -> tuple[str, dict[str, Any]]:
+        """``(name, metrics)`` of one dataset; ``dataset=None`` is allowed when the run has
+        exactly one."""
+        if dataset is None:
+            if len(self.metrics) != 1:
+                raise DataError(f"{self.path} holds datasets {', '.join(self.metrics)}: choose one")
+            dataset = next(iter(self.metrics))
+        if dataset not in self.metrics:
+            raise DataError(
+                f"{self.path} has no dataset '{dataset}' (it has {', '.join(self.metrics)})"
+            )
+        return dataset, self.metrics[dataset]
+
+    def predictions(self, dataset: str) -> dict[str, np.ndarray]:
+        if dataset not in self.prediction_files:
+            have = ", ".join(self.prediction_files) or "none"
+            raise DataError(f"{self.path} has no predictions of '{dataset}' (it has {have})")
+        return read_predictions(self.prediction_files[dataset])

@@ -14,7 +14,7 @@ from imagenet_multilabel.tasks.evaluate import evaluate
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> dict:
-    return run_task(evaluate, cfg)
+    return run_task(evaluate, cfg, trainer=True)
 
 
 if __name__ == "__main__":

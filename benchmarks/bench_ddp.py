@@ -25,6 +25,9 @@ from pathlib import Path
 import lightning as L
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))  # measure this checkout, not an installed copy
+
+from imagenet_multilabel.outputs import RunDir  # noqa: E402
 
 
 class EvalTimer(L.Callback):
@@ -86,7 +89,7 @@ def run(devices: int, data: Path, out: Path, args: argparse.Namespace) -> dict:
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         sys.exit(f"devices={devices} failed:\n{proc.stderr[-3000:]}")
-    metrics = json.loads((out / "metrics.json").read_text())
+    _, metrics = RunDir(out).dataset_metrics()
     run_info = json.loads((out / "run.json").read_text())
     seconds = json.loads((out / "bench.json").read_text())["seconds"]
     return {

@@ -20,6 +20,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))  # measure this checkout, not an installed copy
 
+from imagenet_multilabel.outputs import RunDir  # noqa: E402
+
 SAMPLE = Path(
     os.environ.get("IMAGENET_ML_SAMPLE", REPO.parent / "shared" / "data" / "imagenet-sample")
 )
@@ -287,7 +289,7 @@ def run_ours(
         "HF_HUB_OFFLINE": "1",
     }
     run = run_monitored(cmd, env=env, cwd=REPO).check("evaluate.py")
-    metrics = json.loads((out_dir / "metrics.json").read_text())
+    _, metrics = RunDir(out_dir).dataset_metrics()
     info = json.loads((out_dir / "run.json").read_text())
     settings = (
         f"bs {info['batch_size']}, {info['num_workers']} workers, "

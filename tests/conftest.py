@@ -39,7 +39,10 @@ def shared_data() -> Path:
 
 @pytest.fixture
 def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
-    """Compose a config of conf/ with overrides; outputs go to a fresh tmp dir."""
+    """Compose a config of conf/ with overrides; outputs go to a fresh tmp dir: ``run`` for
+    the first ``evaluate`` config, then ``<config name>-<n>``, so that no two composed
+    runs of a test share a folder."""
+    made: list[str] = []
 
     def _compose(*overrides: str, config_name: str = "evaluate") -> DictConfig:
         GlobalHydra.instance().clear()
@@ -47,7 +50,9 @@ def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
             cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
         with open_dict(cfg):
-            cfg.paths.output_dir = str(tmp_path / "run")
+            first = config_name == "evaluate" and "run" not in made
+            made.append("run" if first else f"{config_name}-{len(made)}")
+            cfg.paths.output_dir = str(tmp_path / made[-1])
             cfg.paths.shared_data = str(SHARED)
             if "trainer" in cfg:
                 cfg.num_workers = 0

@@ -8,7 +8,8 @@ import lightning as L
 import pytest
 from hydra.utils import instantiate
 
-from imagenet_multilabel.config import CONFIG_DIR, dataset_specs, instantiate_map
+from imagenet_multilabel.builders import dataset_specs
+from imagenet_multilabel.config import CONFIG_DIR, instantiate_map
 from imagenet_multilabel.models.backbones import check_model_name
 from imagenet_multilabel.models.heads import Head
 

@@ -348,3 +348,22 @@ def test_slurm_tasks_share_one_run_dir(tmp_path: Path) -> None:
     assert "wrote" in (run_dir / "evaluate.log").read_text()
     assert "wrote" not in (run_dir / "evaluate.rank1.log").read_text()
     assert json.loads((run_dir / "metrics.json").read_text())["num_images"] == 11
+
+
+def test_the_lightning_internals_we_patch_still_exist() -> None:
+    """distributed.hydra_job replaces Lightning's private ``_hydra_subprocess_cmd`` (called
+    by name from the launcher's module) and _detach_children empties ``launcher.procs``:
+    a Lightning release that renames either must fail here, not in a user's DDP run."""
+    import inspect
+
+    from lightning.fabric.plugins.environments import LightningEnvironment
+    from lightning.pytorch.strategies.launchers import subprocess_script
+
+    original = subprocess_script._hydra_subprocess_cmd
+    assert list(inspect.signature(original).parameters) == ["local_rank"]
+    assert "_hydra_subprocess_cmd(local_rank)" in inspect.getsource(subprocess_script)
+    launcher = subprocess_script._SubprocessScriptLauncher(LightningEnvironment(), 2, 1)
+    assert launcher.procs == []
+    with distributed.hydra_job(test_the_lightning_internals_we_patch_still_exist, None):
+        assert subprocess_script._hydra_subprocess_cmd is distributed.rank_command
+    assert subprocess_script._hydra_subprocess_cmd is original

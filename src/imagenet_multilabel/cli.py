@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from omegaconf import DictConfig
 
 from . import distributed  # also registers the resolvers conf/hydra/ uses
-from .errors import UserError, one_line
+from .errors import find_user_error, one_line
 
 log = logging.getLogger("imagenet_multilabel")
 # conf/hydra/launcher/submitit_*.yaml extend the plugin's schemas of the same name, which
@@ -19,13 +19,23 @@ log = logging.getLogger("imagenet_multilabel")
 warnings.filterwarnings("ignore", message=".*validated against ConfigStore schema with the same")
 
 
-def run_task(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
+def run_task(
+    task: Callable[[DictConfig], Mapping[str, float]], cfg: DictConfig, *, trainer: bool = False
+) -> Any:
     """Call ``task(cfg)``; a UserError (also one re-raised from a DataLoader worker) ends
     the process with ``error: <one line>`` and exit code 2, and nothing else. Under DDP
-    every rank ends so; the line is printed once, by rank 0."""
+    every rank ends so; the line is printed once, by rank 0.
+
+    ``trainer``: the task runs a Lightning Trainer, whose DDP ranks > 0 are then started
+    as this Hydra job (:func:`distributed.hydra_job`). Returns the task's metrics, or the
+    one named by ``cfg.optimized_metric`` when set (what Hydra's sweepers optimise).
+    """
     try:
-        with distributed.hydra_job(task, cfg):
-            return task(cfg)
+        if trainer:
+            with distributed.hydra_job(task, cfg):
+                metrics = task(cfg)
+        else:
+            metrics = task(cfg)
     except Exception as e:
         user_error = find_user_error(e)
         if user_error is None:
@@ -33,21 +43,17 @@ def run_task(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         if isinstance(user_error, distributed.RankFailed) and not user_error.report:
             raise SystemExit(2) from None  # rank 0 prints it
         _fail(one_line(user_error))
+    return optimized_value(metrics, cfg.get("optimized_metric"))
 
 
-def find_user_error(exc: BaseException) -> BaseException | None:
-    """The UserError behind ``exc``: itself, its cause (Hydra's instantiate wraps errors of
-    the objects it builds) or one re-raised from a DataLoader worker (whose message is the
-    worker's traceback)."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, UserError):
-            return exc
-        if "Original Traceback" in str(exc) and "imagenet_multilabel.errors." in str(exc):
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return None
+def optimized_value(metrics: Mapping[str, float], name: str | None) -> Any:
+    """``metrics[name]`` (a ``<dataset>/<metric>`` key) when ``name`` is set, else ``metrics``."""
+    if not name:
+        return metrics
+    if name not in metrics:
+        example = next(iter(metrics), "-")
+        _fail(f"optimized_metric={name!r} is not among this run's metrics (e.g. {example!r})")
+    return metrics[name]
 
 
 def _fail(message: str) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from .errors import UserError, one_line
+from .errors import UserError, find_user_error, one_line
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +181,6 @@ class RankFailed(UserError):
 
 
 def _describe(error: BaseException) -> tuple[str, bool]:
-    from .cli import find_user_error
-
     user_error = find_user_error(error)
     if user_error is not None:
         return one_line(user_error), True

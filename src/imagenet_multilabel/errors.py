@@ -31,3 +31,18 @@ def one_line(exc: BaseException) -> str:
         head, sep, rest = last.partition(": ")
         text = rest if sep and head.rsplit(".", 1)[-1].endswith("Error") else last
     return " ".join(text.split())
+
+
+def find_user_error(exc: BaseException | None) -> BaseException | None:
+    """The UserError behind ``exc``: itself, its cause (Hydra's instantiate wraps errors of
+    the objects it builds) or one re-raised from a DataLoader worker (whose message is the
+    worker's traceback)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, UserError):
+            return exc
+        if "Original Traceback" in str(exc) and "imagenet_multilabel.errors." in str(exc):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None

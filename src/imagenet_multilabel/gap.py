@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from imagenet_multilabel.cli import run_task
-from imagenet_multilabel.tasks.gap import gap
+from imagenet_multilabel.tasks.gap_report import gap
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="gap")

@@ -8,7 +8,7 @@ import ctypes
 import os
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 
@@ -92,3 +92,59 @@ def in_caller_modes(fn: Callable[..., T]) -> Callable[..., T]:
             return fn(*args, **kwargs)
 
     return run
+
+
+class InFlight:
+    """Run calls on ``threads`` worker threads, at most ``threads + 1`` at a time, and hand
+    back each result with the tag it was submitted with, as soon as it is done (in any
+    order). A thread that is done starts the queued call at once.
+
+    An error of a call is raised, as it is, by the :meth:`submit` or :meth:`drain` that
+    collects it, with a note naming the call's tag (the step it came from).
+    """
+
+    def __init__(self, threads: int, name: str = "worker") -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.threads = threads
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix=name)
+        self._pending: list[tuple[Any, Any]] = []
+
+    def submit(
+        self, fn: Callable[..., T], *args: Any, tag: Any = None, label: str = "a call"
+    ) -> list[tuple[Any, T]]:
+        """Queue ``fn(*args)`` (under the caller's torch modes); returns the (tag, result)
+        pairs that finished while the queue was full. ``label`` names the call in the note
+        of its error."""
+        future = self._pool.submit(in_caller_modes(fn), *args)
+        self._pending.append((future, (tag, label)))
+        return self._collect() if len(self._pending) > self.threads else []
+
+    def drain(self) -> list[tuple[Any, Any]]:
+        """Wait for every call in flight; their (tag, result) pairs."""
+        done = []
+        while self._pending:
+            done += self._collect()
+        return done
+
+    def _collect(self) -> list[tuple[Any, Any]]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        finished = wait([f for f, _ in self._pending], return_when=FIRST_COMPLETED).done
+        done = [(f, tag) for f, tag in self._pending if f in finished]
+        self._pending = [(f, tag) for f, tag in self._pending if f not in finished]
+        out = []
+        for future, (tag, label) in done:
+            try:
+                out.append((tag, future.result()))
+            except Exception as e:
+                self.close()
+                if hasattr(e, "add_note"):  # Python 3.11+
+                    e.add_note(f"(in {label})")
+                raise
+        return out
+
+    def close(self) -> None:
+        """Stop the threads (idempotent); calls not started are cancelled."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pending.clear()

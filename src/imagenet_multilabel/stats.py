@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from imagenet_multilabel.cli import run_task
-from imagenet_multilabel.tasks.stats import stats
+from imagenet_multilabel.tasks.label_report import stats
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="stats")

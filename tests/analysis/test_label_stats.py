@@ -16,7 +16,7 @@ from imagenet_multilabel.analysis.label_stats import (
 )
 from imagenet_multilabel.data.labels import LabelSet
 from imagenet_multilabel.errors import DataError, UserError
-from imagenet_multilabel.tasks.stats import stats
+from imagenet_multilabel.tasks.label_report import stats
 
 from ..conftest import REPO, SHARED
 

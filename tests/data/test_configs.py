@@ -7,11 +7,11 @@ import pickle
 from pathlib import Path
 
 import pytest
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from imagenet_multilabel.builders import build_dataset
 from imagenet_multilabel.data.datasets import ImageDataset
-from imagenet_multilabel.data.labels import LabelSet
+from imagenet_multilabel.data.labels import LabelSet, load_label_set
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
@@ -33,28 +33,27 @@ def test_label_configs(name: str, tmp_path: Path) -> None:
     user.write_text(json.dumps({"a.jpg": [1]}))
     paths = {"shankar": str(shankar), "file": str(user)}
     cfg = _node("labels", name, **({"path": paths[name]} if name in paths else {}))
-    assert cfg.pop("allow_missing") is False
+    assert cfg.name == name and cfg.allow_missing is False
     if "_target_" not in cfg:
-        assert cfg.name == "none"
+        assert name == "none"
         return
-    labels = instantiate(cfg)
-    assert isinstance(labels, LabelSet) and len(labels) > 0
+    labels, allow_missing = load_label_set(cfg)
+    assert isinstance(labels, LabelSet) and len(labels) > 0 and allow_missing is False
 
 
-def test_data_configs(flat_val: Path, tmp_path: Path, put_photo) -> None:
+def test_data_configs(flat_val: Path, tmp_path: Path, put_photo, compose_cfg) -> None:
     (flat_val / "val_labels.txt").write_text("ILSVRC2012_val_00000001.JPEG 65\n")
     for f in flat_val.glob("*.JPEG"):
         if f.name != "ILSVRC2012_val_00000001.JPEG":
             f.unlink()
     put_photo(100, tmp_path / "v2" / "100" / "a.jpeg")
     (tmp_path / "lab.csv").write_text("a.jpeg,100\n")
-    built = [
-        instantiate(_node("data", "imagenet", root=str(flat_val)), transform=None),
-        instantiate(_node("data", "imagenetv2", root=str(tmp_path / "v2")), transform=None),
-        instantiate(
-            _node("data", "files", root=str(tmp_path / "v2"), labels_file=str(tmp_path / "lab.csv"))
-        ),
+    overrides = [
+        ("data=imagenet", f"data.root={flat_val}"),
+        ("data=imagenetv2", f"data.root={tmp_path / 'v2'}"),
+        ("data=files", f"data.root={tmp_path / 'v2'}", f"data.labels_file={tmp_path / 'lab.csv'}"),
     ]
+    built = [build_dataset(compose_cfg(*o).data, transform=None) for o in overrides]
     assert all(isinstance(ds, ImageDataset) for ds in built)
     assert [ds.name for ds in built] == ["imagenet", "imagenetv2", "files"]
     assert [ds.targets for ds in built] == [[65], [100], [100]]

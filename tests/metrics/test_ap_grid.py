@@ -147,14 +147,15 @@ def test_grid_ap_falls_back_to_sorting(case):
 
 
 def test_row_summary_shared_by_heads_equals_separate_calls():
-    from imagenet_multilabel.models.heads import MultiLabelHead, SingleLabelHead, apply_heads
+    from imagenet_multilabel.models.heads import MultiLabelHead, SingleLabelHead
+    from imagenet_multilabel.scoring import HeadSpec, Scorer
 
     g = torch.Generator().manual_seed(5)
     logits = torch.randn(200, 12, generator=g)
     target = torch.randint(0, 12, (200,), generator=g)
     valid = torch.rand(200, 12, generator=g) < 0.15  # up to ~7 labels: ranks beyond 5
     heads = {"single": SingleLabelHead(), "multilabel": MultiLabelHead()}
-    shared = apply_heads(heads, logits, target, valid, "d")
+    shared = Scorer({n: HeadSpec(h) for n, h in heads.items()}).score("d", logits, target, valid)
     alone = {
         "num_images": 200,
         **F.single_label_metrics(logits, target),

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from imagenet_multilabel.models.heads import MultiLabelHead, SingleLabelHead, apply_heads
+from imagenet_multilabel.models.heads import MultiLabelHead, SingleLabelHead
+from imagenet_multilabel.scoring import HeadSpec, Scorer
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
@@ -20,11 +21,15 @@ def test_heads_in_inference_mode_with_threads(threads: int) -> None:
     valid[torch.arange(0, 3000, 3), (target[::3] + 1) % 1000] = True
     heads = {"single": SingleLabelHead(), "multilabel": MultiLabelHead()}
     before = torch.get_num_threads()
-    reference = apply_heads(heads, logits, target, valid, "x")  # plain mode
+    reference = Scorer({n: HeadSpec(h) for n, h in heads.items()}).score(
+        "x", logits, target, valid
+    )  # plain mode
     try:
         torch.set_num_threads(threads)
         with torch.inference_mode():
-            got = apply_heads(heads, logits.clone(), target.clone(), valid.clone(), "x")
+            got = Scorer({n: HeadSpec(h) for n, h in heads.items()}).score(
+                "x", logits.clone(), target.clone(), valid.clone()
+            )
     finally:
         torch.set_num_threads(before)
     np.testing.assert_equal(got, reference)

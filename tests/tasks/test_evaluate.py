@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from imagenet_multilabel.metrics.functional import single_label_metrics
-from imagenet_multilabel.outputs import read_predictions
+from imagenet_multilabel.outputs import RunDir, read_predictions
 from imagenet_multilabel.tasks.evaluate import evaluate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,11 +21,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_tiny_model_on_wnid_folders(compose_cfg, wnid_folder: Path) -> None:
     cfg = compose_cfg("model=test_tiny", "data=folder", f"data.root={wnid_folder}", "batch_size=5")
-    metrics = evaluate(cfg)
+    flat = evaluate(cfg)
     out = Path(cfg.paths.output_dir)
-    assert json.loads((out / "metrics.json").read_text()) == pytest.approx(metrics)
+    assert json.loads((out / "metrics.json").read_text()) == pytest.approx(flat)
+    assert set(flat) == {f"folder/{k}" for k in ("num_images", "top1", "top5", "nll", "ece")}
+    metrics = RunDir(out).metrics["folder"]
     assert metrics["num_images"] == 13
-    assert set(metrics) >= {"top1", "top5", "nll", "ece"}
 
     preds = read_predictions(out / "predictions" / "folder.npz")
     assert preds["logits"].shape == (13, 1000) and preds["logits"].dtype == np.float32
@@ -124,7 +125,7 @@ def test_cli_writes_run_dir(tmp_path: Path, wnid_folder: Path) -> None:
         "evaluate.log",
     }
     assert "top1" in proc.stdout and "folder" in proc.stdout
-    assert json.loads((run_dir / "metrics.json").read_text())["num_images"] == 13
+    assert json.loads((run_dir / "metrics.json").read_text())["folder/num_images"] == 13
 
 
 @pytest.mark.slow
@@ -170,6 +171,6 @@ def test_csv_and_wandb_loggers_offline(compose_cfg, wnid_folder: Path) -> None:
     out = Path(cfg.paths.output_dir)
     header, row = (out / "csv" / "metrics.csv").read_text().splitlines()[:2]
     logged = dict(zip(header.split(","), row.split(","), strict=True))
-    assert float(logged["top1"]) == metrics["top1"]
+    assert float(logged["folder/top1"]) == metrics["folder/top1"]
     runs = list((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].glob("*.wandb"))

@@ -12,9 +12,9 @@ import pytest
 
 from imagenet_multilabel.classes import wnids
 from imagenet_multilabel.errors import DataError, UserError
-from imagenet_multilabel.outputs import read_predictions
+from imagenet_multilabel.outputs import RunDir, read_predictions
 from imagenet_multilabel.tasks.evaluate import evaluate
-from imagenet_multilabel.tasks.score import score
+from imagenet_multilabel.tasks.rescore import score
 
 from ..conftest import SHARED, sample_photos
 
@@ -55,7 +55,8 @@ def v2_root(tmp_path: Path) -> tuple[Path, dict[str, list[int]]]:
 def test_imagenetv2_with_multilabelfy_by_default(compose_cfg, v2_root) -> None:
     root, labels = v2_root
     cfg = compose_cfg("model=test_tiny", "data=imagenetv2", f"data.root={root}")
-    metrics = evaluate(cfg)
+    evaluate(cfg)
+    metrics = RunDir(cfg.paths.output_dir).metrics["imagenetv2"]
     assert metrics["num_images"] == 9
     assert metrics["num_labeled"] == 8 and metrics["num_unlabeled"] == 1
     assert metrics["num_images@labels=1"] == 3
@@ -74,15 +75,18 @@ def test_imagenetv2_with_multilabelfy_by_default(compose_cfg, v2_root) -> None:
 
 def test_imagenet_flat_with_real_then_rescored(compose_cfg, flat_val, tmp_path) -> None:
     cfg = compose_cfg("model=test_tiny", "data=imagenet", f"data.root={flat_val}")
-    metrics = evaluate(cfg)
+    flat = evaluate(cfg)
+    metrics = RunDir(cfg.paths.output_dir).metrics["imagenet"]
     assert metrics["num_images"] == 7 and metrics["num_unlabeled"] == 1  # ReaL: [] for 1
     run_dir = Path(cfg.paths.output_dir)
 
     # auto: the labels stored with the predictions -> the same metrics
     rescored = score(compose_cfg(f"run_dir={run_dir}", config_name="score"))
-    np.testing.assert_equal(rescored, metrics)  # exactly, NaN == NaN
+    np.testing.assert_equal(rescored, flat)  # exactly, NaN == NaN
     # none: single-label metrics only, identical to the run's
-    single = score(compose_cfg(f"run_dir={run_dir}", "labels=none", config_name="score"))
+    cfg = compose_cfg(f"run_dir={run_dir}", "labels=none", config_name="score")
+    score(cfg)
+    single = RunDir(cfg.paths.output_dir).metrics["imagenet"]
     assert set(single) == {"num_images", "top1", "top5", "nll", "ece"}
     assert all(single[k] == metrics[k] for k in single)
     # a user's label file: every image labelled with its original class only
@@ -91,6 +95,7 @@ def test_imagenet_flat_with_real_then_rescored(compose_cfg, flat_val, tmp_path) 
     mine = score(
         compose_cfg(f"run_dir={run_dir}", "labels=file", f"labels.path={user}", config_name="score")
     )
+    mine = {k.removeprefix("imagenet/"): v for k, v in mine.items()}
     assert mine["real_top1"] == metrics["top1"] and mine["num_labeled"] == 7
 
 
@@ -113,21 +118,25 @@ def test_score_bad_input(compose_cfg, flat_val, tmp_path) -> None:
     (run_dir / "predictions" / "imagenet.npz").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(DataError, match="corrupt"):
         score(compose_cfg(f"run_dir={run_dir}", config_name="score"))
-    with pytest.raises(DataError, match="no predictions"):
+    with pytest.raises(DataError, match="has no metrics.json: that run did not finish"):
         score(compose_cfg(f"run_dir={tmp_path}", config_name="score"))
+    with pytest.raises(UserError, match="the scored run's own folder"):
+        cfg = compose_cfg(f"run_dir={run_dir}", config_name="score")
+        cfg.paths.output_dir = str(run_dir)
+        score(cfg)
 
 
 def test_multilabel_head_without_labels_is_an_error(compose_cfg, wnid_folder) -> None:
     cfg = compose_cfg(
         "model=test_tiny", "data=folder", f"data.root={wnid_folder}", "head=multilabel"
     )
-    with pytest.raises(UserError, match="no dataset has a label set"):
+    with pytest.raises(UserError, match="head 'multilabel' needs a label set but dataset 'folder'"):
         evaluate(cfg)
     assert not (Path(cfg.paths.output_dir) / "metrics.json").exists()
 
 
 def test_stats_over_a_datasets_images(compose_cfg, flat_val) -> None:
-    from imagenet_multilabel.tasks.stats import stats
+    from imagenet_multilabel.tasks.label_report import stats
 
     cfg = compose_cfg("data=imagenet", f"data.root={flat_val}", config_name="stats")
     metrics = stats(cfg, output_dir=cfg.paths.output_dir)

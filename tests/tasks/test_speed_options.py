@@ -102,6 +102,7 @@ def test_an_error_in_a_forward_thread_reaches_the_caller(wnid_folder) -> None:
     from imagenet_multilabel.lit.evaluation import EvaluationModule
     from imagenet_multilabel.models.backbones import create_backbone
     from imagenet_multilabel.models.heads import SingleLabelHead
+    from imagenet_multilabel.scoring import HeadSpec, Scorer
 
     model, _ = create_backbone("test_efficientnet", weights="none")
     pp = resolve_preprocessing(model)
@@ -110,7 +111,7 @@ def test_an_error_in_a_forward_thread_reaches_the_caller(wnid_folder) -> None:
     data = WnidFolderDataset(wnid_folder, transform=eval_transform(pp, normalize=True))
     module = EvaluationModule(
         model,
-        {"single": SingleLabelHead()},
+        Scorer({"single": HeadSpec(SingleLabelHead())}),
         {"folder": len(data)},
         normalize=Normalize(pp["mean"], pp["std"]),
         parallel_batches=2,
@@ -118,9 +119,10 @@ def test_an_error_in_a_forward_thread_reaches_the_caller(wnid_folder) -> None:
     dm = EvalDataModule({"folder": data}, {"folder": None}, batch_size=2, num_workers=0)
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
     threads = torch.get_num_threads()
-    with pytest.raises(TypeError, match="expected uint8 images"):
+    with pytest.raises(TypeError, match="expected uint8 images") as raised:
         trainer.validate(module, datamodule=dm, verbose=False)
-    assert torch.get_num_threads() == threads and module._pool is None
+    assert "forward pass of batch 0 of 'folder'" in str(raised.value.__notes__)
+    assert torch.get_num_threads() == threads and module._in_flight is None
 
 
 class _FirstBatchLast(torch.nn.Module):
@@ -154,6 +156,7 @@ def test_batches_finishing_out_of_order_are_stored_by_image(wnid_folder) -> None
     from imagenet_multilabel.lit.evaluation import EvaluationModule
     from imagenet_multilabel.models.backbones import create_backbone
     from imagenet_multilabel.models.heads import SingleLabelHead
+    from imagenet_multilabel.scoring import HeadSpec, Scorer
 
     model, _ = create_backbone("test_efficientnet", weights="none")
     data = WnidFolderDataset(wnid_folder, transform=eval_transform(resolve_preprocessing(model)))
@@ -162,7 +165,7 @@ def test_batches_finishing_out_of_order_are_stored_by_image(wnid_folder) -> None
         backbone = _FirstBatchLast(model)
         module = EvaluationModule(
             backbone,
-            {"single": SingleLabelHead()},
+            Scorer({"single": HeadSpec(SingleLabelHead())}),
             {"folder": len(data)},
             forward_batch_size=3,
             parallel_batches=parallel,

@@ -6,8 +6,10 @@ Sources (each loader is a plain function usable as a Hydra ``_target_``):
 - :func:`load_real`: ReaL (Beyer et al. 2020), ImageNet val;
 - :func:`load_multilabelfy`: Multilabelfy (Anzaku et al.), ImageNetV2 MatchedFrequency;
 - :func:`load_shankar`: Shankar et al. 2020 multi-label annotations (ImageNet val or V2);
-- :func:`load_label_file`: a user JSON/CSV file (see :mod:`.label_files`);
-- :func:`none`: no label set.
+- :func:`load_label_file`: a user JSON/CSV file (see :mod:`.label_files`).
+
+:func:`resolve_labels` turns a ``labels`` option (``auto``, ``none`` or one of these) into
+a dataset's valid-label matrix: the one path every task takes.
 
 An empty label tuple means "no valid label" (the image is left out of multi-label metrics);
 an image absent from the label set is an error unless ``allow_missing`` is set.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import json
 import pickle
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -215,11 +217,6 @@ def load_label_file(path: str | Path | None, name: str = "file") -> LabelSet:
     return LabelSet(name, by_file)
 
 
-def none() -> None:
-    """No label set (single-label metrics only)."""
-    return None
-
-
 # --- Shankar et al. 2020 ---------------------------------------------------------------
 
 _SAFE_GLOBALS = {
@@ -335,3 +332,70 @@ def load_shankar(path: str | Path | None, dataset: str = "imagenet") -> LabelSet
     if not by_file:
         raise DataError(f"{path} has no labels for dataset {dataset}: check labels.dataset")
     return LabelSet(f"shankar-{dataset}" if dataset != "imagenet" else "shankar", by_file)
+
+
+# --- a label-set option of conf/labels, resolved for one dataset -----------------------
+
+AUTO, NONE = "auto", "none"
+
+
+@dataclass(frozen=True)
+class ResolvedLabels:
+    """The valid-label matrix of a dataset (None: no label set) and what to record of it."""
+
+    valid: torch.Tensor | None
+    info: dict[str, Any]
+
+
+def load_label_set(spec: Mapping[str, Any]) -> tuple[LabelSet, bool]:
+    """Instantiate a label-set option (a node of conf/labels with a ``_target_``); returns
+    the set and its ``allow_missing`` flag."""
+    from hydra.utils import instantiate
+
+    node = dict(spec)
+    name = node.pop("name", None)
+    allow_missing = bool(node.pop("allow_missing", False))
+    if "_target_" not in node:
+        raise DataError(f"label set {name!r} names no loader (_target_): see conf/labels/")
+    label_set = instantiate(node, _convert_="all")
+    if not isinstance(label_set, LabelSet):
+        raise DataError(f"label set {name!r}: its loader returned no label set")
+    return label_set, allow_missing
+
+
+def resolve_labels(
+    spec: Mapping[str, Any] | None,
+    file_names: Sequence[str],
+    intrinsic: torch.Tensor | None = None,
+    default: Mapping[str, Any] | None = None,
+) -> ResolvedLabels:
+    """The one way a dataset gets its label set.
+
+    ``spec``: the ``labels`` option (``name: auto`` when None). ``auto`` takes the
+    dataset's own labels (``intrinsic``: composites, or the labels stored with a run's
+    predictions), else its ``default`` option (composed by Hydra into the data config, e.g.
+    ``real`` for ImageNet val), else none. ``none`` is none. Any other name is used, or is
+    an error: a label set asked for by name is never silently dropped.
+    """
+    spec = dict(spec or {"name": AUTO})
+    name = spec.get("name")
+    if not name:
+        raise DataError("the labels option has no name: add name: <option> to its YAML")
+    if name == AUTO:
+        if intrinsic is not None:
+            return ResolvedLabels(intrinsic, {"labels": "intrinsic"})
+        if default is None:
+            return ResolvedLabels(None, {"labels": NONE})
+        return resolve_labels(default, file_names)
+    if name == NONE:
+        return ResolvedLabels(None, {"labels": NONE})
+    label_set, allow_missing = load_label_set(spec)
+    joined = label_set.join(file_names, allow_missing=allow_missing)
+    return ResolvedLabels(
+        joined.valid,
+        {
+            "labels": str(name),
+            "num_empty_label_sets": joined.num_empty,
+            "num_missing_from_labels": joined.num_missing,
+        },
+    )

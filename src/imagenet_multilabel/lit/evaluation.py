@@ -1,11 +1,10 @@
 """The evaluation LightningModule: backbone forward per batch into per-dataset prediction
-buffers; once per epoch, gathered predictions -> heads -> metrics."""
+buffers; once per epoch, the gathered predictions of each dataset go to the scorer."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning as L
@@ -13,10 +12,10 @@ import torch
 from torch import nn
 
 from ..distributed import raise_if_any_rank_failed
-from ..errors import UserError
 from ..metrics.buffer import PredictionBuffer, Predictions
-from ..models.heads import Head, apply_heads
-from ..runtime import in_caller_modes
+from ..outputs import flatten_metrics
+from ..runtime import InFlight
+from ..scoring import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +24,8 @@ class EvaluationModule(L.LightningModule):
     """Scores one backbone on several datasets (one validation dataloader each).
 
     Args:
-        backbone: the classifier; its logits are the only thing heads see.
-        heads: name -> head. A head that ``needs_labels`` is skipped for datasets without
-            a label set when it is in ``optional_heads``, and is an error otherwise.
+        backbone: the classifier; its logits are the only thing the scorer sees.
+        scorer: heads -> metrics for each dataset's gathered predictions.
         dataset_sizes: dataset name -> number of images, in dataloader order.
         with_valid: dataset names that come with multi-hot valid labels.
         channels_last: run the forward pass in channels-last memory format.
@@ -43,15 +41,16 @@ class EvaluationModule(L.LightningModule):
             operator, and a loader worker taking a core slows one batch instead of every
             operator of all of them. 1: one batch at a time, its operators split over
             torch's threads.
+
+    After validation, ``results`` maps each dataset to ``(metrics, predictions)``.
     """
 
     def __init__(
         self,
         backbone: nn.Module,
-        heads: Mapping[str, Head],
+        scorer: Scorer,
         dataset_sizes: Mapping[str, int],
         with_valid: set[str] | frozenset[str] = frozenset(),
-        optional_heads: set[str] | frozenset[str] = frozenset(),
         channels_last: bool = True,
         forward_batch_size: int | None = None,
         normalize: nn.Module | None = None,
@@ -60,15 +59,14 @@ class EvaluationModule(L.LightningModule):
         super().__init__()
         if parallel_batches < 1:
             raise ValueError(f"parallel_batches must be >= 1, got {parallel_batches}")
+        scorer.check_labels({name: name in with_valid for name in dataset_sizes})
         self.parallel_batches = parallel_batches
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: list[tuple[Future, int, dict[str, Any], int]] = []
+        self._in_flight: InFlight | None = None
         self._torch_threads = 0
         self.forward_batch_size = forward_batch_size
         self.backbone = backbone
-        self.heads = dict(heads)
+        self.scorer = scorer
         self.dataset_names = list(dataset_sizes)
-        self.optional_heads = set(optional_heads)
         self.channels_last = channels_last
         num_classes = getattr(backbone, "num_classes", None)  # timm models have it
         self.normalize = normalize
@@ -77,12 +75,6 @@ class EvaluationModule(L.LightningModule):
             for name, size in dataset_sizes.items()
         )
         self.results: dict[str, tuple[dict[str, float], Predictions]] = {}
-        for name, head in self.heads.items():
-            if head.needs_labels and name not in self.optional_heads and not with_valid:
-                raise UserError(
-                    f"head '{name}' scores multi-label predictions but no dataset has a label "
-                    "set: choose one with labels=... or use head=single"
-                )
         if channels_last:
             self.backbone.to(memory_format=torch.channels_last)
 
@@ -97,7 +89,7 @@ class EvaluationModule(L.LightningModule):
         if self.parallel_batches > 1 and self.device.type == "cpu":
             self._torch_threads = torch.get_num_threads()
             torch.set_num_threads(1)
-            self._pool = ThreadPoolExecutor(self.parallel_batches, thread_name_prefix="forward")
+            self._in_flight = InFlight(self.parallel_batches, name="forward")
 
     def validation_step(
         self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
@@ -110,30 +102,24 @@ class EvaluationModule(L.LightningModule):
             # image's logits do not depend on how the data is sharded across ranks.
             pad = images.new_zeros((self.forward_batch_size - n, *images.shape[1:]))
             images = torch.cat([images, pad])
-        if self._pool is None:
+        if self._in_flight is None:
             self._store(dataloader_idx, batch, self(images)[:n])
             return
-        future = self._pool.submit(in_caller_modes(self), images)
-        self._pending.append((future, dataloader_idx, batch, n))
-        # one batch more than threads: a thread that is done starts the queued one at
-        # once, without waiting for this thread to collect its result and fetch the next
-        if len(self._pending) > self.parallel_batches:
-            self._collect()
+        # a thread that is done starts the queued batch at once; the batches that finished
+        # meanwhile are stored (in any order: the buffers sort by image index)
+        label = f"the forward pass of batch {batch_idx} of '{self.dataset_names[dataloader_idx]}'"
+        tag = (dataloader_idx, batch, n)
+        self._store_all(lambda: self._in_flight.submit(self, images, tag=tag, label=label))
 
-    def _collect(self) -> None:
-        """Wait until a batch in flight is done, then store the predictions of every batch
-        that is (in any order: the buffers sort by image index), so that a thread is given
-        its next batch as soon as it is free, not when the oldest batch is."""
-        finished = wait([p[0] for p in self._pending], return_when=FIRST_COMPLETED).done
-        done = [p for p in self._pending if p[0] in finished]
-        self._pending = [p for p in self._pending if p[0] not in finished]
-        for future, dataloader_idx, batch, n in done:
-            try:
-                logits = future.result()
-            except BaseException:
-                self.release()  # Lightning calls no hook of ours when validate fails
-                raise
-            self._store(dataloader_idx, batch, logits[:n])
+    def _store_all(self, finished: Callable[[], list]) -> None:
+        """Store the batches ``finished()`` hands back; on an error (of a forward thread,
+        raised here) the threads stop and torch gets its thread count back first."""
+        try:
+            for (idx, batch, size), logits in finished():
+                self._store(idx, batch, logits[:size])
+        except BaseException:
+            self.release()  # Lightning calls no hook of a LightningModule on an error
+            raise
 
     def _store(self, dataloader_idx: int, batch: dict[str, Any], logits: torch.Tensor) -> None:
         self.stores[dataloader_idx].update(
@@ -142,15 +128,14 @@ class EvaluationModule(L.LightningModule):
 
     def release(self) -> None:
         """Stop the forward threads and give torch its thread count back (idempotent)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-            self._pending.clear()
+        if self._in_flight is not None:
+            self._in_flight.close()
+            self._in_flight = None
             torch.set_num_threads(self._torch_threads)  # the metrics use every thread again
 
     def on_validation_epoch_end(self) -> None:
-        while self._pending:
-            self._collect()
+        if self._in_flight is not None:
+            self._store_all(self._in_flight.drain)
         self.release()
         self.results = {}
         # every rank, also one whose data failed, gets here: all end with the same error
@@ -159,21 +144,12 @@ class EvaluationModule(L.LightningModule):
         for name, buffer in zip(self.dataset_names, self.stores, strict=True):
             preds = buffer.compute()  # collective: every rank gathers the full dataset
             buffer.reset()
-            metrics = apply_heads(
-                self.heads, preds.logits, preds.target, preds.valid, name, self.optional_heads
-            )
+            metrics = self.scorer.score(name, preds.logits, preds.target, preds.valid)
             self.results[name] = (metrics, preds)
         if self.trainer.is_global_zero:
-            flat = flat_metrics({n: m for n, (m, _) in self.results.items()})
+            flat = flatten_metrics({n: m for n, (m, _) in self.results.items()})
             for logger in self.loggers:
                 logger.log_metrics(flat, step=self.global_step)
 
     def teardown(self, stage: str) -> None:
         self.release()
-
-
-def flat_metrics(per_dataset: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
-    """One dataset: its metrics as they are; several: keys ``<dataset>/<metric>``."""
-    if len(per_dataset) == 1:
-        return dict(next(iter(per_dataset.values())))
-    return {f"{d}/{k}": v for d, metrics in per_dataset.items() for k, v in metrics.items()}

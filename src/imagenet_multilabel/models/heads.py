@@ -8,7 +8,7 @@ named metrics computed by :mod:`imagenet_multilabel.metrics.functional`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Sequence
 
 from torch import Tensor
 
@@ -20,7 +20,7 @@ class Head:
     """Base class. ``needs_labels``: the head can only score images with a label set.
 
     ``metrics`` may be given ``summary``, the :class:`~..metrics.functional.RowSummary` of
-    the same logits that :func:`apply_heads` makes once per dataset so that the heads
+    the same logits that :class:`~..scoring.Scorer` makes once per dataset so that the heads
     share the ranking and softmax statistics; ``ranks`` says how many best classes per
     image the head reads from it.
     """
@@ -145,40 +145,3 @@ class MultiLabelHead(Head):
             confidences=self.confidences,
             summary=summary,
         )
-
-
-def apply_heads(
-    heads: Mapping[str, Head],
-    logits: Tensor,
-    target: Tensor,
-    valid: Tensor | None,
-    dataset: str,
-    optional: Collection[str] = (),
-) -> dict[str, float]:
-    """All heads' metrics for one dataset, with ``num_images`` first.
-
-    A head that needs labels is skipped for a dataset without a label set when it is
-    ``optional`` (the default multi-label head), and is an error otherwise. The heads
-    share one :class:`~..metrics.functional.RowSummary` of ``logits`` (ranking and
-    softmax statistics are computed once).
-    """
-    metrics: dict[str, float] = {"num_images": int(target.shape[0])}
-    used = []
-    for name, head in heads.items():
-        if head.needs_labels and valid is None:
-            if name in optional:
-                continue
-            raise UserError(
-                f"head '{name}' needs a label set but dataset '{dataset}' has none: "
-                "pass labels=... or use head=single"
-            )
-        used.append(head)
-    if not used:
-        return metrics
-    compatible = valid is None or (valid.ndim == 2 and valid.shape == logits.shape)
-    ranks = max(h.ranks(valid if compatible else None) for h in used)
-    with F.one_torch_thread():
-        summary = F.RowSummary(logits, ranks)
-        for head in used:
-            metrics.update(head.metrics(logits, target, valid, summary=summary))
-    return metrics

@@ -10,12 +10,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ..analysis.label_stats import label_stats, plot_label_counts, render_table
-from ..config import labels_spec
-from ..data.labels import LabelSet
+from ..config import config_option
+from ..data.labels import LabelSet, load_label_set
 from ..errors import UserError
 from ..outputs import atomic_write_bytes, write_json
 
@@ -27,13 +26,9 @@ def _label_sets(node: Any) -> list[LabelSet]:
     for item in nodes:
         if isinstance(item, DictConfig):
             item = OmegaConf.to_container(item, resolve=True)
-        item = dict(item)
-        item.pop("allow_missing", None)
-        if item.get("_target_") is None:
+        if dict(item).get("_target_") is None:  # labels=none
             continue
-        labels = instantiate(item)
-        if labels is not None:
-            sets.append(labels)
+        sets.append(load_label_set(item)[0])
     return sets
 
 
@@ -47,11 +42,11 @@ def _dataset_files(data: Any) -> list[str] | None:
     statistics to the images one has; None without a data option."""
     if not data:
         return None
-    from ..config import build_dataset, dataset_specs
+    from ..builders import build_dataset, dataset_specs
 
     files: list[str] = []
-    for name, spec in dataset_specs(data).items():
-        files += build_dataset(spec, name, transform=None).file_names
+    for key, spec in dataset_specs(data).items():
+        files += build_dataset(spec, None, None if key == "data" else key).file_names
     return files
 
 
@@ -72,7 +67,7 @@ def stats(cfg: Mapping[str, Any], output_dir: str | Path | None = None) -> dict[
     """
     labels = cfg["labels"]
     nodes = list(labels) if isinstance(labels, (list, tuple, ListConfig)) else [labels]
-    nodes += [labels_spec(str(n)) for n in (cfg.get("compare") or [])]
+    nodes += [config_option("labels", str(n)) for n in (cfg.get("compare") or [])]
     sets = _label_sets(nodes)
     if not sets:
         raise UserError("no label set to describe: choose one, e.g. labels=real")

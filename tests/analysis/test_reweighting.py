@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from imagenet_multilabel.analysis.gap import explain_gap
+from imagenet_multilabel.analysis.reweighting import explain_gap
 from imagenet_multilabel.errors import DataError, UserError
-from imagenet_multilabel.tasks.gap import gap
+from imagenet_multilabel.tasks.gap_report import gap
 
 
 def run_metrics(counts, top1, asma=None) -> dict[str, float]:
@@ -50,7 +50,10 @@ def test_missing_subgroup_cannot_be_reweighted() -> None:
 
 
 def test_gap_task_on_runs(tmp_path: Path) -> None:
-    for name, metrics in (("a", A), ("b", {f"v2/{k}": v for k, v in B.items()})):
+    for name, metrics in (
+        ("a", {f"val/{k}": v for k, v in A.items()}),
+        ("b", {f"v2/{k}": v for k, v in B.items()}),
+    ):
         (tmp_path / name).mkdir()
         (tmp_path / name / "metrics.json").write_text(json.dumps(metrics).replace("NaN", "null"))
     cfg = OmegaConf.create(
@@ -63,7 +66,11 @@ def test_gap_task_on_runs(tmp_path: Path) -> None:
     flat = gap(cfg)
     assert flat["top1/gap"] == pytest.approx(-19)
     saved = json.loads((tmp_path / "out" / "gap.json").read_text())
-    assert saved["b"]["dataset"] == "v2" and saved["rows"][0]["metric"] == "top1"
+    assert (
+        saved["a"]["dataset"] == "val"
+        and saved["b"]["dataset"] == "v2"
+        and saved["rows"][0]["metric"] == "top1"
+    )
     assert (
         "| top1 | 74.00 | 55.00 | -19.00 | 65.00 | -9.00 | -10.00 | 47.4% |"
         in (tmp_path / "out" / "gap.md").read_text()

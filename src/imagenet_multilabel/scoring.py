@@ -1,0 +1,89 @@
+"""The scorer: a dataset's gathered predictions -> heads -> metrics.
+
+The one path from logits to numbers, used by the evaluation module (after its predictions
+are gathered across ranks), by ``score`` (from saved predictions) and by fine-tuning's
+validation. The heads of a dataset share one :class:`~.metrics.functional.RowSummary`
+(ranking and softmax statistics computed once).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from .errors import UserError
+from .metrics import functional as F
+from .models.heads import Head
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """A configured head: ``optional`` heads that need labels are skipped for datasets
+    without a label set (the default multi-label head); ``prefix`` goes before each of its
+    metric names (to keep two heads with the same metrics apart)."""
+
+    head: Head
+    optional: bool = False
+    prefix: str = ""
+
+
+class Scorer:
+    """Scores datasets with a fixed set of heads (name -> :class:`HeadSpec`)."""
+
+    def __init__(self, heads: Mapping[str, HeadSpec]) -> None:
+        if not heads:
+            raise UserError("no head configured: use head=default")
+        self.heads = dict(heads)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.heads)
+
+    def check_labels(self, datasets_with_labels: Mapping[str, bool]) -> None:
+        """Before any work: a head that needs labels and is not optional needs every
+        dataset to have a label set."""
+        for name, spec in self.heads.items():
+            if not spec.head.needs_labels or spec.optional:
+                continue
+            missing = [d for d, has in datasets_with_labels.items() if not has]
+            if missing:
+                raise UserError(
+                    f"head '{name}' needs a label set but dataset '{missing[0]}' has none: "
+                    "pass labels=... or use head=single"
+                )
+
+    def score(
+        self, dataset: str, logits: Tensor, target: Tensor, valid: Tensor | None
+    ) -> dict[str, float]:
+        """Every head's metrics for one dataset, ``num_images`` first. A metric name that
+        two heads write with different values is an error (never a silent overwrite)."""
+        self.check_labels({dataset: valid is not None})
+        used = {n: s for n, s in self.heads.items() if valid is not None or not s.head.needs_labels}
+        metrics: dict[str, float] = {"num_images": int(target.shape[0])}
+        if not used:
+            return metrics
+        compatible = valid is None or (valid.ndim == 2 and valid.shape == logits.shape)
+        ranks = max(s.head.ranks(valid if compatible else None) for s in used.values())
+        writer: dict[str, str] = {"num_images": "scorer"}
+        with F.one_torch_thread():
+            summary = F.RowSummary(logits, ranks)
+            for name, spec in used.items():
+                for key, value in spec.head.metrics(logits, target, valid, summary).items():
+                    key = spec.prefix + key
+                    if key in metrics and not _same(metrics[key], value):
+                        raise UserError(
+                            f"heads '{writer[key]}' and '{name}' both write metric '{key}': "
+                            f"give one a prefix, e.g. head.{name}.prefix={name}."
+                        )
+                    metrics[key] = value
+                    writer.setdefault(key, name)
+        return metrics
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (
+        isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
+    )

@@ -1,0 +1,76 @@
+"""score: recompute every metric of a finished run from its saved predictions, with any
+label set, without the model.
+
+    python -m imagenet_multilabel.score run_dir=outputs/evaluate/<run> labels=real
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ..builders import build_scorer
+from ..classes import NUM_CLASSES
+from ..data.labels import resolve_labels
+from ..errors import DataError, UserError
+from ..outputs import RunDir, flatten_metrics, write_json
+from ..report import print_summary
+
+log = logging.getLogger(__name__)
+
+
+def score(cfg: DictConfig) -> dict[str, float]:
+    if not cfg.get("run_dir"):
+        raise UserError("no run given: pass run_dir=outputs/evaluate/<run>")
+    run = RunDir(cfg.run_dir)
+    out = Path(cfg.paths.output_dir)
+    if out.resolve() == run.path.resolve():
+        raise UserError(
+            f"the output folder is the scored run's own folder {run.path}: choose another "
+            "with hydra.run.dir=..."
+        )
+    files = dict(run.prediction_files)
+    if not files:
+        raise DataError(f"{run.path} holds no predictions/*.npz: pass the folder of a finished run")
+    only = cfg.get("dataset")
+    if only is not None:
+        run.predictions(only)  # the error names the datasets there are
+        files = {only: files[only]}
+
+    scorer = build_scorer(cfg.head)
+    labels = OmegaConf.to_container(cfg.labels, resolve=True) if cfg.get("labels") else None
+    per_dataset, label_info = {}, {}
+    for name in files:
+        data = run.predictions(name)
+        logits = torch.from_numpy(data["logits"].astype("float32"))
+        if logits.shape[1] != NUM_CLASSES:
+            raise DataError(
+                f"{files[name]} holds logits over {logits.shape[1]} classes, not the "
+                f"{NUM_CLASSES} ImageNet-1k classes the label sets use"
+            )
+        stored = torch.from_numpy(data["valid"]) if "valid" in data else None
+        file_names = [str(p).rsplit("/", 1)[-1] for p in data["path"]]
+        resolved = resolve_labels(labels, file_names, intrinsic=stored)
+        label_info[name] = resolved.info
+        per_dataset[name] = scorer.score(
+            name, logits, torch.from_numpy(data["target"]), resolved.valid
+        )
+
+    metrics = flatten_metrics(per_dataset)
+    write_json(
+        out / "run.json",
+        {
+            "task": "score",
+            "source_run": str(run.path.resolve()),
+            "model": run.info.get("model"),
+            "labels": label_info,
+            "heads": scorer.names,
+        },
+    )
+    write_json(out / "metrics.json", metrics)
+    print_summary(per_dataset, title=f"re-scored {run.path.name}")
+    log.info("wrote %s", out / "metrics.json")
+    return metrics

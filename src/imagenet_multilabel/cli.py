@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import sys
+import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from omegaconf import DictConfig
 
 from . import distributed  # also registers the resolvers conf/hydra/ uses
-from .errors import find_user_error, one_line
+from .errors import UserError, find_user_error, one_line
 
 log = logging.getLogger("imagenet_multilabel")
 # conf/hydra/launcher/submitit_*.yaml extend the plugin's schemas of the same name, which
@@ -31,19 +35,61 @@ def run_task(
     one named by ``cfg.optimized_metric`` when set (what Hydra's sweepers optimise).
     """
     try:
-        if trainer:
-            with distributed.hydra_job(task, cfg):
+        with interrupts_raise():
+            if trainer:
+                with distributed.hydra_job(task, cfg):
+                    metrics = task(cfg)
+            else:
                 metrics = task(cfg)
-        else:
-            metrics = task(cfg)
     except Exception as e:
         user_error = find_user_error(e)
         if user_error is None:
             raise
+        code = Interrupted.exit_code if isinstance(user_error, Interrupted) else 2
+        if not distributed.is_global_zero() and isinstance(
+            user_error, (Interrupted, distributed.RankFailed)
+        ):
+            raise SystemExit(code) from None  # rank 0 prints it
         if isinstance(user_error, distributed.RankFailed) and not user_error.report:
-            raise SystemExit(2) from None  # rank 0 prints it
-        _fail(one_line(user_error))
+            raise SystemExit(2) from None
+        _fail(one_line(user_error), code)
+    except SystemExit as e:
+        if type(e).__name__ != "SIGTERMException":  # Lightning's, with exit code 0
+            raise
+        _fail(Interrupted.message(signal.SIGTERM), Interrupted.exit_code)
     return optimized_value(metrics, cfg.get("optimized_metric"))
+
+
+class Interrupted(UserError):
+    """The process was told to stop (SIGTERM: a scheduler's pre-emption, or kill)."""
+
+    exit_code = 128 + signal.SIGTERM
+
+    @staticmethod
+    def message(signum: int) -> str:
+        return (
+            f"interrupted by {signal.Signals(signum).name} before the run finished: it wrote "
+            "no metrics.json; run it again"
+        )
+
+
+@contextlib.contextmanager
+def interrupts_raise() -> Iterator[None]:
+    """SIGTERM raises :class:`Interrupted` in the main thread while a task runs, so that it
+    ends like any error: one line, a non-zero exit code, no results (by default Python dies
+    without a word, and Lightning's own handler ends validation with exit code 0)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted(Interrupted.message(signum))
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def optimized_value(metrics: Mapping[str, float], name: str | None) -> Any:
@@ -56,7 +102,14 @@ def optimized_value(metrics: Mapping[str, float], name: str | None) -> Any:
     return metrics[name]
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 2) -> None:
     log.error(message)
     print(f"error: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(2)
+    if code == Interrupted.exit_code:
+        # stop now: the interpreter's teardown can abort in a native thread that the
+        # signal interrupted (seen with DataLoader workers killed alongside); results are
+        # written atomically, so nothing is left half-done
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(code)
+    raise SystemExit(code)

@@ -62,6 +62,11 @@ def rank_suffix(env: Mapping[str, str] | None = None) -> str:
     return f".rank{local}" if local else ""
 
 
+def is_global_zero() -> bool:
+    """Whether this process is global rank 0 (or the only process), from how it was started."""
+    return rank_suffix() == ""
+
+
 def _rank_zero_only(value: Any) -> Any:
     return None if rank_suffix() else value
 
@@ -118,7 +123,13 @@ def write_job_file(task: Callable, cfg: DictConfig, local_rank: int) -> Path:
             throw_on_missing=False,
         ),
     }
-    fd, name = tempfile.mkstemp(prefix=f"imagenet-ml-rank{local_rank}-", suffix=".yaml")
+    # in the run folder (where a crash leaves nothing behind in the system's temp folder)
+    folder = cfg.get("paths", {}).get("output_dir") if isinstance(cfg, DictConfig) else None
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(
+        prefix=f".rank{local_rank}-job-", suffix=".yaml", dir=folder or None
+    )
     os.close(fd)
     OmegaConf.save(OmegaConf.create(job), name)
     atexit.register(Path(name).unlink, missing_ok=True)

@@ -128,6 +128,16 @@ def read_predictions(path: str | Path) -> dict[str, np.ndarray]:
     return data
 
 
+def start_run_dir(path: str | Path) -> Path:
+    """Before a run works: its folder exists and can be written, and holds no metrics.json
+    of an earlier run (a reused folder), so that "metrics.json means finished" holds."""
+    from .preflight import check_output_dir
+
+    path = check_output_dir(path)
+    (path / "metrics.json").unlink(missing_ok=True)
+    return path
+
+
 # ------------------------------------------------------------------- metric keys and runs
 
 KEY_SEP = "/"

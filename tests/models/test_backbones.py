@@ -98,3 +98,30 @@ def test_checkpoint_errors(tmp_path: Path) -> None:
 def test_unknown_weight_source() -> None:
     with pytest.raises(ModelError, match="unknown model.weights"):
         create_backbone("test_efficientnet", weights="s3")
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "crop"),
+    [
+        ("resnet50.a1_in1k", 288, 1.0),
+        ("convnext_tiny.fb_in1k", 288, 1.0),
+        ("tf_efficientnet_lite0", 224, 0.875),
+    ],
+)
+def test_preprocessing_matches_timm_validate(name: str, size: int, crop: float) -> None:
+    """As timm's validate.py resolves it (``use_test_size=not args.use_train_size``, default
+    True): a model with a test-time size is evaluated at it; use_test_size=false gives the
+    training size, as timm's ``--use-train-size``."""
+    from timm.data import resolve_data_config
+
+    model = timm.create_model(name, pretrained=False)  # the pretrained config, no weights
+    ours = resolve_preprocessing(model)
+    timm_validate = resolve_data_config({}, model=model, use_test_size=True)
+    assert ours["input_size"] == tuple(timm_validate["input_size"]) == (3, size, size)
+    assert ours["crop_pct"] == timm_validate["crop_pct"] == crop
+    assert ours["interpolation"] == timm_validate["interpolation"]
+    assert ours["use_test_size"] is True
+    train_size = resolve_preprocessing(model, {"use_test_size": False})
+    timm_train = resolve_data_config({}, model=model, use_test_size=False)
+    assert train_size["input_size"] == tuple(timm_train["input_size"]) == (3, 224, 224)
+    assert train_size["crop_pct"] == timm_train["crop_pct"]

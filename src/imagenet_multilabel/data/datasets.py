@@ -9,6 +9,7 @@ dataset order.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,31 +22,79 @@ from ..classes import is_wnid, wnid_to_index
 from ..errors import DataError
 from .label_files import read_label_table
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 DEMO_ROOT = Path(__file__).resolve().parents[1] / "assets" / "demo"
+log = logging.getLogger(__name__)
 
 
 def load_rgb(path: Path) -> Image.Image:
-    """Decode an image file to RGB, or raise a one-line :class:`DataError` naming the file."""
+    """Decode an image file to RGB, or raise a one-line :class:`DataError` naming the file.
+
+    As timm's loader: ``convert("RGB")`` (grayscale replicated, alpha dropped, CMYK and
+    palettes converted, the first frame of an animation), except for 16-bit images, which
+    PIL would clip at 255 (an almost white picture): they are scaled to 8 bits. 32-bit
+    float images have no defined range and are an error.
+    """
     try:
         with Image.open(path) as im:
             im.load()  # decodes; leaving the block closes only the file
             # most photos are RGB already: no copy (convert would make one, 0.4 ms/image)
-            return im if im.mode == "RGB" else im.convert("RGB")
-    except (OSError, SyntaxError, ValueError) as e:
+            if im.mode == "RGB":
+                return im
+            if im.mode.startswith("I"):
+                return _sixteen_bit_to_rgb(im, path)
+            if im.mode == "F":
+                raise DataError(
+                    f"image {path} holds 32-bit floats (mode F), which have no defined range: "
+                    "convert it to an 8-bit image"
+                )
+            return im.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(
             f"cannot decode image {path} ({type(e).__name__}: {e}); replace or remove the file"
         ) from None
+
+
+def _sixteen_bit_to_rgb(im: Image.Image, path: Path) -> Image.Image:
+    import numpy as np
+
+    values = np.asarray(im, dtype=np.int64)
+    if values.size and (values.min() < 0 or values.max() > 65535):
+        raise DataError(f"image {path} holds values outside 0..65535: convert it to 8 bits")
+    gray = (values * 255 + 32767) // 65535  # 0..65535 -> 0..255, rounded
+    return Image.fromarray(gray.astype(np.uint8), mode="L").convert("RGB")
 
 
 def _is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
 
 
+def list_images(folder: Path) -> list[Path]:
+    """The image files directly in ``folder``, sorted by name. Other files are skipped and
+    reported in the log (hidden files such as .DS_Store silently)."""
+    images, skipped = [], []
+    for path in sorted(folder.iterdir()):
+        if _is_image(path):
+            images.append(path)
+        elif path.is_file() and not path.name.startswith("."):
+            skipped.append(path.name)
+    if skipped:
+        log.warning(
+            "%s: skipped %d file(s) that are not images (%s) (e.g. %s)",
+            folder,
+            len(skipped),
+            "/".join(IMAGE_SUFFIXES),
+            skipped[0],
+        )
+    return images
+
+
 def _require_dir(root: str | Path | None, what: str) -> Path:
     if root is None or str(root) in ("", "???"):
         raise DataError(f"no dataset folder given for {what}: pass data.root=/path/to/images")
     path = Path(root).expanduser()
+    if path.exists() and not path.is_dir():
+        raise DataError(f"data.root {path} is a file, not a folder: pass the folder of images")
     if not path.is_dir():
         raise DataError(f"dataset folder {path} does not exist: check data.root")
     return path
@@ -118,7 +167,7 @@ class WnidFolderDataset(ImageDataset):
         files, targets = [], []
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
             label = _class_index(folder.name, folder)
-            for path in sorted(p for p in folder.iterdir() if _is_image(p)):
+            for path in list_images(folder):
                 files.append(f"{folder.name}/{path.name}")
                 targets.append(label)
         stray = sorted(p.name for p in root.iterdir() if _is_image(p))
@@ -141,7 +190,7 @@ class WnidFilesDataset(ImageDataset):
     ) -> None:
         root = DEMO_ROOT if root is None else _require_dir(root, "data=demo")
         files, targets = [], []
-        for path in sorted(p for p in root.iterdir() if _is_image(p)):
+        for path in list_images(root):
             files.append(path.name)
             targets.append(_class_index(path.name.split("_", 1)[0], path))
         super().__init__(root, files, targets, transform, name)
@@ -378,7 +427,7 @@ class ImageNetV2Dataset(ImageDataset):
             )
         files, targets = [], []
         for folder in sorted(folders, key=lambda p: int(p.name)):
-            for path in sorted(p for p in folder.iterdir() if _is_image(p)):
+            for path in list_images(folder):
                 files.append(f"{folder.name}/{path.name}")
                 targets.append(int(folder.name))
         self.variant = variant

@@ -16,7 +16,9 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..classes import NUM_CLASSES, wnid_to_index
 from ..errors import DataError
@@ -58,13 +60,37 @@ def parse_classes(values: object, where: str) -> tuple[int, ...]:
     return (parse_class(values, where),)
 
 
-def _read_json(path: Path) -> LabelTable:
+def _unique_keys(path: Path) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    """A JSON object hook that refuses a key given twice (json keeps the last silently)."""
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise DataError(f"labels file {path} lists {key!r} twice: keep one entry per image")
+            out[key] = value
+        return out
+
+    return hook
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON label file, read strictly: UTF-8 (a BOM allowed), no key given twice."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"labels file {path} does not exist: check labels.path")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(
+            path.read_text(encoding="utf-8-sig"), object_pairs_hook=_unique_keys(path)
+        )
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(
             f"labels file {path} is not valid JSON ({e}); fix or re-download it"
         ) from None
+
+
+def _read_json(path: Path) -> LabelTable:
+    data = read_json(path)
     if not isinstance(data, dict):
         raise DataError(
             f"labels file {path} holds a JSON {type(data).__name__}, not an object "
@@ -83,15 +109,19 @@ def _is_header(row: list[str]) -> bool:
 
 def _read_table(path: Path) -> LabelTable:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # spreadsheets often write a BOM
     except UnicodeDecodeError:
-        raise DataError(f"labels file {path} is not text (JSON or CSV); convert it") from None
+        raise DataError(
+            f"labels file {path} is not UTF-8 text (JSON or CSV): save it as UTF-8 CSV"
+        ) from None
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         raise DataError(f"labels file {path} is empty: give one row 'file,label' per image")
     sample = lines[0]
     if "," in sample:
         rows = list(csv.reader(lines))
+    elif ";" in sample:  # spreadsheets in locales with a decimal comma
+        rows = list(csv.reader(lines, delimiter=";"))
     elif "\t" in sample:
         rows = list(csv.reader(lines, delimiter="\t"))
     else:

@@ -17,7 +17,6 @@ an image absent from the label set is an error unless ``allow_missing`` is set.
 
 from __future__ import annotations
 
-import json
 import pickle
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -29,7 +28,7 @@ import torch
 
 from ..classes import NUM_CLASSES
 from ..errors import DataError
-from .label_files import parse_classes, read_label_table
+from .label_files import parse_classes, read_json, read_label_table
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "labels"
 MULTILABELFY_DEFAULT = ASSETS / "multilabelfy" / "imagenetv2_refined_labels.json"
@@ -145,15 +144,6 @@ class LabelSet:
 # --- loaders -------------------------------------------------------------------------
 
 
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise DataError(f"label file {path} does not exist: check labels.path")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"label file {path} is not valid JSON ({e}); re-download it") from None
-
-
 def _timm_real_path() -> Path:
     import timm
 
@@ -164,7 +154,7 @@ def load_real(path: str | Path | None = None) -> LabelSet:
     """ReaL labels for ILSVRC2012 val: a JSON list of 50,000 lists of class indices, entry i
     for ``ILSVRC2012_val_{i+1:08d}.JPEG``; ``path=None`` reads the copy shipped in timm."""
     path = _timm_real_path() if path is None else Path(path).expanduser()
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data, list) or len(data) != REAL_NUM_IMAGES:
         size = len(data) if isinstance(data, (list, dict)) else "no"
         raise DataError(
@@ -184,7 +174,7 @@ def load_multilabelfy(path: str | Path | None = None) -> LabelSet:
     """Multilabelfy labels for ImageNetV2 MatchedFrequency: ``{"<sha1>.jpeg": ["<index>",
     ...]}``; ``path=None`` reads the copy vendored in ``assets/labels/multilabelfy``."""
     path = MULTILABELFY_DEFAULT if path is None else Path(path).expanduser()
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data, dict):
         raise DataError(
             f"{path} is not a Multilabelfy label file: expected a JSON object "
@@ -256,7 +246,7 @@ def _read_shankar(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise DataError(f"Shankar label file {path} does not exist: check labels.path")
     if path.suffix.lower() == ".json":
-        data = _read_json(path)
+        data = read_json(path)
     else:
         try:
             with path.open("rb") as f:

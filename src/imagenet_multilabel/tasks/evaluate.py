@@ -27,9 +27,10 @@ from ..builders import (
     finish_wandb,
 )
 from ..data.transforms import Normalize
-from ..errors import UserError
+from ..distributed import is_global_zero
 from ..lit.evaluation import EvaluationModule
-from ..outputs import flatten_metrics, write_json, write_predictions
+from ..outputs import flatten_metrics, start_run_dir, write_json, write_predictions
+from ..preflight import check_model, check_run_settings
 from ..report import print_summary
 from ..runinfo import git_commit, host_info, package_versions
 from ..runtime import keep_freed_memory, set_cpu_threads
@@ -41,17 +42,23 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Run an evaluation; returns the metrics as written to metrics.json
     (``<dataset>/<metric>`` keys)."""
     started = time.perf_counter()
+    # everything a user can get wrong is checked before the model is created
+    check_run_settings(cfg)
+    check_model(cfg.model)
+    out = Path(cfg.paths.output_dir)
+    if is_global_zero():
+        start_run_dir(out)
+    sets = build_datasets(cfg.data, cfg.get("labels"), transform=None)
+    scorer = build_scorer(cfg.head)
+    scorer.check_labels({name: s.valid is not None for name, s in sets.items()})
+
     cpu_parallel = cfg.get("cpu_parallel", "batches")
-    if cpu_parallel not in ("batches", "ops"):
-        raise UserError(f"cpu_parallel must be 'batches' or 'ops', got {cpu_parallel!r}")
     kept = keep_freed_memory() if cfg.get("keep_freed_memory", True) else False
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-
     backbone = build_backbone(cfg)
-    sets = build_datasets(
-        cfg.data, cfg.get("labels"), backbone.eval_transform(normalize=not cfg.normalize_on_device)
-    )
-    scorer = build_scorer(cfg.head)
+    transform = backbone.eval_transform(normalize=not cfg.normalize_on_device)
+    for s in sets.values():
+        s.dataset.transform = transform
     loggers = build_loggers(cfg)
     trainer = build_trainer(cfg, loggers)
     threads = set_cpu_threads(cfg.cpu_threads, cfg.num_workers, trainer.num_devices)
@@ -84,7 +91,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if not trainer.is_global_zero:
         return metrics
 
-    out = Path(cfg.paths.output_dir)
     write_dataset_predictions(out, module, sets, cfg.predictions.logits_dtype)
     num_images = sum(len(s.dataset) for s in sets.values())
     run = run_record(cfg, backbone, sets, scorer.names, trainer, threads, cpu_parallel, kept)

@@ -9,12 +9,15 @@ import hydra
 from omegaconf import DictConfig
 
 from imagenet_multilabel.cli import run_task
-from imagenet_multilabel.tasks.evaluate import evaluate
+from imagenet_multilabel.preflight import check_run_settings
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> dict:
-    return run_task(evaluate, cfg, trainer=True)
+    # the task (torch, timm, Lightning) is imported once the config has passed its checks
+    return run_task(
+        "imagenet_multilabel.tasks.evaluate:evaluate", cfg, trainer=True, check=check_run_settings
+    )
 
 
 if __name__ == "__main__":

@@ -69,3 +69,63 @@ def test_callback_options_instantiate(compose_cfg, option: str) -> None:
 def test_data_options_compose(compose_cfg, option: str) -> None:
     specs = dataset_specs(compose_cfg(f"data={option}").data)
     assert specs and all("_target_" in s for s in specs.values())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["data=imagenetv2"], r"pass data.root=\.\.\. \(.*prepare imagenetv2 --root DIR\)"),
+        (["data=folder", "data.root=/nonexistent/val"], "/nonexistent/val does not exist"),
+        (["data=folder", f"data.root={__file__}"], "is a file, not a folder"),
+        (["batch_size=0"], "batch_size=0 is not valid"),
+        (["cpu_threads=0"], "cpu_threads=0 is not valid"),
+        (["predictions.logits_dtype=int8"], "logits_dtype='int8' is not supported"),
+        (["preprocess.crop_pct=1.5"], r"crop_pct=1.5 must be in \(0, 1\]"),
+        (["preprocess.img_size=-5"], "img_size=-5 must be a positive"),
+        (["preprocess.interpolation=foo"], "interpolation='foo' is unknown"),
+        (["labels=file"], "labels=file needs its file: pass labels.path="),
+        (["labels=shankar"], "labels=shankar needs its file"),
+    ],
+)
+def test_settings_are_checked_before_anything_is_built(compose_cfg, overrides, expected) -> None:
+    """These fail in preflight, which imports neither torch nor timm (the entry point runs
+    it before importing the task)."""
+    from imagenet_multilabel.errors import UserError
+    from imagenet_multilabel.preflight import check_run_settings
+
+    with pytest.raises(UserError, match=expected):
+        check_run_settings(compose_cfg(*overrides))
+    cfg = compose_cfg()  # (the fixture sets num_workers=0 after composing)
+    cfg.num_workers = -1
+    with pytest.raises(UserError, match="num_workers=-1 is not valid"):
+        check_run_settings(cfg)
+
+
+def test_preflight_imports_nothing_heavy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, imagenet_multilabel.preflight, imagenet_multilabel.cli; "
+        "print(sorted(m for m in ('torch', 'timm', 'lightning', 'wandb') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("resnet5", "unknown timm model 'resnet5'"),
+        ("resnet50.foo", "Invalid pretrained tag"),
+        ("vit_base_patch16_224.augreg_in21k", "predicts 21843 classes"),
+    ],
+)
+def test_model_checked_before_it_is_created(name: str, expected: str) -> None:
+    from imagenet_multilabel.errors import ModelError
+    from imagenet_multilabel.preflight import check_model
+
+    with pytest.raises(ModelError, match=expected):
+        check_model({"name": name, "kwargs": {}})
+    with pytest.raises(ModelError, match="predicts 10 classes"):
+        check_model({"name": "resnet50", "kwargs": {"num_classes": 10}})

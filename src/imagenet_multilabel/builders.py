@@ -15,7 +15,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from .config import instantiate_map
+from .config import dataset_specs, instantiate_map
 from .data.datasets import ImageDataset
 from .data.labels import ResolvedLabels, resolve_labels
 from .data.module import EvalDataModule
@@ -88,26 +88,14 @@ class EvalSet:
         }
 
 
-def dataset_specs(data: DictConfig) -> dict[str, DictConfig]:
-    """The datasets of a ``data`` node, by config key: the node itself if it has a
-    ``_target_``, else each child that has one (a suite: several datasets evaluated with
-    one model load)."""
-    if "_target_" in data:
-        return {"data": data}
-    specs = {str(k): v for k, v in data.items() if isinstance(v, DictConfig) and "_target_" in v}
-    if not specs:
-        raise UserError("the data config names no dataset: choose one with data=<option>")
-    return specs
-
-
 def build_dataset(spec: DictConfig, transform: Callable | None, name: str | None = None):
     """Instantiate one dataset node (its ``labels`` / ``default_labels`` are not the
     dataset's arguments). The name: the node's ``name``, else ``name``, else the class's."""
     from hydra.utils import instantiate
 
     node = _plain(spec)
-    node.pop("labels", None)
-    node.pop("default_labels", None)
+    for key in ("labels", "default_labels", "howto"):  # the run's, not the dataset's
+        node.pop(key, None)
     node["name"] = node.get("name") or name
     return instantiate(node, transform=transform, _convert_="all")
 

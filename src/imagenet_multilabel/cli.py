@@ -24,7 +24,11 @@ warnings.filterwarnings("ignore", message=".*validated against ConfigStore schem
 
 
 def run_task(
-    task: Callable[[DictConfig], Mapping[str, float]], cfg: DictConfig, *, trainer: bool = False
+    task: Callable[[DictConfig], Mapping[str, float]] | str,
+    cfg: DictConfig,
+    *,
+    trainer: bool = False,
+    check: Callable[[DictConfig], None] | None = None,
 ) -> Any:
     """Call ``task(cfg)``; a UserError (also one re-raised from a DataLoader worker) ends
     the process with ``error: <one line>`` and exit code 2, and nothing else. Under DDP
@@ -33,9 +37,16 @@ def run_task(
     ``trainer``: the task runs a Lightning Trainer, whose DDP ranks > 0 are then started
     as this Hydra job (:func:`distributed.hydra_job`). Returns the task's metrics, or the
     one named by ``cfg.optimized_metric`` when set (what Hydra's sweepers optimise).
+
+    ``task`` may be ``"module:function"``: it is imported only after ``check(cfg)`` has
+    passed, so that a config error is reported before torch and the rest are imported.
     """
     try:
         with interrupts_raise():
+            if check is not None:
+                check(cfg)
+            if isinstance(task, str):
+                task = import_task(task)
             if trainer:
                 with distributed.hydra_job(task, cfg):
                     metrics = task(cfg)
@@ -58,6 +69,17 @@ def run_task(
             raise
         _fail(Interrupted.message(signal.SIGTERM), Interrupted.exit_code)
     return optimized_value(metrics, cfg.get("optimized_metric"))
+
+
+def import_task(ref: str) -> Callable[[DictConfig], Mapping[str, float]]:
+    """``"package.module:function"`` -> the function."""
+    import importlib
+
+    module, _, name = ref.partition(":")
+    target: Any = importlib.import_module(module)
+    for part in name.split("."):
+        target = getattr(target, part)
+    return target
 
 
 class Interrupted(UserError):

@@ -31,6 +31,18 @@ def config_option(group: str, name: str) -> DictConfig:
     return OmegaConf.load(path)
 
 
+def dataset_specs(data: DictConfig) -> dict[str, DictConfig]:
+    """The datasets of a ``data`` node, by config key: the node itself if it has a
+    ``_target_``, else each child that has one (a suite: several datasets evaluated with
+    one model load)."""
+    if "_target_" in data:
+        return {"data": data}
+    specs = {str(k): v for k, v in data.items() if isinstance(v, DictConfig) and "_target_" in v}
+    if not specs:
+        raise UserError("the data config names no dataset: choose one with data=<option>")
+    return specs
+
+
 def instantiate_map(node: DictConfig | None, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """Instantiate each child of a name -> spec mapping (heads, loggers, callbacks)."""
     from hydra.utils import instantiate

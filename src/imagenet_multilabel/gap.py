@@ -4,12 +4,11 @@ import hydra
 from omegaconf import DictConfig
 
 from imagenet_multilabel.cli import run_task
-from imagenet_multilabel.tasks.gap_report import gap
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="gap")
 def main(cfg: DictConfig) -> dict:
-    return run_task(gap, cfg)
+    return run_task("imagenet_multilabel.tasks.gap_report:gap", cfg)
 
 
 if __name__ == "__main__":

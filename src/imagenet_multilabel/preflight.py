@@ -8,9 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from .classes import NUM_CLASSES
 from .errors import ModelError, UserError
 
 LOGITS_DTYPES = ("float32", "float16")
@@ -39,11 +38,39 @@ def check_run_settings(cfg: DictConfig) -> None:
             "re-scoring) or float16 (half the size)"
         )
     check_preprocess(cfg.get("preprocess") or {})
-    labels = cfg.get("labels") or {}
-    if "_target_" in labels and "path" in labels and str(labels.path) in ("???", "", "None"):
-        raise UserError(
-            f"labels={labels.get('name')} needs a file: pass labels.path=/path/to/labels"
-        )
+    if cfg.get("data") is not None:
+        check_data_roots(cfg.data)
+    labels = cfg.get("labels")
+    # the label sets without a default file (real and multilabelfy have one)
+    if labels and _declares(labels, "path") and OmegaConf.is_missing(labels, "path"):
+        raise UserError(f"labels={labels.get('name')} needs its file: pass labels.path=...")
+
+
+def _declares(node: DictConfig, key: str) -> bool:
+    """``key`` is in ``node``, also with the missing value ``???`` (for which ``in`` is False)."""
+    return key in node or OmegaConf.is_missing(node, key)
+
+
+def check_data_roots(data: DictConfig) -> None:
+    """Every dataset that needs a folder has one that exists (a file is not a folder)."""
+    from .config import dataset_specs
+
+    for key, spec in dataset_specs(data).items():
+        if not _declares(spec, "root"):
+            continue
+        option = "data" if key == "data" else f"data.{key}"
+        if OmegaConf.is_missing(spec, "root") or spec.root in (None, ""):
+            if OmegaConf.is_missing(spec, "root"):
+                howto = spec.get("howto") or "a folder of images"
+                raise UserError(f"no dataset folder given: pass {option}.root=... ({howto})")
+            continue  # null: the dataset's own default (e.g. the demo photos)
+        root = Path(str(spec.root)).expanduser()
+        if root.exists() and not root.is_dir():
+            raise UserError(
+                f"{option}.root={root} is a file, not a folder: pass the folder of images"
+            )
+        if not root.exists():
+            raise UserError(f"dataset folder {root} does not exist: check {option}.root")
 
 
 def check_preprocess(pre: Mapping[str, Any]) -> None:
@@ -85,6 +112,7 @@ def check_model(model: Mapping[str, Any]) -> None:
     the model is created or any weights are requested."""
     from timm.models import get_pretrained_cfg
 
+    from .classes import NUM_CLASSES
     from .models.backbones import check_model_name
 
     name = str(model.get("name"))

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import threading
@@ -15,18 +14,14 @@ from omegaconf import OmegaConf
 def main(argv: list[str]) -> None:
     if len(argv) != 1:
         raise SystemExit("usage: python -m imagenet_multilabel.rank_worker <job file>")
-    from .cli import run_task
+    from .cli import import_task, run_task
     from .distributed import configure_rank_logging
 
     _exit_with_parent()
     job = OmegaConf.load(argv[0])
     os.chdir(job.cwd)
     configure_rank_logging(OmegaConf.to_container(job.logging) if job.logging else None)
-    module, _, name = str(job.task).partition(":")
-    task = importlib.import_module(module)
-    for part in name.split("."):
-        task = getattr(task, part)
-    run_task(task, job.config)
+    run_task(import_task(str(job.task)), job.config)
 
 
 def _exit_with_parent(period_s: float = 1.0) -> None:

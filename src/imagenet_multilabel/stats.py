@@ -4,12 +4,11 @@ import hydra
 from omegaconf import DictConfig
 
 from imagenet_multilabel.cli import run_task
-from imagenet_multilabel.tasks.label_report import stats
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="stats")
 def main(cfg: DictConfig) -> dict:
-    return run_task(stats, cfg)
+    return run_task("imagenet_multilabel.tasks.label_report:stats", cfg)
 
 
 if __name__ == "__main__":

@@ -133,7 +133,7 @@ def test_cli_writes_run_dir(tmp_path: Path, wnid_folder: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["data=folder"], "no dataset folder given for data=folder: pass data.root="),
+        (["data=folder"], "no dataset folder given: pass data.root=... (a folder of wnid"),
         (["data=folder", "data.root=/nonexistent/val"], "/nonexistent/val does not exist"),
         (["model.name=resnet5"], "unknown timm model 'resnet5'; close matches"),
         (["model=resnet50"], "no pretrained weights for 'resnet50.a1_in1k'"),

@@ -15,7 +15,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from .config import dataset_specs, instantiate_map
+from .config import config_option, dataset_specs, instantiate_map
 from .data.datasets import ImageDataset
 from .data.labels import ResolvedLabels, resolve_labels
 from .data.module import EvalDataModule
@@ -84,8 +84,14 @@ class EvalSet:
             "class": type(self.dataset).__name__,
             "root": str(self.dataset.root),
             "num_images": len(self.dataset),
+            "class_subset": _subset(self.dataset),
             **self.labels.info,
         }
+
+
+def _subset(dataset: ImageDataset) -> list[int] | None:
+    subset = getattr(dataset, "class_subset", None)
+    return None if subset is None else [int(c) for c in subset]
 
 
 def build_dataset(spec: DictConfig, transform: Callable | None, name: str | None = None):
@@ -113,7 +119,7 @@ def build_datasets(
                 f"two datasets are named '{dataset.name}': give one data.<key>.name=..."
             )
         option = spec.get("labels") if "labels" in spec else labels
-        default = spec.get("default_labels") if getattr(dataset, "default_labels", None) else None
+        default = _default_labels(spec, dataset)
         resolved = resolve_labels(
             _plain(option),
             dataset.file_names,
@@ -122,6 +128,20 @@ def build_datasets(
         )
         sets[dataset.name] = EvalSet(dataset, resolved)
     return sets
+
+
+def _default_labels(spec: DictConfig, dataset: ImageDataset) -> DictConfig | None:
+    """The label-set option of ``labels=auto``: the one the dataset names (a class or
+    instance attribute: ImageNet val -> real; ImageNetV2 -> multilabelfy for matched-frequency
+    only; ImageNet-C -> its base's), as composed by Hydra into the data config, or, where the
+    dataset's choice depends on its arguments, the option of that name in conf/labels."""
+    wanted = getattr(dataset, "default_labels", None)
+    if not wanted:
+        return None
+    composed = spec.get("default_labels")
+    if composed is not None and composed.get("name") == wanted:
+        return composed
+    return config_option("labels", wanted)
 
 
 def build_datamodule(cfg: DictConfig, sets: Mapping[str, EvalSet]) -> EvalDataModule:

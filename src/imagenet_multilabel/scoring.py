@@ -9,11 +9,12 @@ validation. The heads of a dataset share one :class:`~.metrics.functional.RowSum
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from torch import Tensor
 
+from .data.class_subsets import restrict_logits
 from .errors import UserError
 from .metrics import functional as F
 from .models.heads import Head
@@ -56,11 +57,19 @@ class Scorer:
                 )
 
     def score(
-        self, dataset: str, logits: Tensor, target: Tensor, valid: Tensor | None
+        self,
+        dataset: str,
+        logits: Tensor,
+        target: Tensor,
+        valid: Tensor | None,
+        class_subset: Sequence[int] | None = None,
     ) -> dict[str, float]:
         """Every head's metrics for one dataset, ``num_images`` first. A metric name that
-        two heads write with different values is an error (never a silent overwrite)."""
+        two heads write with different values is an error (never a silent overwrite).
+        ``class_subset``: the dataset's classes (e.g. the 200 of ImageNet-A); the logits of
+        every other class are excluded before any metric (the standard protocol)."""
         self.check_labels({dataset: valid is not None})
+        logits = restrict_logits(logits, class_subset)
         used = {n: s for n, s in self.heads.items() if valid is not None or not s.head.needs_labels}
         metrics: dict[str, float] = {"num_images": int(target.shape[0])}
         if not used:

@@ -20,6 +20,12 @@ from torch.utils.data import Dataset
 
 from ..classes import is_wnid, wnid_to_index
 from ..errors import DataError
+from .class_subsets import (
+    ClassSubsetSpec,
+    check_targets_in_subset,
+    compare_with_official,
+    parse_class_subset,
+)
 from .label_files import read_label_table
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
@@ -101,10 +107,16 @@ def _require_dir(root: str | Path | None, what: str) -> Path:
 
 
 class ImageDataset(Dataset):
-    """Base class: subclasses fill ``root``, ``files`` (relative POSIX paths) and ``targets``."""
+    """Base class: subclasses fill ``root``, ``files`` (relative POSIX paths) and ``targets``.
+
+    ``class_subset``: the classes the dataset is scored on (sorted 1000-class indices, e.g.
+    the 200 of ImageNet-A), or None for all 1000; see :mod:`.class_subsets` for the values
+    it takes. Every target must be in it.
+    """
 
     name: str = "images"
     default_labels: str | None = None
+    class_subset: tuple[int, ...] | None = None
 
     def __init__(
         self,
@@ -113,6 +125,7 @@ class ImageDataset(Dataset):
         targets: Sequence[int],
         transform: Callable[[Image.Image], Any] | None = None,
         name: str | None = None,
+        class_subset: ClassSubsetSpec = None,
     ) -> None:
         if len(files) == 0:
             raise DataError(f"no images found under {root}: check data.root")
@@ -124,6 +137,10 @@ class ImageDataset(Dataset):
         self.transform = transform
         if name is not None:
             self.name = name
+        subset = parse_class_subset(class_subset)
+        if subset is not None:
+            check_targets_in_subset(self.files, self.targets, subset, self.root)
+            self.class_subset = subset
 
     def __len__(self) -> int:
         return len(self.files)
@@ -162,8 +179,14 @@ class WnidFolderDataset(ImageDataset):
 
     name = "folder"
 
-    def __init__(self, root: str | Path | None, transform=None, name: str | None = None) -> None:
-        root = _require_dir(root, "data=folder")
+    def __init__(
+        self,
+        root: str | Path | None,
+        transform=None,
+        name: str | None = None,
+        class_subset: ClassSubsetSpec = None,
+    ) -> None:
+        root = _require_dir(root, f"data={type(self).name}")
         files, targets = [], []
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
             label = _class_index(folder.name, folder)
@@ -176,7 +199,7 @@ class WnidFolderDataset(ImageDataset):
                 f"{root} holds image files outside class folders (e.g. {stray[0]}): "
                 "put images into wnid folders like n01440764/"
             )
-        super().__init__(root, files, targets, transform, name)
+        super().__init__(root, files, targets, transform, name, class_subset)
 
 
 class WnidFilesDataset(ImageDataset):
@@ -186,14 +209,18 @@ class WnidFilesDataset(ImageDataset):
     name = "demo"
 
     def __init__(
-        self, root: str | Path | None = None, transform=None, name: str | None = None
+        self,
+        root: str | Path | None = None,
+        transform=None,
+        name: str | None = None,
+        class_subset: ClassSubsetSpec = None,
     ) -> None:
         root = DEMO_ROOT if root is None else _require_dir(root, "data=demo")
         files, targets = [], []
         for path in list_images(root):
             files.append(path.name)
             targets.append(_class_index(path.name.split("_", 1)[0], path))
-        super().__init__(root, files, targets, transform, name)
+        super().__init__(root, files, targets, transform, name, class_subset)
 
 
 # --- ImageNet val, ImageNetV2, folder + labels file -----------------------------------
@@ -320,6 +347,7 @@ class ImageNetValDataset(ImageDataset):
         transform=None,
         name: str | None = None,
         labels_file: str | Path | None = None,
+        class_subset: ClassSubsetSpec = None,
     ) -> None:
         root = _require_dir(root, "data=imagenet")
         if any(p.is_dir() and is_wnid(p.name) for p in root.iterdir()):
@@ -334,7 +362,7 @@ class ImageNetValDataset(ImageDataset):
                     "point data.root at the val folder, or use data=folder"
                 )
             targets = self._flat_targets(root, files, devkit, labels_file)
-        super().__init__(root, files, targets, transform, name)
+        super().__init__(root, files, targets, transform, name, class_subset)
 
     @staticmethod
     def _flat_targets(
@@ -403,6 +431,7 @@ class ImageNetV2Dataset(ImageDataset):
         variant: str = "matched-frequency",
         transform=None,
         name: str | None = None,
+        class_subset: ClassSubsetSpec = None,
     ) -> None:
         if variant not in IMAGENETV2_VARIANTS:
             raise DataError(
@@ -435,7 +464,7 @@ class ImageNetV2Dataset(ImageDataset):
             self.default_labels = None
         if name is None and variant != "matched-frequency":
             name = f"imagenetv2-{variant}"
-        super().__init__(root, files, targets, transform, name)
+        super().__init__(root, files, targets, transform, name, class_subset)
 
 
 class LabelFileDataset(ImageDataset):
@@ -452,6 +481,7 @@ class LabelFileDataset(ImageDataset):
         labels_file: str | Path | None,
         transform=None,
         name: str | None = None,
+        class_subset: ClassSubsetSpec = None,
     ) -> None:
         root = _require_dir(root, "data=files")
         if labels_file is None or str(labels_file) in ("", "???"):
@@ -459,4 +489,80 @@ class LabelFileDataset(ImageDataset):
         path = Path(labels_file).expanduser()
         files = _image_files(root)
         labels = _single_labels(read_label_table(path), path)
-        super().__init__(root, files, _lookup(files, labels, path), transform, name)
+        targets = _lookup(files, labels, path)
+        super().__init__(root, files, targets, transform, name, class_subset)
+
+
+# --- ImageNet-A, -R, -Sketch: wnid folders --------------------------------------------------
+
+
+def _archive_folder(root: Path, folder: str) -> Path:
+    """``root`` itself if it holds class folders, else ``root/folder`` (the folder the
+    public archive extracts to) when that exists."""
+    if not any(p.is_dir() and is_wnid(p.name) for p in root.iterdir()) and (root / folder).is_dir():
+        return root / folder
+    return root
+
+
+class ArchiveFolderDataset(WnidFolderDataset):
+    """Wnid folders as a public archive extracts them: ``root`` is the extracted folder
+    (``archive_folder``) or its parent."""
+
+    archive_folder: str = ""
+
+    def __init__(
+        self,
+        root: str | Path | None,
+        transform=None,
+        name: str | None = None,
+        class_subset: ClassSubsetSpec = None,
+    ) -> None:
+        root = _archive_folder(_require_dir(root, f"data={type(self).name}"), self.archive_folder)
+        super().__init__(root, transform, name, class_subset)
+
+
+class ImageNetSketchDataset(ArchiveFolderDataset):
+    """ImageNet-Sketch (Wang et al. 2019): 50,889 sketches in 1000 wnid folders; ``root``
+    is the extracted ``sketch`` folder or its parent."""
+
+    name = "imagenet_sketch"
+    archive_folder = "sketch"
+
+
+class _OfficialSubsetDataset(ArchiveFolderDataset):
+    """A 200-class ImageNet test set in wnid folders. Its folders must be classes of the
+    official list (timm's copy); ``class_subset`` defaults to the classes of its folders
+    (all 200 in a complete copy), and may instead be given."""
+
+    subset_name: str
+
+    def __init__(
+        self,
+        root: str | Path | None,
+        transform=None,
+        name: str | None = None,
+        class_subset: ClassSubsetSpec = None,
+    ) -> None:
+        super().__init__(root, transform, name, class_subset)
+        present = sorted(set(self.targets))
+        compare_with_official(present, self.subset_name, self.root)
+        if self.class_subset is None:
+            self.class_subset = tuple(present)
+
+
+class ImageNetADataset(_OfficialSubsetDataset):
+    """ImageNet-A (Hendrycks et al. 2021): 7,500 natural adversarial examples of 200
+    classes; ``root`` is the extracted ``imagenet-a`` folder or its parent."""
+
+    name = "imagenet_a"
+    archive_folder = "imagenet-a"
+    subset_name = "imagenet_a"
+
+
+class ImageNetRDataset(_OfficialSubsetDataset):
+    """ImageNet-R (Hendrycks et al. 2021): 30,000 renditions (art, cartoons, ...) of 200
+    classes; ``root`` is the extracted ``imagenet-r`` folder or its parent."""
+
+    name = "imagenet_r"
+    archive_folder = "imagenet-r"
+    subset_name = "imagenet_r"

@@ -1,9 +1,13 @@
 """Getting datasets onto disk: download with resume and checksums, atomic extraction.
 
-ImageNetV2 is public: :func:`prepare_imagenetv2` downloads a variant's archive from the
-Hugging Face mirror named in the ImageNetV2 README, checks its size and SHA-256 (values from
-TensorFlow Datasets' ``imagenet_v2/checksums.tsv``), and extracts it so that the dataset
-folder appears only once it is complete (it then holds a ``.complete`` marker).
+Public archives (:data:`ARCHIVES`): ImageNetV2, ImageNet-A, ImageNet-R, ImageNet-Sketch and
+the five ImageNet-C archives. :func:`prepare_archive` downloads one (or takes a local copy),
+checks its size and checksum where they are published, and extracts it so that the
+dataset folder appears only once it is complete (it then holds a ``.complete`` marker).
+Sizes and SHA-256 come from TensorFlow Datasets' ``checksums.tsv`` of each dataset (and, for
+ImageNet-Sketch, the same values in Hugging Face's ``imagenet_sketch`` dataset info); the
+ImageNet-C archives have only the MD5 sums Zenodo publishes (record 2235448), so those are
+checked by MD5 and their sizes are not pinned.
 ILSVRC2012 is not freely downloadable: :func:`check_imagenet` validates a folder instead.
 """
 
@@ -14,16 +18,22 @@ import http.client
 import json
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..classes import is_wnid
 from ..errors import DataError
 from .datasets import IMAGENETV2_VARIANTS, ImageNetValDataset, _is_image
+from .imagenet_c import RELEASED
 
 MARKER = ".complete"
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
@@ -32,14 +42,20 @@ _HF = "https://huggingface.co/datasets/vaishaal/ImageNetV2/resolve/main"
 
 @dataclass(frozen=True)
 class Archive:
-    """A dataset archive: where to get it, what it must be, what it must contain."""
+    """A dataset archive: where to get it, what it must be, what it must contain.
+
+    ``layout``: ``index`` (class folders 0..999, ImageNetV2) or ``wnid`` (class folders
+    named by WordNet id). ``num_images`` None: the image count is not checked.
+    """
 
     url: str
     size: int | None
     sha256: str | None
     folder: str
     num_classes: int = 1000
-    num_images: int = 10_000
+    num_images: int | None = 10_000
+    md5: str | None = None
+    layout: str = "index"
 
 
 IMAGENETV2_ARCHIVES = {
@@ -61,6 +77,58 @@ IMAGENETV2_ARCHIVES = {
         "85e4ace30f3f0d660152062254b8759dda66267b27f7ec0fd8d5768f1073a04b",
         IMAGENETV2_VARIANTS["top-images"],
     ),
+}
+
+_HENDRYCKS = "https://people.eecs.berkeley.edu/~hendrycks"
+IMAGENET_A_ARCHIVE = Archive(
+    f"{_HENDRYCKS}/imagenet-a.tar",
+    687_552_512,
+    "3bb3632277e6ba6392ea64c02ddbf4dd2266c9caffd6bc09c9656d28f012589e",
+    "imagenet-a",
+    num_classes=200,
+    num_images=7_500,
+    layout="wnid",
+)
+IMAGENET_R_ARCHIVE = Archive(
+    f"{_HENDRYCKS}/imagenet-r.tar",
+    2_191_079_936,
+    "18c6bf493b39a0d975d48e587437f562caab9c52ae6327dcfa9dd8eb54aa1b52",
+    "imagenet-r",
+    num_classes=200,
+    num_images=30_000,
+    layout="wnid",
+)
+# The authors' Google Drive file (id 1Mj0i5HBthqH1p_yeXzsg22gZduvgoNeA) needs a browser
+# confirmation; the Hugging Face copy has the same size and SHA-256. The image count is not
+# pinned: the published 50,889 counts the .JPEG files only.
+IMAGENET_SKETCH_ARCHIVE = Archive(
+    "https://huggingface.co/datasets/songweig/imagenet_sketch/resolve/main/data/"
+    "ImageNet-Sketch.zip",
+    7_593_573_012,
+    "4d3ce6b82a7c48aabf14aeac105eb533e75707f152cc858f55bfc022031a72ed",
+    "sketch",
+    num_classes=1000,
+    num_images=None,
+    layout="wnid",
+)
+_ZENODO = "https://zenodo.org/records/2235448/files"
+_IMAGENET_C_MD5 = {
+    "blur": "2d8e81fdd8e07fef67b9334fa635e45c",
+    "digital": "89157860d7b10d5797849337ca2e5c03",
+    "extra": "d492dfba5fc162d8ec2c3cd8ee672984",
+    "noise": "e80562d7f6c3f8834afb1ecf27252745",
+    "weather": "33ffea4db4d93fe4a428c40a6ce0c25d",
+}
+# Each holds <corruption>/<severity 1..5>/<wnid>/ for the corruptions of RELEASED[set]; the
+# MD5 pins the content, so the images are counted (recorded in .complete) but not checked.
+IMAGENET_C_ARCHIVES = {
+    name: Archive(f"{_ZENODO}/{name}.tar?download=1", None, None, "", 1000, None, md5, "wnid")
+    for name, md5 in _IMAGENET_C_MD5.items()
+}
+ARCHIVES = {
+    "imagenet_a": IMAGENET_A_ARCHIVE,
+    "imagenet_r": IMAGENET_R_ARCHIVE,
+    "imagenet_sketch": IMAGENET_SKETCH_ARCHIVE,
 }
 
 IMAGENET_HOWTO = (
@@ -96,12 +164,43 @@ def _opener(url: str) -> urllib.request.OpenerDirector:
     return urllib.request.build_opener()
 
 
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
+def digests_of(path: Path, algorithms: tuple[str, ...], chunk: int = 1 << 20) -> dict[str, str]:
+    """Hex digests of ``path`` for each of ``algorithms`` (hashlib names), in one read."""
+    hashes = {a: hashlib.new(a) for a in algorithms}
     with path.open("rb") as f:
         while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+            for h in hashes.values():
+                h.update(block)
+    return {a: h.hexdigest() for a, h in hashes.items()}
+
+
+def verify(
+    path: Path,
+    size: int | None = None,
+    sha256: str | None = None,
+    md5: str | None = None,
+    what: str | None = None,
+) -> None:
+    """Check a file's size and digests (those given); a one-line DataError names the
+    first mismatch."""
+    what = what or str(path)
+    got = path.stat().st_size
+    if size is not None and got != size:
+        raise DataError(f"{what} has {got} bytes, expected {size}")
+    expected = {a: v.lower() for a, v in (("sha256", sha256), ("md5", md5)) if v}
+    if expected:
+        for algorithm, digest in digests_of(path, tuple(expected)).items():
+            if digest != expected[algorithm]:
+                name = "SHA-256" if algorithm == "sha256" else "MD5"
+                raise DataError(f"{name} of {what} is {digest}, expected {expected[algorithm]}")
+
+
+def _is_verified(path: Path, size: int | None, sha256: str | None, md5: str | None) -> bool:
+    try:
+        verify(path, size, sha256, md5)
+    except DataError:
+        return False
+    return True
 
 
 def _fetch(url: str, part: Path, timeout: float, chunk: int) -> None:
@@ -136,6 +235,7 @@ def download(
     sha256: str | None = None,
     timeout: float = 15.0,
     chunk: int = 1 << 20,
+    md5: str | None = None,
 ) -> Path:
     """Download ``url`` to ``dest`` via ``dest.part``, resuming an interrupted download.
 
@@ -145,17 +245,14 @@ def download(
         size: expected size in bytes, or None.
         sha256: expected SHA-256 hex digest, or None.
         timeout: seconds to wait for the server (connection and each read).
+        md5: expected MD5 hex digest, or None (where only MD5 is published).
 
     Raises:
         DataError: offline, unreachable, interrupted (the part file is kept for resuming),
             or wrong size / checksum (the part file is removed).
     """
     dest = Path(dest)
-    if (
-        dest.is_file()
-        and (size is None or dest.stat().st_size == size)
-        and (sha256 is None or sha256_of(dest) == sha256)
-    ):
+    if dest.is_file() and _is_verified(dest, size, sha256, md5):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -171,14 +268,13 @@ def download(
     if size is not None and got != size:
         part.unlink()
         raise DataError(f"{url} has {got} bytes, expected {size}; the file was removed, rerun")
-    if sha256 is not None:
-        digest = sha256_of(part)
-        if digest != sha256.lower():
-            part.unlink()
-            raise DataError(
-                f"SHA-256 of {url} is {digest}, expected {sha256}; the corrupt download was "
-                "removed, rerun to download it again"
-            )
+    try:
+        verify(part, sha256=sha256, md5=md5, what=url)
+    except DataError as e:
+        part.unlink()
+        raise DataError(
+            f"{e}; the corrupt download was removed, rerun to download it again"
+        ) from None
     os.replace(part, dest)
     return dest
 
@@ -189,14 +285,63 @@ def download(
 def _safe_members(tar: tarfile.TarFile, archive: Path) -> list[tarfile.TarInfo]:
     members = []
     for member in tar.getmembers():
-        name = member.name
-        parts = Path(name).parts
-        if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-            raise DataError(f"{archive} has an unsafe member path {name!r}; refusing to extract")
+        _check_member_path(member.name, archive)
         if not (member.isfile() or member.isdir()):
-            raise DataError(f"{archive} has a link or special file {name!r}; refusing to extract")
+            raise DataError(
+                f"{archive} has a link or special file {member.name!r}; refusing to extract"
+            )
         members.append(member)
     return members
+
+
+def _check_member_path(name: str, archive: Path) -> None:
+    parts = Path(name).parts
+    if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+        raise DataError(f"{archive} has an unsafe member path {name!r}; refusing to extract")
+
+
+def _safe_zip_members(zf: zipfile.ZipFile, archive: Path) -> list[str]:
+    names = []
+    for info in zf.infolist():
+        _check_member_path(info.filename, archive)
+        kind = stat.S_IFMT(info.external_attr >> 16)  # 0 where only permissions are stored
+        if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+            raise DataError(
+                f"{archive} has a link or special file {info.filename!r}; refusing to extract"
+            )
+        names.append(info.filename)
+    return names
+
+
+def _unpack(archive: Path, dest: Path) -> None:
+    """Extract a tar (any compression) or zip archive into ``dest``, refusing absolute
+    paths, ``..`` and links."""
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                zf.extractall(dest, members=_safe_zip_members(zf, archive))
+            return
+        with tarfile.open(archive, "r:*") as tar:
+            members = _safe_members(tar, archive)
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(dest, members=members, filter="data")
+            else:  # pragma: no cover - Python without extraction filters
+                tar.extractall(dest, members=members)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
+        raise DataError(f"cannot extract {archive} ({e}); delete it, download again") from None
+
+
+@contextmanager
+def _unpacked(archive: Path, beside: Path) -> Iterator[Path]:
+    """A temporary folder in ``beside`` (so that renames out of it are atomic) holding
+    the extracted archive; removed afterwards with whatever is left in it."""
+    beside.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{archive.name}.", dir=beside))
+    try:
+        _unpack(archive, tmp)
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def is_complete(folder: str | Path) -> bool:
@@ -214,18 +359,66 @@ def count_class_folders(folder: Path) -> tuple[int, int]:
     return classes, images
 
 
+def count_wnid_folders(folder: Path) -> tuple[int, int]:
+    """(number of class folders named by an ImageNet-1k wnid, number of images in them)."""
+    classes = images = 0
+    for sub in folder.iterdir():
+        if sub.is_dir() and is_wnid(sub.name):
+            classes += 1
+            images += sum(1 for p in sub.iterdir() if _is_image(p))
+    return classes, images
+
+
+COUNTERS: dict[str, Callable[[Path], tuple[int, int]]] = {
+    "index": count_class_folders,
+    "wnid": count_wnid_folders,
+}
+
+
+def _check_counts(
+    data: Path,
+    archive: Path,
+    num_classes: int,
+    num_images: int | None,
+    layout: str,
+    where: str = "",
+) -> dict[str, int]:
+    classes, images = COUNTERS[layout](data)
+    if classes != num_classes or (num_images is not None and images != num_images):
+        expected = f"{num_classes} and {num_images}" if num_images is not None else num_classes
+        raise DataError(
+            f"{archive}{where} holds {classes} class folders and {images} images, expected "
+            f"{expected}; delete it and download again"
+        )
+    return {"classes": classes, "images": images}
+
+
+def _mark_and_move(data: Path, target: Path, record: dict) -> None:
+    (data / MARKER).write_text(json.dumps(record) + "\n")
+    os.replace(data, target)
+
+
+def _check_target(target: Path) -> None:
+    if target.exists():
+        raise DataError(
+            f"{target} exists but is not a complete extraction (no {MARKER}): remove it and rerun"
+        )
+
+
 def extract(
     archive: str | Path,
     target: str | Path,
     folder: str | None = None,
     num_classes: int = 1000,
-    num_images: int = 10_000,
+    num_images: int | None = 10_000,
+    layout: str = "index",
 ) -> Path:
-    """Extract a tar archive of class folders 0..999 to ``target``, atomically.
+    """Extract a tar or zip archive of class folders to ``target``, atomically.
 
     The archive is unpacked into a temporary folder beside ``target``; its dataset folder
     (``folder`` inside the archive, or its only top folder) is checked for ``num_classes``
-    class folders and ``num_images`` images, marked complete and renamed to ``target``.
+    class folders (named 0..999 for ``layout="index"``, by wnid for ``"wnid"``) and
+    ``num_images`` images (None: not counted), marked complete and renamed to ``target``.
 
     Raises:
         DataError: unsafe member paths (absolute, ``..``, links), wrong counts, or a
@@ -234,45 +427,125 @@ def extract(
     archive, target = Path(archive), Path(target)
     if is_complete(target):
         return target
-    if target.exists():
-        raise DataError(
-            f"{target} exists but is not a complete extraction (no {MARKER}): remove it and rerun"
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        try:
-            with tarfile.open(archive, "r:*") as tar:
-                members = _safe_members(tar, archive)
-                if hasattr(tarfile, "data_filter"):
-                    tar.extractall(tmp, members=members, filter="data")
-                else:  # pragma: no cover - Python without extraction filters
-                    tar.extractall(tmp, members=members)
-        except (tarfile.TarError, EOFError, OSError) as e:
-            raise DataError(f"cannot extract {archive} ({e}); delete it, download again") from None
+    _check_target(target)
+    with _unpacked(archive, target.parent) as tmp:
         top = list(tmp.iterdir())
-        if folder is not None and (tmp / folder).is_dir():
+        if folder and (tmp / folder).is_dir():
             data = tmp / folder
         elif len(top) == 1 and top[0].is_dir():
             data = top[0]
         else:
             data = tmp
-        classes, images = count_class_folders(data)
-        if classes != num_classes or images != num_images:
-            raise DataError(
-                f"{archive} holds {classes} class folders and {images} images, expected "
-                f"{num_classes} and {num_images}; delete it and download again"
-            )
-        (data / MARKER).write_text(
-            json.dumps({"archive": archive.name, "classes": classes, "images": images}) + "\n"
-        )
-        os.replace(data, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        counts = _check_counts(data, archive, num_classes, num_images, layout)
+        _mark_and_move(data, target, {"archive": archive.name, **counts})
     return target
 
 
+def extract_imagenet_c(
+    archive: str | Path,
+    root: str | Path,
+    corruptions: tuple[str, ...],
+    num_classes: int = 1000,
+    num_images: int | None = None,
+) -> list[Path]:
+    """Extract an ImageNet-C archive (``<corruption>/<1..5>/<wnid>/``) into ``root``: each
+    of ``corruptions`` is checked (5 severities of ``num_classes`` wnid folders, and of
+    ``num_images`` images each unless None), marked complete and renamed to ``root/<corruption>``;
+    those already complete are left as they are."""
+    archive, root = Path(archive), Path(root)
+    todo = [c for c in corruptions if not is_complete(root / c)]
+    for c in todo:
+        _check_target(root / c)
+    if todo:
+        with _unpacked(archive, root) as tmp:
+            top = [p for p in tmp.iterdir() if p.is_dir()]
+            data = top[0] if len(top) == 1 and top[0].name not in corruptions else tmp
+            for c in todo:
+                if not (data / c).is_dir():
+                    raise DataError(f"{archive} has no {c}/ folder: delete it, download again")
+                record: dict[str, object] = {"archive": archive.name}
+                for severity in range(1, 6):
+                    sub = data / c / str(severity)
+                    if not sub.is_dir():
+                        raise DataError(
+                            f"{archive} has no {c}/{severity}/: delete it, download again"
+                        )
+                    counts = _check_counts(
+                        sub, archive, num_classes, num_images, "wnid", f" ({c}/{severity})"
+                    )
+                    record[str(severity)] = counts
+                _mark_and_move(data / c, root / c, record)
+    return [root / c for c in corruptions]
+
+
 # --- datasets ------------------------------------------------------------------------------
+
+
+def _archive_source(
+    spec: Archive,
+    root: Path,
+    url: str | None,
+    archive_file: str | Path | None,
+    timeout: float,
+    default_name: str,
+) -> Path:
+    """The archive on disk: ``archive_file`` (checked against the published size and
+    checksums), or a download of ``url`` (unchecked) or of the official URL (checked)."""
+    if archive_file is not None:
+        archive = Path(archive_file).expanduser()
+        if not archive.is_file():
+            raise DataError(f"archive {archive} does not exist: check --archive")
+        try:
+            verify(archive, spec.size, spec.sha256, spec.md5)
+        except DataError as e:
+            raise DataError(f"{e}: not the published archive; download it again") from None
+        return archive
+    source = url or spec.url
+    name = Path(urllib.parse.urlparse(source).path).name or default_name
+    official = url is None
+    return download(
+        source,
+        root / name,
+        size=spec.size if official else None,
+        sha256=spec.sha256 if official else None,
+        timeout=timeout,
+        md5=spec.md5 if official else None,
+    )
+
+
+def checksum_note(spec: Archive, url: str | None = None) -> str:
+    """What :func:`prepare_archive` checks of ``spec``'s archive (one line for the user)."""
+    if url is not None:
+        return "not verified: downloaded from --url, the published checksum is not applied"
+    checks = [n for n, v in (("size", spec.size), ("SHA-256", spec.sha256), ("MD5", spec.md5)) if v]
+    if not checks or checks == ["size"]:
+        return "checksum not verified: none is published for this archive"
+    return "verified: " + " and ".join(checks)
+
+
+def prepare_archive(
+    spec: Archive,
+    root: str | Path,
+    url: str | None = None,
+    archive_file: str | Path | None = None,
+    keep_archive: bool = False,
+    timeout: float = 15.0,
+) -> Path:
+    """Download (or take ``archive_file``), verify and extract ``spec`` under ``root``;
+    returns the dataset folder ``root/spec.folder``. Does nothing if it is already complete.
+
+    ``url`` replaces the official URL (a mirror, or a test server); size and checksums are
+    then not checked. A local ``archive_file`` is checked as the official download is.
+    """
+    root = Path(root).expanduser()
+    target = root / spec.folder
+    if is_complete(target):
+        return target
+    archive = _archive_source(spec, root, url, archive_file, timeout, f"{spec.folder}.tar")
+    extract(archive, target, spec.folder, spec.num_classes, spec.num_images, spec.layout)
+    if archive_file is None and not keep_archive:
+        archive.unlink(missing_ok=True)
+    return target
 
 
 def prepare_imagenetv2(
@@ -283,40 +556,45 @@ def prepare_imagenetv2(
     keep_archive: bool = False,
     timeout: float = 15.0,
 ) -> Path:
-    """Download (or take ``archive_file``), verify and extract an ImageNetV2 variant under
-    ``root``; returns the dataset folder. Does nothing if it is already complete.
-
-    ``url`` replaces the official URL (a mirror, or a test server); size and SHA-256 are
-    then checked only when the official archive is used.
-    """
+    """:func:`prepare_archive` for an ImageNetV2 variant."""
     if variant not in IMAGENETV2_ARCHIVES:
         raise DataError(
             f"unknown ImageNetV2 variant {variant!r}: use one of {', '.join(IMAGENETV2_ARCHIVES)}"
         )
-    spec = IMAGENETV2_ARCHIVES[variant]
-    root = Path(root).expanduser()
-    target = root / spec.folder
-    if is_complete(target):
-        return target
-    if archive_file is not None:
-        archive = Path(archive_file).expanduser()
-        if not archive.is_file():
-            raise DataError(f"archive {archive} does not exist: check --archive")
-    else:
-        source = url or spec.url
-        name = Path(urllib.parse.urlparse(source).path).name or f"imagenetv2-{variant}.tar.gz"
-        official = url is None
-        archive = download(
-            source,
-            root / name,
-            size=spec.size if official else None,
-            sha256=spec.sha256 if official else None,
-            timeout=timeout,
+    return prepare_archive(
+        IMAGENETV2_ARCHIVES[variant], root, url, archive_file, keep_archive, timeout
+    )
+
+
+def prepare_imagenet_c(
+    root: str | Path,
+    sets: tuple[str, ...] = tuple(RELEASED),
+    url: str | None = None,
+    archive_file: str | Path | None = None,
+    keep_archive: bool = False,
+    timeout: float = 15.0,
+) -> Path:
+    """Download, verify (MD5) and extract the ImageNet-C archives ``sets`` (noise, blur,
+    weather, digital, extra) into ``root``; returns ``root``, which then holds
+    ``<corruption>/<severity>/<wnid>/`` for their corruptions. ``url`` and
+    ``archive_file`` need a single set."""
+    unknown = [s for s in sets if s not in IMAGENET_C_ARCHIVES]
+    if unknown:
+        raise DataError(
+            f"unknown ImageNet-C archive {unknown[0]!r}: use {', '.join(IMAGENET_C_ARCHIVES)}"
         )
-    extract(archive, target, spec.folder, spec.num_classes, spec.num_images)
-    if archive_file is None and not keep_archive:
-        archive.unlink(missing_ok=True)
-    return target
+    if (url is not None or archive_file is not None) and len(sets) != 1:
+        raise DataError("--url and --archive take one ImageNet-C archive: add --set NAME")
+    root = Path(root).expanduser()
+    for name in sets:
+        spec = IMAGENET_C_ARCHIVES[name]
+        if all(is_complete(root / c) for c in RELEASED[name]):
+            continue
+        archive = _archive_source(spec, root, url, archive_file, timeout, f"{name}.tar")
+        extract_imagenet_c(archive, root, RELEASED[name], spec.num_classes, spec.num_images)
+        if archive_file is None and not keep_archive:
+            archive.unlink(missing_ok=True)
+    return root
 
 
 def check_imagenet(

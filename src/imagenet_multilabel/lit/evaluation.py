@@ -4,7 +4,7 @@ buffers; once per epoch, the gathered predictions of each dataset go to the scor
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import lightning as L
@@ -41,6 +41,8 @@ class EvaluationModule(L.LightningModule):
             operator, and a loader worker taking a core slows one batch instead of every
             operator of all of them. 1: one batch at a time, its operators split over
             torch's threads.
+        class_subsets: dataset name -> the classes it is scored on (None: all); the
+            stored predictions keep every class's logits.
 
     After validation, ``results`` maps each dataset to ``(metrics, predictions)``.
     """
@@ -55,6 +57,7 @@ class EvaluationModule(L.LightningModule):
         forward_batch_size: int | None = None,
         normalize: nn.Module | None = None,
         parallel_batches: int = 1,
+        class_subsets: Mapping[str, Sequence[int] | None] | None = None,
     ) -> None:
         super().__init__()
         if parallel_batches < 1:
@@ -66,6 +69,7 @@ class EvaluationModule(L.LightningModule):
         self.forward_batch_size = forward_batch_size
         self.backbone = backbone
         self.scorer = scorer
+        self.class_subsets = dict(class_subsets or {})
         self.dataset_names = list(dataset_sizes)
         self.channels_last = channels_last
         num_classes = getattr(backbone, "num_classes", None)  # timm models have it
@@ -144,7 +148,9 @@ class EvaluationModule(L.LightningModule):
         for name, buffer in zip(self.dataset_names, self.stores, strict=True):
             preds = buffer.compute()  # collective: every rank gathers the full dataset
             buffer.reset()
-            metrics = self.scorer.score(name, preds.logits, preds.target, preds.valid)
+            metrics = self.scorer.score(
+                name, preds.logits, preds.target, preds.valid, self.class_subsets.get(name)
+            )
             self.results[name] = (metrics, preds)
         if self.trainer.is_global_zero:
             flat = flatten_metrics({n: m for n, (m, _) in self.results.items()})

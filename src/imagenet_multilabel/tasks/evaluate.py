@@ -73,6 +73,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         if cfg.normalize_on_device
         else None,
         parallel_batches=threads if cpu_parallel == "batches" else 1,
+        class_subsets={name: s.dataset.class_subset for name, s in sets.items()},
     )
     if cfg.compile:
         module.backbone.compile()

@@ -55,8 +55,9 @@ def score(cfg: DictConfig) -> dict[str, float]:
         file_names = [str(p).rsplit("/", 1)[-1] for p in data["path"]]
         resolved = resolve_labels(labels, file_names, intrinsic=stored)
         label_info[name] = resolved.info
+        subset = run.info.get("datasets", {}).get(name, {}).get("class_subset")
         per_dataset[name] = scorer.score(
-            name, logits, torch.from_numpy(data["target"]), resolved.valid
+            name, logits, torch.from_numpy(data["target"]), resolved.valid, subset
         )
 
     metrics = flatten_metrics(per_dataset)

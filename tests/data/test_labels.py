@@ -19,7 +19,6 @@ from imagenet_multilabel.data.labels import (
     load_multilabelfy,
     load_real,
     load_shankar,
-    none,
     val_file_name,
 )
 from imagenet_multilabel.errors import DataError
@@ -111,7 +110,6 @@ def test_label_set_validates_its_entries() -> None:
         LabelSet("x", {"a.jpg": (2, 1)})
     with pytest.raises(DataError, match=r"not sorted unique indices"):
         LabelSet("x", {"a.jpg": (1000,)})
-    assert none() is None
 
 
 # --- Multilabelfy -------------------------------------------------------------------------

@@ -6,8 +6,7 @@ Sources (each loader is a plain function usable as a Hydra ``_target_``):
 - :func:`load_real`: ReaL (Beyer et al. 2020), ImageNet val;
 - :func:`load_multilabelfy`: Multilabelfy (Anzaku et al.), ImageNetV2 MatchedFrequency;
 - :func:`load_shankar`: Shankar et al. 2020 multi-label annotations (ImageNet val or V2);
-- :func:`load_label_file`: a user JSON/CSV file (see :mod:`.label_files`);
-- :func:`none`: no label set.
+- :func:`load_label_file`: a user JSON/CSV file (see :mod:`.label_files`).
 
 An empty label tuple means "no valid label" (the image is left out of multi-label metrics);
 an image absent from the label set is an error unless ``allow_missing`` is set.
@@ -27,6 +26,7 @@ import torch
 
 from ..classes import NUM_CLASSES
 from ..errors import DataError
+from ..metrics.ranking import label_counts
 from .label_files import parse_classes, read_label_table
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "labels"
@@ -62,13 +62,8 @@ class JoinedLabels:
 
     @property
     def counts(self) -> torch.Tensor:
-        """Number of valid classes per image (see :func:`label_counts`)."""
+        """Number of valid classes per image (``N``, int64)."""
         return label_counts(self.valid)
-
-
-def label_counts(valid: torch.Tensor) -> torch.Tensor:
-    """Number of valid classes per image (``N``, int64) of a multi-hot matrix."""
-    return valid.sum(dim=1, dtype=torch.int64)
 
 
 def _check_duplicates(file_names: Sequence[str]) -> None:
@@ -213,11 +208,6 @@ def load_label_file(path: str | Path | None, name: str = "file") -> LabelSet:
             )
         by_file[base] = labels
     return LabelSet(name, by_file)
-
-
-def none() -> None:
-    """No label set (single-label metrics only)."""
-    return None
 
 
 # --- Shankar et al. 2020 ---------------------------------------------------------------

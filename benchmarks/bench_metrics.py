@@ -6,7 +6,7 @@ a model with ~80% top-1: Gaussian noise, a boost for the valid labels and for a 
 confusable classes.
 
 Prints, as the median of ``--repeat`` runs, the time of each metric group, of each head
-and of both heads together as the evaluation runs them (``apply_heads``: one shared
+and of both heads together as the evaluation runs them (``Scorer.score``: one shared
 ``RowSummary`` per dataset), next to the 1 s target. Wall-clock and process CPU time
 are both shown: on a shared machine the wall clock also counts time spent waiting for a
 core.
@@ -24,8 +24,17 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from imagenet_multilabel.metrics import functional as F
-from imagenet_multilabel.models.heads import MultiLabelHead, SingleLabelHead, apply_heads
+from imagenet_multilabel.metrics.average_precision import scores_average_precision
+from imagenet_multilabel.metrics.multilabel import (
+    multilabel_ranks,
+    predicted_set_counts,
+    set_metrics,
+)
+from imagenet_multilabel.metrics.ranking import Ranking, RowSummary
+from imagenet_multilabel.metrics.scores import ClassScores
+from imagenet_multilabel.metrics.single import expected_calibration_error, single_label_metrics
+from imagenet_multilabel.models.heads import MultiLabelHead, SingleLabelHead
+from imagenet_multilabel.scoring import HeadSpec, Scorer
 
 TARGET_S = 1.0
 
@@ -71,32 +80,35 @@ class Clock:
 
 def run_groups(clock: Clock, logits, target, valid, n_classes: int) -> None:
     """The metric groups one by one, as the heads compute them from one RowSummary."""
-    k = F.multilabel_ranks(valid)
+    k = multilabel_ranks(valid)
     p = clock(
-        "shared: top-k ranking + softmax statistics (one pass)", lambda: F.RowSummary(logits, k)
+        "shared: top-k ranking + softmax statistics (one pass)", lambda: RowSummary(logits, k)
     )
     clock(
         "single-label head (top1/top5/nll/ece)",
-        lambda: F.single_label_metrics(logits, target, summary=p),
+        lambda: single_label_metrics(logits, target, summary=p),
     )
     ranking = clock(
-        "ranking metrics (ReaL, vartopk, subgroups)", lambda: F.Ranking(logits, valid, 5, p)
+        "ranking metrics (ReaL, vartopk, subgroups)", lambda: Ranking(logits, valid, 5, p)
     )
-    scores = F.ClassScores(logits, "softmax", summary=p)
+    scores = ClassScores(logits, "softmax", summary=p)
     lab = ranking.labeled
     index = lab.nonzero().squeeze(1)
-    clock("average precision (macro + micro)", lambda: scores.average_precision(index, valid))
+    clock(
+        "average precision (macro + micro)",
+        lambda: scores_average_precision(scores, index, valid),
+    )
     clock(
         "predicted sets vartopk + f1/precision/recall/...",
-        lambda: F.set_metrics(
-            *F.predicted_set_counts(ranking, scores, valid, "vartopk"),
+        lambda: set_metrics(
+            *predicted_set_counts(ranking, scores, valid, "vartopk"),
             ranking.n_valid[lab],
             n_classes,
         ),
     )
     clock(
         "uncertainty view (confident errors, ece_multilabel)",
-        lambda: F.expected_calibration_error(scores.top1()[lab], ranking.hits[lab, 0]),
+        lambda: expected_calibration_error(scores.top1()[lab], ranking.hits[lab, 0]),
     )
 
 
@@ -116,10 +128,11 @@ def main() -> None:
     )
     heads = {"single": SingleLabelHead(), "multilabel": MultiLabelHead()}
     clock = Clock()
-    both_name = "both heads: apply_heads(single + multilabel)"
+    both_name = "both heads: Scorer.score(single + multilabel)"
     for _ in range(args.repeat):
         run_groups(clock, logits, target, valid, args.c)
-        out = clock(both_name, lambda: apply_heads(heads, logits, target, valid, "bench"))
+        scorer = Scorer({n: HeadSpec(h) for n, h in heads.items()})
+        out = clock(both_name, lambda s=scorer: s.score("bench", logits, target, valid))
         clock("single head alone", lambda: SingleLabelHead().metrics(logits, target, None))
         clock("multilabel head alone", lambda: MultiLabelHead().metrics(logits, target, valid))
 
@@ -141,14 +154,14 @@ def main() -> None:
     )
     print("  runs of both heads (wall): " + ", ".join(f"{t:.3f}" for t in clock.wall[both_name]))
     if args.modes:
-        p = F.RowSummary(logits, F.multilabel_ranks(valid))
-        ranking = F.Ranking(logits, valid, 5, p)
-        scores = F.ClassScores(logits, "softmax", summary=p)
+        p = RowSummary(logits, multilabel_ranks(valid))
+        ranking = Ranking(logits, valid, 5, p)
+        scores = ClassScores(logits, "softmax", summary=p)
         lab = ranking.labeled
         for mode in ("topk", "threshold", "cumulative"):
             t0 = time.perf_counter()
-            F.set_metrics(
-                *F.predicted_set_counts(ranking, scores, valid, mode, k=1, threshold=0.5, mass=0.9),
+            set_metrics(
+                *predicted_set_counts(ranking, scores, valid, mode, k=1, threshold=0.5, mass=0.9),
                 ranking.n_valid[lab],
                 args.c,
             )

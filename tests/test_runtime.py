@@ -1,9 +1,14 @@
 """CPU settings: auto threads give each process its share of the cores and respect
-OMP_NUM_THREADS; glibc keeps freed memory for reuse."""
+OMP_NUM_THREADS; torch's thread count is held at one, re-entrantly, and restored; jobs run
+on Python threads; glibc keeps freed memory for reuse."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -42,3 +47,60 @@ def test_explicit_threads_and_environment(monkeypatch) -> None:
 def test_keep_freed_memory_applies_on_glibc() -> None:
     assert runtime.keep_freed_memory() is True
     assert runtime.keep_freed_memory() is True  # again: the same settings, still accepted
+
+
+def test_one_torch_thread_is_reentrant_and_restores() -> None:
+    torch.set_num_threads(2)
+    with runtime.one_torch_thread():
+        assert torch.get_num_threads() == 1 and runtime.outer_threads() == 2
+        with runtime.one_torch_thread():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 1  # the outer one still holds
+    assert torch.get_num_threads() == 2 and runtime.outer_threads() == 2
+
+
+def test_one_torch_thread_held_across_callbacks_and_threads() -> None:
+    # the evaluation loop's pattern: enter in one hook, leave in another (idempotent),
+    # while other threads enter and leave meanwhile
+    torch.set_num_threads(2)
+    hold = contextlib.ExitStack()
+    hold.enter_context(runtime.one_torch_thread())
+    with ThreadPoolExecutor(2) as pool:
+        inside = list(pool.map(lambda _: _threads_in_a_hold(), range(4)))
+    assert inside == [(1, 2)] * 4 and torch.get_num_threads() == 1
+    hold.close()
+    hold.close()
+    assert torch.get_num_threads() == 2
+
+
+def _threads_in_a_hold() -> tuple[int, int]:
+    with runtime.one_torch_thread():
+        return torch.get_num_threads(), runtime.outer_threads()
+
+
+def test_set_cpu_threads_inside_a_hold_applies_when_it_ends(monkeypatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    torch.set_num_threads(1)
+    with runtime.one_torch_thread():
+        assert runtime.set_cpu_threads(2, num_workers=0) == 2
+        assert torch.get_num_threads() == 1 and runtime.outer_threads() == 2
+    assert torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_run_in_threads(threads: int) -> None:
+    torch.set_num_threads(threads)
+    seen: set[str] = set()
+    lock = threading.Lock()
+
+    def job(i: int) -> tuple[int, int, bool]:
+        with lock:
+            seen.add(threading.current_thread().name)
+        time.sleep(0.01)  # let the pool hand jobs to every thread
+        return i, torch.get_num_threads(), torch.is_inference_mode_enabled()
+
+    with torch.inference_mode():
+        got = runtime.run_in_threads([lambda i=i: job(i) for i in range(6)])
+    assert got == [(i, 1, True) for i in range(6)]  # in order, one torch thread, caller's mode
+    assert 1 <= len(seen) <= threads
+    assert torch.get_num_threads() == threads

@@ -9,13 +9,12 @@ from collections.abc import Mapping
 from rich.console import Console
 from rich.table import Table
 
+from .metrics.names import SINGLE_METRICS, is_count
+
 # Metrics shown in the end-of-run table, in this order, when present.
 SUMMARY_METRICS = (
     "num_images",
-    "top1",
-    "top5",
-    "nll",
-    "ece",
+    *SINGLE_METRICS,
     "num_labeled",
     "real_top1",
     "real_top5",
@@ -31,11 +30,7 @@ def _fmt(key: str, value: float | int | None) -> str:
     if value is None or value != value:  # missing or NaN
         return "-"
     return (
-        f"{int(value)}"
-        if key.startswith("num_")
-        else f"{value:.3f}"
-        if key == "nll"
-        else (f"{value:.2f}")
+        f"{int(value)}" if is_count(key) else f"{value:.3f}" if key == "nll" else (f"{value:.2f}")
     )
 
 

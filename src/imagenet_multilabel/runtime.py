@@ -1,5 +1,5 @@
-"""Process-level CPU settings: threads of the forward pass, glibc memory reuse, and running
-torch work on other threads under the caller's modes."""
+"""Process-level CPU settings: torch's thread count (set only here), glibc memory reuse, and
+running torch work on Python threads under the caller's modes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import contextlib
 import ctypes
 import os
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import torch
@@ -20,6 +22,54 @@ def available_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+# Torch's thread count. The metrics run many mid-sized torch ops in a row; with torch's own
+# (OpenMP) intra-op threads each of them synchronises its threads, and on a busy machine,
+# where a core is often taken, that costs several times the work itself. So they run with
+# one torch thread and share their pieces out between as many Python threads as torch had
+# (torch ops release the GIL); the CPU forward pass does the same with whole batches.
+_threads_lock = threading.Lock()
+_threads = {"depth": 0, "outer": 1}
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Torch ops single-threaded inside; also a decorator. Re-entrant, also across
+    threads: the first to enter sets torch's thread count to 1, the last to leave
+    restores it (:func:`outer_threads` tells it meanwhile). To hold it across callbacks,
+    enter it on a :class:`contextlib.ExitStack` and close the stack to leave."""
+    with _threads_lock:
+        if _threads["depth"] == 0:
+            _threads["outer"] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _threads["depth"] += 1
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _threads["depth"] -= 1
+            if _threads["depth"] == 0:
+                torch.set_num_threads(_threads["outer"])
+
+
+def outer_threads() -> int:
+    """Torch's thread count outside :func:`one_torch_thread` (the current count when no
+    one holds it)."""
+    with _threads_lock:
+        return _threads["outer"] if _threads["depth"] else torch.get_num_threads()
+
+
+def run_in_threads(jobs: Sequence[Callable[[], T]]) -> list[T]:
+    """Results of ``jobs``, in order, run on up to :func:`outer_threads` Python threads
+    under the caller's modes (:func:`in_caller_modes`), their torch ops single-threaded."""
+    with one_torch_thread():
+        workers = min(outer_threads(), len(jobs))
+        if workers <= 1:
+            return [job() for job in jobs]
+        run = in_caller_modes(lambda job: job())
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(run, jobs))
 
 
 def set_cpu_threads(threads: int | None, num_workers: int, processes: int = 1) -> int:
@@ -38,11 +88,15 @@ def set_cpu_threads(threads: int | None, num_workers: int, processes: int = 1) -
     del num_workers
     if threads is None:
         if "OMP_NUM_THREADS" in os.environ:
-            return torch.get_num_threads()
+            return outer_threads()
         threads = max(1, available_cores() // max(1, processes))
     if threads < 1:
         raise ValueError(f"cpu_threads must be >= 1, got {threads}")
-    torch.set_num_threads(threads)
+    with _threads_lock:
+        if _threads["depth"]:  # inside one_torch_thread: the count it restores
+            _threads["outer"] = threads
+        else:
+            torch.set_num_threads(threads)
     return threads
 
 

@@ -2,7 +2,7 @@
 
 The one path from logits to numbers, used by the evaluation module (after its predictions
 are gathered across ranks), by ``score`` (from saved predictions) and by fine-tuning's
-validation. The heads of a dataset share one :class:`~.metrics.functional.RowSummary`
+validation. The heads of a dataset share one :class:`~.metrics.ranking.RowSummary`
 (ranking and softmax statistics computed once).
 """
 
@@ -16,8 +16,9 @@ from torch import Tensor
 
 from .data.class_subsets import restrict_logits
 from .errors import UserError
-from .metrics import functional as F
+from .metrics.ranking import RowSummary
 from .models.heads import Head
+from .runtime import one_torch_thread
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,8 @@ class Scorer:
         compatible = valid is None or (valid.ndim == 2 and valid.shape == logits.shape)
         ranks = max(s.head.ranks(valid if compatible else None) for s in used.values())
         writer: dict[str, str] = {"num_images": "scorer"}
-        with F.one_torch_thread():
-            summary = F.RowSummary(logits, ranks)
+        with one_torch_thread():
+            summary = RowSummary(logits, ranks)
             for name, spec in used.items():
                 for key, value in spec.head.metrics(logits, target, valid, summary).items():
                     key = spec.prefix + key

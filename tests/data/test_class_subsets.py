@@ -26,7 +26,8 @@ from imagenet_multilabel.data.datasets import (
     WnidFolderDataset,
 )
 from imagenet_multilabel.errors import DataError
-from imagenet_multilabel.metrics.functional import multilabel_metrics, single_label_metrics
+from imagenet_multilabel.metrics.multilabel import multilabel_metrics
+from imagenet_multilabel.metrics.single import single_label_metrics
 
 from .arrange import demo_arrangement, sample_arrangement, sample_available
 

@@ -1,6 +1,8 @@
-"""Average precision of softmax scores by grid counts (functional._softmax_average_precision):
-equal to scikit-learn's definition (NumPy reference) and bitwise equal to the sorting path,
-with ties, tiny grids that make most buckets dirty, excluded rows, and the fallbacks."""
+"""Average precision of softmax scores by grid counts
+(average_precision._softmax_average_precision): bitwise equal to the sorting path and equal
+to scikit-learn's definition (NumPy reference, on the scores the sorting path sorts; the
+softmax itself is checked against the reference's own in test_multilabel.py), with ties,
+tiny grids that make most buckets dirty, excluded rows, and the fallbacks."""
 
 from __future__ import annotations
 
@@ -12,31 +14,30 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imagenet_multilabel.metrics import functional as F
+from imagenet_multilabel.metrics import average_precision as AP
+from imagenet_multilabel.metrics.multilabel import multilabel_metrics
+from imagenet_multilabel.metrics.ranking import RowSummary, ranked_topk
+from imagenet_multilabel.metrics.scores import ClassScores
+from imagenet_multilabel.metrics.single import single_label_metrics
 from tests.metrics.np_reference import average_precision as ref_ap
+from tests.metrics.np_reference import close
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def close(a: float, b: float, rel: float = 1e-9) -> bool:
-    if math.isnan(a) or math.isnan(b):
-        return math.isnan(a) and math.isnan(b)
-    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)
-
-
 def grid_ap(logits: torch.Tensor, valid: torch.Tensor, index: torch.Tensor):
     """The grid path, asserting that it did not fall back to sorting."""
-    cs = F.ClassScores(logits)
+    cs = ClassScores(logits)
     mask = torch.zeros(len(logits), dtype=torch.bool)
     mask[index] = True
-    got = F._softmax_average_precision(logits, cs.lse, cs.best, valid, mask)
+    got = AP._softmax_average_precision(logits, cs.lse, cs.best, valid, mask)
     assert got is not None
     return got
 
 
 def sorted_ap(logits: torch.Tensor, valid: torch.Tensor, index: torch.Tensor):
     """The sorting path on the materialised softmax scores of the rows ``index``."""
-    return F.average_precision(F.ClassScores(logits).rows(index), valid[index])
+    return AP.average_precision(ClassScores(logits).rows(index), valid[index])
 
 
 def assert_bitwise(got, want) -> None:
@@ -82,15 +83,15 @@ def test_grid_ap_matches_reference_and_sorting(problem):
     try:
         torch.set_num_threads(threads)
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(F, "_AP_FINE_BUCKETS", fine)
-            mp.setattr(F, "_AP_BLOCK_COLS", block_cols)
-            mp.setattr(F, "_AP_MAX_SEGMENTS", max_segments)
+            mp.setattr(AP, "_AP_FINE_BUCKETS", fine)
+            mp.setattr(AP, "_AP_BLOCK_COLS", block_cols)
+            mp.setattr(AP, "_AP_MAX_SEGMENTS", max_segments)
             got = grid_ap(t_logits, t_valid, index)
         assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(before)
     assert_bitwise(got, sorted_ap(t_logits, t_valid, index))
-    scores = F.ClassScores(t_logits).rows(index).numpy()
+    scores = ClassScores(t_logits).rows(index).numpy()
     v = valid[keep]
     want = [100 * ref_ap(v[:, j], scores[:, j]) for j in range(v.shape[1])]
     assert all(close(a, b) for a, b in zip(got[0].tolist(), want, strict=True))
@@ -139,11 +140,11 @@ def test_grid_ap_falls_back_to_sorting(case):
     else:
         logits[1, 0] = 800.0  # every other score of row 1 is below e^-700
         valid[1, 1] = True
-    cs = F.ClassScores(logits)
+    cs = ClassScores(logits)
     mask = valid.any(1)
-    assert F._softmax_average_precision(logits, cs.lse, cs.best, valid, mask) is None
+    assert AP._softmax_average_precision(logits, cs.lse, cs.best, valid, mask) is None
     index = mask.nonzero().squeeze(1)
-    assert_bitwise(cs.average_precision(index, valid), sorted_ap(logits, valid, index))
+    assert_bitwise(AP.scores_average_precision(cs, index, valid), sorted_ap(logits, valid, index))
 
 
 def test_row_summary_shared_by_heads_equals_separate_calls():
@@ -158,24 +159,24 @@ def test_row_summary_shared_by_heads_equals_separate_calls():
     shared = Scorer({n: HeadSpec(h) for n, h in heads.items()}).score("d", logits, target, valid)
     alone = {
         "num_images": 200,
-        **F.single_label_metrics(logits, target),
-        **F.multilabel_metrics(logits, target, valid),
+        **single_label_metrics(logits, target),
+        **multilabel_metrics(logits, target, valid),
     }
     assert list(shared) == list(alone)
     assert all(
         shared[k] == alone[k] or (math.isnan(shared[k]) and math.isnan(alone[k])) for k in alone
     )
-    p = F.RowSummary(logits, heads["multilabel"].ranks(valid))
+    p = RowSummary(logits, heads["multilabel"].ranks(valid))
     assert p.top.shape[1] == max(5, int(valid.sum(1).max()))
-    assert torch.equal(p.ranked(12), F.ranked_topk(logits, 12))  # ranks further on demand
+    assert torch.equal(p.ranked(12), ranked_topk(logits, 12))  # ranks further on demand
 
 
 def test_fill_gaps_keeps_the_heaviest_gaps_and_the_last():
     # buckets: D . . D . D . . . D .   (D dirty); gaps [1,3), [4,5), [6,9), last [10,11)
     dirty = np.array([1, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0], dtype=bool)
     weight = np.array([0, 5, 5, 0, 20, 0, 1, 1, 1, 0, 0])
-    got = F._fill_gaps(dirty, lambda: weight, keep=2)  # the heaviest gap, plus the last
+    got = AP._fill_gaps(dirty, lambda: weight, keep=2)  # the heaviest gap, plus the last
     want = np.array([1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 0], dtype=bool)
     assert (got == want).all()
-    assert (F._fill_gaps(dirty, lambda: weight, keep=4) == dirty).all()  # few enough gaps
-    assert (F._fill_gaps(dirty, lambda: weight, keep=1) == ~np.eye(11, dtype=bool)[10]).all()
+    assert (AP._fill_gaps(dirty, lambda: weight, keep=4) == dirty).all()  # few enough gaps
+    assert (AP._fill_gaps(dirty, lambda: weight, keep=1) == ~np.eye(11, dtype=bool)[10]).all()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from imagenet_multilabel.metrics.functional import single_label_metrics
+from imagenet_multilabel.metrics.single import single_label_metrics
 from imagenet_multilabel.outputs import RunDir, read_predictions
 from imagenet_multilabel.tasks.evaluate import evaluate
 

@@ -22,10 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import DataError
-
-GROUPS = ("1", "2", "3", "4+")
-GAP_METRICS = ("top1", "real_top1", "vartopk_strict")
-PLAIN_METRICS = ("top1", "real_top1", "asma", "vartopk_strict")
+from ..metrics.names import LABEL_GROUPS, SUBGROUP_ACCURACIES, SUBGROUP_COUNT, subgroup
 
 
 @dataclass
@@ -47,11 +44,11 @@ def _value(metrics: Mapping[str, float | None], key: str) -> float:
 
 
 def subgroup_weights(metrics: Mapping[str, float], label: str) -> dict[str, float]:
-    counts = {g: _value(metrics, f"num_images@labels={g}") for g in GROUPS}
+    counts = {g: _value(metrics, subgroup(SUBGROUP_COUNT, g)) for g in LABEL_GROUPS}
     if any(math.isnan(c) for c in counts.values()):
         raise DataError(
-            f"{label} has no label-count subgroups (num_images@labels=...): evaluate it with "
-            "a label set and the multi-label head"
+            f"{label} has no label-count subgroups ({subgroup(SUBGROUP_COUNT, '...')}): "
+            "evaluate it with a label set and the multi-label head"
         )
     total = sum(counts.values())
     if total == 0:
@@ -70,10 +67,10 @@ def explain_gap(
     """Gap rows for top1, real_top1, vartopk_strict (reweighted) and asma (plain)."""
     wa, wb = subgroup_weights(a, a_label), subgroup_weights(b, b_label)
     rows = []
-    for metric in GAP_METRICS:
-        acc_a = {g: _value(a, f"{metric}@labels={g}") for g in GROUPS}
-        acc_b = {g: _value(b, f"{metric}@labels={g}") for g in GROUPS}
-        missing = [g for g in GROUPS if wb[g] > 0 and math.isnan(acc_a[g])]
+    for metric in SUBGROUP_ACCURACIES:
+        acc_a = {g: _value(a, subgroup(metric, g)) for g in LABEL_GROUPS}
+        acc_b = {g: _value(b, subgroup(metric, g)) for g in LABEL_GROUPS}
+        missing = [g for g in LABEL_GROUPS if wb[g] > 0 and math.isnan(acc_a[g])]
         if missing:
             raise DataError(
                 f"{a_label} has no images with {missing[0]} labels, which {b_label} has: "
@@ -128,7 +125,7 @@ def gap_markdown(
             f"| {share} |"
         )
     lines += ["", "| labels per image | share of A | share of B |", "|---|---:|---:|"]
-    lines += [f"| {g} | {100 * wa[g]:.1f}% | {100 * wb[g]:.1f}% |" for g in GROUPS]
+    lines += [f"| {g} | {100 * wa[g]:.1f}% | {100 * wb[g]:.1f}% |" for g in LABEL_GROUPS]
     return "\n".join(lines) + "\n"
 
 
@@ -146,24 +143,24 @@ def plot_gap(
     panels = [
         (
             ax1,
-            [[_value(m, f"vartopk_strict@labels={g}") for g in GROUPS] for m in (a, b)],
+            [[_value(m, subgroup("vartopk_strict", g)) for g in LABEL_GROUPS] for m in (a, b)],
             "variable top-k accuracy (%)",
             "accuracy per label count",
         ),
         (
             ax2,
-            [[100 * w[g] for g in GROUPS] for w in (wa, wb)],
+            [[100 * w[g] for g in LABEL_GROUPS] for w in (wa, wb)],
             "% of labeled images",
             "label-count distribution",
         ),
     ]
-    x = range(len(GROUPS))
+    x = range(len(LABEL_GROUPS))
     for ax, series, ylabel, title in panels:
         for offset, values, label in zip((-0.2, 0.2), series, (a_label, b_label), strict=True):
             ax.bar([i + offset for i in x], values, width=0.4, label=label)
         ax.set(
             xticks=list(x),
-            xticklabels=GROUPS,
+            xticklabels=LABEL_GROUPS,
             xlabel="valid labels per image",
             ylabel=ylabel,
             title=title,

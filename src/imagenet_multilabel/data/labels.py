@@ -28,6 +28,7 @@ import torch
 
 from ..classes import NUM_CLASSES
 from ..errors import DataError
+from ..metrics.ranking import label_counts
 from .label_files import parse_classes, read_json, read_label_table
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "labels"
@@ -63,13 +64,8 @@ class JoinedLabels:
 
     @property
     def counts(self) -> torch.Tensor:
-        """Number of valid classes per image (see :func:`label_counts`)."""
+        """Number of valid classes per image (``N``, int64)."""
         return label_counts(self.valid)
-
-
-def label_counts(valid: torch.Tensor) -> torch.Tensor:
-    """Number of valid classes per image (``N``, int64) of a multi-hot matrix."""
-    return valid.sum(dim=1, dtype=torch.int64)
 
 
 def _check_duplicates(file_names: Sequence[str]) -> None:

@@ -3,6 +3,7 @@ buffers; once per epoch, the gathered predictions of each dataset go to the scor
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -14,7 +15,7 @@ from torch import nn
 from ..distributed import raise_if_any_rank_failed
 from ..metrics.buffer import PredictionBuffer, Predictions
 from ..outputs import flatten_metrics
-from ..runtime import InFlight
+from ..runtime import InFlight, one_torch_thread
 from ..scoring import Scorer
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class EvaluationModule(L.LightningModule):
         scorer.check_labels({name: name in with_valid for name in dataset_sizes})
         self.parallel_batches = parallel_batches
         self._in_flight: InFlight | None = None
-        self._torch_threads = 0
+        self._one_thread = contextlib.ExitStack()
         self.forward_batch_size = forward_batch_size
         self.backbone = backbone
         self.scorer = scorer
@@ -91,8 +92,7 @@ class EvaluationModule(L.LightningModule):
 
     def on_validation_start(self) -> None:
         if self.parallel_batches > 1 and self.device.type == "cpu":
-            self._torch_threads = torch.get_num_threads()
-            torch.set_num_threads(1)
+            self._one_thread.enter_context(one_torch_thread())
             self._in_flight = InFlight(self.parallel_batches, name="forward")
 
     def validation_step(
@@ -135,7 +135,7 @@ class EvaluationModule(L.LightningModule):
         if self._in_flight is not None:
             self._in_flight.close()
             self._in_flight = None
-            torch.set_num_threads(self._torch_threads)  # the metrics use every thread again
+            self._one_thread.close()  # the metrics use every thread again
 
     def on_validation_epoch_end(self) -> None:
         if self._in_flight is not None:

@@ -3,7 +3,7 @@
 A head is the pluggable "what do we predict, and how is it judged" part of an evaluation:
 it receives the logits of a whole dataset (gathered across ranks, in dataset order) with
 the original labels and, where a label set exists, the multi-hot valid labels, and returns
-named metrics computed by :mod:`imagenet_multilabel.metrics.functional`.
+named metrics computed by the metric core (:mod:`imagenet_multilabel.metrics`).
 """
 
 from __future__ import annotations
@@ -13,13 +13,16 @@ from collections.abc import Sequence
 from torch import Tensor
 
 from ..errors import UserError
-from ..metrics import functional as F
+from ..metrics.multilabel import PRED_MODES, multilabel_metrics, multilabel_ranks
+from ..metrics.ranking import RowSummary
+from ..metrics.scores import SCORE_KINDS
+from ..metrics.single import single_label_metrics
 
 
 class Head:
     """Base class. ``needs_labels``: the head can only score images with a label set.
 
-    ``metrics`` may be given ``summary``, the :class:`~..metrics.functional.RowSummary` of
+    ``metrics`` may be given ``summary``, the :class:`~..metrics.ranking.RowSummary` of
     the same logits that :class:`~..scoring.Scorer` makes once per dataset so that the heads
     share the ranking and softmax statistics; ``ranks`` says how many best classes per
     image the head reads from it.
@@ -36,7 +39,7 @@ class Head:
         logits: Tensor,
         target: Tensor,
         valid: Tensor | None,
-        summary: F.RowSummary | None = None,
+        summary: RowSummary | None = None,
     ) -> dict[str, float]:
         raise NotImplementedError
 
@@ -54,9 +57,9 @@ class SingleLabelHead(Head):
         logits: Tensor,
         target: Tensor,
         valid: Tensor | None,
-        summary: F.RowSummary | None = None,
+        summary: RowSummary | None = None,
     ) -> dict[str, float]:
-        return F.single_label_metrics(logits, target, self.ece_bins, summary=summary)
+        return single_label_metrics(logits, target, self.ece_bins, summary=summary)
 
 
 class MultiLabelHead(Head):
@@ -77,7 +80,7 @@ class MultiLabelHead(Head):
 
     The ranking metrics (ReaL top-1/5, variable top-k, subgroups, ASMA) do not depend on
     ``mode``; the mAPs depend on ``scores`` only. Metric names: see
-    :func:`imagenet_multilabel.metrics.functional.multilabel_metrics`.
+    :func:`imagenet_multilabel.metrics.multilabel.multilabel_metrics`.
     """
 
     name = "multilabel"
@@ -94,11 +97,11 @@ class MultiLabelHead(Head):
         ece_bins: int = 15,
         confidences: Sequence[float] = (0.5, 0.8),
     ) -> None:
-        if mode not in F.PRED_MODES:
-            raise UserError(f"head mode '{mode}' is unknown: use one of {', '.join(F.PRED_MODES)}")
-        if scores not in F.SCORE_KINDS:
+        if mode not in PRED_MODES:
+            raise UserError(f"head mode '{mode}' is unknown: use one of {', '.join(PRED_MODES)}")
+        if scores not in SCORE_KINDS:
             raise UserError(
-                f"head scores '{scores}' is unknown: use one of {', '.join(F.SCORE_KINDS)}"
+                f"head scores '{scores}' is unknown: use one of {', '.join(SCORE_KINDS)}"
             )
         if mode == "topk" and k < 1:
             raise UserError(f"head k={k} must be at least 1 for mode=topk")
@@ -112,14 +115,14 @@ class MultiLabelHead(Head):
     def ranks(self, valid: Tensor | None) -> int:
         if valid is None:
             return 5
-        return F.multilabel_ranks(valid.bool(), self.mode, self.k)
+        return multilabel_ranks(valid.bool(), self.mode, self.k)
 
     def metrics(
         self,
         logits: Tensor,
         target: Tensor,
         valid: Tensor | None,
-        summary: F.RowSummary | None = None,
+        summary: RowSummary | None = None,
     ) -> dict[str, float]:
         if valid is None:
             raise UserError(
@@ -131,7 +134,7 @@ class MultiLabelHead(Head):
                 f"label set has {valid.shape[-1]} classes per image but the model predicts "
                 f"{logits.shape[-1]}: use a label set made for this model's classes"
             )
-        return F.multilabel_metrics(
+        return multilabel_metrics(
             logits,
             target,
             valid.bool(),

@@ -1,0 +1,29 @@
+"""Metric names: the one place where the composite keys of metrics.json are built.
+
+Label-count subgroups are the images with 1, 2, 3 and 4 or more valid labels; their
+metrics are named ``<metric>@labels=<g>`` (``num_images@labels=2``, ``top1@labels=4+``).
+The uncertainty view names ``confident_errors_valid@p>=<t>`` by its top-1 score threshold.
+"""
+
+from __future__ import annotations
+
+LABEL_GROUPS: tuple[str, ...] = ("1", "2", "3", "4+")
+SINGLE_METRICS: tuple[str, ...] = ("top1", "top5", "nll", "ece")  # the single-label head's
+SUBGROUP_COUNT = "num_images"  # images per subgroup
+SUBGROUP_ACCURACIES: tuple[str, ...] = ("top1", "real_top1", "vartopk_strict")
+
+
+def subgroup(metric: str, group: str) -> str:
+    """Key of ``metric`` over label-count subgroup ``group`` (one of :data:`LABEL_GROUPS`)."""
+    return f"{metric}@labels={group}"
+
+
+def confident_errors(threshold: float) -> str:
+    """Key of the share of confident errors (top-1 score ``>= threshold``) whose top-1 is a
+    valid label."""
+    return f"confident_errors_valid@p>={threshold:g}"
+
+
+def is_count(name: str) -> bool:
+    """Whether metric ``name`` counts images (``num_*``) rather than measuring a share."""
+    return name.startswith("num_")

@@ -1,0 +1,106 @@
+"""The evaluation's metric path, PredictionBuffer -> heads: predictions buffered in
+batches, in any order, on one process or gathered from a real 2-process gloo pool with
+uneven shards, give exactly the metrics of the whole tensors."""
+
+from __future__ import annotations
+
+import math
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from imagenet_multilabel.metrics.buffer import PredictionBuffer, Predictions
+from imagenet_multilabel.models.heads import MultiLabelHead, SingleLabelHead
+from imagenet_multilabel.scoring import HeadSpec, Scorer
+
+N, C = 57, 11
+HEAD_SETS = {  # one multi-label head per set: heads of a set share metric names
+    "default": {"single": SingleLabelHead(), "multilabel": MultiLabelHead(min_subgroup_size=2)},
+    "cumulative": {"multilabel": MultiLabelHead("cumulative", mass=0.7)},
+    "sigmoid": {"multilabel": MultiLabelHead("threshold", "sigmoid", threshold=0.6)},
+}
+
+
+def data() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randint(-3, 4, (N, C), generator=g).float()  # ties included
+    logits[::4] = torch.randn(len(logits[::4]), C, generator=g)
+    target = torch.randint(0, C, (N,), generator=g)
+    sizes = torch.randint(0, 8, (N,), generator=g)  # 0..7 labels, some empty
+    valid = torch.zeros(N, C, dtype=torch.bool)
+    for i, k in enumerate(sizes.tolist()):
+        valid[i, torch.randperm(C, generator=g)[:k]] = True
+    return logits, target, valid
+
+
+def buffered(rows: torch.Tensor, batch: int) -> Predictions:
+    """The images ``rows`` put into a buffer in batches (gathered when distributed)."""
+    logits, target, valid = data()
+    buffer = PredictionBuffer(N, with_valid=True, num_classes=C)
+    for a in range(0, len(rows), batch):
+        idx = rows[a : a + batch]
+        buffer.update(idx, logits[idx], target[idx], valid[idx])
+    return buffer.compute()
+
+
+def metrics(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> dict[str, float]:
+    out = {}
+    for name, heads in HEAD_SETS.items():
+        scored = Scorer({n: HeadSpec(h) for n, h in heads.items()}).score(
+            "d", logits, target, valid
+        )
+        out.update({f"{name}/{k}": v for k, v in scored.items()})
+    return out
+
+
+def assert_identical(got: dict[str, float], want: dict[str, float]) -> None:
+    assert list(got) == list(want)
+    bad = {
+        k: (got[k], want[k])
+        for k in want
+        if not (got[k] == want[k] or (math.isnan(got[k]) and math.isnan(want[k])))
+    }
+    assert not bad
+
+
+@pytest.mark.parametrize("batch", [1, 8, N])
+def test_buffered_batches_in_any_order_give_the_same_metrics(batch):
+    rows = torch.randperm(N, generator=torch.Generator().manual_seed(batch))
+    preds = buffered(rows, batch)
+    logits, target, valid = data()
+    assert torch.equal(preds.logits, logits) and torch.equal(preds.target, target)
+    assert torch.equal(preds.valid, valid)
+    assert_identical(metrics(preds.logits, preds.target, preds.valid), metrics(*data()))
+
+
+def _worker(rank: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    torch.set_num_threads(1)  # a forked child: no OpenMP pool of its own
+    try:
+        rows = torch.arange(N)
+        shard = rows[:20] if rank == 0 else rows[20:]  # uneven: 20 and 37 images
+        preds = buffered(shard, 6 if rank == 0 else 9)
+        scored = metrics(preds.logits, preds.target, preds.valid)
+        Path(out, f"{rank}.pkl").write_bytes(pickle.dumps(scored))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_two_processes_equal_one_exactly(tmp_path: Path):
+    from lightning.fabric.plugins.environments.lightning import find_free_network_port
+
+    torch.multiprocessing.start_processes(  # fork: no re-import, seconds instead of a minute
+        _worker,
+        args=(find_free_network_port(), str(tmp_path)),
+        nprocs=2,
+        start_method="fork",
+    )
+    want = metrics(*data())
+    for rank in range(2):
+        assert_identical(pickle.loads((tmp_path / f"{rank}.pkl").read_bytes()), want)

@@ -152,6 +152,27 @@ def test_placeholders_and_no_label_set_in_chromium(browser: Browser, tmp_path: P
     assert browser.evaluate("document.querySelectorAll('.missing').length") == cards
     assert "No label set was present" in browser.evaluate("document.body.innerText")
     assert browser.evaluate("document.getElementById('f-nvalid').disabled") is True
+    browser.screenshot(tmp_path / "placeholders.png", full_page=False)
     assert set_filter(browser, "f-hi", "0") < cards
     assert script_errors(browser) == []
-    browser.screenshot(tmp_path / "placeholders.png", full_page=False)
+
+
+@pytest.mark.slow
+def test_gallery_of_a_real_run_in_chromium(browser: Browser, compose_cfg) -> None:
+    """evaluate (tiny random model, default data: demo photos + composites), then the
+    gallery the way ``gallery=true`` makes it: real photos, real predictions."""
+    from imagenet_multilabel.tasks.evaluate import evaluate
+
+    cfg = compose_cfg("model=test_tiny", "batch_size=25", "gallery=true")
+    evaluate(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    if cfg.gallery:  # the call evaluate makes at its end
+        write_gallery(run_dir, cfg.gallery)
+    open_page(browser, run_dir / "gallery" / "index.html")
+    ids = browser.evaluate("Array.from(document.querySelectorAll('.gsec')).map(s => s.id)")
+    assert "demo-wrong_top1" in ids and "patchml-composites" in ids
+    images = browser.evaluate("Array.from(document.images).map(i => i.naturalWidth)")
+    assert images and all(w > 0 for w in images)
+    assert browser.evaluate("document.querySelectorAll('.missing').length") == 0
+    assert script_errors(browser) == []
+    browser.screenshot(run_dir / "gallery.png", full_page=False)

@@ -124,6 +124,8 @@ def test_moved_photos_are_placeholders_until_image_root_finds_them(tmp_path, cap
     html = write_gallery(run_dir).read_text()
     assert html.count('<div class="missing"') == len(cards(html)) > 0
     assert "photos not found" in caplog.text and "gallery.image_root" in caplog.text
+    n = len(set(re.findall(r'data-index="(\d+)"', html)))
+    assert f"{n} of {n} photos not found" in html  # a note on the page, too
     assert not (run_dir / "gallery" / "thumbs").exists() or not any(
         (run_dir / "gallery" / "thumbs").iterdir()
     )

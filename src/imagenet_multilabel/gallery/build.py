@@ -67,7 +67,15 @@ def dataset_views(run: RunDir, options: GalleryOptions, only=None) -> list[Datas
         rows = (i for s in sections for i in s.rows.tolist())
         samples = build_samples(data, rows, locator, composite)
         views.append(
-            DatasetView(name, info, run.metrics.get(name, {}), valid is not None, sections, samples)
+            DatasetView(
+                name,
+                info,
+                run.metrics.get(name, {}),
+                valid is not None,
+                sections,
+                samples,
+                _missing_note(name, info.get("root"), samples, options),
+            )
         )
     return views
 
@@ -78,21 +86,20 @@ def _sources(views: list[DatasetView]) -> list[Path]:
     ]
 
 
-def _warn_missing(views: list[DatasetView], options: GalleryOptions) -> int:
-    tiles = [(v, t) for v in views for s in v.samples.values() for t in s.tiles]
-    missing = [(v, t) for v, t in tiles if t.source is None]
-    if missing:
-        view, tile = missing[0]
-        where = options.image_root or view.info.get("root") or "the paths in the run"
-        log.warning(
-            "%d of %d photos not found (e.g. %s under %s): shown as placeholders; pass "
-            "gallery.image_root=<folder> if they moved",
-            len(missing),
-            len(tiles),
-            tile.file,
-            where,
-        )
-    return len(missing)
+def _missing_note(name: str, view_root: Any, samples: dict, options: GalleryOptions) -> str | None:
+    """A line for the page and the log when photos of the samples are not found."""
+    tiles = [t for s in samples.values() for t in s.tiles]
+    missing = [t for t in tiles if t.source is None]
+    if not missing:
+        return None
+    where = options.image_root or view_root or "the paths stored in the run"
+    note = (
+        f"{len(missing)} of {len(tiles)} photos not found (e.g. {missing[0].file} under "
+        f"{where}): shown as placeholders; if they moved, rebuild with "
+        "gallery.image_root=<folder>"
+    )
+    log.warning("%s: %s", name, note)
+    return note
 
 
 def _output_dir(run: RunDir, options: GalleryOptions) -> Path:
@@ -137,7 +144,6 @@ def write_gallery(
     run = RunDir(run_dir)
     out = _output_dir(run, options)
     views = dataset_views(run, options, datasets)
-    _warn_missing(views, options)
     out.parent.mkdir(parents=True, exist_ok=True)
     built = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new."))
     try:

@@ -30,6 +30,7 @@ class DatasetView:
     has_labels: bool
     sections: list[Section]
     samples: dict[int, Sample]
+    photo_note: str | None = None  # photos not found
 
 
 def _asset(name: str) -> str:
@@ -160,6 +161,8 @@ def _band(view: DatasetView) -> str:
         "results (top-1 against the original label) can be shown. Evaluate with a label set "
         "(labels=real, multilabelfy, file) for the multi-label sections.</p>"
     )
+    if view.photo_note:
+        note += f'<p class="note">{escape(view.photo_note)}</p>'
     return (
         '<div class="band"><div class="band-head">'
         f"<h2>{escape(view.name)}</h2>"
@@ -217,7 +220,9 @@ def _card(sample: Sample, thumbs: Mapping[Path, str]) -> str:
     if sample.valid is None:
         valid = ""
     elif sample.valid:
-        chips = "".join(f'<span class="chip">{escape(names[c])}</span>' for c in sample.valid)
+        # the original label first, then the others as the model ranks them
+        ordered = sorted(sample.valid_ranks, key=lambda cr: (cr[0] != sample.target, cr[1]))
+        chips = "".join(f'<span class="chip">{escape(names[c])}</span>' for c, _ in ordered)
         valid = f'<div class="chips"><span class="k">valid</span>{chips}</div>'
     else:
         valid = (
@@ -309,6 +314,7 @@ def render_page(
     model_name = model.get("name") if isinstance(model, Mapping) else str(model)
     title = f"{model_name or 'unknown model'}"
     datasets = ", ".join(v.name for v in views)
+    legend = "" if all(v.has_labels for v in views) else " (no label set: ✓ = original label)"
     body = "".join(_dataset(v, seed, thumbs) for v in views)
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
@@ -318,8 +324,7 @@ def render_page(
         f'<header class="top"><h1>{escape(title)} <small>on {escape(datasets)}</small></h1>'
         f'<p class="sub">Where single-label top-1 misjudges the model and where it really errs. '
         f"Run <code>{escape(str(run_path))}</code> · up to {per_section} images per section "
-        f"(seed {seed}) · ✓ a valid label, ✗ not one (without a label set: the original "
-        "label or not)</p></header>"
+        f"(seed {seed}) · ✓ valid label, ✗ not valid{legend}</p></header>"
         f"{_filters(any(v.has_labels for v in views))}<main>{body}</main>"
         "<footer>Made by <code>python -m imagenet_multilabel.gallery</code> from the run's saved "
         "predictions; probabilities are the softmax of the logits.</footer>"

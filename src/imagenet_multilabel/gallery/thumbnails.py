@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,7 +35,7 @@ def thumbnail_name(source: Path) -> str:
 
 
 def write_thumbnails(
-    sources: Iterable[Path], folder: Path, size: int, threads: int = 2
+    sources: Iterable[Path], folder: Path, size: int, threads: int | None = None
 ) -> dict[Path, str]:
     """Write a thumbnail of each distinct source into ``folder``; returns source -> file
     name (sources that could not be read are left out)."""
@@ -49,6 +50,7 @@ def write_thumbnails(
         small.save(folder / name, "JPEG", quality=QUALITY, optimize=True)
         return source, name
 
-    with ThreadPoolExecutor(max(1, threads)) as pool:  # Pillow decodes without the GIL
+    threads = threads or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(threads) as pool:  # Pillow decodes without the GIL
         done = list(pool.map(one, unique))
     return {source: name for source, name in done if name is not None}

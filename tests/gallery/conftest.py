@@ -1,0 +1,141 @@
+"""Hand-built runs on the package's demo photos: predictions whose sections are known by
+construction, written with the project's own writers (outputs.write_predictions,
+write_json with ``<dataset>/<metric>`` keys) and metrics computed by its metric code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from imagenet_multilabel.classes import NUM_CLASSES, wnid_to_index
+from imagenet_multilabel.data.datasets import DEMO_ROOT
+from imagenet_multilabel.metrics.functional import multilabel_metrics, single_label_metrics
+from imagenet_multilabel.outputs import flatten_metrics, write_json, write_predictions
+
+# one kind per image, in turn: what the image's logits and valid labels are made to be
+KINDS = (
+    "correct",  # top-1 = original label, the only valid one
+    "right_scored_wrong",  # top-1 = a second valid label, not the original one
+    "confidently_wrong",  # top-1 outside the valid set, p > 0.9
+    "missed_second",  # 3 valid labels, one ranked near the bottom
+    "no_label",  # empty valid set
+    "unsure_wrong",  # top-1 outside the valid set, p < 0.1
+)
+NUM_PLAIN = 24
+NUM_COMPOSITES = 6
+
+
+def demo_photos() -> list[str]:
+    return sorted(p.name for p in DEMO_ROOT.glob("*.JPEG"))
+
+
+def class_of(name: str) -> int:
+    return wnid_to_index()[name.split("_", 1)[0]]
+
+
+@dataclass
+class Dataset:
+    files: list[str]
+    target: np.ndarray
+    logits: np.ndarray
+    valid: np.ndarray | None
+    kinds: list[str] = field(default_factory=list)
+
+    def rows(self, kind: str) -> set[int]:
+        return {i for i, k in enumerate(self.kinds) if k == kind}
+
+
+def plain_dataset(with_labels: bool = True, seed: int = 0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    files = demo_photos()[:NUM_PLAIN]
+    target = np.array([class_of(f) for f in files])
+    logits = rng.normal(0.0, 1.0, (NUM_PLAIN, NUM_CLASSES)).astype(np.float32)
+    valid = np.zeros((NUM_PLAIN, NUM_CLASSES), dtype=bool)
+    kinds = []
+    for i, t in enumerate(target):
+        kind = KINDS[i % len(KINDS)]
+        kinds.append(kind)
+        other, far = (t + 500 + i) % NUM_CLASSES, (t + 700 + i) % NUM_CLASSES
+        valid[i, t] = kind != "no_label"
+        if kind == "correct":
+            logits[i, t] = 12 + i / 10
+        elif kind == "right_scored_wrong":
+            valid[i, other] = True
+            logits[i, other], logits[i, t] = 10 + i / 10, 8
+        elif kind == "confidently_wrong":
+            logits[i, other], logits[i, t] = 14 + i / 10, 6
+        elif kind == "missed_second":
+            valid[i, [other, far]] = True
+            logits[i, t], logits[i, other], logits[i, far] = 10, 8, -8 - i / 10
+        elif kind == "no_label":
+            logits[i, other] = 9 + i / 10
+        else:  # unsure_wrong
+            logits[i, other] = 3
+    return Dataset(files, target, logits, valid if with_labels else None, kinds)
+
+
+def composite_dataset(seed: int = 1) -> Dataset:
+    """2-tile composites of distinct demo photos (as data/composites.py names them): the
+    second tile's class is top-1; the first (original label) is ranked 2nd or far down."""
+    rng = np.random.default_rng(seed)
+    photos = demo_photos()[NUM_PLAIN : NUM_PLAIN + 2 * NUM_COMPOSITES]
+    pairs = [(photos[2 * i], photos[2 * i + 1]) for i in range(NUM_COMPOSITES)]
+    files = [f"{a}+{b}" for a, b in pairs]
+    target = np.array([class_of(a) for a, _ in pairs])
+    logits = rng.normal(0.0, 1.0, (NUM_COMPOSITES, NUM_CLASSES)).astype(np.float32)
+    valid = np.zeros((NUM_COMPOSITES, NUM_CLASSES), dtype=bool)
+    kinds = []
+    for i, (a, b) in enumerate(pairs):
+        valid[i, [class_of(a), class_of(b)]] = True
+        logits[i, class_of(b)] = 9
+        missed = i % 2 == 1
+        logits[i, class_of(a)] = -9 if missed else 7
+        kinds.append("missed_second" if missed else "found_both")
+    return Dataset(files, target, logits, valid, kinds)
+
+
+def write_run(run_dir: Path, datasets: dict[str, Dataset], root: Path | str = DEMO_ROOT) -> Path:
+    per_dataset, info = {}, {}
+    for name, d in datasets.items():
+        write_predictions(
+            run_dir / "predictions" / f"{name}.npz",
+            index=np.arange(len(d.files)),
+            files=d.files,
+            target=d.target,
+            logits=d.logits,
+            valid=d.valid,
+        )
+        logits, target = torch.from_numpy(d.logits), torch.from_numpy(d.target)
+        metrics = single_label_metrics(logits, target)
+        if d.valid is not None:
+            metrics.update(multilabel_metrics(logits, target, torch.from_numpy(d.valid)))
+        per_dataset[name] = metrics
+        composite = "+" in d.files[0]
+        info[name] = {
+            "class": "CompositeDataset" if composite else "WnidFilesDataset",
+            "root": str(root),
+            "num_images": len(d.files),
+            "labels": "none" if d.valid is None else ("intrinsic" if composite else "file"),
+        }
+    write_json(
+        run_dir / "run.json",
+        {"task": "evaluate", "model": {"name": "hand_built"}, "datasets": info},
+    )
+    write_json(run_dir / "metrics.json", flatten_metrics(per_dataset))
+    return run_dir
+
+
+@pytest.fixture
+def labeled_run(tmp_path: Path) -> tuple[Path, dict[str, Dataset]]:
+    datasets = {"demo": plain_dataset(), "patchml": composite_dataset()}
+    return write_run(tmp_path / "run", datasets), datasets
+
+
+@pytest.fixture
+def unlabeled_run(tmp_path: Path) -> tuple[Path, dict[str, Dataset]]:
+    datasets = {"demo": plain_dataset(with_labels=False)}
+    return write_run(tmp_path / "run_nolabels", datasets), datasets

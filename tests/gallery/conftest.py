@@ -13,7 +13,8 @@ import torch
 
 from imagenet_multilabel.classes import NUM_CLASSES, wnid_to_index
 from imagenet_multilabel.data.datasets import DEMO_ROOT
-from imagenet_multilabel.metrics.functional import multilabel_metrics, single_label_metrics
+from imagenet_multilabel.metrics.multilabel import multilabel_metrics
+from imagenet_multilabel.metrics.single import single_label_metrics
 from imagenet_multilabel.outputs import flatten_metrics, write_json, write_predictions
 
 # one kind per image, in turn: what the image's logits and valid labels are made to be

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..classes import class_names, wnids
-from ..metrics.functional import LABEL_GROUPS
+from ..metrics.names import LABEL_GROUPS, SUBGROUP_COUNT, subgroup
 from .samples import Sample, Tile
 from .selection import Section
 
@@ -112,7 +112,7 @@ def bar_chart(
 
 def _plots(metrics: Mapping[str, float]) -> str:
     counts = [metrics.get("num_unlabeled")] + [
-        metrics.get(f"num_images@labels={g}") for g in LABEL_GROUPS
+        metrics.get(subgroup(SUBGROUP_COUNT, g)) for g in LABEL_GROUPS
     ]
     ymax = max((_number(c) or 0.0) for c in counts)
     dist = bar_chart(
@@ -124,10 +124,10 @@ def _plots(metrics: Mapping[str, float]) -> str:
     acc = bar_chart(
         list(LABEL_GROUPS),
         [
-            ("top1", [metrics.get(f"top1@labels={g}") for g in LABEL_GROUPS], "#b9c1cf"),
+            ("top1", [metrics.get(subgroup("top1", g)) for g in LABEL_GROUPS], "#b9c1cf"),
             (
                 "vartopk_strict",
-                [metrics.get(f"vartopk_strict@labels={g}") for g in LABEL_GROUPS],
+                [metrics.get(subgroup("vartopk_strict", g)) for g in LABEL_GROUPS],
                 "#2f6fd1",
             ),
         ],

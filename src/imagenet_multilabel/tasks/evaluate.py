@@ -103,6 +103,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     )
     write_json(out / "run.json", run)
     write_json(out / "metrics.json", metrics)  # last: its presence marks a complete run
+    if cfg.get("gallery"):
+        from ..gallery import write_gallery
+
+        write_gallery(out, cfg.gallery)
     print_summary(
         per_dataset,
         title=f"{cfg.model.name} ({num_images} images, {run['images_per_second']:.1f} img/s)",

@@ -165,8 +165,10 @@ def plot_gap(
             ylabel=ylabel,
             title=title,
         )
-        ax.legend()
-    fig.tight_layout()
+    # one legend above both panels: inside a panel it covered the bars
+    handles, labels = ax1.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)

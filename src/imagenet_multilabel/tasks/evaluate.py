@@ -25,6 +25,7 @@ from ..builders import (
     build_scorer,
     build_trainer,
     finish_wandb,
+    loader_settings,
 )
 from ..data.transforms import Normalize
 from ..distributed import is_global_zero
@@ -61,14 +62,15 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         s.dataset.transform = transform
     loggers = build_loggers(cfg)
     trainer = build_trainer(cfg, loggers)
-    threads = set_cpu_threads(cfg.cpu_threads, cfg.num_workers, trainer.num_devices)
+    loader = loader_settings(cfg, trainer)
+    threads = set_cpu_threads(cfg.cpu_threads, loader.num_workers, trainer.num_devices)
     module = EvaluationModule(
         backbone.model,
         scorer,
         {name: len(s.dataset) for name, s in sets.items()},
         with_valid={name for name, s in sets.items() if s.valid is not None},
         channels_last=cfg.channels_last,
-        forward_batch_size=cfg.batch_size,
+        forward_batch_size=loader.batch_size,
         normalize=Normalize(backbone.preprocessing["mean"], backbone.preprocessing["std"])
         if cfg.normalize_on_device
         else None,
@@ -80,7 +82,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
     forward_start = time.perf_counter()
     try:
-        trainer.validate(module, datamodule=build_datamodule(cfg, sets), verbose=False)
+        trainer.validate(module, datamodule=build_datamodule(loader, sets), verbose=False)
     finally:
         module.release()
         if trainer.is_global_zero:
@@ -95,6 +97,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     write_dataset_predictions(out, module, sets, cfg.predictions.logits_dtype)
     num_images = sum(len(s.dataset) for s in sets.values())
     run = run_record(cfg, backbone, sets, scorer.names, trainer, threads, cpu_parallel, kept)
+    run.update(batch_size=loader.batch_size, num_workers=loader.num_workers)
+    run["pin_memory"] = loader.pin_memory
     run.update(
         num_images=num_images,
         wall_seconds=round(time.perf_counter() - started, 3),
@@ -148,8 +152,6 @@ def run_record(
         "datasets": {name: s.record() for name, s in sets.items()},
         "heads": heads,
         "seed": cfg.seed,
-        "batch_size": cfg.batch_size,
-        "num_workers": cfg.num_workers,
         "channels_last": cfg.channels_last,
         "cpu_threads": threads,
         "cpu_parallel": cpu_parallel if trainer.strategy.root_device.type == "cpu" else None,

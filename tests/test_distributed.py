@@ -360,10 +360,16 @@ def test_the_lightning_internals_we_patch_still_exist() -> None:
     from lightning.pytorch.strategies.launchers import subprocess_script
 
     original = subprocess_script._hydra_subprocess_cmd
+    observer = subprocess_script._launch_process_observer
     assert list(inspect.signature(original).parameters) == ["local_rank"]
-    assert "_hydra_subprocess_cmd(local_rank)" in inspect.getsource(subprocess_script)
+    assert list(inspect.signature(observer).parameters) == ["child_processes"]
+    source = inspect.getsource(subprocess_script)
+    assert "_hydra_subprocess_cmd(local_rank)" in source
+    assert "_launch_process_observer(self.procs)" in source
     launcher = subprocess_script._SubprocessScriptLauncher(LightningEnvironment(), 2, 1)
     assert launcher.procs == []
     with distributed.hydra_job(test_the_lightning_internals_we_patch_still_exist, None):
         assert subprocess_script._hydra_subprocess_cmd is distributed.rank_command
+        assert subprocess_script._launch_process_observer is distributed.observe_children
     assert subprocess_script._hydra_subprocess_cmd is original
+    assert subprocess_script._launch_process_observer is observer

@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from . import distributed  # also registers the resolvers conf/hydra/ uses
-from .errors import UserError, find_user_error, one_line
+from .errors import Interrupted, find_user_error, one_line
 
 log = logging.getLogger("imagenet_multilabel")
 # conf/hydra/launcher/submitit_*.yaml extend the plugin's schemas of the same name, which
@@ -80,19 +80,6 @@ def import_task(ref: str) -> Callable[[DictConfig], Mapping[str, float]]:
     for part in name.split("."):
         target = getattr(target, part)
     return target
-
-
-class Interrupted(UserError):
-    """The process was told to stop (SIGTERM: a scheduler's pre-emption, or kill)."""
-
-    exit_code = 128 + signal.SIGTERM
-
-    @staticmethod
-    def message(signum: int) -> str:
-        return (
-            f"interrupted by {signal.Signals(signum).name} before the run finished: it wrote "
-            "no metrics.json; run it again"
-        )
 
 
 @contextlib.contextmanager

@@ -20,9 +20,12 @@ import atexit
 import logging
 import logging.config
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +33,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from .errors import UserError, find_user_error, one_line
+from .errors import Interrupted, UserError, find_user_error, one_line
 
 log = logging.getLogger(__name__)
 
@@ -156,12 +159,13 @@ def hydra_job(task: Callable, cfg: DictConfig) -> Iterator[None]:
     saved_env = {k: os.environ.get(k) for k in (*_LAUNCHER_ENV, _THREADS_ENV)}
     launches = "LOCAL_RANK" not in os.environ  # not a rank started by another process
     previous, _current_job = _current_job, {"task": task, "cfg": cfg}
-    original = module._hydra_subprocess_cmd
+    original = module._hydra_subprocess_cmd, module._launch_process_observer
     module._hydra_subprocess_cmd = rank_command
+    module._launch_process_observer = observe_children
     try:
         yield
     finally:
-        module._hydra_subprocess_cmd = original
+        module._hydra_subprocess_cmd, module._launch_process_observer = original
         _current_job = previous
         if launches:
             _destroy_process_group()
@@ -170,6 +174,42 @@ def hydra_job(task: Callable, cfg: DictConfig) -> Iterator[None]:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+def observe_children(children: list[subprocess.Popen], period_s: float = 1.0) -> None:
+    """Stands in for Lightning's process observer during :func:`hydra_job`: a thread that
+    watches the ranks rank 0 started. When one ends with an error that the ranks did not
+    agree on (those empty ``children`` first: :func:`_detach_children`), the others are
+    killed and this process ends with one line: exit 143 when a rank was interrupted
+    (SIGTERM), else 1. (Lightning's observer SIGKILLs the whole job without a word.)"""
+
+    def watch() -> None:
+        while children:
+            time.sleep(period_s)
+            codes = [p.poll() for p in list(children)]
+            if not children or all(c == 0 for c in codes):
+                return
+            # exit code 2: a rank ended on the error all ranks agreed on, which rank 0 reports
+            failed = [c for c in codes if c and c != 2]
+            if not failed:
+                continue
+            for proc in list(children):
+                if proc.poll() is None:
+                    proc.kill()
+            if any(c in (-signal.SIGTERM, Interrupted.exit_code) for c in failed):
+                message, code = Interrupted.message(), Interrupted.exit_code
+            else:
+                message, code = (
+                    f"a rank process ended with exit code {failed[0]} (see its "
+                    "<task>.rank<R>.log in the run folder); all ranks were stopped",
+                    1,
+                )
+            log.error(message)
+            print(f"error: {message}", file=sys.stderr, flush=True)
+            logging.shutdown()
+            os._exit(code)
+
+    threading.Thread(target=watch, name="rank-observer", daemon=True).start()
 
 
 def _destroy_process_group() -> None:

@@ -19,6 +19,21 @@ class ModelError(UserError):
     """A model name or its weights cannot be resolved."""
 
 
+class Interrupted(UserError):
+    """The process was told to stop (SIGTERM: a scheduler's pre-emption, or kill)."""
+
+    exit_code = 143  # 128 + SIGTERM, as a shell reports a process ended by it
+
+    @staticmethod
+    def message(signum: int = 15) -> str:
+        import signal
+
+        return (
+            f"interrupted by {signal.Signals(signum).name} before the run finished: it wrote "
+            "no metrics.json; run it again"
+        )
+
+
 def one_line(exc: BaseException) -> str:
     """The user-facing line of an error, also when it was re-raised by a DataLoader worker.
 

@@ -17,17 +17,26 @@ def main(argv: list[str]) -> None:
     from .cli import import_task, run_task
     from .distributed import configure_rank_logging
 
-    _exit_with_parent()
+    parent = os.getppid()
+    _exit_with_parent(parent)
     job = OmegaConf.load(argv[0])
     os.chdir(job.cwd)
     configure_rank_logging(OmegaConf.to_container(job.logging) if job.logging else None)
-    run_task(import_task(str(job.task)), job.config)
+    try:
+        run_task(import_task(str(job.task)), job.config)
+    except Exception:
+        # rank 0 gone (it has said why): this error is a consequence (e.g. a broken pipe
+        # to it, seen before the kernel gives this process its new parent)
+        for _ in range(20):
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(0.1)
+        raise
 
 
-def _exit_with_parent(period_s: float = 1.0) -> None:
+def _exit_with_parent(parent: int, period_s: float = 1.0) -> None:
     """End this rank if rank 0 (its parent) is gone, whatever ended it: no rank is left
     waiting in a collective for a process that does not exist any more."""
-    parent = os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:

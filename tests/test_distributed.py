@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from imagenet_multilabel import distributed
 from imagenet_multilabel.data.module import EvalDataModule
 from imagenet_multilabel.errors import DataError
-from imagenet_multilabel.outputs import read_predictions
+from imagenet_multilabel.outputs import RunDir
 
 from .conftest import make_wnid_folders, sample_photos
 
@@ -175,8 +175,8 @@ def photos_101(tmp_path_factory) -> Path:
 
 
 def _results(run_dir: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    return metrics, read_predictions(run_dir / "predictions" / "folder.npz")
+    run = RunDir(run_dir)
+    return run.metrics["folder"], run.predictions("folder")
 
 
 def _assert_identical_runs(job_dirs: list[Path], num_images: int) -> None:
@@ -184,7 +184,7 @@ def _assert_identical_runs(job_dirs: list[Path], num_images: int) -> None:
     assert metrics0["num_images"] == num_images
     assert len(preds0["index"]) == num_images  # read_predictions: complete, dataset order
     for metrics, preds in others:
-        assert metrics == metrics0  # every metric, exactly
+        np.testing.assert_equal(metrics, metrics0)  # every metric, exactly (NaN == NaN)
         assert preds.keys() == preds0.keys()
         for key in preds0:
             assert np.array_equal(preds[key], preds0[key]), key
@@ -347,7 +347,7 @@ def test_slurm_tasks_share_one_run_dir(tmp_path: Path) -> None:
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in outputs[1]  # SLURM's rank, nothing spawned
     assert "wrote" in (run_dir / "evaluate.log").read_text()
     assert "wrote" not in (run_dir / "evaluate.rank1.log").read_text()
-    assert json.loads((run_dir / "metrics.json").read_text())["num_images"] == 11
+    assert RunDir(run_dir).metrics["folder"]["num_images"] == 11
 
 
 def test_the_lightning_internals_we_patch_still_exist() -> None:

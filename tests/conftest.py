@@ -78,16 +78,11 @@ def photo(index: int) -> Path:
     """A real JPEG for class ``index``: the sample's photo of that class when the sample is
     present, else the demo photo of that class, else (no demo photo of it) a demo photo of
     another class: the test then gives the class by where it puts the photo. Tests that
-    need the picture to show the class use :func:`shows_class` or :data:`DEMO_CLASSES`."""
+    need the picture to show the class use classes of :data:`DEMO_CLASSES`."""
     if HAVE_SAMPLE:
         (path,) = SAMPLE.glob(f"{wnids()[index]}_*.JPEG")
         return path
     return DEMO_CLASS.get(index, DEMO_PHOTOS[index % len(DEMO_PHOTOS)])
-
-
-def shows_class(index: int) -> bool:
-    """Whether :func:`photo` of ``index`` is a photo of that class."""
-    return HAVE_SAMPLE or index in DEMO_CLASS
 
 
 def photo_name(index: int) -> str:

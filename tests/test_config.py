@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import lightning as L
 import pytest
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from imagenet_multilabel.builders import dataset_specs
 from imagenet_multilabel.config import CONFIG_DIR, instantiate_map
 from imagenet_multilabel.models.backbones import check_model_name
 from imagenet_multilabel.models.heads import Head
+from imagenet_multilabel.tasks.evaluate import evaluate
 
 
 def options(group: str) -> list[str]:
@@ -59,10 +62,47 @@ def test_head_options_instantiate(compose_cfg, option: str) -> None:
 
 
 @pytest.mark.parametrize("option", options("callbacks"))
-def test_callback_options_instantiate(compose_cfg, option: str) -> None:
-    cfg = compose_cfg(f"callbacks={option}")
-    for callback in instantiate_map(cfg.callbacks).values():
-        assert isinstance(callback, L.Callback)
+def test_callback_options_run_in_an_evaluation(compose_cfg, wnid_folder, option, monkeypatch):
+    """Each configured callback is instantiated by evaluate and called on every batch."""
+    cfg = compose_cfg(
+        "model=test_tiny",
+        "data=folder",
+        f"data.root={wnid_folder}",
+        "batch_size=5",
+        f"callbacks={option}",
+        keep_callbacks=True,
+    )
+    configured = OmegaConf.load(CONFIG_DIR / "callbacks" / f"{option}.yaml")
+    assert set(cfg.callbacks) == set(configured)
+    built = instantiate_map(cfg.callbacks)
+    assert len(built) == len(configured) and all(isinstance(c, L.Callback) for c in built.values())
+    if option == "default":
+        assert built  # the default has a progress bar
+
+    passed: list[L.Callback] = []  # what evaluate gives the Trainer
+    trainer_init = L.Trainer.__init__
+
+    def init(self, *args, **kwargs):
+        passed.extend(kwargs.get("callbacks") or [])
+        return trainer_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(L.Trainer, "__init__", init)
+    calls: Counter[int] = Counter()  # batches seen, by callback object
+    for callback in built.values():
+        cls = type(callback)
+        original = cls.on_validation_batch_end
+
+        def spy(self, *args, _original=original, **kwargs):
+            calls[id(self)] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "on_validation_batch_end", spy)
+    evaluate(cfg)
+    # the configured callbacks, not Lightning's defaults, each called on the 3 batches
+    assert sorted(type(c).__name__ for c in passed) == sorted(
+        type(c).__name__ for c in built.values()
+    )
+    assert [calls[id(c)] for c in passed] == [3] * len(passed)  # 13 images, batches of 5
 
 
 @pytest.mark.parametrize("option", options("data"))

@@ -25,7 +25,13 @@ from imagenet_multilabel.data.module import EvalDataModule
 from imagenet_multilabel.errors import DataError
 from imagenet_multilabel.outputs import RunDir
 
-from .conftest import make_wnid_folders, sample_photos
+from .conftest import (
+    DEMO_CLASSES,
+    HAVE_SAMPLE,
+    make_wnid_folders,
+    photo,
+    read_label_json,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ("model=test_tiny", "callbacks=none", "trainer=ddp", "trainer.accelerator=cpu")
@@ -170,20 +176,25 @@ def run_evaluate(*args: str, timeout: int = 420) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def photos_101(tmp_path_factory) -> Path:
-    """101 real photos (every 9th of the sample) in wnid folders: uneven shards on 2 and 3."""
-    return make_wnid_folders(tmp_path_factory.mktemp("p101") / "val", sample_photos()[::9][:101])
+    """101 real photos in wnid folders (uneven shards on 2 and 3), nearly all of their
+    folder's class: every 9th class of the sample, or the 100 demo photos and one more."""
+    classes = list(range(0, 1000, 9))[:101] if HAVE_SAMPLE else [*DEMO_CLASSES, 1]
+    return make_wnid_folders(tmp_path_factory.mktemp("p101") / "val", classes)
 
 
-def _results(run_dir: Path) -> tuple[dict, dict[str, np.ndarray]]:
+def _results(run_dir: Path, dataset: str = "folder") -> tuple[dict, dict[str, np.ndarray]]:
+    """A run's metrics of ``dataset`` and its predictions of it."""
     run = RunDir(run_dir)
-    return run.metrics["folder"], run.predictions("folder")
+    return run.metrics[dataset], run.predictions(dataset)
 
 
-def _assert_identical_runs(job_dirs: list[Path], num_images: int) -> None:
-    (metrics0, preds0), *others = [_results(d) for d in job_dirs]
+def _assert_identical_runs(job_dirs: list[Path], num_images: int, dataset: str = "folder") -> None:
+    assert len(set(job_dirs)) == len(job_dirs)  # each run its own folder
+    (metrics0, preds0), *others = [_results(d, dataset) for d in job_dirs]
     assert metrics0["num_images"] == num_images
     assert len(preds0["index"]) == num_images  # read_predictions: complete, dataset order
     for metrics, preds in others:
+        assert metrics.keys() == metrics0.keys()
         np.testing.assert_equal(metrics, metrics0)  # every metric, exactly (NaN == NaN)
         assert preds.keys() == preds0.keys()
         for key in preds0:
@@ -218,6 +229,63 @@ def test_1_2_3_processes_give_identical_results_in_a_multirun(tmp_path, photos_1
     _assert_identical_runs([sweep / str(job) for job in range(3)], 101)
 
 
+def _files_with_label_set(root: Path) -> tuple[Path, Path, dict[str, list[int]]]:
+    """23 real photos, some in subfolders, with a single-label file and a multi-label file
+    (label sets of 0 to 6 classes, the single label not always among them)."""
+    rng = np.random.default_rng(7)
+    single, multi = {}, {}
+    for i, cls in enumerate(range(3, 960, 43)):
+        name = f"{'ab'[i % 2]}/img{i:02d}.jpg" if i % 3 else f"img{i:02d}.jpg"
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(photo(cls).read_bytes())
+        single[name] = cls
+        extra = rng.choice(1000, size=1 + i % 5, replace=False).tolist()
+        multi[name] = sorted({cls, *extra} if i % 4 else set(extra))
+    multi["img00.jpg"] = []  # an image without a valid label
+    single_file, multi_file = root.parent / "single.json", root.parent / "multi.json"
+    single_file.write_text(json.dumps(single))
+    multi_file.write_text(json.dumps({n.rsplit("/", 1)[-1]: v for n, v in multi.items()}))
+    return single_file, multi_file, multi
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_1_and_2_processes_identical_with_a_label_set(tmp_path: Path) -> None:
+    """data=files + labels=file: single- and multi-label metrics, logits and the joined
+    valid labels of 2 processes equal those of 1, bit for bit (uneven shards, partial
+    batches, an unlabeled image)."""
+    root = tmp_path / "images"
+    single, multi, labels = _files_with_label_set(root)
+    sweep = tmp_path / "sweep"
+    proc = run_evaluate(
+        "-m",
+        *TINY,
+        "data=files",
+        f"data.root={root}",
+        f"data.labels_file={single}",
+        "labels=file",
+        f"labels.path={multi}",
+        "head=default",
+        "trainer.devices=1,2",
+        "batch_size=4",  # 23 = 5 x 4 + 3; shards of 12/11: partial batches
+        "num_workers=0",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for job, world in enumerate((1, 2)):
+        run = json.loads((sweep / str(job) / "run.json").read_text())
+        assert run["trainer"]["world_size"] == world
+        assert run["datasets"]["files"]["labels"] == "file"
+    _assert_identical_runs([sweep / "0", sweep / "1"], 23, dataset="files")
+    metrics, preds = _results(sweep / "1", "files")
+    assert {"real_top1", "vartopk_strict", "map_macro", "asma", "f1"} <= set(metrics)
+    assert metrics["num_unlabeled"] == 1 and metrics["num_labeled"] == 22
+    from_file = read_label_json(multi)
+    for path, row in zip(preds["path"], preds["valid"], strict=True):
+        assert np.flatnonzero(row).tolist() == from_file[path.rsplit("/", 1)[-1]]
+    assert sorted(preds["path"]) == sorted(labels)
+
+
 @pytest.mark.slow
 @pytest.mark.ddp
 def test_default_model_1_and_2_processes_identical(tmp_path, photos_101) -> None:
@@ -237,7 +305,7 @@ def test_default_model_1_and_2_processes_identical(tmp_path, photos_101) -> None
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     _assert_identical_runs([sweep / "0", sweep / "1"], 101)
-    assert _results(sweep / "0")[0]["top1"] > 50  # real weights, real photos
+    assert _results(sweep / "0")[0]["top1"] > 50  # real weights, photos of their classes
 
 
 @pytest.mark.slow
@@ -245,7 +313,7 @@ def test_default_model_1_and_2_processes_identical(tmp_path, photos_101) -> None
 def test_a_failing_rank_ends_the_job_with_its_error(tmp_path: Path) -> None:
     """A corrupt JPEG that only rank 1 of 2 reads: exit code 2, one `error:` line, no
     metrics.json (nor predictions), no hang."""
-    root = make_wnid_folders(tmp_path / "val", sample_photos()[::90])  # 12 photos
+    root = make_wnid_folders(tmp_path / "val", range(0, 1000, 90))  # 12 photos
     bad = sorted(root.glob("*/*.JPEG"))[5]  # index 5: rank 1 of 2 (rank::world)
     bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
     run_dir = tmp_path / "run"
@@ -273,7 +341,7 @@ def test_a_failing_rank_ends_the_job_with_its_error(tmp_path: Path) -> None:
 def test_submitit_local_multirun_with_ddp_jobs(tmp_path: Path) -> None:
     """hydra/launcher=submitit_local: jobs run in submitit's processes, whose command line
     is not evaluate.py's; a DDP job still starts its ranks in its own directory."""
-    root = make_wnid_folders(tmp_path / "val", sample_photos()[::91])  # 11 photos
+    root = make_wnid_folders(tmp_path / "val", range(0, 1000, 91))  # 11 photos
     sweep = tmp_path / "sweep"
     proc = run_evaluate(
         "-m",
@@ -301,7 +369,7 @@ def test_slurm_tasks_share_one_run_dir(tmp_path: Path) -> None:
     """What submitit_slurm starts: one process per rank, each running the Hydra job with
     SLURM's variables. Lightning takes the ranks from SLURM and starts nothing; one run
     directory, .hydra/ and results from rank 0, each rank its log."""
-    root = make_wnid_folders(tmp_path / "val", sample_photos()[::91])
+    root = make_wnid_folders(tmp_path / "val", range(0, 1000, 91))
     run_dir = tmp_path / "run"
     slurm = {
         "SLURM_NTASKS": "2",

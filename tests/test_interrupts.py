@@ -18,6 +18,7 @@ def _run(tmp_path: Path, wnid_folder: Path, *extra: str):
         "data=folder",
         f"data.root={wnid_folder}",
         "batch_size=2",
+        "num_workers=0",  # no loader processes that could outlive their rank
         f"hydra.run.dir={tmp_path / 'run'}",
         "+callbacks.sigterm._target_=tests.interrupting.SigtermAt",
         *extra,

@@ -1,5 +1,4 @@
-"""Fixtures: real label files and small datasets in the real layouts, built from the real
-ImageNet photos of ../shared/data/imagenet-sample (one per class)."""
+"""Fixtures: small datasets in the real layouts, built from real photos (see ../conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,22 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from imagenet_multilabel.classes import wnids
-
-from ..conftest import SAMPLE, SHARED
-
-LABELS = SHARED / "labels"
-
-
-def photo(index: int) -> Path:
-    """The sample photo of class ``index`` (its file name starts with the class's wnid)."""
-    wnid = wnids()[index]
-    (path,) = SAMPLE.glob(f"{wnid}_*.JPEG")
-    return path
+from ..conftest import photo
 
 
 @pytest.fixture
 def put_photo() -> Callable[[int, Path], Path]:
+    """Copy a real photo for class ``index`` to ``dest`` (the class is given by ``dest``)."""
+
     def put(index: int, dest: Path) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(photo(index), dest)

@@ -18,7 +18,7 @@ from imagenet_multilabel.models.backbones import create_backbone
 from imagenet_multilabel.outputs import read_predictions
 from imagenet_multilabel.tasks.evaluate import evaluate
 
-from ..conftest import sample_photos
+from ..conftest import HAVE_SAMPLE, photo, photo_name
 
 PREPROCESSING = {
     "input_size": (3, 224, 224),
@@ -29,9 +29,17 @@ PREPROCESSING = {
 
 
 @pytest.fixture(scope="module")
-def images() -> list[Image.Image]:
-    photos = [*sample_photos()[::97], sample_photos()[405]]  # 405: grayscale, 350x156
-    return [load_rgb(p) for p in photos]
+def images(tmp_path_factory) -> list[Image.Image]:
+    """11 real photos and a grayscale one of 350 x 156 (odd aspect, one channel)."""
+    photos = [photo(c) for c in range(0, 1000, 97)]
+    if HAVE_SAMPLE:
+        gray = photo(405)  # the sample's airship: grayscale, 350 x 156
+    else:  # the same kind of file, written from a demo photo
+        gray = tmp_path_factory.mktemp("gray") / "gray.JPEG"
+        Image.open(photos[1]).convert("L").resize((350, 156), Image.Resampling.BICUBIC).save(gray)
+    with Image.open(gray) as im:
+        assert im.mode == "L" and im.size == (350, 156)
+    return [load_rgb(p) for p in [*photos, gray]]
 
 
 @pytest.mark.parametrize(
@@ -82,11 +90,12 @@ def test_speed_options_that_change_results_are_off_by_default(compose_cfg) -> No
 def test_default_predictions_equal_plain_reference(compose_cfg, tmp_path: Path) -> None:
     """Default config, default model: logits as from PIL decode -> timm transform -> NCHW
     forward one image at a time (no channels-last, no batching, no device normalisation)."""
-    photos = sample_photos()[5::200]
+    classes = range(5, 1000, 200)
+    photos = [photo(c) for c in classes]
     root = tmp_path / "flat"
     root.mkdir()
-    for p in photos:
-        (root / p.name).symlink_to(p)
+    for c, p in zip(classes, photos, strict=True):
+        (root / photo_name(c)).symlink_to(p)
     cfg = compose_cfg("data=demo", f"data.root={root}", "batch_size=2")
     evaluate(cfg)
     preds = read_predictions(Path(cfg.paths.output_dir) / "predictions" / "demo.npz")
@@ -98,7 +107,7 @@ def test_default_predictions_equal_plain_reference(compose_cfg, tmp_path: Path) 
         reference = torch.cat(
             [model(transform(Image.open(p).convert("RGB"))[None]) for p in photos]
         ).numpy()
-    assert list(preds["path"]) == [p.name for p in photos]
+    assert list(preds["path"]) == [photo_name(c) for c in classes]
     np.testing.assert_array_equal(preds["logits"].argmax(1), reference.argmax(1))
     np.testing.assert_array_equal(
         np.argsort(-preds["logits"], 1)[:, :5], np.argsort(-reference, 1)[:, :5]

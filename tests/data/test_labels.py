@@ -1,4 +1,6 @@
-"""Label sets: the real ReaL / Multilabelfy files, Shankar's format, user files, the join."""
+"""Label sets: the real ReaL / Multilabelfy files (the copies timm and this package ship;
+compared with the originals in ../shared/data/labels when present), Shankar's format, user
+files, the join."""
 
 from __future__ import annotations
 
@@ -23,10 +25,7 @@ from imagenet_multilabel.data.labels import (
 )
 from imagenet_multilabel.errors import DataError
 
-from .conftest import LABELS
-
-REAL_JSON = LABELS / "reassessed-imagenet" / "real.json"
-MULTILABELFY_JSON = LABELS / "multilabelfy" / "imagenetv2_refined_labels.json"
+from ..conftest import MULTILABELFY_JSON, REAL_JSON, SHARED_LABELS, requires_shared_labels
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +47,11 @@ def test_real_file_entries(real: LabelSet) -> None:
 
 def test_real_default_is_timm_copy(real: LabelSet) -> None:
     assert load_real().by_file == real.by_file
+
+
+@requires_shared_labels
+def test_real_timm_copy_matches_source(real: LabelSet) -> None:
+    assert load_real(SHARED_LABELS / "reassessed-imagenet" / "real.json").by_file == real.by_file
 
 
 def test_real_join_subset(real: LabelSet, flat_val: Path, val_subset: dict[int, int]) -> None:
@@ -115,12 +119,19 @@ def test_label_set_validates_its_entries() -> None:
 # --- Multilabelfy -------------------------------------------------------------------------
 
 
-def test_multilabelfy_vendored_copy_matches_source() -> None:
+def test_multilabelfy_vendored_copy() -> None:
     vendored = load_multilabelfy()
-    assert vendored.by_file == load_multilabelfy(MULTILABELFY_JSON).by_file
+    raw = json.loads(MULTILABELFY_JSON.read_text())
+    assert vendored.by_file == {k: tuple(sorted({int(c) for c in v})) for k, v in raw.items()}
     assert len(vendored) == 10_000 and vendored.name == "multilabelfy"
     assert vendored.by_file["3e7c39f1689e8806c3a4eebe12dda2a97ea3b74f.jpeg"] == (356, 359)
     assert sum(1 for v in vendored.by_file.values() if not v) == 129
+
+
+@requires_shared_labels
+def test_multilabelfy_vendored_copy_matches_source() -> None:
+    source = SHARED_LABELS / "multilabelfy" / "imagenetv2_refined_labels.json"
+    assert load_multilabelfy().by_file == load_multilabelfy(source).by_file
 
 
 def test_multilabelfy_joins_imagenetv2_layout(tmp_path: Path, put_photo) -> None:

@@ -1,9 +1,11 @@
 """evaluate with real label sets joined to datasets in the real layouts, then re-scoring
-the saved predictions with other label sets (score)."""
+the saved predictions with other label sets (score). The label files are the copies that
+timm (ReaL) and this package (Multilabelfy) ship."""
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -16,20 +18,27 @@ from imagenet_multilabel.outputs import RunDir, read_predictions
 from imagenet_multilabel.tasks.evaluate import evaluate
 from imagenet_multilabel.tasks.rescore import score
 
-from ..conftest import SHARED, sample_photos
+from ..conftest import (
+    DEMO_CLASSES,
+    MULTILABELFY_JSON,
+    REAL_JSON,
+    dataset_metrics,
+    photo,
+    read_label_json,
+    run_metrics,
+)
+from ..metrics.np_reference import multilabel as reference_multilabel
 
-MULTILABELFY = SHARED / "labels" / "multilabelfy" / "imagenetv2_refined_labels.json"
 # image number -> original class of a small flat ILSVRC2012 val subset (ReaL: [] for 1)
 VAL = {1: 65, 2: 970, 3: 230, 4: 809, 5: 516, 17: 2, 293: 0}
 
 
 @pytest.fixture
 def flat_val(tmp_path: Path) -> Path:
-    photos = sample_photos()
     root = tmp_path / "val"
     root.mkdir()
     for number, cls in VAL.items():
-        shutil.copy(photos[cls], root / f"ILSVRC2012_val_{number:08d}.JPEG")
+        shutil.copy(photo(cls), root / f"ILSVRC2012_val_{number:08d}.JPEG")
     rows = [f"ILSVRC2012_val_{n:08d}.JPEG {wnids()[c]}" for n, c in VAL.items()]
     (tmp_path / "val_labels.txt").write_text("\n".join(rows) + "\n")
     return root
@@ -38,36 +47,64 @@ def flat_val(tmp_path: Path) -> Path:
 @pytest.fixture
 def v2_root(tmp_path: Path) -> tuple[Path, dict[str, list[int]]]:
     """9 real Multilabelfy file names (1 with an empty label set) in ImageNetV2 int folders
-    named by the first valid label; the photo is the sample photo of that class."""
-    labels = json.loads(MULTILABELFY.read_text())
-    chosen = [k for k, v in labels.items() if len(v) >= 2][:5]
-    chosen += [k for k, v in labels.items() if len(v) == 1][:3]
-    chosen += [k for k, v in labels.items() if not v][:1]
-    photos = sample_photos()
+    named by the first valid label, a class with a demo photo; the photo shows that class."""
+    labels = json.loads(MULTILABELFY_JSON.read_text())
+    shown = {k: v for k, v in labels.items() if not v or int(v[0]) in DEMO_CLASSES}
+    chosen = [k for k, v in shown.items() if len(v) >= 2][:5]
+    chosen += [k for k, v in shown.items() if len(v) == 1][:3]
+    chosen += [k for k, v in shown.items() if not v][:1]
     root = tmp_path / "imagenetv2-matched-frequency-format-val"
     for key in chosen:
         cls = int(labels[key][0]) if labels[key] else 100
         (root / str(cls)).mkdir(parents=True, exist_ok=True)
-        shutil.copy(photos[cls], root / str(cls) / key)
+        shutil.copy(photo(cls), root / str(cls) / key)
     return root, {k: sorted(int(c) for c in labels[k]) for k in chosen}
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax in float64, written here (not the package's scores)."""
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    return np.exp(z - np.log(np.exp(z).sum(axis=1, keepdims=True)))
+
+
+def close(a: float, b: float) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
 def test_imagenetv2_with_multilabelfy_by_default(compose_cfg, v2_root) -> None:
+    """The default model on photos of their folders' classes: every multi-label value equals
+    an independent NumPy computation from the saved logits and the label file."""
+    dataset = "imagenetv2"
     root, labels = v2_root
-    cfg = compose_cfg("model=test_tiny", "data=imagenetv2", f"data.root={root}")
-    evaluate(cfg)
+    cfg = compose_cfg("data=imagenetv2", f"data.root={root}")
+    flat = evaluate(cfg)
     metrics = RunDir(cfg.paths.output_dir).metrics["imagenetv2"]
     assert metrics["num_images"] == 9
     assert metrics["num_labeled"] == 8 and metrics["num_unlabeled"] == 1
     assert metrics["num_images@labels=1"] == 3
     assert sum(metrics[f"num_images@labels={g}"] for g in ("2", "3", "4+")) == 5
-    for key in ("real_top1", "vartopk_strict", "asma", "map_macro", "f1", "top1@labels=1"):
-        assert 0 <= metrics[key] <= 100
 
     out = Path(cfg.paths.output_dir)
-    preds = read_predictions(out / "predictions" / "imagenetv2.npz")
-    for path, row in zip(preds["path"], preds["valid"], strict=True):
-        assert np.flatnonzero(row).tolist() == labels[str(path).split("/")[-1]]
+    got = run_metrics(out, dataset)
+    np.testing.assert_equal(got, dataset_metrics(flat, dataset))  # returned == written
+    preds = read_predictions(out / "predictions" / f"{dataset}.npz")
+    names = [str(path).split("/")[-1] for path in preds["path"]]
+    assert sorted(names) == sorted(labels)
+    from_file = read_label_json(MULTILABELFY_JSON)
+    valid = np.zeros(preds["logits"].shape, dtype=bool)
+    for row, name in enumerate(names):
+        valid[row, from_file[name]] = True
+        assert np.flatnonzero(preds["valid"][row]).tolist() == labels[name]
+    np.testing.assert_array_equal(preds["valid"], valid)
+    assert preds["target"].tolist() == [int(str(path).split("/")[0]) for path in preds["path"]]
+    logits = preds["logits"]
+    want = reference_multilabel(logits, preds["target"], valid)  # its own softmax
+    differ = {k: (got.get(k), v) for k, v in want.items() if k not in got or not close(got[k], v)}
+    assert differ == {}
+    assert want["real_top1"] > 50 and want["map_macro"] > 0  # real weights, real photos
     run = json.loads((out / "run.json").read_text())
     assert run["datasets"]["imagenetv2"]["labels"] == "multilabelfy"
     assert run["datasets"]["imagenetv2"]["num_empty_label_sets"] == 1
@@ -142,7 +179,7 @@ def test_stats_over_a_datasets_images(compose_cfg, flat_val) -> None:
     metrics = stats(cfg, output_dir=cfg.paths.output_dir)
     # ReaL of val images 1, 2, 3, 4, 5, 17, 293: [], [970, 795], [230, 231], [809],
     # [516, 850], and 17 / 293 as read from the real file below
-    real = json.loads((SHARED / "labels" / "reassessed-imagenet" / "real.json").read_text())
+    real = json.loads(REAL_JSON.read_text())
     sizes = [len(real[n - 1]) for n in VAL]
     assert metrics["real/images"] == 7
     assert metrics["real/empty"] == sizes.count(0) == 1

@@ -21,14 +21,20 @@ def _logits(cfg) -> np.ndarray:
     return read_predictions(Path(cfg.paths.output_dir) / "predictions" / "folder.npz")["logits"]
 
 
+def _evaluate_logits(cfg) -> np.ndarray:
+    """Run ``cfg`` into its own new folder (compose_cfg gives each config one) and return
+    the logits that this run wrote there: no comparison can read another run's files."""
+    out = Path(cfg.paths.output_dir)
+    assert not out.exists(), f"{out} is not a new folder"
+    evaluate(cfg)
+    return _logits(cfg)
+
+
 def test_normalize_on_device_changes_no_logit(compose_cfg, wnid_folder: Path) -> None:
     common = ("model=test_tiny", "data=folder", f"data.root={wnid_folder}", "batch_size=4")
-    cfg = compose_cfg(*common, "normalize_on_device=false")
-    evaluate(cfg)
-    per_image = _logits(cfg)
+    per_image = _evaluate_logits(compose_cfg(*common, "normalize_on_device=false"))
     cfg = compose_cfg(*common, "normalize_on_device=true", "num_workers=1")
-    evaluate(cfg)
-    np.testing.assert_array_equal(_logits(cfg), per_image)
+    np.testing.assert_array_equal(_evaluate_logits(cfg), per_image)
     run = json.loads((Path(cfg.paths.output_dir) / "run.json").read_text())
     assert run["normalize_on_device"] is True and run["compile"] is False
 
@@ -57,28 +63,23 @@ def test_cpu_threads_and_compile_are_applied(compose_cfg, wnid_folder, monkeypat
 @pytest.mark.slow
 def test_compiled_backbone_agrees(compose_cfg, wnid_folder: Path) -> None:
     common = ("model=test_tiny", "data=folder", f"data.root={wnid_folder}", "batch_size=13")
-    cfg = compose_cfg(*common)
-    evaluate(cfg)
-    eager = _logits(cfg)
-    cfg = compose_cfg(*common, "compile=true")
-    evaluate(cfg)
-    np.testing.assert_allclose(_logits(cfg), eager, atol=1e-4)
+    eager = _evaluate_logits(compose_cfg(*common))
+    compiled = _evaluate_logits(compose_cfg(*common, "compile=true"))
+    np.testing.assert_allclose(compiled, eager, atol=1e-4)
 
 
 def test_batches_at_once_give_the_logits_of_one_at_a_time(compose_cfg, wnid_folder) -> None:
     common = ("model=test_tiny", "data=folder", f"data.root={wnid_folder}", "batch_size=3")
     threads = torch.get_num_threads()
     try:
-        cfg = compose_cfg(*common, "cpu_threads=1", "cpu_parallel=ops")
-        evaluate(cfg)
-        one = _logits(cfg)
+        one = _evaluate_logits(compose_cfg(*common, "cpu_threads=1", "cpu_parallel=ops"))
         # 3 batches in flight on 3 threads, the last one partial (padded)
         cfg = compose_cfg(*common, "cpu_threads=3", "cpu_parallel=batches", "num_workers=1")
-        evaluate(cfg)
+        at_once = _evaluate_logits(cfg)
         assert torch.get_num_threads() == 3  # the loop's 1 thread per batch is undone
     finally:
         torch.set_num_threads(threads)
-    np.testing.assert_array_equal(_logits(cfg), one)
+    np.testing.assert_array_equal(at_once, one)
     run = json.loads((Path(cfg.paths.output_dir) / "run.json").read_text())
     assert run["cpu_threads"] == 3 and run["cpu_parallel"] == "batches"
     assert run["keep_freed_memory"] is sys.platform.startswith("linux")

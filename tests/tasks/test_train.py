@@ -113,6 +113,7 @@ def test_evaluate_reproduces_the_final_logits_bitwise(compose_cfg, photos: Path)
     )
 
 
+@pytest.mark.slow
 def test_cached_features_train_the_head_as_images_do(compose_cfg, photos: Path) -> None:
     common = (
         "trainer.max_epochs=2",
@@ -131,7 +132,8 @@ def test_cached_features_train_the_head_as_images_do(compose_cfg, photos: Path) 
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("at", [2, 3])  # mid-epoch, end of epoch (3 batches per epoch)
+# mid-epoch, end of epoch (3 batches per epoch)
+@pytest.mark.parametrize("at", [2, pytest.param(3, marks=pytest.mark.slow)])
 def test_resume_is_bitwise_the_uninterrupted_run(compose_cfg, photos: Path, at: int) -> None:
     common = (
         "finetune.mode=last_n",  # images through the backbone, augmented, batch norm trained

@@ -418,7 +418,8 @@ def fit_parts(
         batch_size=int(cfg.batch_size),
         seed=int(cfg.seed),
         seeded_items=extracted is None,
-        num_workers=cfg.num_workers,
+        # cached feature rows need no decoding: workers would only add start-up and copies
+        num_workers=0 if extracted is not None else cfg.num_workers,
         pin_memory=bool(cfg.get("pin_memory", False)),
         prefetch_factor=cfg.get("prefetch_factor"),
         drop_last=bool(cfg.get("drop_last", False)),

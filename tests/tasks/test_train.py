@@ -297,3 +297,20 @@ def test_cli_bad_input_is_one_line(tmp_path: Path, photos: Path) -> None:
     )
     assert proc.returncode == 2
     assert "last.ckpt does not exist" in error_line(proc)
+
+
+def test_stored_features_read_back_as_written(tmp_path: Path) -> None:
+    from imagenet_multilabel.metrics.buffer import Predictions
+    from imagenet_multilabel.tasks.train import read_features, write_features
+
+    valid = torch.rand(3, 1000) > 0.99
+    gathered = {
+        "a": (torch.randn(3, 8), Predictions(torch.randn(3, 1000), torch.arange(3), valid)),
+        "b": (torch.randn(2, 8), Predictions(torch.randn(2, 1000), torch.arange(2), None)),
+    }
+    write_features(tmp_path / "f.pt", gathered)
+    back = read_features(tmp_path / "f.pt")
+    for name, (features, preds) in gathered.items():
+        assert torch.equal(back[name][0], features)
+        assert torch.equal(back[name][1].logits, preds.logits)
+        assert (back[name][1].valid is None) == (preds.valid is None)

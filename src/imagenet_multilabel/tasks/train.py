@@ -44,7 +44,7 @@ from ..lit.features import FeatureExtraction
 from ..lit.finetune import FineTuneModule, HeadAnchor
 from ..metrics.buffer import Predictions
 from ..models.backbones import load_checkpoint_state
-from ..outputs import flatten_metrics, write_json, write_predictions
+from ..outputs import atomic_write_bytes, flatten_metrics, write_json, write_predictions
 from ..report import print_summary
 from ..runtime import keep_freed_memory, set_cpu_threads
 from ..scoring import Scorer
@@ -365,6 +365,15 @@ def extract(
     if key in _FEATURE_MEMO:
         log.info("pretrained features: reused from an earlier job of this process")
         return _FEATURE_MEMO[key]
+    stored = (
+        Path(cfg.feature_cache).expanduser() / f"{key}.pt" if cfg.get("feature_cache") else None
+    )
+    if stored is not None and stored.is_file():
+        log.info("pretrained features: read from %s", stored)
+        gathered = read_features(stored)
+        _FEATURE_MEMO.clear()
+        _FEATURE_MEMO[key] = gathered
+        return gathered
     module = FeatureExtraction(
         backbone.model,
         scorer,
@@ -378,7 +387,32 @@ def extract(
         module.release()
     _FEATURE_MEMO.clear()
     _FEATURE_MEMO[key] = module.gathered
+    if stored is not None and trainer.is_global_zero:
+        write_features(stored, module.gathered)
     return module.gathered
+
+
+def write_features(path: Path, gathered: dict[str, tuple[torch.Tensor, Predictions]]) -> None:
+    """Features and pretrained predictions as plain tensors (read with weights_only)."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(
+        {
+            name: {"features": f, "logits": p.logits, "target": p.target, "valid": p.valid}
+            for name, (f, p) in gathered.items()
+        },
+        buffer,
+    )
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_features(path: Path) -> dict[str, tuple[torch.Tensor, Predictions]]:
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    return {
+        name: (d["features"], Predictions(d["logits"], d["target"], d["valid"]))
+        for name, d in data.items()
+    }
 
 
 def fit_parts(

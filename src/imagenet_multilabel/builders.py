@@ -215,13 +215,20 @@ def build_loggers(cfg: DictConfig) -> list:
     return list(instantiate_map(cfg.get("logger")).values())
 
 
-def build_trainer(cfg: DictConfig, loggers: list | None = None, **overrides: Any) -> L.Trainer:
-    """``cfg.trainer`` with the run's loggers and ``cfg.callbacks``."""
+def build_trainer(
+    cfg: DictConfig, loggers: list | None = None, callbacks: list | None = None, **overrides: Any
+) -> L.Trainer:
+    """``cfg.trainer`` with the run's loggers, ``cfg.callbacks`` and a task's own
+    ``callbacks`` (fine-tuning's checkpoints and early stopping)."""
     from hydra.utils import instantiate
 
-    callbacks = list(instantiate_map(cfg.get("callbacks")).values())
+    configured = list(instantiate_map(cfg.get("callbacks")).values())
     return instantiate(
-        cfg.trainer, logger=loggers or False, callbacks=callbacks, _convert_="all", **overrides
+        cfg.trainer,
+        logger=loggers or False,
+        callbacks=configured + list(callbacks or []),
+        _convert_="all",
+        **overrides,
     )
 
 

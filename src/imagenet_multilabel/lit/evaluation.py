@@ -138,22 +138,32 @@ class EvaluationModule(L.LightningModule):
             self._one_thread.close()  # the metrics use every thread again
 
     def on_validation_epoch_end(self) -> None:
-        if self._in_flight is not None:
-            self._store_all(self._in_flight.drain)
-        self.release()
         self.results = {}
-        # every rank, also one whose data failed, gets here: all end with the same error
-        failure = getattr(self.trainer.datamodule, "failure", None)
-        raise_if_any_rank_failed(failure, self.trainer)
-        for name, buffer in zip(self.dataset_names, self.stores, strict=True):
-            preds = buffer.compute()  # collective: every rank gathers the full dataset
-            buffer.reset()
+        for name, preds in self.gather_predictions().items():
             metrics = self.scorer.score(
                 name, preds.logits, preds.target, preds.valid, self.class_subsets.get(name)
             )
             self.results[name] = (metrics, preds)
+        self.log_results(flatten_metrics({n: m for n, (m, _) in self.results.items()}))
+
+    def gather_predictions(self) -> dict[str, Predictions]:
+        """Collective: every dataset's predictions from all ranks, in dataset order (the
+        buffers are reset). Every rank, also one whose data failed, gets here: all end
+        with the same error."""
+        if self._in_flight is not None:
+            self._store_all(self._in_flight.drain)
+        self.release()
+        failure = getattr(self.trainer.datamodule, "failure", None)
+        raise_if_any_rank_failed(failure, self.trainer)
+        gathered = {}
+        for name, buffer in zip(self.dataset_names, self.stores, strict=True):
+            gathered[name] = buffer.compute()  # collective: every rank gathers the full dataset
+            buffer.reset()
+        return gathered
+
+    def log_results(self, flat: dict[str, float]) -> None:
+        """Called on every rank with the same metrics; rank 0 sends them to the loggers."""
         if self.trainer.is_global_zero:
-            flat = flatten_metrics({n: m for n, (m, _) in self.results.items()})
             for logger in self.loggers:
                 logger.log_metrics(flat, step=self.global_step)
 

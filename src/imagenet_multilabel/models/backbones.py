@@ -94,7 +94,8 @@ def check_model_name(name: str) -> str:
 
 def load_checkpoint_state(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from a local file (``weights_only=True``), unwrapping the usual
-    ``state_dict`` / ``model`` / ``state_dict_ema`` containers and ``module.`` prefixes."""
+    ``state_dict`` / ``model`` / ``state_dict_ema`` containers and ``module.`` prefixes
+    (also a Lightning checkpoint of ``train.py``: ``state_dict`` of ``backbone.*``)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ModelError(f"checkpoint {path} does not exist: check model.checkpoint")
@@ -111,7 +112,7 @@ def load_checkpoint_state(path: str | Path) -> dict[str, torch.Tensor]:
             break
     if not isinstance(obj, dict):
         raise ModelError(f"checkpoint {path} holds no state dict")
-    for prefix in ("module.", "model."):
+    for prefix in ("module.", "model.", "backbone."):  # backbone.: a fine-tuning checkpoint
         if obj and all(k.startswith(prefix) for k in obj):
             obj = {k[len(prefix) :]: v for k, v in obj.items()}
     return obj

@@ -1,0 +1,169 @@
+"""The fine-tuning LightningModule: the evaluation module (its validation is the evaluation
+path: prediction buffers, exact under DDP, then the scorer) plus a training step.
+
+Batches are images (the backbone runs) or cached pooled features (head-only training: only
+the classifier runs, in training and in validation alike). Randomness of a step (dropout,
+drop-path) is seeded by (seed, step, rank), so a resumed run draws what the uninterrupted
+one drew.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..scoring import Scorer
+from ..training.losses import Loss, finite_or_raise
+from ..training.params import Trainable, build_optimizer, build_scheduler
+from .evaluation import EvaluationModule
+
+
+class HeadAnchor(nn.Module):
+    """Keeps the classifier near its pretrained self: an L2 pull toward the pretrained
+    weights (``l2``: the coefficient of the summed squared difference), and/or only the
+    rows of ``rows`` (the classes seen in training) trained, the others left exactly as
+    they were. Holds the pretrained weights as non-persistent buffers (not in checkpoints)."""
+
+    def __init__(self, classifier: nn.Linear, l2: float = 0.0, rows: Tensor | None = None):
+        super().__init__()
+        self.l2 = float(l2)
+        self.register_buffer("weight", classifier.weight.detach().clone(), persistent=False)
+        self.register_buffer("bias", _bias(classifier), persistent=False)
+        self.register_buffer("rows", rows, persistent=False)
+        if rows is not None:
+            keep = rows.to(classifier.weight.dtype)
+            classifier.weight.register_hook(lambda g: g * keep[:, None].to(g.device))
+            if classifier.bias is not None:
+                classifier.bias.register_hook(lambda g: g * keep.to(g.device))
+
+    def penalty(self, classifier: nn.Linear) -> Tensor | None:
+        if not self.l2:
+            return None
+        total = (classifier.weight - self.weight).pow(2).sum()
+        if classifier.bias is not None:
+            total = total + (classifier.bias - self.bias).pow(2).sum()
+        return self.l2 * total
+
+    @torch.no_grad()
+    def restore_rows(self, classifier: nn.Linear) -> None:
+        """Rows outside ``rows`` back to their pretrained values (weight decay moves them)."""
+        if self.rows is None:
+            return
+        other = ~self.rows
+        classifier.weight[other] = self.weight[other].to(classifier.weight.dtype)
+        if classifier.bias is not None:
+            classifier.bias[other] = self.bias[other].to(classifier.bias.dtype)
+
+
+def _bias(layer: nn.Linear) -> Tensor | None:
+    return None if layer.bias is None else layer.bias.detach().clone()
+
+
+class FineTuneModule(EvaluationModule):
+    """Fits ``backbone`` with ``loss``; validation scores the held-out datasets.
+
+    Args (beyond :class:`EvaluationModule`'s):
+        loss: the loss and its target kind.
+        trainable: what is trained (``requires_grad`` already set); its frozen modules
+            stay in eval mode while training.
+        optim, sched: the ``optim`` / ``sched`` config nodes.
+        seed: seeds each step's random draws.
+        anchor: optional :class:`HeadAnchor` of the classifier.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        scorer: Scorer,
+        dataset_sizes: Mapping[str, int],
+        with_valid: set[str] | frozenset[str] = frozenset(),
+        *,
+        loss: Loss,
+        trainable: Trainable,
+        optim: Mapping[str, Any],
+        sched: Mapping[str, Any] | None,
+        seed: int = 0,
+        anchor: HeadAnchor | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(backbone, scorer, dataset_sizes, with_valid, **kwargs)
+        self.loss = loss.module
+        self._loss = loss
+        self.trainable = trainable
+        self.optim, self.sched = dict(optim), dict(sched or {})
+        self.seed = seed
+        self.anchor = anchor
+
+    @property
+    def classifier(self) -> nn.Module:
+        return self.backbone.get_classifier()
+
+    def classify(self, features: Tensor) -> Tensor:
+        """Logits of pooled features (what ``forward_head`` does after pooling)."""
+        return self.classifier(features.to(self.dtype))
+
+    def train(self, mode: bool = True) -> FineTuneModule:
+        super().train(mode)
+        if mode:
+            for module in self.trainable.frozen_modules:
+                module.eval()
+        return self
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        self._seed_step()
+        images = "features" not in batch
+        logits = self(batch["image"]) if images else self.classify(batch["features"])
+        loss = self._loss(logits.float(), batch["target"], batch.get("valid"))
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=logits.shape[0])
+        if (
+            self.anchor is not None
+            and (penalty := self.anchor.penalty(self.classifier)) is not None
+        ):
+            self.log("train/anchor", penalty.detach(), batch_size=logits.shape[0])
+            loss = loss + penalty
+        any_rank = (
+            (lambda bad: self.trainer.strategy.reduce_boolean_decision(bad, all=False))
+            if self.trainer.world_size > 1
+            else None
+        )
+        finite_or_raise(loss, self.global_step, any_rank)
+        return loss
+
+    def _seed_step(self) -> None:
+        rank = self.trainer.global_rank if self._trainer is not None else 0
+        words = [self.seed, self.global_step, rank]
+        torch.manual_seed(int(np.random.SeedSequence(words).generate_state(1)[0]))
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0):
+        if "features" not in batch:
+            return super().validation_step(batch, batch_idx, dataloader_idx)
+        self._store(dataloader_idx, batch, self.classify(batch["features"]))
+        return None
+
+    def log_results(self, flat: dict[str, float]) -> None:
+        # through self.log, on every rank (the same values), so that checkpointing and
+        # early stopping can monitor them
+        self.log_dict(flat, add_dataloader_idx=False)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = build_optimizer(self.backbone, self.optim)
+        total = self.sched.get("total_steps") or int(self.trainer.estimated_stepping_batches)
+        scheduler = build_scheduler(optimizer, self.sched, int(total))
+        if scheduler is None:
+            return {"optimizer": optimizer}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
+        scheduler.step_update(num_updates=self.global_step)  # timm's: lr of the next update
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        if self.anchor is not None:
+            self.anchor.restore_rows(self.classifier)

@@ -1,0 +1,1 @@
+"""Fine-tuning: losses, what is trained, the training and held-out sets, cached features."""

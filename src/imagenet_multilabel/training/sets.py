@@ -1,0 +1,167 @@
+"""The datasets of a fine-tuning run, from one labelled photo set: the training set and the
+held-out sets on which pretrained and fine-tuned models are compared.
+
+Photos are split first (:mod:`..data.splits`). With ``composites.enabled`` the training
+images are composites of training photos only, and the held-out sets are composites too:
+of held-out photos of trained classes (``heldout_seen``), of photos of held-out classes
+(``heldout_classes``), and new combinations of training photos (``train_recombined``).
+``single_photos`` is every photo of the set, alone. A photo set without a label set is
+scored against its original labels (one label per photo).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from ..builders import EvalSet, build_datasets
+from ..classes import NUM_CLASSES
+from ..data.composites import CompositeDataset
+from ..data.datasets import ImageDataset
+from ..data.labels import ResolvedLabels
+from ..data.splits import Split, make_split
+from ..data.training import NewComposites, subset
+from ..errors import UserError
+
+SET_NAMES = ("heldout_seen", "train_recombined", "heldout_classes", "single_photos")
+
+
+@dataclass
+class FitSets:
+    """``train``: the training images (eval transform; :meth:`train_with` gives them another);
+    ``evals``: the held-out sets by name (those that exist for this split)."""
+
+    source: EvalSet
+    split: Split
+    train: ImageDataset
+    train_valid: torch.Tensor | None
+    evals: dict[str, EvalSet]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def train_with(self, transform: Callable | None) -> ImageDataset:
+        """The same training images with ``transform`` (per tile for composites)."""
+        dataset = copy.copy(self.train)
+        dataset.transform = transform
+        return dataset
+
+
+def _one_hot(targets: list[int]) -> torch.Tensor:
+    valid = torch.zeros(len(targets), NUM_CLASSES, dtype=torch.bool)
+    valid[torch.arange(len(targets)), torch.tensor(targets, dtype=torch.long)] = True
+    return valid
+
+
+def source_set(cfg: DictConfig, transform: Callable) -> EvalSet:
+    sets = build_datasets(cfg.data, cfg.get("labels"), transform)
+    if len(sets) != 1:
+        raise UserError(
+            f"fine-tuning takes one photo set, the data config has {len(sets)} "
+            f"({', '.join(sets)}): choose one with data=<option>"
+        )
+    source = next(iter(sets.values()))
+    if isinstance(source.dataset, CompositeDataset):
+        raise UserError(
+            "data= is a composite set: give the photos (e.g. data=demo) and composites.enabled=true"
+        )
+    return source
+
+
+def _labelled(dataset: ImageDataset, valid: torch.Tensor | None, info: dict) -> EvalSet:
+    if valid is None:
+        return EvalSet(dataset, ResolvedLabels(_one_hot(dataset.targets), {"labels": "original"}))
+    return EvalSet(dataset, ResolvedLabels(valid, info))
+
+
+def build_fit_sets(
+    cfg: DictConfig, transform: Callable, multilabel_loss: bool, loss_name: str
+) -> FitSets:
+    """Source photos -> split -> training images and held-out sets (``transform``: the
+    evaluation transform, also of the training images; training may swap it)."""
+    source = source_set(cfg, transform)
+    photos, valid = source.dataset, source.valid
+    comp = cfg.composites
+    if multilabel_loss and valid is None and not comp.enabled:
+        raise UserError(
+            f"loss '{loss_name}' needs label sets but dataset '{photos.name}' has none: pass "
+            "labels=<set>, train on composites (composites.enabled=true), or use loss=ce"
+        )
+    split = make_split(
+        photos.targets,
+        valid,
+        heldout_fraction=float(cfg.split.heldout_fraction),
+        heldout_classes=int(cfg.split.heldout_classes),
+        seed=int(cfg.split.seed),
+    )
+    label_info = dict(source.labels.info)
+    parts = {
+        p: subset(photos, split.part(p), p, transform)
+        for p in ("train", "heldout_seen", "heldout_classes")
+        if len(split.part(p))
+    }
+    evals: dict[str, EvalSet] = {}
+    info: dict[str, Any] = {"source": source.record(), "composites": None}
+    if comp.enabled:
+        tiles = int(comp.rows) * int(comp.cols)
+        grid = {"rows": int(comp.rows), "cols": int(comp.cols), "transform": transform}
+        train = CompositeDataset(
+            parts["train"],
+            num_images=int(comp.train_images),
+            seed=int(comp.seed),
+            name="train",
+            **grid,
+        )
+        train_valid = train.valid_labels
+        n_eval, seed = int(comp.eval_images), int(comp.seed)
+        recombined = NewComposites(
+            parts["train"],
+            train.tiles,
+            num_images=n_eval,
+            seed=seed + 1,
+            name="train_recombined",
+            **grid,
+        )
+        evals["train_recombined"] = EvalSet(
+            recombined, ResolvedLabels(recombined.valid_labels, {"labels": "intrinsic"})
+        )
+        for offset, name in ((2, "heldout_seen"), (3, "heldout_classes")):
+            if name in parts and len(set(parts[name].targets)) >= tiles:
+                made = CompositeDataset(
+                    parts[name], num_images=n_eval, seed=seed + offset, name=name, **grid
+                )
+                evals[name] = EvalSet(
+                    made, ResolvedLabels(made.valid_labels, {"labels": "intrinsic"})
+                )
+        info["composites"] = {
+            "rows": int(comp.rows),
+            "cols": int(comp.cols),
+            "train_images": len(train),
+            "eval_images": n_eval,
+            "seed": seed,
+        }
+    else:
+        train = parts["train"]
+        train_valid = None if valid is None else valid[torch.from_numpy(split.train)]
+        for name in ("heldout_seen", "heldout_classes"):
+            if name in parts:
+                rows = None if valid is None else valid[torch.from_numpy(split.part(name))]
+                evals[name] = _labelled(parts[name], rows, label_info)
+    evals["single_photos"] = _labelled(
+        subset(photos, range(len(photos)), "single_photos", transform), valid, label_info
+    )
+    if multilabel_loss and train_valid is not None:
+        keep = train_valid.any(dim=1)
+        info["train_empty_label_sets_left_out"] = int((~keep).sum())
+        if not bool(keep.all()):
+            idx = torch.nonzero(keep).flatten().tolist()
+            train = subset(train, idx, "train", transform)
+            train_valid = train_valid[keep]
+            if not len(idx):
+                raise UserError("every training image has an empty label set: nothing to train on")
+    info["train_images"] = len(train)
+    order = [n for n in SET_NAMES if n in evals]
+    return FitSets(source, split, train, train_valid, {n: evals[n] for n in order}, info)

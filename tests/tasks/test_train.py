@@ -1,0 +1,316 @@
+"""train end to end: a real tiny timm model, real demo JPEGs, a real Trainer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from imagenet_multilabel.data.datasets import DEMO_ROOT
+from imagenet_multilabel.errors import DataError, ModelError, UserError
+from imagenet_multilabel.outputs import RunDir
+from imagenet_multilabel.tasks.evaluate import evaluate
+from imagenet_multilabel.tasks.train import train
+
+from .test_evaluate import REPO, error_line
+
+FAST = (
+    "model=test_tiny",
+    "batch_size=8",
+    "train_batch_size=4",
+    "composites.train_images=12",
+    "composites.eval_images=6",
+    "split.heldout_classes=6",
+    "logger=none",
+)
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """24 real demo photos, one class each."""
+    root = tmp_path / "photos"
+    root.mkdir()
+    for path in sorted(DEMO_ROOT.glob("*.JPEG"))[::4][:24]:
+        shutil.copy(path, root / path.name)
+    return root
+
+
+def fit(compose_cfg, photos: Path, *overrides: str) -> tuple[dict, Path]:
+    cfg = compose_cfg(*FAST, f"data.root={photos}", *overrides, config_name="train")
+    return train(cfg), Path(cfg.paths.output_dir)
+
+
+def checkpoint_state(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_short_fit_writes_a_complete_run(compose_cfg, photos: Path) -> None:
+    metrics, out = fit(compose_cfg, photos, "trainer.max_epochs=1")
+    run = RunDir(out)
+    assert run.datasets == ["train_recombined", "heldout_classes", "single_photos"]
+    for name in run.datasets:
+        m = run.metrics[name]
+        for metric in ("top1", "top5", "vartopk_strict", "asma"):
+            assert m[f"delta.{metric}"] == pytest.approx(
+                m[f"finetuned.{metric}"] - m[f"pretrained.{metric}"]
+            )
+        assert f"{name}@pretrained" in run.prediction_files and name in run.prediction_files
+    assert run.metrics["single_photos"]["finetuned.num_images"] == 24
+    assert metrics["heldout_classes/pretrained.num_images"] == 6
+
+    split = json.loads((out / "split.json").read_text())
+    assert len(split["heldout_classes"]) == 6 and split["counts"]["train"] == 18
+    files = split["files"]
+    assert not set(files["train"]) & set(files["heldout_classes"])
+    # composites for training are made of training photos only
+    tiles = {t for comp in run.predictions("train_recombined")["path"] for t in comp.split("+")}
+    assert tiles <= set(files["train"])
+    unseen = {t for comp in run.predictions("heldout_classes")["path"] for t in comp.split("+")}
+    assert unseen <= set(files["heldout_classes"])
+
+    info = run.info
+    assert info["task"] == "train" and info["loss"]["name"] == "bce"
+    assert info["optimizer"]["opt"] == "adam" and info["schedule"]["name"] == "cosine"
+    assert info["steps"]["global_step"] == 3  # 12 composites, batch 4, one epoch
+    assert info["finetune"] == {
+        "mode": "head",
+        "groups": ["classifier"],
+        "trained_parameters": 257_000,
+        "cached_features": True,
+    }
+    assert info["augmentation"]["applied"] is False
+    assert info["split"]["counts"]["heldout_classes"] == 6
+    assert (out / "checkpoints" / "best.ckpt").is_file()
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_evaluate_reproduces_the_final_logits_bitwise(compose_cfg, photos: Path) -> None:
+    _, out = fit(compose_cfg, photos, "trainer.max_epochs=1", "optim.lr=0.1")
+    best = out / "checkpoints" / "best.ckpt"
+    cfg = compose_cfg(
+        "model=test_tiny",
+        "data=demo",
+        f"data.root={photos}",
+        "batch_size=8",
+        f"model.checkpoint={best}",
+        "logger=none",
+    )
+    evaluate(cfg)
+    again = RunDir(cfg.paths.output_dir).predictions("demo")
+    run = RunDir(out)
+    final = run.predictions("single_photos")
+    assert list(again["path"]) == list(final["path"])
+    assert np.array_equal(again["logits"], final["logits"])  # bitwise
+    # and training changed the model
+    assert not np.array_equal(
+        final["logits"], run.predictions("single_photos@pretrained")["logits"]
+    )
+
+
+@pytest.mark.slow
+def test_cached_features_train_the_head_as_images_do(compose_cfg, photos: Path) -> None:
+    common = (
+        "trainer.max_epochs=2",
+        "optim.lr=0.05",
+        "augment.enabled=false",
+        "final_eval=features",
+    )
+    _, cached = fit(compose_cfg, photos, *common)
+    _, images = fit(
+        compose_cfg, photos, *common[:3], "finetune.cache_features=false", "final_eval=images"
+    )
+    a = checkpoint_state(cached / "checkpoints" / "last.ckpt")["state_dict"]
+    b = checkpoint_state(images / "checkpoints" / "last.ckpt")["state_dict"]
+    assert set(a) == set(b)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+
+
+# mid-epoch, end of epoch (3 batches per epoch)
+@pytest.mark.parametrize("at", [2, pytest.param(3, marks=pytest.mark.slow)])
+def test_resume_is_bitwise_the_uninterrupted_run(compose_cfg, photos: Path, at: int) -> None:
+    common = (
+        "finetune.mode=last_n",  # images through the backbone, augmented, batch norm trained
+        "augment.enabled=true",
+        f"checkpoint.every_n_steps={at}",
+        f"sched.total_steps={2 * at}",  # the schedule of the whole run, also when stopped
+        "trainer.max_epochs=-1",
+        "validate_on=[train_recombined]",
+        "final_eval=images",
+    )
+    _, whole = fit(compose_cfg, photos, *common, f"trainer.max_steps={2 * at}")
+    cfg = compose_cfg(
+        *FAST, f"data.root={photos}", *common, f"trainer.max_steps={at}", config_name="train"
+    )
+    train(cfg)
+    stopped = Path(cfg.paths.output_dir)
+    with_resume = compose_cfg(
+        *FAST,
+        f"data.root={photos}",
+        *common,
+        f"trainer.max_steps={2 * at}",
+        "ckpt_path=last",
+        config_name="train",
+    )
+    with_resume.paths.output_dir = str(stopped)
+    train(with_resume)
+    a = checkpoint_state(whole / "checkpoints" / "last.ckpt")
+    b = checkpoint_state(stopped / "checkpoints" / "last.ckpt")
+    assert a["global_step"] == b["global_step"] == 2 * at
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    for sa, sb in zip(
+        a["optimizer_states"][0]["state"].values(),
+        b["optimizer_states"][0]["state"].values(),
+        strict=True,
+    ):
+        for k in sa:
+            assert torch.equal(torch.as_tensor(sa[k]), torch.as_tensor(sb[k])), k
+    assert a["lr_schedulers"] == b["lr_schedulers"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "message"),
+    [
+        (("composites.enabled=false",), UserError, "loss 'bce' needs label sets"),
+        (("split.heldout_classes=0",), DataError, "leaves no held-out image"),
+        (("split.heldout_classes=24",), DataError, "leaves no class to train"),
+        (("ckpt_path=last",), UserError, "checkpoints/last.ckpt does not exist"),
+        (("trainer.precision=16-mixed",), UserError, "needs a GPU"),
+        (("preprocess.std=[0,0,0]",), UserError, "not finite at step 0"),  # NaN inputs,
+    ],
+)
+def test_bad_input_is_one_error_and_no_results(compose_cfg, photos, overrides, error, message):
+    cfg = compose_cfg(
+        *FAST, f"data.root={photos}", "trainer.max_epochs=1", *overrides, config_name="train"
+    )
+    with pytest.raises(error, match=message):
+        train(cfg)
+    assert not (Path(cfg.paths.output_dir) / "metrics.json").exists()
+
+
+def test_a_checkpoint_of_another_model_is_refused(compose_cfg, photos, tmp_path) -> None:
+    import timm
+
+    other = tmp_path / "other.ckpt"
+    torch.save(
+        {"state_dict": timm.create_model("test_efficientnet", num_classes=10).state_dict()}, other
+    )
+    cfg = compose_cfg(*FAST, f"data.root={photos}", f"ckpt_path={other}", config_name="train")
+    with pytest.raises(ModelError, match="is of another model"):
+        train(cfg)
+
+
+def test_a_label_set_trains_with_a_stratified_split(compose_cfg, tmp_path) -> None:
+    """A user's folder + label file: 4 classes x 6 photos, label sets of 1-2 classes,
+    one image with an empty label set (left out of the multi-label loss, counted)."""
+    root = tmp_path / "files"
+    root.mkdir()
+    photos = sorted(DEMO_ROOT.glob("*.JPEG"))[:24]
+    single, multi = {}, {}
+    for i, path in enumerate(photos):
+        shutil.copy(path, root / path.name)
+        single[path.name] = i % 4
+        multi[path.name] = (
+            [] if i == 5 else sorted({i % 4, (i % 4 + 1) % 4} if i % 3 == 0 else {i % 4})
+        )
+    (tmp_path / "single.json").write_text(json.dumps(single))
+    (tmp_path / "multi.json").write_text(json.dumps(multi))
+    cfg = compose_cfg(
+        *FAST,
+        "data=files",
+        f"data.root={root}",
+        f"data.labels_file={tmp_path / 'single.json'}",
+        "labels=file",
+        f"labels.path={tmp_path / 'multi.json'}",
+        "composites.enabled=false",
+        "split.heldout_classes=1",
+        "split.heldout_fraction=0.34",
+        "trainer.max_epochs=1",
+        "loss=soft_ce",
+        config_name="train",
+    )
+    metrics, out = train(cfg), Path(cfg.paths.output_dir)
+    run = RunDir(out)
+    split = json.loads((out / "split.json").read_text())
+    assert run.datasets == ["heldout_seen", "heldout_classes", "single_photos"]
+    (unseen,) = split["heldout_classes"]
+    assert split["counts"]["heldout_classes"] == 6
+    # 2 of each trained class's 6 photos held out; photos naming the unseen class too
+    names_unseen = {n for n, labels in multi.items() if unseen in labels}
+    assert names_unseen.isdisjoint(split["files"]["train"])
+    assert split["counts"]["train"] + split["counts"]["heldout_seen"] == 18
+    empty = photos[5].name in split["files"]["train"]
+    assert run.info["training_data"]["train_empty_label_sets_left_out"] == int(empty)
+    assert metrics["heldout_seen/finetuned.num_images"] == split["counts"]["heldout_seen"]
+
+
+@pytest.mark.slow
+def test_hydra_multirun_of_two_settings(tmp_path: Path, photos: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "-m",
+            *FAST,
+            f"data.root={photos}",
+            "trainer.max_epochs=1",
+            "optim.lr=1e-3,1e-2",
+            "final_eval=features",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lrs = []
+    for job in ("0", "1"):
+        run = RunDir(tmp_path / "sweep" / job)
+        lrs.append(run.info["optimizer"]["lr"])
+        assert "heldout_classes" in run.metrics
+    assert lrs == [1e-3, 1e-2]
+
+
+@pytest.mark.slow
+def test_cli_bad_input_is_one_line(tmp_path: Path, photos: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            *FAST,
+            f"data.root={photos}",
+            "ckpt_path=last",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2
+    assert "last.ckpt does not exist" in error_line(proc)
+
+
+def test_stored_features_read_back_as_written(tmp_path: Path) -> None:
+    from imagenet_multilabel.metrics.buffer import Predictions
+    from imagenet_multilabel.tasks.train import read_features, write_features
+
+    valid = torch.rand(3, 1000) > 0.99
+    gathered = {
+        "a": (torch.randn(3, 8), Predictions(torch.randn(3, 1000), torch.arange(3), valid)),
+        "b": (torch.randn(2, 8), Predictions(torch.randn(2, 1000), torch.arange(2), None)),
+    }
+    write_features(tmp_path / "f.pt", gathered)
+    back = read_features(tmp_path / "f.pt")
+    for name, (features, preds) in gathered.items():
+        assert torch.equal(back[name][0], features)
+        assert torch.equal(back[name][1].logits, preds.logits)
+        assert (back[name][1].valid is None) == (preds.valid is None)

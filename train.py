@@ -1,0 +1,22 @@
+"""Fine-tune a pretrained timm model with a multi-label loss and compare it with the
+pretrained one (held-out images, held-out classes, single photos).
+
+python train.py                                      # head-only BCE on demo composites
+python train.py loss=asl finetune.mode=full data=imagenet data.root=... labels=real
+python train.py -m loss=bce,asl optim.lr=1e-3,1e-4
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from imagenet_multilabel.cli import run_task
+from imagenet_multilabel.tasks.train import train
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> dict:
+    return run_task(train, cfg, trainer=True)
+
+
+if __name__ == "__main__":
+    main()

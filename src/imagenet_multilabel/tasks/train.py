@@ -34,6 +34,7 @@ from ..builders import (
     build_scorer,
     build_trainer,
     finish_wandb,
+    loader_settings,
 )
 from ..data.labels import ResolvedLabels
 from ..data.training import FeatureDataset, FitDataModule
@@ -382,7 +383,9 @@ def extract(
         **common,
     )
     try:
-        trainer.validate(module, datamodule=build_datamodule(cfg, sets), verbose=False)
+        trainer.validate(
+            module, datamodule=build_datamodule(loader_settings(cfg, trainer), sets), verbose=False
+        )
     finally:
         module.release()
     _FEATURE_MEMO.clear()
@@ -505,7 +508,11 @@ def final_evaluation(
         **common,
     )
     try:
-        trainer.validate(module, datamodule=build_datamodule(cfg, sets.evals), verbose=False)
+        trainer.validate(
+            module,
+            datamodule=build_datamodule(loader_settings(cfg, trainer), sets.evals),
+            verbose=False,
+        )
     finally:
         module.release()
     return {name: preds for name, (_, preds) in module.results.items()}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from imagenet_multilabel.classes import wnids
 from imagenet_multilabel.data.datasets import ImageNetV2Dataset, ImageNetValDataset
@@ -16,13 +17,15 @@ from imagenet_multilabel.data.labels import (
     LabelSet,
     label_counts,
     load_label_file,
+    load_label_set,
     load_multilabelfy,
     load_real,
     load_shankar,
     val_file_name,
 )
-from imagenet_multilabel.errors import DataError
+from imagenet_multilabel.errors import DataError, UserError
 
+from ..conftest import REPO
 from .conftest import LABELS
 
 REAL_JSON = LABELS / "reassessed-imagenet" / "real.json"
@@ -97,6 +100,31 @@ def test_join_missing_and_allow_missing() -> None:
     assert joined.labeled.tolist() == [True, False, False]
     assert joined.valid[0].nonzero().flatten().tolist() == [1, 2]
     assert int(joined.valid[1:].sum()) == 0
+
+
+def test_join_with_no_image_of_the_dataset_is_an_error() -> None:
+    """allow_missing scores absent images as unlabeled; with none present there is nothing
+    to score (the wrong label set), which was a run with every label metric empty."""
+    labels = LabelSet("real", {"ILSVRC2012_val_00000001.JPEG": (1,)})
+    for allow in (False, True):
+        with pytest.raises(
+            DataError, match=r"label set 'real' has none of this dataset's 2 images.*labels=none"
+        ):
+            labels.join(["a.jpg", "b.jpg"], allow_missing=allow)
+
+
+def test_missing_images_message_names_labels_none() -> None:
+    with pytest.raises(DataError, match=r"labels=none for single-label metrics only"):
+        LabelSet("x", {"a.jpg": (1,)}).join(["a.jpg", "b.jpg"])
+
+
+@pytest.mark.parametrize("option", ["file", "shankar"])
+def test_label_option_without_its_file_is_one_line(option: str) -> None:
+    """The stats and score tasks load label options themselves: a missing path (???) was a
+    MissingMandatoryValue traceback from Hydra's instantiate."""
+    spec = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "labels" / f"{option}.yaml"))
+    with pytest.raises(UserError, match=rf"^labels={option} needs labels.path: pass labels.path="):
+        load_label_set(spec)
 
 
 def test_join_duplicate_base_names() -> None:

@@ -211,6 +211,40 @@ def test_label_file_errors(tmp_path: Path) -> None:
         load_label_file(None)
 
 
+def test_label_file_whole_floats_are_indices(tmp_path: Path) -> None:
+    """pandas writes an int column with a gap as 3.0: read as class 3; 3.5 stays an error."""
+    js = tmp_path / "labels.json"
+    js.write_text(json.dumps({"a.jpg": [3.0, 7], "b.jpg": 12.0}))
+    assert load_label_file(js).by_file == {"a.jpg": (3, 7), "b.jpg": (12,)}
+    rows = tmp_path / "labels.csv"
+    rows.write_text("a.jpg,3.0\nb.jpg,12.00 7\n")
+    assert load_label_file(rows).by_file == {"a.jpg": (3,), "b.jpg": (7, 12)}
+    js.write_text(json.dumps({"a.jpg": [3.5]}))
+    with pytest.raises(DataError, match=r"a.jpg: class 3.5 is not an index"):
+        load_label_file(js)
+    rows.write_text("a.jpg,1000.0\n")
+    with pytest.raises(DataError, match=r"class index 1000 is outside 0..999"):
+        load_label_file(rows)
+
+
+def test_label_file_excel_separator_line(tmp_path: Path) -> None:
+    """Excel's "sep=;" first line, then a header: the rows were read with ',' and the header
+    taken for a row ("'label' is neither a class index ...")."""
+    rows = tmp_path / "labels.csv"
+    rows.write_text('sep=;\r\nfile;label\r\na.jpg;3\r\nb.jpg;"4 5"\r\n', newline="")
+    assert load_label_file(rows).by_file == {"a.jpg": (3,), "b.jpg": (4, 5)}
+    rows.write_text("sep=;\n")
+    with pytest.raises(DataError, match=r"has no rows"):
+        load_label_file(rows)
+
+
+def test_label_file_that_is_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"labels file .* is a folder, not a file"):
+        load_label_file(tmp_path)
+    with pytest.raises(DataError, match=r"labels file .* is a folder, not a file"):
+        load_real(tmp_path)
+
+
 # --- Shankar et al. 2020 -------------------------------------------------------------------
 
 

@@ -298,6 +298,12 @@ def prepare_imagenetv2(
     target = root / spec.folder
     if is_complete(target):
         return target
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(root / ".write-test", os.O_CREAT | os.O_WRONLY, 0o600))
+        (root / ".write-test").unlink()
+    except OSError as e:
+        raise DataError(f"cannot write to {root} ({e.strerror}): choose another --root") from None
     if archive_file is not None:
         archive = Path(archive_file).expanduser()
         if not archive.is_file():
@@ -329,6 +335,8 @@ def check_imagenet(
     Raises:
         DataError: no folder (the message says how to get ILSVRC2012), or an unusable layout.
     """
+    if root is not None and Path(root).expanduser().is_file():
+        raise DataError(f"{root} is a file, not a folder: pass --root /path/to/val")
     if root is None or not Path(root).expanduser().is_dir():
         raise DataError(f"no ILSVRC2012 val folder at {root}. {IMAGENET_HOWTO}")
     ds = ImageNetValDataset(root, devkit=devkit, labels_file=labels_file)

@@ -10,7 +10,7 @@ import torch
 
 from imagenet_multilabel.data.datasets import DEMO_ROOT
 from imagenet_multilabel.errors import UserError
-from imagenet_multilabel.preflight import check_run_settings
+from imagenet_multilabel.preflight import check_input_sizes, check_run_settings
 from imagenet_multilabel.tasks.evaluate import evaluate
 
 
@@ -79,3 +79,42 @@ def test_labels_real_asked_for_by_name_is_used(compose_cfg, tmp_path: Path) -> N
     )
     metrics = evaluate(cfg)
     assert {"folder/real_top1", "folder/vartopk_strict"} <= set(metrics)
+
+
+@pytest.fixture(scope="module")
+def vit() -> torch.nn.Module:
+    import timm
+
+    return timm.create_model("vit_tiny_patch16_224")
+
+
+def test_fixed_size_model_on_composites(vit) -> None:
+    """A ViT without dynamic_img_size on 224x448 composites failed in the forward pass with
+    an AssertionError traceback."""
+    from imagenet_multilabel.data.composites import CompositeDataset
+    from imagenet_multilabel.data.datasets import WnidFilesDataset
+
+    base = WnidFilesDataset()
+    pre = {"input_size": (3, 224, 224)}
+    sets = {"demo": base, "patchml": CompositeDataset(base, num_images=2)}
+    with pytest.raises(
+        UserError,
+        match=r"takes 224x224 images only, but dataset 'patchml' has 224x448: pass "
+        r"model.kwargs.dynamic_img_size=true \(timm ViTs\), or data.squeeze=true",
+    ):
+        check_input_sizes(vit, pre, sets)
+    check_input_sizes(vit, pre, {"patchml": CompositeDataset(base, num_images=2, squeeze=True)})
+    with pytest.raises(UserError, match=r"dataset 'demo' has 256x256: .* preprocess.img_size"):
+        check_input_sizes(vit, {"input_size": (3, 256, 256)}, {"demo": base})
+
+
+def test_models_that_take_any_size_pass(vit) -> None:
+    import timm
+
+    from imagenet_multilabel.data.composites import CompositeDataset
+    from imagenet_multilabel.data.datasets import WnidFilesDataset
+
+    sets = {"patchml": CompositeDataset(WnidFilesDataset(), num_images=2)}
+    dynamic = timm.create_model("vit_tiny_patch16_224", dynamic_img_size=True)
+    for model in (dynamic, timm.create_model("test_efficientnet")):
+        check_input_sizes(model, {"input_size": (3, 224, 224)}, sets)

@@ -219,6 +219,36 @@ def check_model(model: Mapping[str, Any]) -> None:
         )
 
 
+def check_input_sizes(
+    model: Any, preprocessing: Mapping[str, Any], datasets: Mapping[str, Any]
+) -> None:
+    """Every dataset's images fit the model, before the run: a timm model whose input size
+    is fixed (a ViT's patch embedding without ``dynamic_img_size``) takes exactly that size,
+    but composites put tiles side by side and ``preprocess.img_size`` may differ (the forward
+    pass would fail with an AssertionError traceback). ``datasets``: name -> dataset; one
+    with ``image_size(tile)`` says its image shape for the model's input shape."""
+    embed = getattr(model, "patch_embed", None)
+    fixed = getattr(embed, "img_size", None) if getattr(embed, "strict_img_size", False) else None
+    if fixed is None:
+        return
+    fixed = tuple(int(v) for v in fixed)
+    tile = tuple(int(v) for v in preprocessing["input_size"])
+    for name, dataset in datasets.items():
+        size = tuple(dataset.image_size(tile)) if hasattr(dataset, "image_size") else tile
+        if size[1:] == fixed:
+            continue
+        other = (
+            "data.squeeze=true (downscaled tiles)"
+            if size != tile
+            else "preprocess.img_size / input_size at the model's"
+        )
+        raise UserError(
+            f"the model takes {fixed[0]}x{fixed[1]} images only, but dataset '{name}' has "
+            f"{size[1]}x{size[2]}: pass model.kwargs.dynamic_img_size=true (timm ViTs), or "
+            f"{other}"
+        )
+
+
 def check_output_dir(path: str | Path) -> Path:
     """The run folder exists and can be written (before any work is done)."""
     import os

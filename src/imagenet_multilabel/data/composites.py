@@ -73,6 +73,11 @@ class CompositeDataset(ImageDataset):
             valid[i, [base.targets[t] for t in row]] = True
         self.valid_labels = valid
 
+    def image_size(self, tile: tuple[int, int, int]) -> tuple[int, int, int]:
+        """The ``(C, H, W)`` of a composite whose tiles are ``tile`` (the model's input)."""
+        channels, height, width = tile
+        return tuple(tile) if self.squeeze else (channels, height * self.rows, width * self.cols)
+
     @staticmethod
     def _draw_tiles(targets: np.ndarray, count: int, n_tiles: int, seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)

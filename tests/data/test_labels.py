@@ -127,6 +127,12 @@ def test_label_option_without_its_file_is_one_line(option: str) -> None:
         load_label_set(spec)
 
 
+def test_allow_missing_must_be_a_switch() -> None:
+    spec = {"name": "file", "_target_": "x", "path": "l.csv", "allow_missing": "flase"}
+    with pytest.raises(DataError, match=r"labels.allow_missing='flase' is not valid"):
+        load_label_set(spec)
+
+
 def test_join_duplicate_base_names() -> None:
     labels = LabelSet("x", {"a.jpg": (1,)})
     with pytest.raises(DataError, match=r"file names occur more than once .*a.jpg"):

@@ -354,7 +354,9 @@ def load_label_set(spec: Mapping[str, Any]) -> tuple[LabelSet, bool]:
     check_labels_option(spec)  # e.g. labels=file without labels.path
     node = dict(spec)
     name = node.pop("name", None)
-    allow_missing = bool(node.pop("allow_missing", False))
+    allow_missing = node.pop("allow_missing", False)
+    if not isinstance(allow_missing, bool):  # "maybe", "flase" would be true
+        raise DataError(f"labels.allow_missing={allow_missing!r} is not valid: give true or false")
     if "_target_" not in node:
         raise DataError(f"label set {name!r} names no loader (_target_): see conf/labels/")
     label_set = instantiate(node, _convert_="all")

@@ -831,7 +831,7 @@ def _label_cases() -> list[Case]:
              setup=labels(f'{{"{names[0]}": 1, "{names[0]}": 2}}', ".json")),
         Case("CSV, duplicate rows", "labels", use(), "error", "twice",
              setup=labels(csv_rows + f"{names[0]},5\n")),
-        Case("keys not in the dataset", "labels", use(), "error", "not in label set",
+        Case("keys not in the dataset", "labels", use(), "error", "label set 'file' has none",
              setup=labels("a.jpg,1\nb.jpg,2\n")),
         Case("an image not in the label file", "labels", use(), "error", "allow_missing",
              setup=labels(csv_rows.split("\n", 1)[1])),
@@ -839,6 +839,8 @@ def _label_cases() -> list[Case]:
              use(".csv", "labels.allow_missing=true"), "ok",
              setup=labels(csv_rows.split("\n", 1)[1]),
              check=all_of(multi, recorded("num_missing_from_labels", 1))),
+        Case("labels.allow_missing=maybe", "labels", use(".csv", "labels.allow_missing=maybe"),
+             "error", "allow_missing", setup=labels(csv_rows)),
         Case("no image in the label file, allow_missing", "labels",
              use(".csv", "labels.allow_missing=true"), "error", "none of",
              setup=labels("a.jpg,1\n")),
@@ -947,7 +949,7 @@ def _config_cases() -> list[Case]:
              [*FOLDER, "labels=shankar", "labels.path={d}/h.pickle"], "error",
              "does not exist", setup=setup),
         Case("labels=real on data=folder (files not ReaL's)", "config",
-             [*FOLDER, "labels=real"], "error", "not in label set 'real'", setup=setup),
+             [*FOLDER, "labels=real"], "error", "label set 'real'", setup=setup),
         Case("labels=real allow_missing on files not ReaL's", "config",
              [*FOLDER, "labels=real", "labels.allow_missing=true"], "error", "none of",
              setup=setup),
@@ -958,7 +960,7 @@ def _config_cases() -> list[Case]:
              check=no_real),
         Case("labels=multilabelfy on data=imagenet", "config",
              [TINY, "data=imagenet", "data.root={d}/val", "labels=multilabelfy"], "error",
-             "not in label set 'multilabelfy'", setup=val_named),
+             "label set 'multilabelfy'", setup=val_named),
         Case("checkpoint: random bytes", "config", [*FOLDER, "model.checkpoint={d}/ckpt.pth"],
              "error", "cannot load checkpoint",
              setup=lambda d: (folder(d / "val"), write(d / "ckpt.pth", b"\x80\x02junk"))),
@@ -1062,7 +1064,7 @@ def _score_cases() -> list[Case]:
         Case("score: output folder = the run's folder", "score",
              ["run_dir={run}", "hydra.run.dir={run}"], "error", "own folder", tool=score),
         Case("score labels=real on a run of non-ReaL files", "score",
-             ["run_dir={run}", "labels=real"], "error", "not in label set", tool=score),
+             ["run_dir={run}", "labels=real"], "error", "label set 'real'", tool=score),
         Case("score labels=file (used)", "score",
              ["run_dir={run}", "labels=file", "labels.path={labels}"], "ok", tool=score,
              check=has_metric("folder/real_top1")),
@@ -1163,9 +1165,11 @@ def _cli_cases() -> list[Case]:
              "model", cli=True),
         Case("unknown key batchsize=16", "hydra", [TINY, "batchsize=16"], "error",
              "batchsize", cli=True),
-        Case("data.root with a space, unquoted", "hydra",
-             [TINY, "data=folder", "data.root={d}/my photos"], "error", "data.root",
-             cli=True, setup=spaces),
+        Case("data.root with a space", "hydra", [TINY, "data=folder", "data.root={d}/my photos"],
+             "ok", cli=True, setup=spaces, check=num_images(3)),
+        Case("data.root with parentheses and a comma", "hydra",
+             [TINY, "data=folder", "data.root={d}/photos (2024), v2"], "error", "data.root",
+             cli=True, setup=lambda d: folder(d / "photos (2024), v2")),
         Case("model=resnet50, HF_HUB_OFFLINE=1, not cached", "model", ["model=resnet50"],
              "error", "no pretrained weights", cli=True),
         Case("model=resnet50, online but no network", "model", ["model=resnet50"], "error",
@@ -1255,7 +1259,7 @@ def finished_runs(tmp: Path) -> dict[str, Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", help="run the cases whose name contains this")
+    parser.add_argument("--only", help="run the cases whose name contains one of these (a,b)")
     parser.add_argument("--no-cli", action="store_true", help="skip command-line cases")
     parser.add_argument("--cli-only", action="store_true", help="only command-line cases")
     parser.add_argument("--keep", help="build the cases in this folder and keep it")
@@ -1272,7 +1276,8 @@ def main() -> None:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="badinput-")))
         shared = finished_runs(tmp)
         SHARED_RUNS.update(shared)
-        cases = [c for c in all_cases() if not args.only or args.only in c.name]
+        only = args.only.split(",") if args.only else []
+        cases = [c for c in all_cases() if not only or any(o in c.name for o in only)]
         if args.no_cli or args.cli_only:
             cases = [c for c in cases if c.cli == args.cli_only]
         rows, bad = [], 0

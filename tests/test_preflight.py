@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -30,13 +31,14 @@ from imagenet_multilabel.tasks.evaluate import evaluate
         ("trainer.devices=abc", "trainer.devices='abc' is not valid"),
         ("trainer.precision=foo", "trainer.precision='foo' is unknown"),
         ("trainer.accelerator=foo", "trainer.accelerator='foo' is unknown"),
+        ("trainer.precision=16-mixed", "trainer.precision=16-mixed (float16 autocast) needs a GPU"),
         ("labels=file", "labels=file needs labels.path: pass labels.path="),
         ("labels=shankar", "labels=shankar needs labels.path"),
     ],
 )
 def test_bad_settings_are_one_line(compose_cfg, override: str, expected: str) -> None:
     cfg = compose_cfg("model=test_tiny", override)
-    with pytest.raises(UserError, match="^" + expected.replace("(", r"\(").replace(".", r"\.")):
+    with pytest.raises(UserError, match="^" + re.escape(expected)):
         check_run_settings(cfg)
 
 

@@ -178,6 +178,15 @@ def check_trainer(trainer: Mapping[str, Any]) -> None:
             f"trainer.precision={precision!r} is unknown: use 32-true, 16-mixed, bf16-mixed, "
             "16-true, bf16-true or 64-true"
         )
+    on_cpu = accelerator == "cpu" or (
+        accelerator == "auto" and not any(_has_accelerator(a) for a in ("cuda", "mps", "tpu"))
+    )
+    if on_cpu and str(precision) in ("16-mixed", "16"):
+        # Lightning then runs bf16-mixed, while the run records 16-mixed
+        raise UserError(
+            f"trainer.precision={precision} (float16 autocast) needs a GPU: on CPU use "
+            "bf16-mixed or 32-true"
+        )
 
 
 def _is_int_list(values: Any) -> bool:

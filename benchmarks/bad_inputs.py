@@ -97,7 +97,7 @@ class Case:
     name: str
     group: str
     args: list[str]
-    expect: str = "error"  # error | ok | sigterm | nonzero
+    expect: str = "error"  # error | ok | sigterm (exit 143) | sigint (130) | nonzero
     match: str = ""  # a part of the error line that must be there
     tool: str = "evaluate"  # evaluate | score | stats | gap | prepare
     cli: bool = False
@@ -480,8 +480,8 @@ def environment(env: dict[str, str]):
 def judge(case: Case, res: Result, d: Path) -> str:
     problems = []
     metrics_left = res.out is not None and (res.out / "metrics.json").is_file()
-    if case.expect in ("error", "sigterm", "nonzero"):
-        want = {"error": 2, "sigterm": 143, "nonzero": None}[case.expect]
+    if case.expect in ("error", "sigterm", "sigint", "nonzero"):
+        want = {"error": 2, "sigterm": 143, "sigint": 130, "nonzero": None}[case.expect]
         if res.code == 0:
             return "**BAD: silent** (exit 0)"
         if res.traceback:
@@ -921,7 +921,7 @@ def _config_cases() -> list[Case]:
         ("channels_last=maybe", "channels_last"), ("compile=yes", "compile"),
         ("normalize_on_device=0.5", "normalize_on_device"),
         ("trainer.devices=0", "devices"), ("trainer.accelerator=gpu", "gpu"),
-        ("trainer.precision=foo", "precision"),
+        ("trainer.precision=foo", "precision"), ("trainer.precision=16-mixed", "needs a GPU"),
         ("model.name=resnet5", "close matches"), ("model.name=resnet50.no_such_tag", "tag"),
         ("model.weights=foo", "model.weights"), ("+model.kwargs.num_classes=10", "10 classes"),
         ("model.name=vit_tiny_patch16_224.augreg_in21k", "21843"),
@@ -1015,7 +1015,7 @@ def _rerun_cases() -> list[Case]:
              [*FOLDER, "hydra.run.dir=/etc/passwd/x"], "error", "cannot write", cli=True,
              setup=lambda d: folder(d / "val")),
         Case("run folder is an existing file", "output",
-             [*FOLDER, "hydra.run.dir={d}/file"], "error", "run folder", cli=True,
+             [*FOLDER, "hydra.run.dir={d}/file"], "error", "hydra.run.dir", cli=True,
              setup=lambda d: (folder(d / "val"), write(d / "file", "x"))),
     ]
 
@@ -1181,7 +1181,7 @@ def _cli_cases() -> list[Case]:
         Case("SIGTERM mid-run, 3 loader workers", "signal", [*big, "num_workers=3"],
              "sigterm", "SIGTERM", cli=True, setup=many,
              action=signal_when(signal.SIGTERM, loading(3))),
-        Case("Ctrl-C (SIGINT to the group) mid-run", "signal", big, "nonzero", "", cli=True,
+        Case("Ctrl-C (SIGINT to the group) mid-run", "signal", big, "sigint", "SIGINT", cli=True,
              setup=many, action=signal_when(signal.SIGINT, loading(1), group=True)),
         Case("SIGKILL mid-run", "signal", big, "nonzero", "", cli=True, setup=many,
              action=signal_when(signal.SIGKILL, loading(1)), note="no metrics.json"),

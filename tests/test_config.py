@@ -123,8 +123,8 @@ def test_data_options_compose(compose_cfg, option: str) -> None:
         (["preprocess.crop_pct=1.5"], r"crop_pct=1.5 must be in \(0, 1\]"),
         (["preprocess.img_size=-5"], "img_size=-5 must be a positive"),
         (["preprocess.interpolation=foo"], "interpolation='foo' is unknown"),
-        (["labels=file"], "labels=file needs its file: pass labels.path="),
-        (["labels=shankar"], "labels=shankar needs its file"),
+        (["labels=file"], "labels=file needs labels.path: pass labels.path="),
+        (["labels=shankar"], "labels=shankar needs labels.path"),
     ],
 )
 def test_settings_are_checked_before_anything_is_built(compose_cfg, overrides, expected) -> None:

@@ -224,4 +224,11 @@ class RunDir:
         if dataset not in self.prediction_files:
             have = ", ".join(self.prediction_files) or "none"
             raise DataError(f"{self.path} has no predictions of '{dataset}' (it has {have})")
-        return read_predictions(self.prediction_files[dataset])
+        data = read_predictions(self.prediction_files[dataset])
+        counted = self.metrics.get(dataset, {}).get("num_images")
+        if counted is not None and counted == counted and int(counted) != len(data["index"]):
+            raise DataError(
+                f"{self.prediction_files[dataset]} holds {len(data['index'])} images but "
+                f"metrics.json counts {int(counted)}: the folder mixes two runs; run it again"
+            )
+        return data

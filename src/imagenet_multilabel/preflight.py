@@ -13,6 +13,9 @@ from omegaconf import DictConfig, OmegaConf
 from .errors import ModelError, UserError
 
 LOGITS_DTYPES = ("float32", "float16")
+CROP_MODES = ("center", "squash", "border")  # timm's eval transform
+# on/off settings of conf/evaluate.yaml: a typo ("yes", "maybe") would be truthy
+SWITCHES = ("channels_last", "normalize_on_device", "compile", "keep_freed_memory", "pin_memory")
 
 
 def _int(cfg: Mapping[str, Any], key: str, low: int, what: str, allow_none: bool = False) -> None:
@@ -37,13 +40,39 @@ def check_run_settings(cfg: DictConfig) -> None:
             f"predictions.logits_dtype={dtype!r} is not supported: use float32 (exact "
             "re-scoring) or float16 (half the size)"
         )
+    _int(cfg, "seed", 0, "give a whole number in 0..4294967295", allow_none=True)
+    if (cfg.get("seed") or 0) > 2**32 - 1:
+        raise UserError(f"seed={cfg.seed} is not valid: give a whole number in 0..4294967295")
+    for key in SWITCHES:
+        value = cfg.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise UserError(f"{key}={value!r} is not valid: give true or false")
     check_preprocess(cfg.get("preprocess") or {})
     if cfg.get("data") is not None:
         check_data_roots(cfg.data)
-    labels = cfg.get("labels")
-    # the label sets without a default file (real and multilabelfy have one)
-    if labels and _declares(labels, "path") and OmegaConf.is_missing(labels, "path"):
-        raise UserError(f"labels={labels.get('name')} needs its file: pass labels.path=...")
+
+    check_labels_option(cfg.get("labels"))
+    if cfg.get("trainer") is not None:
+        check_trainer(cfg.trainer)
+
+
+def check_labels_option(labels: Mapping[str, Any] | None) -> None:
+    """A ``labels`` option has its mandatory values (``???`` in conf/labels, e.g. the
+    file of labels=file); a null ``path`` is the shipped copy (labels=real, multilabelfy)."""
+    if labels is None:
+        return
+    missing = [str(k) for k in labels if _is_missing(labels, k)]
+    if missing:
+        key = missing[0]
+        value = "/path/to/labels" if key == "path" else "..."
+        name = labels.get("name")
+        raise UserError(f"labels={name} needs labels.{key}: pass labels.{key}={value}")
+
+
+def _is_missing(node: Mapping[str, Any], key: Any) -> bool:
+    if isinstance(node, DictConfig):
+        return OmegaConf.is_missing(node, key)
+    return node.get(key) == "???"
 
 
 def _declares(node: DictConfig, key: str) -> bool:
@@ -86,6 +115,11 @@ def check_preprocess(pre: Mapping[str, Any]) -> None:
     crop = pre.get("crop_pct")
     if crop is not None and not (isinstance(crop, (int, float)) and 0 < crop <= 1):
         raise UserError(f"preprocess.crop_pct={crop!r} must be in (0, 1]")
+    crop_mode = pre.get("crop_mode")
+    if crop_mode is not None and crop_mode not in CROP_MODES:
+        raise UserError(
+            f"preprocess.crop_mode={crop_mode!r} is unknown: use {', '.join(CROP_MODES)}"
+        )
     mode = pre.get("interpolation")
     if mode is not None and mode not in (
         "bilinear",
@@ -105,6 +139,95 @@ def check_preprocess(pre: Mapping[str, Any]) -> None:
             raise UserError(f"preprocess.{key} needs 3 values (R, G, B), got {list(values)!r}")
     if pre.get("std") is not None and any(v <= 0 for v in pre["std"]):
         raise UserError("preprocess.std values must be positive")
+
+
+def _precisions() -> set[str]:
+    """The precision values Lightning accepts (as strings), or empty if it hides them."""
+    import typing
+
+    try:
+        from lightning.fabric.connector import _PRECISION_INPUT
+    except ImportError:  # pragma: no cover - another Lightning version
+        return set()
+
+    def values(tp: Any) -> list[Any]:
+        args = typing.get_args(tp)
+        if typing.get_origin(tp) is typing.Literal:
+            return list(args)
+        return [v for a in args for v in values(a)]
+
+    return {str(v) for v in values(_PRECISION_INPUT)}
+
+
+def _has_accelerator(name: str) -> bool:
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    name = "cuda" if name == "gpu" else name
+    if name not in AcceleratorRegistry:
+        return False
+    return bool(AcceleratorRegistry[name]["accelerator"].is_available())
+
+
+def check_trainer(trainer: Mapping[str, Any]) -> None:
+    """``trainer.accelerator`` exists on this machine, ``devices`` and ``precision`` are
+    values Lightning takes (its own errors of them are tracebacks)."""
+    accelerator = str(trainer.get("accelerator", "auto"))
+    if accelerator != "auto":
+        from lightning.pytorch.accelerators import AcceleratorRegistry
+
+        known = ["gpu", *AcceleratorRegistry.available_accelerators()]
+        if accelerator not in known:
+            raise UserError(
+                f"trainer.accelerator={accelerator!r} is unknown: use auto, cpu, gpu or "
+                f"{', '.join(k for k in known if k not in ('cpu', 'gpu'))}"
+            )
+        if not _has_accelerator(accelerator):
+            raise UserError(
+                f"trainer.accelerator={accelerator} but this machine has no usable "
+                f"{accelerator.upper()}: use trainer=cpu (or trainer.accelerator=auto)"
+            )
+    devices = trainer.get("devices", "auto")
+    if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
+        devices = int(devices)
+    if isinstance(devices, bool) or (
+        not isinstance(devices, (int, str)) and not _is_int_list(devices)
+    ):
+        raise UserError(f"trainer.devices={devices!r} is not valid: give a number >= 1 or auto")
+    if isinstance(devices, int) and (devices == 0 or devices < -1):
+        raise UserError(
+            f"trainer.devices={devices} is not valid: give the number of devices (>= 1), -1 "
+            "(all) or auto"
+        )
+    if isinstance(devices, str) and devices != "auto" and not _is_int_list(devices.split(",")):
+        raise UserError(f"trainer.devices={devices!r} is not valid: give a number >= 1 or auto")
+    precision = trainer.get("precision")
+    allowed = _precisions()
+    if precision is not None and allowed and str(precision) not in allowed:
+        raise UserError(
+            f"trainer.precision={precision!r} is unknown: use 32-true, 16-mixed, bf16-mixed, "
+            "16-true, bf16-true or 64-true"
+        )
+    on_cpu = accelerator == "cpu" or (
+        accelerator == "auto" and not any(_has_accelerator(a) for a in ("cuda", "mps", "tpu"))
+    )
+    if on_cpu and str(precision) in ("16-mixed", "16"):
+        # Lightning then runs bf16-mixed, while the run records 16-mixed
+        raise UserError(
+            f"trainer.precision={precision} (float16 autocast) needs a GPU: on CPU use "
+            "bf16-mixed or 32-true"
+        )
+
+
+def _is_int_list(values: Any) -> bool:
+    try:
+        items = list(values)
+    except TypeError:
+        return False
+    return bool(items) and all(
+        (isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+        or (isinstance(v, str) and v.strip().isdigit())
+        for v in items
+    )
 
 
 def check_model(model: Mapping[str, Any]) -> None:
@@ -132,6 +255,36 @@ def check_model(model: Mapping[str, Any]) -> None:
             f"model {name} predicts {classes} classes, but the datasets and label sets here "
             f"are ImageNet-1k ({NUM_CLASSES} classes): choose a model (or tag) trained on "
             "ImageNet-1k"
+        )
+
+
+def check_input_sizes(
+    model: Any, preprocessing: Mapping[str, Any], datasets: Mapping[str, Any]
+) -> None:
+    """Every dataset's images fit the model, before the run: a timm model whose input size
+    is fixed (a ViT's patch embedding without ``dynamic_img_size``) takes exactly that size,
+    but composites put tiles side by side and ``preprocess.img_size`` may differ (the forward
+    pass would fail with an AssertionError traceback). ``datasets``: name -> dataset; one
+    with ``image_size(tile)`` says its image shape for the model's input shape."""
+    embed = getattr(model, "patch_embed", None)
+    fixed = getattr(embed, "img_size", None) if getattr(embed, "strict_img_size", False) else None
+    if fixed is None:
+        return
+    fixed = tuple(int(v) for v in fixed)
+    tile = tuple(int(v) for v in preprocessing["input_size"])
+    for name, dataset in datasets.items():
+        size = tuple(dataset.image_size(tile)) if hasattr(dataset, "image_size") else tile
+        if size[1:] == fixed:
+            continue
+        other = (
+            "data.squeeze=true (downscaled tiles)"
+            if size != tile
+            else "preprocess.img_size / input_size at the model's"
+        )
+        raise UserError(
+            f"the model takes {fixed[0]}x{fixed[1]} images only, but dataset '{name}' has "
+            f"{size[1]}x{size[2]}: pass model.kwargs.dynamic_img_size=true (timm ViTs), or "
+            f"{other}"
         )
 
 

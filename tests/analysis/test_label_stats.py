@@ -50,7 +50,9 @@ def test_restricted_to_dataset_files() -> None:
     assert s.images == 3 and s.missing == 1 and s.empty == 1  # z.jpg counts as empty
     assert s.by_count["1"] == 1 and s.by_count["2"] == 1
     with pytest.raises(DataError, match=r"allow_missing=true"):
-        label_stats(SMALL, ["z.jpg"])
+        label_stats(SMALL, ["b.jpg", "z.jpg"])
+    with pytest.raises(DataError, match=r"has none of this dataset's 1 images"):
+        label_stats(SMALL, ["z.jpg"], allow_missing=True)
 
 
 @pytest.mark.parametrize(

@@ -65,3 +65,10 @@ def test_squeeze_keeps_one_tile_size(base) -> None:
 def test_bad_grid(base) -> None:
     with pytest.raises(DataError, match="2 to 4 tiles"):
         CompositeDataset(base, rows=3, cols=2)
+
+
+@pytest.mark.parametrize("count", [0, -1, 2.5])
+def test_bad_num_images(base, count) -> None:
+    """0 was 'no images found under <demo folder>: check data.root', -1 a numpy traceback."""
+    with pytest.raises(DataError, match=rf"num_images={count!r} composites: give a number >= 1"):
+        CompositeDataset(base, num_images=count)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
 from imagenet_multilabel.classes import wnid_to_index
-from imagenet_multilabel.data.datasets import WnidFilesDataset, WnidFolderDataset
+from imagenet_multilabel.data.datasets import (
+    DEMO_ROOT,
+    LabelFileDataset,
+    WnidFilesDataset,
+    WnidFolderDataset,
+)
 from imagenet_multilabel.data.module import ShardSampler
 from imagenet_multilabel.errors import DataError
 
@@ -70,3 +78,80 @@ def test_shard_sampler_covers_each_index_once(size: int, world: int) -> None:
     assert max(map(len, shards)) - min(map(len, shards)) <= 1
     assert [len(ShardSampler(size, r, world)) for r in range(world)] == list(map(len, shards))
     assert torch.tensor([len(s) for s in shards]).sum() == size
+
+
+# --- what a folder holds besides images (made from the package's demo photos) -------------
+
+
+@pytest.fixture
+def demo_folder(tmp_path: Path) -> Path:
+    """3 demo photos in wnid folders: root/<wnid>/<photo>."""
+    root = tmp_path / "val"
+    for photo in sorted(DEMO_ROOT.glob("n*.JPEG"))[:3]:
+        (root / photo.name.split("_")[0]).mkdir(parents=True)
+        shutil.copy(photo, root / photo.name.split("_")[0] / photo.name)
+    return root
+
+
+def test_broken_symlinks_are_errors(demo_folder: Path, tmp_path: Path) -> None:
+    """A link to a missing target (an unmounted disk) or a link loop was skipped without a
+    word: the run scored fewer images."""
+    cls = next(demo_folder.iterdir())
+    (cls / "gone.JPEG").symlink_to(tmp_path / "unmounted" / "x.JPEG")
+    with pytest.raises(DataError, match=r"gone.JPEG is a broken symbolic link"):
+        WnidFolderDataset(demo_folder)
+    (cls / "gone.JPEG").unlink()
+    (cls / "a.jpg").symlink_to(cls / "b.jpg")
+    (cls / "b.jpg").symlink_to(cls / "a.jpg")
+    with pytest.raises(DataError, match=r"a.jpg is a broken symbolic link"):
+        WnidFolderDataset(demo_folder)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("".join(f"{p.name},{p.parent.name}\n" for p in demo_folder.glob("*/n*")))
+    with pytest.raises(DataError, match=r"[ab].jpg is a broken symbolic link"):
+        LabelFileDataset(demo_folder, labels)
+
+
+def test_a_good_symlink_is_an_image(demo_folder: Path) -> None:
+    cls = next(demo_folder.iterdir())
+    (cls / "link.JPEG").symlink_to(next(cls.iterdir()))
+    assert len(WnidFolderDataset(demo_folder)) == 4
+
+
+def test_skipped_entries_are_logged(demo_folder: Path, caplog) -> None:
+    """Not only other files: a subfolder (its images are not read) and a FIFO are named."""
+    cls = next(demo_folder.iterdir())
+    (cls / "README.txt").write_text("notes")
+    (cls / "more").mkdir()
+    shutil.copy(next(cls.glob("*.JPEG")), cls / "more" / "x.JPEG")
+    os.mkfifo(cls / "pipe.JPEG")
+    with caplog.at_level(logging.WARNING):
+        assert len(WnidFolderDataset(demo_folder)) == 3
+    assert "skipped 3 entries that are not image files" in caplog.text
+    assert "(e.g. README.txt)" in caplog.text
+
+
+def test_hidden_entries_are_skipped(demo_folder: Path, caplog) -> None:
+    """.ipynb_checkpoints beside the class folders was 'not named by a WordNet id'; macOS ._
+    files beside images were decode errors."""
+    checkpoints = demo_folder / ".ipynb_checkpoints"
+    checkpoints.mkdir()
+    cls = next(demo_folder.iterdir())
+    (cls / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (cls / "._n01440764_tench.JPEG").write_bytes(b"\0\5\26\7 AppleDouble")
+    with caplog.at_level(logging.WARNING):
+        ds = WnidFolderDataset(demo_folder)
+    assert len(ds) == 3 and not caplog.text
+    [ds[i] for i in range(len(ds))]
+
+
+def test_empty_class_folders_are_logged(demo_folder: Path, caplog) -> None:
+    (demo_folder / "n01443537").mkdir()
+    with caplog.at_level(logging.WARNING):
+        assert len(WnidFolderDataset(demo_folder)) == 3
+    assert "1 class folders hold no images (e.g. n01443537)" in caplog.text
+
+
+def test_int_folders_point_at_imagenetv2(tmp_path: Path) -> None:
+    (tmp_path / "0").mkdir()
+    with pytest.raises(DataError, match=r"0 is not named by .* use data=imagenetv2"):
+        WnidFolderDataset(tmp_path)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from imagenet_multilabel.classes import wnids
 from imagenet_multilabel.data.datasets import ImageNetV2Dataset, ImageNetValDataset
@@ -18,14 +19,15 @@ from imagenet_multilabel.data.labels import (
     LabelSet,
     label_counts,
     load_label_file,
+    load_label_set,
     load_multilabelfy,
     load_real,
     load_shankar,
     val_file_name,
 )
-from imagenet_multilabel.errors import DataError
+from imagenet_multilabel.errors import DataError, UserError
 
-from ..conftest import MULTILABELFY_JSON, REAL_JSON, SHARED_LABELS, requires_shared_labels
+from ..conftest import MULTILABELFY_JSON, REAL_JSON, REPO, SHARED_LABELS, requires_shared_labels
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +103,37 @@ def test_join_missing_and_allow_missing() -> None:
     assert joined.labeled.tolist() == [True, False, False]
     assert joined.valid[0].nonzero().flatten().tolist() == [1, 2]
     assert int(joined.valid[1:].sum()) == 0
+
+
+def test_join_with_no_image_of_the_dataset_is_an_error() -> None:
+    """allow_missing scores absent images as unlabeled; with none present there is nothing
+    to score (the wrong label set), which was a run with every label metric empty."""
+    labels = LabelSet("real", {"ILSVRC2012_val_00000001.JPEG": (1,)})
+    for allow in (False, True):
+        with pytest.raises(
+            DataError, match=r"label set 'real' has none of this dataset's 2 images.*labels=none"
+        ):
+            labels.join(["a.jpg", "b.jpg"], allow_missing=allow)
+
+
+def test_missing_images_message_names_labels_none() -> None:
+    with pytest.raises(DataError, match=r"labels=none for single-label metrics only"):
+        LabelSet("x", {"a.jpg": (1,)}).join(["a.jpg", "b.jpg"])
+
+
+@pytest.mark.parametrize("option", ["file", "shankar"])
+def test_label_option_without_its_file_is_one_line(option: str) -> None:
+    """The stats and score tasks load label options themselves: a missing path (???) was a
+    MissingMandatoryValue traceback from Hydra's instantiate."""
+    spec = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "labels" / f"{option}.yaml"))
+    with pytest.raises(UserError, match=rf"^labels={option} needs labels.path: pass labels.path="):
+        load_label_set(spec)
+
+
+def test_allow_missing_must_be_a_switch() -> None:
+    spec = {"name": "file", "_target_": "x", "path": "l.csv", "allow_missing": "flase"}
+    with pytest.raises(DataError, match=r"labels.allow_missing='flase' is not valid"):
+        load_label_set(spec)
 
 
 def test_join_duplicate_base_names() -> None:
@@ -192,6 +225,40 @@ def test_label_file_errors(tmp_path: Path) -> None:
         load_label_file(pic)
     with pytest.raises(DataError, match=r"no label file given"):
         load_label_file(None)
+
+
+def test_label_file_whole_floats_are_indices(tmp_path: Path) -> None:
+    """pandas writes an int column with a gap as 3.0: read as class 3; 3.5 stays an error."""
+    js = tmp_path / "labels.json"
+    js.write_text(json.dumps({"a.jpg": [3.0, 7], "b.jpg": 12.0}))
+    assert load_label_file(js).by_file == {"a.jpg": (3, 7), "b.jpg": (12,)}
+    rows = tmp_path / "labels.csv"
+    rows.write_text("a.jpg,3.0\nb.jpg,12.00 7\n")
+    assert load_label_file(rows).by_file == {"a.jpg": (3,), "b.jpg": (7, 12)}
+    js.write_text(json.dumps({"a.jpg": [3.5]}))
+    with pytest.raises(DataError, match=r"a.jpg: class 3.5 is not an index"):
+        load_label_file(js)
+    rows.write_text("a.jpg,1000.0\n")
+    with pytest.raises(DataError, match=r"class index 1000 is outside 0..999"):
+        load_label_file(rows)
+
+
+def test_label_file_excel_separator_line(tmp_path: Path) -> None:
+    """Excel's "sep=;" first line, then a header: the rows were read with ',' and the header
+    taken for a row ("'label' is neither a class index ...")."""
+    rows = tmp_path / "labels.csv"
+    rows.write_text('sep=;\r\nfile;label\r\na.jpg;3\r\nb.jpg;"4 5"\r\n', newline="")
+    assert load_label_file(rows).by_file == {"a.jpg": (3,), "b.jpg": (4, 5)}
+    rows.write_text("sep=;\n")
+    with pytest.raises(DataError, match=r"has no rows"):
+        load_label_file(rows)
+
+
+def test_label_file_that_is_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"labels file .* is a folder, not a file"):
+        load_label_file(tmp_path)
+    with pytest.raises(DataError, match=r"labels file .* is a folder, not a file"):
+        load_real(tmp_path)
 
 
 # --- Shankar et al. 2020 -------------------------------------------------------------------

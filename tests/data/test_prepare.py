@@ -198,3 +198,21 @@ def test_prepare_imagenet_cli(flat_val: Path, tmp_path: Path, capsys, val_subset
     assert main(["imagenet", "--root", str(flat_val)]) == 0
     out = capsys.readouterr().out
     assert "flat files, 5 images, 5 classes (not the full" in out
+
+
+def test_prepare_root_that_cannot_be_written(tmp_path: Path, capsys) -> None:
+    """--root under a file was a NotADirectoryError traceback."""
+    archive = tmp_path / "v2.tar.gz"
+    archive.write_bytes(b"any")
+    (tmp_path / "file").write_text("x")
+    root = tmp_path / "file" / "v2"
+    assert main(["imagenetv2", "--root", str(root), "--archive", str(archive)]) == 2
+    assert f"error: cannot write to {root} (Not a directory): choose another --root" in (
+        capsys.readouterr().err
+    )
+
+
+def test_prepare_imagenet_root_that_is_a_file(tmp_path: Path, capsys) -> None:
+    (tmp_path / "val.tar").write_bytes(b"x")
+    assert main(["imagenet", "--root", str(tmp_path / "val.tar")]) == 2
+    assert "is a file, not a folder: pass --root /path/to/val" in capsys.readouterr().err

@@ -82,6 +82,19 @@ def test_checkpoint_roundtrip(tmp_path: Path) -> None:
         assert torch.equal(loaded.state_dict()[key], value)
 
 
+def test_lightning_checkpoint_loads_its_backbone(tmp_path: Path) -> None:
+    """A Lightning checkpoint of this package's modules (the timm model as `backbone`, other
+    state beside it) was 'N missing keys ...: check model.name'."""
+    model, _ = create_backbone("test_efficientnet", weights="none")
+    state = {f"backbone.{k}": v for k, v in model.state_dict().items()}
+    state["normalize.mean"] = torch.zeros(3)
+    path = tmp_path / "last.ckpt"
+    torch.save({"pytorch-lightning_version": "2.6.0", "epoch": 3, "state_dict": state}, path)
+    loaded, _ = create_backbone("test_efficientnet", weights="none", checkpoint=path)
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+
+
 def test_checkpoint_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="does not exist"):
         create_backbone("test_efficientnet", checkpoint=tmp_path / "missing.pth")

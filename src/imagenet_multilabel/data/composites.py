@@ -53,6 +53,13 @@ class CompositeDataset(ImageDataset):
         n_tiles = rows * cols
         if not 2 <= n_tiles <= 4:
             raise DataError(f"a composite has 2 to 4 tiles, not {rows}x{cols}: set data.rows/cols")
+        if num_images is not None and (
+            isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1
+        ):
+            raise DataError(
+                f"num_images={num_images!r} composites: give a number >= 1, or null for as "
+                "many as whole grids fit in the base dataset"
+            )
         if len(set(base.targets)) < n_tiles:
             raise DataError(f"{base.name} has fewer than {n_tiles} classes: cannot build grids")
         self.base, self.rows, self.cols, self.squeeze = base, rows, cols, squeeze
@@ -65,6 +72,11 @@ class CompositeDataset(ImageDataset):
         for i, row in enumerate(self.tiles):
             valid[i, [base.targets[t] for t in row]] = True
         self.valid_labels = valid
+
+    def image_size(self, tile: tuple[int, int, int]) -> tuple[int, int, int]:
+        """The ``(C, H, W)`` of a composite whose tiles are ``tile`` (the model's input)."""
+        channels, height, width = tile
+        return tuple(tile) if self.squeeze else (channels, height * self.rows, width * self.cols)
 
     @staticmethod
     def _draw_tiles(targets: np.ndarray, count: int, n_tiles: int, seed: int) -> np.ndarray:

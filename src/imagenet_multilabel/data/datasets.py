@@ -72,21 +72,36 @@ def _sixteen_bit_to_rgb(im: Image.Image, path: Path) -> Image.Image:
 
 
 def _is_image(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+    hidden = path.name.startswith(".")
+    return not hidden and path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _check_link(path: Path) -> None:
+    """An image name whose symbolic link leads nowhere (a missing target, e.g. an unmounted
+    disk, or a loop) is an error: skipping it would score fewer images without a word."""
+    if path.suffix.lower() in IMAGE_SUFFIXES and path.is_symlink() and not path.exists():
+        raise DataError(
+            f"image {path} is a broken symbolic link (its target is missing or a loop): "
+            "fix or remove it"
+        )
 
 
 def list_images(folder: Path) -> list[Path]:
-    """The image files directly in ``folder``, sorted by name. Other files are skipped and
-    reported in the log (hidden files such as .DS_Store silently)."""
+    """The image files directly in ``folder``, sorted by name. Other entries (files that are
+    not images, subfolders) are skipped and reported in the log; hidden ones (.DS_Store,
+    macOS ._ files, .ipynb_checkpoints) silently."""
     images, skipped = [], []
     for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue
         if _is_image(path):
             images.append(path)
-        elif path.is_file() and not path.name.startswith("."):
-            skipped.append(path.name)
+        else:
+            _check_link(path)
+            skipped.append(path.name + ("/" if path.is_dir() else ""))
     if skipped:
         log.warning(
-            "%s: skipped %d file(s) that are not images (%s) (e.g. %s)",
+            "%s: skipped %d entries that are not image files (%s) (e.g. %s)",
             folder,
             len(skipped),
             "/".join(IMAGE_SUFFIXES),
@@ -163,9 +178,13 @@ class ImageDataset(Dataset):
 def _class_index(wnid: str, where: Path) -> int:
     index = wnid_to_index().get(wnid)
     if index is None:
+        hint = (
+            "class folders 0..999 are the ImageNetV2 layout: use data=imagenetv2"
+            if wnid.isdigit()
+            else "rename it or use a labels file (data=files)"
+        )
         raise DataError(
-            f"{where} is not named by an ImageNet-1k WordNet id (like n01440764): "
-            "rename it or use a labels file"
+            f"{where} is not named by an ImageNet-1k WordNet id (like n01440764): {hint}"
         )
     return index
 
@@ -187,12 +206,16 @@ class WnidFolderDataset(ImageDataset):
         class_subset: ClassSubsetSpec = None,
     ) -> None:
         root = _require_dir(root, f"data={type(self).name}")
-        files, targets = [], []
-        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        files, targets, empty = [], [], []
+        for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name[0] != "."):
             label = _class_index(folder.name, folder)
-            for path in list_images(folder):
+            images = list_images(folder)
+            empty += [] if images else [folder.name]
+            for path in images:
                 files.append(f"{folder.name}/{path.name}")
                 targets.append(label)
+        if empty and files:
+            log.warning("%s: %d class folders hold no images (e.g. %s)", root, len(empty), empty[0])
         stray = sorted(p.name for p in root.iterdir() if _is_image(p))
         if stray:
             raise DataError(
@@ -232,8 +255,16 @@ VAL_LABEL_FILES = ("val_labels.txt", "val_labels.csv", "val_labels.json")
 
 
 def _image_files(root: Path) -> list[str]:
-    """All images below ``root`` as sorted relative POSIX paths."""
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if _is_image(p))
+    """All images below ``root`` as sorted relative POSIX paths (none in hidden folders)."""
+    files = []
+    for path in root.rglob("*"):
+        relative = path.relative_to(root)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        _check_link(path)
+        if _is_image(path):
+            files.append(relative.as_posix())
+    return sorted(files)
 
 
 def _devkit_dir(devkit: str | Path) -> Path:

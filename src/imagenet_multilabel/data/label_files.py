@@ -8,7 +8,9 @@ Accepted shapes (the same for dataset labels and for multi-label sets):
   ``file,"label label ..."``; an optional header row (``file,label``) is skipped; lines
   starting with ``#`` are comments.
 
-A class is an index 0..999 (int or digit string) or an ImageNet-1k WordNet id.
+A class is an index 0..999 (int or digit string; a whole float such as 3.0 or "3.0", as
+spreadsheets and pandas write them, too) or an ImageNet-1k WordNet id. An Excel ``sep=;``
+first line sets the separator.
 """
 
 from __future__ import annotations
@@ -24,13 +26,18 @@ from ..classes import NUM_CLASSES, wnid_to_index
 from ..errors import DataError
 
 LabelTable = dict[str, tuple[int, ...]]
-CLASS_TOKEN = re.compile(r"\d+|n\d{8}")  # what a class cell looks like (header detection)
+CLASS_TOKEN = re.compile(r"\d+(\.0*)?|n\d{8}")  # what a class cell looks like (header detection)
+WHOLE_FLOAT = re.compile(r"\s*\d+\.0*\s*")  # "3.0": a class index written as a float
 
 
 def parse_class(value: object, where: str) -> int:
     """One class given as an index (int or digit string) or a WordNet id -> its index."""
     if isinstance(value, bool):
         raise DataError(f"{where}: class {value!r} is not an index or a WordNet id")
+    if (isinstance(value, float) and value.is_integer()) or (
+        isinstance(value, str) and WHOLE_FLOAT.fullmatch(value)
+    ):
+        value = int(float(value))
     if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
         index = int(value)
         if not 0 <= index < NUM_CLASSES:
@@ -74,11 +81,17 @@ def _unique_keys(path: Path) -> Callable[[list[tuple[str, Any]]], dict[str, Any]
     return hook
 
 
+def _require_file(path: Path, hint: str) -> None:
+    if path.is_dir():
+        raise DataError(f"labels file {path} is a folder, not a file: {hint}")
+    if not path.is_file():
+        raise DataError(f"labels file {path} does not exist: {hint}")
+
+
 def read_json(path: str | Path) -> Any:
     """A JSON label file, read strictly: UTF-8 (a BOM allowed), no key given twice."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataError(f"labels file {path} does not exist: check labels.path")
+    _require_file(path, "check labels.path")
     try:
         return json.loads(
             path.read_text(encoding="utf-8-sig"), object_pairs_hook=_unique_keys(path)
@@ -118,7 +131,13 @@ def _read_table(path: Path) -> LabelTable:
     if not lines:
         raise DataError(f"labels file {path} is empty: give one row 'file,label' per image")
     sample = lines[0]
-    if "," in sample:
+    if sample.strip().lower().startswith("sep=") and len(sample.strip()) == 5:
+        # Excel's separator line; delimiters of one character only
+        delimiter, lines = sample.strip()[4], lines[1:]
+        if not lines:
+            raise DataError(f"labels file {path} has no rows: give one row 'file,label' per image")
+        rows = list(csv.reader(lines, delimiter=delimiter))
+    elif "," in sample:
         rows = list(csv.reader(lines))
     elif ";" in sample:  # spreadsheets in locales with a decimal comma
         rows = list(csv.reader(lines, delimiter=";"))
@@ -150,8 +169,7 @@ def read_label_table(path: str | Path) -> LabelTable:
         DataError: the file is missing, not JSON/CSV, or names an unknown class.
     """
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataError(f"labels file {path} does not exist: check the path")
+    _require_file(path, "check the path")
     with path.open("rb") as f:
         head = f.read(64).lstrip()[:1]
     if path.suffix.lower() == ".json" or head in (b"{", b"["):

@@ -115,11 +115,18 @@ class LabelSet:
         names = [str(f).rsplit("/", 1)[-1] for f in file_names]
         _check_duplicates(names)
         missing = [n for n in names if n not in self.by_file]
+        if missing and len(missing) == len(names):  # nothing to score: the wrong label set
+            raise DataError(
+                f"label set {self.name!r} has none of this dataset's {len(names)} images (e.g. "
+                f"{missing[0]}): use the label set made for this dataset, or labels=none for "
+                "single-label metrics only"
+            )
         if missing and not allow_missing:
             raise DataError(
                 f"{len(missing)} of {len(names)} images are not in label set {self.name!r} "
-                f"(e.g. {missing[0]}): use the label set made for this dataset, or set "
-                "labels.allow_missing=true to score them as unlabeled"
+                f"(e.g. {missing[0]}): use the label set made for this dataset, labels=none "
+                "for single-label metrics only, or labels.allow_missing=true to score them as "
+                "unlabeled"
             )
         rows: list[int] = []
         cols: list[int] = []
@@ -338,9 +345,14 @@ def load_label_set(spec: Mapping[str, Any]) -> tuple[LabelSet, bool]:
     the set and its ``allow_missing`` flag."""
     from hydra.utils import instantiate
 
+    from ..preflight import check_labels_option
+
+    check_labels_option(spec)  # e.g. labels=file without labels.path
     node = dict(spec)
     name = node.pop("name", None)
-    allow_missing = bool(node.pop("allow_missing", False))
+    allow_missing = node.pop("allow_missing", False)
+    if not isinstance(allow_missing, bool):  # "maybe", "flase" would be true
+        raise DataError(f"labels.allow_missing={allow_missing!r} is not valid: give true or false")
     if "_target_" not in node:
         raise DataError(f"label set {name!r} names no loader (_target_): see conf/labels/")
     label_set = instantiate(node, _convert_="all")

@@ -523,6 +523,15 @@ def checksum_note(spec: Archive, url: str | None = None) -> str:
     return "verified: " + " and ".join(checks)
 
 
+def _check_writable(root: Path) -> None:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(root / ".write-test", os.O_CREAT | os.O_WRONLY, 0o600))
+        (root / ".write-test").unlink()
+    except OSError as e:
+        raise DataError(f"cannot write to {root} ({e.strerror}): choose another --root") from None
+
+
 def prepare_archive(
     spec: Archive,
     root: str | Path,
@@ -541,6 +550,7 @@ def prepare_archive(
     target = root / spec.folder
     if is_complete(target):
         return target
+    _check_writable(root)
     archive = _archive_source(spec, root, url, archive_file, timeout, f"{spec.folder}.tar")
     extract(archive, target, spec.folder, spec.num_classes, spec.num_images, spec.layout)
     if archive_file is None and not keep_archive:
@@ -607,6 +617,8 @@ def check_imagenet(
     Raises:
         DataError: no folder (the message says how to get ILSVRC2012), or an unusable layout.
     """
+    if root is not None and Path(root).expanduser().is_file():
+        raise DataError(f"{root} is a file, not a folder: pass --root /path/to/val")
     if root is None or not Path(root).expanduser().is_dir():
         raise DataError(f"no ILSVRC2012 val folder at {root}. {IMAGENET_HOWTO}")
     ds = ImageNetValDataset(root, devkit=devkit, labels_file=labels_file)

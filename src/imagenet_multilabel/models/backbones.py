@@ -21,6 +21,7 @@ import torch
 from ..errors import ModelError
 
 WEIGHT_SOURCES = ("hub", "lite0_package", "none")
+BACKBONE_PREFIX = "backbone."  # the timm model inside this package's LightningModules
 
 # tf_efficientnet_lite0 stage depths: flat block N of the package maps to blocks.S.I.
 _LITE0_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
@@ -94,8 +95,8 @@ def check_model_name(name: str) -> str:
 
 def load_checkpoint_state(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from a local file (``weights_only=True``), unwrapping the usual
-    ``state_dict`` / ``model`` / ``state_dict_ema`` containers and ``module.`` prefixes
-    (also a Lightning checkpoint of ``train.py``: ``state_dict`` of ``backbone.*``)."""
+    ``state_dict`` / ``model`` / ``state_dict_ema`` containers, ``module.`` / ``model.``
+    prefixes, and the ``backbone.`` part of a Lightning checkpoint of this package."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ModelError(f"checkpoint {path} does not exist: check model.checkpoint")
@@ -106,13 +107,17 @@ def load_checkpoint_state(path: str | Path) -> dict[str, torch.Tensor]:
             f"cannot load checkpoint {path} safely ({type(e).__name__}): "
             "save a plain state_dict with torch.save(model.state_dict(), path)"
         ) from None
+    lightning = isinstance(obj, dict) and "pytorch-lightning_version" in obj
     for key in ("state_dict", "model", "state_dict_ema", "model_ema"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
             break
     if not isinstance(obj, dict):
         raise ModelError(f"checkpoint {path} holds no state dict")
-    for prefix in ("module.", "model.", "backbone."):  # backbone.: a fine-tuning checkpoint
+    if lightning and any(str(k).startswith(BACKBONE_PREFIX) for k in obj):
+        # a LightningModule of this package: the timm model is its `backbone`
+        obj = {k: v for k, v in obj.items() if str(k).startswith(BACKBONE_PREFIX)}
+    for prefix in ("module.", "model.", BACKBONE_PREFIX):
         if obj and all(k.startswith(prefix) for k in obj):
             obj = {k[len(prefix) :]: v for k, v in obj.items()}
     return obj

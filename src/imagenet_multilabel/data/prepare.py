@@ -524,12 +524,20 @@ def checksum_note(spec: Archive, url: str | None = None) -> str:
 
 
 def _check_writable(root: Path) -> None:
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(root / ".write-test", os.O_CREAT | os.O_WRONLY, 0o600))
-        (root / ".write-test").unlink()
-    except OSError as e:
-        raise DataError(f"cannot write to {root} ({e.strerror}): choose another --root") from None
+    """``root`` could be made and written, judged without making it: its nearest existing
+    ancestor is a folder this process may write."""
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    reason = (
+        None
+        if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
+        else "Not a directory"
+        if not existing.is_dir()
+        else "Permission denied"
+    )
+    if reason:
+        raise DataError(f"cannot write to {root} ({reason}): choose another --root")
 
 
 def prepare_archive(

@@ -2,20 +2,26 @@
 
 python evaluate.py                                   # embedded default, demo photos
 python evaluate.py model=resnet50 data=folder data.root=/data/imagenet/val
-python evaluate.py -m model=resnet50,vit_b16 data=imagenet,imagenetv2
+python evaluate.py -m model=resnet50,vit_b16 data=imagenet,imagenetv2   # -> leaderboard
+python evaluate.py model.names='convnext_*' data=imagenet data.root=...  # many models
+python evaluate.py -m model=resnet50,vit_b16 data=imagenet resume=last   # continue a sweep
 """
+
+import sys
 
 import hydra
 from omegaconf import DictConfig
 
 from imagenet_multilabel.cli import run_task
-from imagenet_multilabel.tasks.evaluate import evaluate
+from imagenet_multilabel.sweeps.jobs import evaluate_job
+from imagenet_multilabel.sweeps.launch import prepare_argv_or_exit
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> dict:
-    return run_task(evaluate, cfg, trainer=True)
+    return run_task(evaluate_job, cfg, trainer=True)
 
 
 if __name__ == "__main__":
+    sys.argv = prepare_argv_or_exit(sys.argv)
     main()

@@ -106,8 +106,8 @@ def build_dataset(spec: DictConfig, transform: Callable | None, name: str | None
     from hydra.utils import instantiate
 
     node = _plain(spec)
-    node.pop("labels", None)
-    node.pop("default_labels", None)
+    for key in ("labels", "default_labels", "cache"):  # the run's, not the dataset's
+        node.pop(key, None)
     node["name"] = node.get("name") or name
     return instantiate(node, transform=transform, _convert_="all")
 
@@ -137,13 +137,27 @@ def build_datasets(
 
 
 def build_datamodule(cfg: DictConfig, sets: Mapping[str, EvalSet]) -> EvalDataModule:
+    """The data module; with ``data.cache=<dir>`` its datasets read their crops from the
+    decode cache, filled first where it has none (data/cache.py)."""
+    datasets = {name: s.dataset for name, s in sets.items()}
+    cache_info = None
+    cache_dir = cfg.data.get("cache") if cfg.get("data") is not None else None
+    if cache_dir:
+        from .data.cache import cache_datasets, fill_workers
+
+        if not cfg.normalize_on_device:
+            raise UserError("data.cache keeps uint8 crops: it needs normalize_on_device=true")
+        datasets, cache_info = cache_datasets(
+            datasets, cache_dir, workers=fill_workers(), batch_size=cfg.batch_size
+        )
     return EvalDataModule(
-        {name: s.dataset for name, s in sets.items()},
+        datasets,
         {name: s.valid for name, s in sets.items()},
         batch_size=cfg.batch_size,
         num_workers=cfg.num_workers,
         pin_memory=bool(cfg.get("pin_memory", False)),
         prefetch_factor=cfg.get("prefetch_factor"),
+        decode_cache=cache_info,
     )
 
 

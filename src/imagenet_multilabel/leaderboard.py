@@ -26,11 +26,16 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, help="where to write (default: the one folder given, else .)"
     )
     p.add_argument("--no-figures", action="store_true", help="write the tables only")
+    p.add_argument(
+        "--pair", nargs=2, metavar=("A", "B"), help="datasets the pair and gap figures compare"
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     out = args.out or (Path(args.paths[0]) if len(args.paths) == 1 else Path.cwd())
     try:
-        board, written = write_report(args.paths, out, sort=args.sort, figures=not args.no_figures)
+        board, written = write_report(
+            args.paths, out, sort=args.sort, figures=not args.no_figures, pair=args.pair
+        )
     except UserError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 2

@@ -66,3 +66,20 @@ def write_failed(path: Path, model: str, datasets: list[str], error: str) -> Pat
         {"error": error, "model": {"name": model, "weights": "hub"}, "datasets": datasets},
     )
     return path
+
+
+def subgroup_metrics(
+    counts: Mapping[str, int], accuracy: Mapping[str, float], **extra: float
+) -> dict[str, float]:
+    """Metrics of a labelled dataset with label-count subgroups (as the multi-label head
+    writes them): the same accuracy per group under top1, real_top1 and vartopk_strict."""
+    out: dict[str, float] = {"num_images": sum(counts.values())}
+    for group, n in counts.items():
+        out[f"num_images@labels={group}"] = n
+        for metric in ("top1", "real_top1", "vartopk_strict"):
+            out[f"{metric}@labels={group}"] = accuracy[group] if n else float("nan")
+    total = sum(counts.values())
+    for metric in ("top1", "real_top1", "vartopk_strict"):
+        out[metric] = sum(accuracy[g] * n for g, n in counts.items() if n) / total
+    out.update(extra)
+    return out

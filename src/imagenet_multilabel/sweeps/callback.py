@@ -21,9 +21,12 @@ class LeaderboardCallback(Callback):
     figures there. Whatever goes wrong here is reported in one line and loses nothing (the
     runs are on disk: ``python -m imagenet_multilabel.leaderboard <sweep dir>``)."""
 
-    def __init__(self, sort: str | None = None, figures: bool = True) -> None:
+    def __init__(
+        self, sort: str | None = None, figures: bool = True, pair: list[str] | None = None
+    ) -> None:
         self.sort = sort
         self.figures = figures
+        self.pair = list(pair) if pair else None
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from ..errors import one_line
@@ -31,7 +34,9 @@ class LeaderboardCallback(Callback):
 
         sweep = Path(str(config.hydra.sweep.dir))
         try:
-            board, written = write_report([sweep], sweep, sort=self.sort, figures=self.figures)
+            board, written = write_report(
+                [sweep], sweep, sort=self.sort, figures=self.figures, pair=self.pair
+            )
         except Exception as e:
             print(
                 f"error: no leaderboard for {sweep}: {one_line(e)} (run python -m "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -182,7 +183,20 @@ def build_scorer(node: DictConfig) -> Scorer:
 
 
 def build_loggers(cfg: DictConfig) -> list:
-    return list(instantiate_map(cfg.get("logger")).values())
+    loggers = list(instantiate_map(cfg.get("logger")).values())
+    for logger in loggers:  # W&B (tracking.WandbEvalLogger): the resolved config first
+        if hasattr(logger, "log_config"):
+            logger.log_config(cfg)
+    return loggers
+
+
+def log_finished_run(loggers: list, run_dir: str | Path) -> None:
+    """After a run's results are on disk: loggers that describe a finished run (W&B:
+    tables and figures, tracking.py) read it from its folder; then W&B runs end."""
+    for logger in loggers:
+        if hasattr(logger, "log_run"):
+            logger.log_run(run_dir)
+    finish_wandb(loggers)
 
 
 def build_trainer(cfg: DictConfig, loggers: list | None = None, **overrides: Any) -> L.Trainer:
@@ -195,10 +209,13 @@ def build_trainer(cfg: DictConfig, loggers: list | None = None, **overrides: Any
     )
 
 
-def finish_wandb(loggers: list) -> None:
-    """Close W&B runs (a multirun's next job must start a new one)."""
+def finish_wandb(loggers: list, failed: bool = False) -> None:
+    """Close W&B runs, with exit code 1 when the run failed (a multirun's next job must
+    start a new one)."""
     from lightning.pytorch.loggers import WandbLogger
 
     for logger in loggers:
-        if isinstance(logger, WandbLogger):
-            logger.experiment.finish()
+        if hasattr(logger, "finish"):
+            logger.finish(failed=failed)
+        elif isinstance(logger, WandbLogger):
+            logger.experiment.finish(exit_code=1 if failed else 0)

@@ -72,25 +72,34 @@ class OfflineRun:
 
     @property
     def config(self) -> dict[str, Any]:
+        """The run's config: given at init (the run record), then updated."""
         out: dict[str, Any] = {}
-        for record in self.of("config"):
-            for item in record.update:
-                out[item.key] = json.loads(item.value_json)
+        for config in [self.run.config, *self.of("config")]:
+            _merge(out, config.update)
         return out
 
     @property
     def history(self) -> list[dict[str, Any]]:
         rows = []
         for record in self.of("history"):
-            rows.append({item.key: json.loads(item.value_json) for item in record.item})
+            row: dict[str, Any] = {}
+            _merge(row, record.item)
+            rows.append(row)
         return rows
+
+    @property
+    def logged(self) -> dict[str, Any]:
+        """Every history row merged: the last value of each key."""
+        out: dict[str, Any] = {}
+        for row in self.history:
+            out.update(row)
+        return out
 
     @property
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for record in self.of("summary"):
-            for item in record.update:
-                out[item.key or ".".join(item.nested_key)] = json.loads(item.value_json)
+            _merge(out, record.update)
         return out
 
     @property
@@ -99,9 +108,27 @@ class OfflineRun:
         return exits[-1].exit_code if exits else None
 
     def media(self, name: str) -> Any:
-        """The file a logged media value (from history) points to, parsed if JSON."""
-        for row in self.history:
-            if name in row and isinstance(row[name], dict) and "path" in row[name]:
-                path = self.folder / "files" / row[name]["path"]
-                return json.loads(path.read_text()) if path.suffix == ".json" else path
-        raise KeyError(name)
+        """The file a logged media value points to (parsed if JSON): in the run's files, or,
+        for a table with images, in the staged artifact W&B made of it."""
+        value = self.logged[name]
+        path = self.folder / "files" / value["path"]
+        if value.get("_type") == "table-file":
+            artifact = self.artifact(f"-{name.replace('/', '')}")
+            if artifact is not None:  # its JSON refers to the images staged beside it
+                entry = next(e for e in artifact.manifest.contents if e.path.endswith(".json"))
+                return json.loads(Path(entry.local_path).read_text())
+        return json.loads(path.read_text()) if path.suffix == ".json" else path
+
+    def artifact(self, suffix: str) -> Any:
+        found = [a for a in self.of("artifact") if a.name.endswith(suffix)]
+        return found[-1] if found else None
+
+
+def _merge(out: dict[str, Any], items: Any) -> None:
+    """Items with ``key`` or ``nested_key`` (path) and ``value_json`` into a nested dict."""
+    for item in items:
+        path = [item.key] if item.key else list(item.nested_key)
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = json.loads(item.value_json)

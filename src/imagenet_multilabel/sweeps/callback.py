@@ -46,6 +46,8 @@ class LeaderboardCallback(Callback):
             )
             log.debug("leaderboard failed", exc_info=True)
             return
+        if config.get("logger") and config.logger.get("wandb"):
+            self._to_wandb(config, sweep, board, written)
         failed = sum(1 for j in board.jobs if j.status == "failed")
         print(f"leaderboard of {board.summary()}: {written[1]}", flush=True)
         if failed:
@@ -54,3 +56,23 @@ class LeaderboardCallback(Callback):
                 file=sys.stderr,
                 flush=True,
             )
+
+    @staticmethod
+    def _to_wandb(config: DictConfig, sweep: Path, board, written: list[Path]) -> None:
+        """The leaderboard and its figures as a W&B run of the sweep's group."""
+        from ..errors import one_line
+        from ..tracking import log_leaderboard
+
+        node = config.logger.wandb
+        try:
+            log_leaderboard(
+                board.records(shown_only=True),
+                [p for p in written if p.suffix == ".png"],
+                project=str(node.get("project") or "imagenet-multilabel"),
+                group=sweep.name,
+                folder=sweep,
+                config={"sweep": str(sweep), "counts": board.counts(), "sort": board.sort},
+                mode="offline" if node.get("offline") else None,
+            )
+        except Exception as e:
+            print(f"error: the leaderboard did not reach W&B: {one_line(e)}", file=sys.stderr)

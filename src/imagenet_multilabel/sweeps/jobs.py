@@ -260,6 +260,22 @@ def rescore(job_dir: Path, cfg: DictConfig, source: Path | None = None) -> dict[
     return metrics
 
 
+def log_rescored(cfg: DictConfig, job_dir: Path, metrics: Mapping[str, float]) -> None:
+    """The run's loggers (W&B) get the recomputed metrics, tables and figures as if it had
+    been evaluated now."""
+    from ..builders import build_loggers, finish_wandb, log_finished_run
+
+    loggers = build_loggers(cfg)
+    try:
+        for logger in loggers:
+            logger.log_metrics(dict(metrics))
+            logger.save()
+        log_finished_run(loggers, job_dir)
+    except BaseException:
+        finish_wandb(loggers, failed=True)
+        raise
+
+
 def _overrides() -> list[str]:
     from hydra.core.hydra_config import HydraConfig
 
@@ -371,7 +387,9 @@ def _sweep_job(evaluate, cfg: DictConfig) -> Mapping[str, float]:
             log.info("%s: %s: recomputing from saved predictions", job_dir.name, decision.reason)
             if not writer:
                 return stored_metrics(decision.source)
-            return rescore(job_dir, cfg, decision.source)
+            metrics = rescore(job_dir, cfg, decision.source)
+            log_rescored(cfg, job_dir, metrics)
+            return metrics
         log.info("%s: %s: evaluating", job_dir.name, decision.reason)
         if writer:
             start(job_dir, cfg)

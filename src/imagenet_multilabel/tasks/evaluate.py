@@ -25,6 +25,7 @@ from ..builders import (
     build_scorer,
     build_trainer,
     finish_wandb,
+    log_finished_run,
 )
 from ..data.transforms import Normalize
 from ..errors import UserError
@@ -74,10 +75,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     forward_start = time.perf_counter()
     try:
         trainer.validate(module, datamodule=datamodule, verbose=False)
+    except BaseException:
+        if trainer.is_global_zero:
+            finish_wandb(loggers, failed=True)
+        raise
     finally:
         module.release()
-        if trainer.is_global_zero:
-            finish_wandb(loggers)
     validate_seconds = time.perf_counter() - forward_start
 
     per_dataset = {name: metrics for name, (metrics, _) in module.results.items()}
@@ -98,6 +101,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     )
     write_json(out / "run.json", run)
     write_json(out / "metrics.json", metrics)  # last: its presence marks a complete run
+    log_finished_run(loggers, out)  # W&B: tables and figures of the run, then it ends
     print_summary(
         per_dataset,
         title=f"{cfg.model.name} ({num_images} images, {run['images_per_second']:.1f} img/s)",

@@ -156,7 +156,8 @@ def _name(row: Row) -> str:
 def plot_gaps(rows: Sequence[Row], a: str, b: str, folder: Path) -> tuple[list[Path], list[str]]:
     """gap.png (explained + residual per model and metric), gap_<model>.png and gap.md;
     returns the files and a note per model whose gap cannot be decomposed."""
-    notes, decomposed, texts = [], [], []
+    failures: dict[str, list[str]] = {}  # reason -> models
+    decomposed, texts = [], []
     written: list[Path] = []
     for row in rows:
         if a not in row.metrics or b not in row.metrics:
@@ -165,7 +166,7 @@ def plot_gaps(rows: Sequence[Row], a: str, b: str, folder: Path) -> tuple[list[P
         try:
             gaps = explain_gap(ma, mb, a, b)
         except DataError as e:
-            notes.append(f"gap of {_name(row)}: {e}")
+            failures.setdefault(str(e), []).append(_name(row))
             continue
         decomposed.append((row, gaps))
         texts.append(
@@ -175,6 +176,7 @@ def plot_gaps(rows: Sequence[Row], a: str, b: str, folder: Path) -> tuple[list[P
             )[1]
         )
         written.append(plot_gap(ma, mb, a, b, folder / f"gap_{_slug(_name(row))}.png"))
+    notes = [f"gap of {', '.join(models)}: {reason}" for reason, models in failures.items()]
     if not decomposed:
         return written, notes
     plt = _plt()

@@ -403,14 +403,27 @@ def default_sort(datasets: Sequence[str], rows: Sequence[Row]) -> str | None:
     return None
 
 
+def _dataset_order(jobs: Sequence[Job]) -> dict[str, None]:
+    """The benchmarks timm publishes first (ImageNet val, then ImageNetV2), then the other
+    datasets in the order of the job folders."""
+    from .published import SOURCES, benchmark
+
+    order = {b: i for i, b in enumerate(SOURCES)}
+    first: dict[str, int] = {}
+    for job in jobs:
+        records = job.run.info.get("datasets") or {}
+        for name in job.run.datasets:
+            rank = order.get(benchmark(records.get(name) or {}, name) or "", len(order))
+            first.setdefault(name, rank)
+    return dict.fromkeys(sorted(first, key=lambda d: (first[d], list(first).index(d))))
+
+
 def build(jobs: Sequence[Job], sort: str | None = None) -> Leaderboard:
     done = [j for j in jobs if j.status == "done"]
     rows, notes = _rows_of(done)
     _attach_unfinished(rows, [j for j in jobs if j.status in ("failed", "incomplete")])
     notes += [j.note for j in jobs if j.status == "skipped" and j.note]
-    datasets: dict[str, None] = {}
-    for job in done:
-        datasets.update(dict.fromkeys(job.run.datasets))
+    datasets = _dataset_order(done)
     for row in rows:
         for dataset, metrics in row.metrics.items():
             found, note = compare(

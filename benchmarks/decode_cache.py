@@ -91,13 +91,13 @@ def part_sweep(photos: int, batch_size: int, tmp: Path) -> None:
         info = json.loads((out / "run.json").read_text())
         separate.append((model, run, info))
         print(f"   {model:24} {run.wall:7.1f} s wall, {info['images_per_second']:.1f} img/s")
+    models = "model.name=" + ",".join(SWEEP_MODELS)
+    print("   one multirun without the cache ...", flush=True)
+    cmd = evaluate_cmd("-m", *common, models, f"hydra.sweep.dir={tmp / 'sweep-plain'}")
+    plain = run_monitored(cmd, env=env, cwd=REPO).check("evaluate.py -m")
     sweep = tmp / "sweep"
     cmd = evaluate_cmd(
-        "-m",
-        *common,
-        "model.name=" + ",".join(SWEEP_MODELS),
-        f"data.cache={tmp / 'sweep-cache'}",
-        f"hydra.sweep.dir={sweep}",
+        "-m", *common, models, f"data.cache={tmp / 'sweep-cache'}", f"hydra.sweep.dir={sweep}"
     )
     print("   one multirun with data.cache ...", flush=True)
     run = run_monitored(cmd, env=env, cwd=REPO).check("evaluate.py -m")
@@ -106,6 +106,7 @@ def part_sweep(photos: int, batch_size: int, tmp: Path) -> None:
         f"   {'separate commands, total':24} {total:7.1f} s wall, "
         f"{sum(r.cpu_seconds for _, r, _ in separate):.0f} CPU s"
     )
+    print(f"   {'multirun, no cache':24} {plain.wall:7.1f} s wall, {plain.cpu_seconds:.0f} CPU s")
     print(f"   {'multirun + cache':24} {run.wall:7.1f} s wall, {run.cpu_seconds:.0f} CPU s")
     jobs = {}
     for job in sweep.iterdir():
@@ -120,7 +121,11 @@ def part_sweep(photos: int, batch_size: int, tmp: Path) -> None:
             f"     {model:22} wall {info['wall_seconds']:6.1f} s, "
             f"{info['images_per_second']:6.1f} img/s, cache {what}"
         )
-    print(f"   multirun / separate: {run.wall / total:.2f}x the wall time", flush=True)
+    print(
+        f"   multirun + cache / separate: {run.wall / total:.2f}x the wall time; "
+        f"/ multirun without cache: {run.wall / plain.wall:.2f}x",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,7 +39,9 @@ def test_plan_from_what_the_folder_holds(compose_cfg) -> None:
     cfg = compose_cfg("model=test_tiny", "data=demo")
     job = Path(cfg.paths.output_dir)
     assert (plan(job, cfg).action, plan(job, cfg).reason) == ("run", "new job")
+    _fake_predictions(job, "stale")  # of an earlier configuration: gone when it starts
     start(job, cfg)
+    assert not (job / "predictions").exists()
     assert plan(job, cfg).reason == "incomplete results (the job was stopped)"
     single, _ = expected_metric_names(cfg.head)
     assert {"num_images", "top1", "top5", "nll", "ece"} <= single

@@ -5,7 +5,11 @@
 - :mod:`.dirs`: one job directory per set of overrides (``hydra.sweep.subdir``);
 - :mod:`.jobs`: the task of a sweep job: skip complete jobs, rescore from saved predictions,
   record failures and go on;
-- :mod:`.gather`, :mod:`.table`, :mod:`.published`, :mod:`.figures`: finished runs ->
-  leaderboard.csv / .md / .json with timm's published numbers, and the paper's figures;
-- :mod:`.callback`: the Hydra callback that writes the leaderboard at the end of a multirun.
+- :mod:`.gather`, :mod:`.table`, :mod:`.published`: run folders -> leaderboard.csv / .md /
+  .json with timm's published numbers beside ours;
+- :mod:`.figures`: the paper's figures; :mod:`.report`: tables and figures together;
+- :mod:`.callback`: the Hydra callback that writes them at the end of a multirun
+  (``python -m imagenet_multilabel.leaderboard`` on demand).
+
+See docs/sweeps.md.
 """

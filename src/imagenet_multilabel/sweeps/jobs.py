@@ -295,9 +295,11 @@ def _write_job_record(job_dir: Path, cfg: DictConfig) -> None:
 
 
 def start(job_dir: Path, cfg: DictConfig) -> None:
-    """Before a job runs: no stale result may mark it complete or failed."""
-    for name in (METRICS_FILE, FAILED_FILE):
+    """Before a job runs: no stale result may mark it complete or failed, nor stale
+    predictions (of a dataset the job no longer has) be scored with it."""
+    for name in (METRICS_FILE, FAILED_FILE, "run.json"):
         (job_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(job_dir / "predictions", ignore_errors=True)
     _write_job_record(job_dir, cfg)
 
 

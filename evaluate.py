@@ -2,23 +2,34 @@
 
 python evaluate.py                                   # embedded default, demo photos
 python evaluate.py model=resnet50 data=folder data.root=/data/imagenet/val
-python evaluate.py -m model=resnet50,vit_b16 data=imagenet,imagenetv2
+python evaluate.py -m model=resnet50,vit_b16 data=imagenet,imagenetv2   # -> leaderboard
+python evaluate.py model.names='convnext_*' data=imagenet data.root=...  # many models
+python evaluate.py -m model=resnet50,vit_b16 data=imagenet resume=last   # continue a sweep
 """
+
+import sys
 
 import hydra
 from omegaconf import DictConfig
 
 from imagenet_multilabel.cli import run_task
 from imagenet_multilabel.preflight import check_run_settings
+from imagenet_multilabel.sweeps.jobs import in_multirun
+from imagenet_multilabel.sweeps.launch import prepare_argv_or_exit
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> dict:
-    # the task (torch, timm, Lightning) is imported once the config has passed its checks
+    # A single run reports a config error before torch and the rest are imported; in a
+    # sweep the job records its error and the sweep goes on (sweeps/jobs.py).
     return run_task(
-        "imagenet_multilabel.tasks.evaluate:evaluate", cfg, trainer=True, check=check_run_settings
+        "imagenet_multilabel.sweeps.jobs:evaluate_job",
+        cfg,
+        trainer=True,
+        check=None if in_multirun() else check_run_settings,
     )
 
 
 if __name__ == "__main__":
+    sys.argv = prepare_argv_or_exit(sys.argv)
     main()

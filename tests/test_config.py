@@ -32,7 +32,9 @@ def test_default_config(compose_cfg) -> None:
 
 @pytest.mark.parametrize("option", options("model"))
 def test_model_options_name_real_timm_models(compose_cfg, option: str) -> None:
-    cfg = compose_cfg(f"model={option}")
+    # model=timm names no model itself (model.name=... or model.names=... do)
+    name = ["model.name=resnet50.a1_in1k"] if option == "timm" else []
+    cfg = compose_cfg(f"model={option}", *name)
     assert check_model_name(cfg.model.name) == cfg.model.name.split(".")[0]
     assert cfg.model.weights in ("hub", "lite0_package", "none")
 

@@ -182,6 +182,14 @@ def photos_101(tmp_path_factory) -> Path:
     return make_wnid_folders(tmp_path_factory.mktemp("p101") / "val", classes)
 
 
+def sweep_jobs(sweep: Path) -> list[Path]:
+    """A sweep's job folders (named by their overrides) in job-number order."""
+    from omegaconf import OmegaConf
+
+    jobs = [p for p in sweep.iterdir() if (p / ".hydra" / "hydra.yaml").is_file()]
+    return sorted(jobs, key=lambda p: OmegaConf.load(p / ".hydra" / "hydra.yaml").hydra.job.num)
+
+
 def _results(run_dir: Path, dataset: str = "folder") -> tuple[dict, dict[str, np.ndarray]]:
     """A run's metrics of ``dataset`` and its predictions of it."""
     run = RunDir(run_dir)
@@ -218,15 +226,16 @@ def test_1_2_3_processes_give_identical_results_in_a_multirun(tmp_path, photos_1
         f"hydra.sweep.dir={sweep}",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(p.name for p in sweep.iterdir()) == ["0", "1", "2", "multirun.yaml"]
-    for job, world in enumerate((1, 2, 3)):
-        run = json.loads((sweep / str(job) / "run.json").read_text())
+    jobs = sweep_jobs(sweep)
+    assert (sweep / "multirun.yaml").is_file() and (sweep / "leaderboard.md").is_file()
+    for job, world in zip(jobs, (1, 2, 3), strict=True):
+        run = json.loads((job / "run.json").read_text())
         assert run["trainer"]["world_size"] == world
-        logs = sorted(p.name for p in (sweep / str(job)).glob("*.log"))
+        logs = sorted(p.name for p in job.glob("*.log"))
         assert logs == ["evaluate.log"] + [f"evaluate.rank{r}.log" for r in range(1, world)]
-        assert "wrote" in (sweep / str(job) / "evaluate.log").read_text()
-        assert (sweep / str(job) / ".hydra" / "config.yaml").is_file()
-    _assert_identical_runs([sweep / str(job) for job in range(3)], 101)
+        assert "wrote" in (job / "evaluate.log").read_text()
+        assert (job / ".hydra" / "config.yaml").is_file()
+    _assert_identical_runs(jobs, 101)
 
 
 def _files_with_label_set(root: Path) -> tuple[Path, Path, dict[str, list[int]]]:
@@ -304,8 +313,9 @@ def test_default_model_1_and_2_processes_identical(tmp_path, photos_101) -> None
         f"hydra.sweep.dir={sweep}",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    _assert_identical_runs([sweep / "0", sweep / "1"], 101)
-    assert _results(sweep / "0")[0]["top1"] > 50  # real weights, photos of their classes
+    jobs = sweep_jobs(sweep)
+    _assert_identical_runs(jobs, 101)
+    assert _results(jobs[0])[0]["top1"] > 50  # real weights, photos of their classes
 
 
 @pytest.mark.slow
@@ -356,11 +366,12 @@ def test_submitit_local_multirun_with_ddp_jobs(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (sweep / ".submitit").is_dir()
-    assert sorted(p.name for p in (sweep / "1").glob("*.log")) == [
+    jobs = sweep_jobs(sweep)
+    assert sorted(p.name for p in jobs[1].glob("*.log")) == [
         "evaluate.log",
         "evaluate.rank1.log",
     ]
-    _assert_identical_runs([sweep / "0", sweep / "1"], 11)
+    _assert_identical_runs(jobs, 11)
 
 
 @pytest.mark.slow

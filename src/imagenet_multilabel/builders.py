@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -100,7 +101,7 @@ def build_dataset(spec: DictConfig, transform: Callable | None, name: str | None
     from hydra.utils import instantiate
 
     node = _plain(spec)
-    for key in ("labels", "default_labels", "howto"):  # the run's, not the dataset's
+    for key in ("labels", "default_labels", "howto", "cache"):  # the run's, not the dataset's
         node.pop(key, None)
     node["name"] = node.get("name") or name
     return instantiate(node, transform=transform, _convert_="all")
@@ -180,14 +181,30 @@ def loader_settings(cfg: DictConfig, trainer: L.Trainer) -> LoaderSettings:
     )
 
 
-def build_datamodule(settings: LoaderSettings, sets: Mapping[str, EvalSet]) -> EvalDataModule:
+def build_datamodule(
+    cfg: DictConfig, settings: LoaderSettings, sets: Mapping[str, EvalSet]
+) -> EvalDataModule:
+    """The data module; with ``data.cache=<dir>`` its datasets read their crops from the
+    decode cache, filled first where it has none (data/cache.py)."""
+    datasets = {name: s.dataset for name, s in sets.items()}
+    cache_info = None
+    cache_dir = cfg.data.get("cache") if cfg.get("data") is not None else None
+    if cache_dir:
+        from .data.cache import cache_datasets, fill_workers
+
+        if not cfg.normalize_on_device:
+            raise UserError("data.cache keeps uint8 crops: it needs normalize_on_device=true")
+        datasets, cache_info = cache_datasets(
+            datasets, cache_dir, workers=fill_workers(), batch_size=settings.batch_size
+        )
     return EvalDataModule(
-        {name: s.dataset for name, s in sets.items()},
+        datasets,
         {name: s.valid for name, s in sets.items()},
         batch_size=settings.batch_size,
         num_workers=settings.num_workers,
         pin_memory=settings.pin_memory,
         prefetch_factor=settings.prefetch_factor,
+        decode_cache=cache_info,
     )
 
 
@@ -212,7 +229,20 @@ def build_scorer(node: DictConfig) -> Scorer:
 
 
 def build_loggers(cfg: DictConfig) -> list:
-    return list(instantiate_map(cfg.get("logger")).values())
+    loggers = list(instantiate_map(cfg.get("logger")).values())
+    for logger in loggers:  # W&B (tracking.WandbEvalLogger): the resolved config first
+        if hasattr(logger, "log_config"):
+            logger.log_config(cfg)
+    return loggers
+
+
+def log_finished_run(loggers: list, run_dir: str | Path) -> None:
+    """After a run's results are on disk: loggers that describe a finished run (W&B:
+    tables and figures, tracking.py) read it from its folder; then W&B runs end."""
+    for logger in loggers:
+        if hasattr(logger, "log_run"):
+            logger.log_run(run_dir)
+    finish_wandb(loggers)
 
 
 def build_trainer(
@@ -232,10 +262,13 @@ def build_trainer(
     )
 
 
-def finish_wandb(loggers: list) -> None:
-    """Close W&B runs (a multirun's next job must start a new one)."""
+def finish_wandb(loggers: list, failed: bool = False) -> None:
+    """Close W&B runs, with exit code 1 when the run failed (a multirun's next job must
+    start a new one)."""
     from lightning.pytorch.loggers import WandbLogger
 
     for logger in loggers:
-        if isinstance(logger, WandbLogger):
-            logger.experiment.finish()
+        if hasattr(logger, "finish"):
+            logger.finish(failed=failed)
+        elif isinstance(logger, WandbLogger):
+            logger.experiment.finish(exit_code=1 if failed else 0)

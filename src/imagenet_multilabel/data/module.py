@@ -79,9 +79,11 @@ class EvalDataModule(L.LightningDataModule):
         num_workers: int = 2,
         pin_memory: bool = False,
         prefetch_factor: int | None = None,
+        decode_cache: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.datasets = dict(datasets)
+        self.decode_cache = decode_cache  # per dataset: what the decode cache did (run.json)
         self.valid = {name: (valid or {}).get(name) for name in self.datasets}
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -109,15 +111,17 @@ class EvalDataModule(L.LightningDataModule):
         if self.valid[name] is not None:
             dataset = WithValidLabels(self.datasets[name], self.valid[name])
         rank, world = self._world()
+        # crops already in memory (the decode cache): workers would only copy them around
+        workers = 0 if getattr(self.datasets[name], "in_memory", False) else self.num_workers
         kwargs: dict[str, Any] = {}
-        if self.num_workers > 0 and self.prefetch_factor is not None:
+        if workers > 0 and self.prefetch_factor is not None:
             kwargs["prefetch_factor"] = self.prefetch_factor
         return StopOnError(
             dataset,
             failure=self._failure,
             batch_size=self.batch_size,
             sampler=ShardSampler(len(dataset), rank, world),
-            num_workers=self.num_workers,
+            num_workers=workers,
             pin_memory=self.pin_memory,
             drop_last=False,
             **kwargs,

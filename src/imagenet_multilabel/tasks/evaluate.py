@@ -26,6 +26,7 @@ from ..builders import (
     build_trainer,
     finish_wandb,
     loader_settings,
+    log_finished_run,
 )
 from ..data.transforms import Normalize
 from ..distributed import is_global_zero
@@ -80,13 +81,16 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if cfg.compile:
         module.backbone.compile()
 
+    datamodule = build_datamodule(cfg, loader, sets)  # fills the decode cache first, if set
     forward_start = time.perf_counter()
     try:
-        trainer.validate(module, datamodule=build_datamodule(loader, sets), verbose=False)
+        trainer.validate(module, datamodule=datamodule, verbose=False)
+    except BaseException:
+        if trainer.is_global_zero:
+            finish_wandb(loggers, failed=True)
+        raise
     finally:
         module.release()
-        if trainer.is_global_zero:
-            finish_wandb(loggers)
     validate_seconds = time.perf_counter() - forward_start
 
     per_dataset = {name: metrics for name, (metrics, _) in module.results.items()}
@@ -104,6 +108,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         wall_seconds=round(time.perf_counter() - started, 3),
         validate_seconds=round(validate_seconds, 3),
         images_per_second=round(num_images / validate_seconds, 2),
+        decode_cache=datamodule.decode_cache,
     )
     write_json(out / "run.json", run)
     write_json(out / "metrics.json", metrics)  # last: its presence marks a complete run
@@ -111,6 +116,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         from ..gallery import write_gallery
 
         write_gallery(out, cfg.gallery)
+    log_finished_run(loggers, out)  # W&B: tables and figures of the run, then it ends
     print_summary(
         per_dataset,
         title=f"{cfg.model.name} ({num_images} images, {run['images_per_second']:.1f} img/s)",

@@ -384,7 +384,9 @@ def extract(
     )
     try:
         trainer.validate(
-            module, datamodule=build_datamodule(loader_settings(cfg, trainer), sets), verbose=False
+            module,
+            datamodule=build_datamodule(cfg, loader_settings(cfg, trainer), sets),
+            verbose=False,
         )
     finally:
         module.release()
@@ -510,7 +512,7 @@ def final_evaluation(
     try:
         trainer.validate(
             module,
-            datamodule=build_datamodule(loader_settings(cfg, trainer), sets.evals),
+            datamodule=build_datamodule(cfg, loader_settings(cfg, trainer), sets.evals),
             verbose=False,
         )
     finally:

@@ -1,0 +1,48 @@
+"""python -m imagenet_multilabel.leaderboard <sweep dir | run dirs...> [--sort COL] [--out DIR]
+
+Gathers finished, failed and incomplete runs into leaderboard.csv / .md / .json (and the
+figures) — what a multirun of evaluate.py writes into its sweep folder at its end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .errors import UserError, one_line
+from .sweeps.report import write_report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m imagenet_multilabel.leaderboard",
+        description="Gather evaluation runs into a leaderboard (csv, md, json) and figures.",
+    )
+    p.add_argument("paths", nargs="+", help="a sweep folder, run folders, or folders above them")
+    p.add_argument("--sort", help="column to sort by, e.g. imagenet/top1 (default: first top1)")
+    p.add_argument(
+        "--out", type=Path, help="where to write (default: the one folder given, else .)"
+    )
+    p.add_argument("--no-figures", action="store_true", help="write the tables only")
+    p.add_argument(
+        "--pair", nargs=2, metavar=("A", "B"), help="datasets the pair and gap figures compare"
+    )
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    out = args.out or (Path(args.paths[0]) if len(args.paths) == 1 else Path.cwd())
+    try:
+        board, written = write_report(
+            args.paths, out, sort=args.sort, figures=not args.no_figures, pair=args.pair
+        )
+    except UserError as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
+    print(board.to_markdown())
+    print(f"{board.summary()}: wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

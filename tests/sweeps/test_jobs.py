@@ -1,0 +1,111 @@
+"""A sweep job decides from its folder: skip, recompute from predictions, or run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from imagenet_multilabel.outputs import (
+    RunDir,
+    flatten_metrics,
+    read_json,
+    write_json,
+    write_predictions,
+)
+from imagenet_multilabel.sweeps.jobs import (
+    expected_metric_names,
+    identity,
+    plan,
+    rescore,
+    start,
+)
+from imagenet_multilabel.tasks.evaluate import evaluate
+
+
+def _fake_predictions(job: Path, dataset: str, n: int = 3) -> None:
+    write_predictions(
+        job / "predictions" / f"{dataset}.npz",
+        index=np.arange(n),
+        files=[f"n01440764_{i}.JPEG" for i in range(n)],
+        target=np.zeros(n, dtype=np.int64),
+        logits=np.zeros((n, 1000), dtype=np.float32),
+    )
+
+
+def test_plan_from_what_the_folder_holds(compose_cfg) -> None:
+    cfg = compose_cfg("model=test_tiny", "data=demo")
+    job = Path(cfg.paths.output_dir)
+    assert (plan(job, cfg).action, plan(job, cfg).reason) == ("run", "new job")
+    _fake_predictions(job, "stale")  # of an earlier configuration: gone when it starts
+    start(job, cfg)
+    assert not (job / "predictions").exists()
+    assert plan(job, cfg).reason == "incomplete results (the job was stopped)"
+    single, _ = expected_metric_names(cfg.head)
+    assert {"num_images", "top1", "top5", "nll", "ece"} <= single
+    write_json(job / "metrics.json", flatten_metrics({"demo": dict.fromkeys(single, 1.0)}))
+    assert plan(job, cfg).action == "skip"
+    write_json(job / "metrics.json", flatten_metrics({"demo": {"top1": 1.0}}))
+    grown = plan(job, cfg)
+    assert grown.action == "rescore" and grown.source == job
+    assert grown.reason.startswith("the metric set has grown (4 new, e.g. demo/ece)")
+
+    other_heads = compose_cfg("model=test_tiny", "data=demo", "head.single.ece_bins=10")
+    assert plan(job, other_heads) == plan(job, other_heads).__class__(
+        "rescore", "the heads changed", job
+    )
+    assert identity(other_heads) == identity(cfg)
+    for override, key in (("batch_size=8", "batch_size"), ("cpu_threads=1", "cpu_threads")):
+        changed = plan(job, compose_cfg("model=test_tiny", "data=demo", override))
+        assert changed.action == "run" and f"differs in {key}" in changed.reason
+    same = compose_cfg("model=test_tiny", "data=demo", "logger=none", "data.cache=/tmp/c")
+    assert identity(same) == identity(cfg)
+
+
+def test_a_new_job_reuses_the_predictions_of_a_finished_one(compose_cfg) -> None:
+    cfg = compose_cfg("model=test_tiny", "data=demo")
+    job = Path(cfg.paths.output_dir)
+    start(job, cfg)
+    _fake_predictions(job, "demo")
+    write_json(job / "metrics.json", flatten_metrics({"demo": {"top1": 1.0}}))
+    other = compose_cfg("model=test_tiny", "data=demo", "head.single.ece_bins=10")
+    other_job = Path(other.paths.output_dir)
+    assert other_job.parent == job.parent
+    reuse = plan(other_job, other)
+    assert reuse.action == "rescore" and reuse.source == job
+    assert reuse.reason == f"new job; predictions of the same run in {job.name}"
+    assert plan(other_job, compose_cfg("model=test_tiny", "data=demo", "seed=1")).action == "run"
+
+
+@pytest.mark.slow
+def test_rescore_recomputes_from_predictions(compose_cfg) -> None:
+    """A job evaluated with the single-label head only, then asked for the default heads:
+    its metrics are recomputed from its predictions (with the label set stored there)."""
+    args = ("model=test_tiny", "data=patchml", "data.num_images=6", "batch_size=3")
+    cfg = compose_cfg(*args, "head=single")
+    job = Path(cfg.paths.output_dir)
+    start(job, cfg)
+    first = evaluate(cfg)
+    fresh = evaluate(compose_cfg(*args, "head=default"))  # what rescoring must give
+    other = compose_cfg(*args, "head=default")
+    assert plan(job, other).reason == "the heads changed"
+    metrics = rescore(job, other)
+    assert json.dumps(metrics) == json.dumps(fresh)  # every value (NaN of empty subgroups too)
+    assert "patchml/vartopk_strict" not in first
+    assert RunDir(job).metrics["patchml"]["vartopk_strict"] == fresh["patchml/vartopk_strict"]
+    assert set(read_json(job / "job.json")["head"]) == {"single", "multilabel"}
+    info = RunDir(job).info
+    assert info["heads"] == ["single", "multilabel"] and "rescored" in info
+    assert not (job / ".rescore").exists()
+    assert plan(job, other).action == "skip"
+    # another folder of the sweep: the predictions are linked in, then scored
+    new = compose_cfg(*args, "head=default", "head.single.ece_bins=4")
+    new_job = Path(new.paths.output_dir)
+    assert rescore(new_job, new, job)["patchml/top1"] == first["patchml/top1"]
+    assert RunDir(new_job).info["predictions_from"] == str(job)
+    assert (new_job / "predictions" / "patchml.npz").stat().st_ino == (
+        job / "predictions" / "patchml.npz"
+    ).stat().st_ino
+    assert plan(new_job, new).action == "skip"

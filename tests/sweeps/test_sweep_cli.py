@@ -1,0 +1,118 @@
+"""Real multiruns of evaluate.py: gathered into a leaderboard, a failing job listed, a
+killed sweep resumed."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = ("model=test_tiny", "callbacks=none", "num_workers=0")
+
+
+def evaluate_cmd(*args: str) -> list[str]:
+    return [sys.executable, str(REPO / "evaluate.py"), *args]
+
+
+def env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO / "src"),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONWARNINGS": "ignore",
+    }
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        evaluate_cmd(*args), cwd=REPO, env=env(), capture_output=True, text=True, timeout=600
+    )
+
+
+def leaderboard(sweep: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader((sweep / "leaderboard.csv").open()))
+
+
+@pytest.mark.slow
+def test_multirun_gathers_lists_failures_and_resumes(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    args = (*TINY, "model.name=test_efficientnet,test_resnet,resnet5", "data=demo,patchml")
+    proc = run("-m", *args, f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    failed = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: job")]
+    assert len(failed) == 2 and all("unknown timm model 'resnet5'" in ln for ln in failed)
+    assert "leaderboard of 6 jobs (4 done, 2 failed)" in proc.stdout
+    rows = leaderboard(sweep)
+    assert [(r["model"], r["status"]) for r in rows[:2]] == [
+        ("test_efficientnet", "done"),
+        ("test_resnet", "done"),
+    ] or [(r["model"], r["status"]) for r in rows[:2]] == [
+        ("test_resnet", "done"),
+        ("test_efficientnet", "done"),
+    ]
+    assert rows[2]["model"] == "resnet5" and rows[2]["status"] == "failed"
+    assert rows[2]["error"].startswith("unknown timm model 'resnet5'; close matches: resnet50")
+    for row in rows[:2]:
+        assert row["demo/num_images"] == "100.0" and row["patchml/num_images"] == "50.0"
+        assert row["patchml/vartopk_strict"] != "" and row["img_size"] == "160"
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert (
+        "data=demo,model.name=test_resnet,model=test_tiny,num_workers=0" in jobs and len(jobs) == 6
+    )
+
+    # resume: one job's results gone (as if killed before its metrics.json), the two
+    # failed jobs tried again, the other three skipped
+    (
+        sweep / "data=patchml,model.name=test_resnet,model=test_tiny,num_workers=0" / "metrics.json"
+    ).unlink()
+    proc = run(*args, f"resume={sweep}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    assert log.count("complete results, skipped") == 3
+    assert log.count("incomplete results (the job was stopped): evaluating") == 1
+    assert log.count("it failed before, trying again: evaluating") == 2
+    assert [r["status"] for r in leaderboard(sweep)] == ["done", "done", "failed"]
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_mid_job_loses_only_that_job(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    args = (*TINY, "model.name=test_efficientnet,test_resnet,test_byobnet", "data=demo")
+    proc = subprocess.Popen(
+        evaluate_cmd("-m", *args, f"hydra.sweep.dir={sweep}"),
+        cwd=REPO,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    second = sweep / "data=demo,model.name=test_resnet,model=test_tiny,num_workers=0"
+    deadline = time.monotonic() + 400
+    try:
+        while not (second / "job.json").is_file():  # job 2 has started
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (second / "metrics.json").exists()
+    done = [p for p in sweep.iterdir() if (p / "metrics.json").is_file()]
+    assert [p.name for p in done] == [
+        "data=demo,model.name=test_efficientnet,model=test_tiny,num_workers=0"
+    ]
+
+    proc = run(*args, "resume=" + str(sweep))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    assert log.count("complete results, skipped") == 1
+    assert log.count("incomplete results (the job was stopped): evaluating") == 1
+    assert log.count("new job: evaluating") == 1
+    assert "leaderboard of 3 jobs (3 done)" in proc.stdout

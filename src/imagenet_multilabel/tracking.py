@@ -27,11 +27,12 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from .analysis.reweighting import GROUPS
+from .metrics.names import LABEL_GROUPS as GROUPS
+from .metrics.names import SUBGROUP_ACCURACIES as SUBGROUP_METRICS
+from .metrics.names import SUBGROUP_COUNT, subgroup
 from .outputs import RunDir
 from .per_image import ImageRow, per_image_rows
 
-SUBGROUP_METRICS = ("top1", "real_top1", "vartopk_strict")
 PER_IMAGE_COLUMNS = (
     "dataset",
     "index",
@@ -67,11 +68,11 @@ def subgroup_rows(metrics: Mapping[str, Mapping[str, float]]) -> list[list[Any]]
     subgroup of each dataset that has them (an empty subgroup: 0 images, no values)."""
     rows = []
     for dataset, m in metrics.items():
-        if f"num_images@labels={GROUPS[0]}" not in m:
+        if subgroup(SUBGROUP_COUNT, GROUPS[0]) not in m:
             continue
         for g in GROUPS:
-            n = int(m.get(f"num_images@labels={g}") or 0)
-            values = [m.get(f"{k}@labels={g}") for k in SUBGROUP_METRICS]
+            n = int(m.get(subgroup(SUBGROUP_COUNT, g)) or 0)
+            values = [m.get(subgroup(k, g)) for k in SUBGROUP_METRICS]
             rows.append([dataset, g, n, *[v if n and finite(v) else None for v in values]])
     return rows
 

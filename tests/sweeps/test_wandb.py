@@ -12,7 +12,7 @@ from imagenet_multilabel.errors import DataError
 from imagenet_multilabel.tasks.evaluate import evaluate
 from imagenet_multilabel.tracking import PER_IMAGE_COLUMNS, log_leaderboard
 
-from ..conftest import make_wnid_folders, sample_photos
+from ..conftest import DEMO_CLASSES, make_wnid_folders
 from .wandb_records import OfflineRun
 
 
@@ -83,7 +83,7 @@ def test_a_job_logs_config_metrics_tables_and_plots(compose_cfg, offline) -> Non
 
 @pytest.mark.slow
 def test_a_failing_job_still_finishes_its_run(compose_cfg, offline, tmp_path: Path) -> None:
-    root = make_wnid_folders(tmp_path / "val", sample_photos()[:4])
+    root = make_wnid_folders(tmp_path / "val", DEMO_CLASSES[:4])
     sorted(root.glob("*/*.JPEG"))[2].write_bytes(b"not a jpeg")
     cfg = compose_cfg("model=test_tiny", "data=folder", f"data.root={root}", "logger=wandb")
     with pytest.raises(DataError, match="cannot decode image"):

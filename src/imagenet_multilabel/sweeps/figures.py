@@ -22,14 +22,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..analysis.reweighting import (
-    GAP_METRICS,
-    GROUPS,
     explain_gap,
     gap_markdown,
     plot_gap,
     subgroup_weights,
 )
 from ..errors import DataError
+from ..metrics.names import LABEL_GROUPS as GROUPS
+from ..metrics.names import SUBGROUP_ACCURACIES as GAP_METRICS
+from ..metrics.names import SUBGROUP_COUNT, subgroup
 from ..outputs import atomic_write_bytes
 from .table import Leaderboard, Row
 
@@ -57,7 +58,7 @@ def _slug(text: str) -> str:
 
 
 def has_subgroups(metrics: Mapping[str, float] | None) -> bool:
-    return any(_value(metrics, f"num_images@labels={g}") > 0 for g in GROUPS)
+    return any(_value(metrics, subgroup(SUBGROUP_COUNT, g)) > 0 for g in GROUPS)
 
 
 def _bars(ax, labels: Sequence[str], series: Mapping[str, Sequence[float]], ylabel: str) -> None:
@@ -98,11 +99,11 @@ def plot_label_counts(
     if not series:
         return None
     plt = _plt()
-    metrics = [m for m in GAP_METRICS if any(f"{m}@labels=1" in s for s in series.values())]
+    metrics = [m for m in GAP_METRICS if any(subgroup(m, "1") in s for s in series.values())]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.8), squeeze=False)
     labels = [f"{g}\n(n={_counts(series, g)})" for g in GROUPS]
     for ax, metric in zip(axes[0], metrics, strict=True):
-        values = {n: [_value(m, f"{metric}@labels={g}") for g in GROUPS] for n, m in series.items()}
+        values = {n: [_value(m, subgroup(metric, g)) for g in GROUPS] for n, m in series.items()}
         _bars(ax, labels, values, f"{metric} (%)")
         ax.set(title=metric, xlabel="valid labels per image")
     fig.suptitle(title)
@@ -110,7 +111,7 @@ def plot_label_counts(
 
 
 def _counts(series: Mapping[str, Mapping[str, float]], group: str) -> str:
-    counts = {int(_value(m, f"num_images@labels={group}") or 0) for m in series.values()}
+    counts = {int(_value(m, subgroup(SUBGROUP_COUNT, group)) or 0) for m in series.values()}
     return "/".join(str(c) for c in sorted(counts))
 
 

@@ -281,12 +281,13 @@ def test_1_and_2_processes_identical_with_a_label_set(tmp_path: Path) -> None:
         f"hydra.sweep.dir={sweep}",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for job, world in enumerate((1, 2)):
-        run = json.loads((sweep / str(job) / "run.json").read_text())
+    jobs = sweep_jobs(sweep)
+    for job, world in zip(jobs, (1, 2), strict=True):
+        run = json.loads((job / "run.json").read_text())
         assert run["trainer"]["world_size"] == world
         assert run["datasets"]["files"]["labels"] == "file"
-    _assert_identical_runs([sweep / "0", sweep / "1"], 23, dataset="files")
-    metrics, preds = _results(sweep / "1", "files")
+    _assert_identical_runs(jobs, 23, dataset="files")
+    metrics, preds = _results(jobs[1], "files")
     assert {"real_top1", "vartopk_strict", "map_macro", "asma", "f1"} <= set(metrics)
     assert metrics["num_unlabeled"] == 1 and metrics["num_labeled"] == 22
     from_file = read_label_json(multi)

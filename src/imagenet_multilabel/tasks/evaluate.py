@@ -30,9 +30,10 @@ from ..builders import (
 )
 from ..data.transforms import Normalize
 from ..distributed import is_global_zero
+from ..errors import UserError
 from ..lit.evaluation import EvaluationModule
 from ..outputs import flatten_metrics, start_run_dir, write_json, write_predictions
-from ..preflight import check_model, check_run_settings
+from ..preflight import check_input_sizes, check_model, check_run_settings
 from ..report import print_summary
 from ..runinfo import git_commit, host_info, package_versions
 from ..runtime import keep_freed_memory, set_cpu_threads
@@ -58,6 +59,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     kept = keep_freed_memory() if cfg.get("keep_freed_memory", True) else False
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     backbone = build_backbone(cfg)
+    check_input_sizes(
+        backbone.model, backbone.preprocessing, {n: s.dataset for n, s in sets.items()}
+    )
     transform = backbone.eval_transform(normalize=not cfg.normalize_on_device)
     for s in sets.values():
         s.dataset.transform = transform
@@ -98,6 +102,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if not trainer.is_global_zero:
         return metrics
 
+    name = cfg.get("optimized_metric")
+    if name and name not in metrics:  # before anything is written (cli.run_task returns it)
+        example = next(iter(metrics), "-")
+        raise UserError(
+            f"optimized_metric={name!r} is not among this run's metrics (e.g. {example!r})"
+        )
     write_dataset_predictions(out, module, sets, cfg.predictions.logits_dtype)
     num_images = sum(len(s.dataset) for s in sets.values())
     run = run_record(cfg, backbone, sets, scorer.names, trainer, threads, cpu_parallel, kept)

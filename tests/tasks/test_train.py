@@ -75,7 +75,7 @@ def test_short_fit_writes_a_complete_run(compose_cfg, photos: Path) -> None:
     assert unseen <= set(files["heldout_classes"])
 
     info = run.info
-    assert info["task"] == "train" and info["loss"]["name"] == "soft_ce"
+    assert info["task"] == "train" and info["loss"]["name"] == "bce"
     assert info["optimizer"]["opt"] == "adam" and info["schedule"]["name"] == "cosine"
     assert info["steps"]["global_step"] == 3  # 12 composites, batch 4, one epoch
     assert info["finetune"] == {
@@ -178,7 +178,7 @@ def test_resume_is_bitwise_the_uninterrupted_run(compose_cfg, photos: Path, at: 
 @pytest.mark.parametrize(
     ("overrides", "error", "message"),
     [
-        (("composites.enabled=false",), UserError, "loss .soft_ce. needs label sets"),
+        (("composites.enabled=false",), UserError, "loss 'bce' needs label sets"),
         (("split.heldout_classes=0",), DataError, "leaves no held-out image"),
         (("split.heldout_classes=24",), DataError, "leaves no class to train"),
         (("ckpt_path=last",), UserError, "checkpoints/last.ckpt does not exist"),

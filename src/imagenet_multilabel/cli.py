@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from . import distributed  # also registers the resolvers conf/hydra/ uses
-from .errors import Interrupted, find_user_error, one_line
+from .errors import Interrupted, UserError, find_user_error, one_line
 
 log = logging.getLogger("imagenet_multilabel")
 # conf/hydra/launcher/submitit_*.yaml extend the plugin's schemas of the same name, which
@@ -103,11 +103,14 @@ def interrupts_raise() -> Iterator[None]:
 
 def optimized_value(metrics: Mapping[str, float], name: str | None) -> Any:
     """``metrics[name]`` (a ``<dataset>/<metric>`` key) when ``name`` is set, else ``metrics``."""
+    from .preflight import check_optimized_metric
+
     if not name:
         return metrics
-    if name not in metrics:
-        example = next(iter(metrics), "-")
-        _fail(f"optimized_metric={name!r} is not among this run's metrics (e.g. {example!r})")
+    try:
+        check_optimized_metric(metrics, name)
+    except UserError as e:
+        _fail(one_line(e))
     return metrics[name]
 
 

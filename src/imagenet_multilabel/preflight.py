@@ -305,3 +305,13 @@ def check_output_dir(path: str | Path) -> Path:
             "hydra.run.dir=..."
         ) from None
     return path
+
+
+def check_optimized_metric(metrics: Mapping[str, float], name: str | None) -> None:
+    """``optimized_metric`` names one of the run's metrics (checked before results are
+    written; the entry point then returns that value to Hydra's sweepers)."""
+    if name and name not in metrics:
+        example = next(iter(metrics), "-")
+        raise UserError(
+            f"optimized_metric={name!r} is not among this run's metrics (e.g. {example!r})"
+        )

@@ -30,10 +30,14 @@ from ..builders import (
 )
 from ..data.transforms import Normalize
 from ..distributed import is_global_zero
-from ..errors import UserError
 from ..lit.evaluation import EvaluationModule
 from ..outputs import flatten_metrics, start_run_dir, write_json, write_predictions
-from ..preflight import check_input_sizes, check_model, check_run_settings
+from ..preflight import (
+    check_input_sizes,
+    check_model,
+    check_optimized_metric,
+    check_run_settings,
+)
 from ..report import print_summary
 from ..runinfo import git_commit, host_info, package_versions
 from ..runtime import keep_freed_memory, set_cpu_threads
@@ -102,12 +106,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if not trainer.is_global_zero:
         return metrics
 
-    name = cfg.get("optimized_metric")
-    if name and name not in metrics:  # before anything is written (cli.run_task returns it)
-        example = next(iter(metrics), "-")
-        raise UserError(
-            f"optimized_metric={name!r} is not among this run's metrics (e.g. {example!r})"
-        )
+    check_optimized_metric(metrics, cfg.get("optimized_metric"))  # before anything is written
     write_dataset_predictions(out, module, sets, cfg.predictions.logits_dtype)
     num_images = sum(len(s.dataset) for s in sets.values())
     run = run_record(cfg, backbone, sets, scorer.names, trainer, threads, cpu_parallel, kept)

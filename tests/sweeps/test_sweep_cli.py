@@ -63,7 +63,7 @@ def test_multirun_gathers_lists_failures_and_resumes(tmp_path: Path) -> None:
     for row in rows[:2]:
         assert row["demo/num_images"] == "100.0" and row["patchml/num_images"] == "50.0"
         assert row["patchml/vartopk_strict"] != "" and row["img_size"] == "160"
-    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    jobs = sorted(p.name for p in sweep.iterdir() if (p / "job.json").is_file())
     assert (
         "data=demo,model.name=test_resnet,model=test_tiny,num_workers=0" in jobs and len(jobs) == 6
     )
@@ -80,6 +80,8 @@ def test_multirun_gathers_lists_failures_and_resumes(tmp_path: Path) -> None:
     assert log.count("incomplete results (the job was stopped): evaluating") == 1
     assert log.count("it failed before, trying again: evaluating") == 2
     assert [r["status"] for r in leaderboard(sweep)] == ["done", "done", "failed"]
+    assert (sweep / "figures" / "label_counts_patchml.png").is_file()
+    assert (sweep / "figures" / "benchmarks.png").is_file()  # demo vs patchml per model
 
 
 @pytest.mark.slow

@@ -63,7 +63,7 @@ def test_multirun_gathers_lists_failures_and_resumes(tmp_path: Path) -> None:
     for row in rows[:2]:
         assert row["demo/num_images"] == "100.0" and row["patchml/num_images"] == "50.0"
         assert row["patchml/vartopk_strict"] != "" and row["img_size"] == "160"
-    jobs = sorted(p.name for p in sweep.iterdir() if (p / "job.json").is_file())
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name != "figures")
     assert (
         "data=demo,model.name=test_resnet,model=test_tiny,num_workers=0" in jobs and len(jobs) == 6
     )

@@ -160,11 +160,12 @@ def forward_only(
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(forward, batches[:workers]))  # warm-up, one batch per thread
         sync()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         list(pool.map(forward, batches))
         sync()
         seconds = time.perf_counter() - start
-    return {"images": n, "seconds": seconds, "decode_ms": decode_ms}
+        cpu = time.process_time() - cpu  # every thread of this process: the loop's CPU time
+    return {"images": n, "seconds": seconds, "decode_ms": decode_ms, "cpu_seconds": cpu}
 
 
 def run_forward_only(
@@ -186,9 +187,11 @@ def run_forward_only(
     else:
         where = f"{threads} threads"
     settings = f"bs {batch_size}, {where}, channels_last, pre-decoded {out['images']} images"
-    return Result(
+    result = Result(
         "forward only", out["images"], 0.0, 0.0, out["seconds"], run, settings, out["decode_ms"]
     )
+    result.loop_cpu_seconds = out["cpu_seconds"]
+    return result
 
 
 def same_accuracy(a: Result, b: Result) -> bool:

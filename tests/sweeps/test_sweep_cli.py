@@ -80,6 +80,8 @@ def test_multirun_gathers_lists_failures_and_resumes(tmp_path: Path) -> None:
     assert log.count("incomplete results (the job was stopped): evaluating") == 1
     assert log.count("it failed before, trying again: evaluating") == 2
     assert [r["status"] for r in leaderboard(sweep)] == ["done", "done", "failed"]
+    assert (sweep / "figures" / "label_counts_patchml.png").is_file()
+    assert (sweep / "figures" / "benchmarks.png").is_file()  # demo vs patchml per model
 
 
 @pytest.mark.slow

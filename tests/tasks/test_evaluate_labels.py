@@ -105,7 +105,7 @@ def test_score_bad_input(compose_cfg, flat_val, tmp_path) -> None:
     run_dir = Path(cfg.paths.output_dir)
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"x.jpg": [1]}))
-    with pytest.raises(DataError, match="missing"):
+    with pytest.raises(DataError, match="label set 'file' has none of this dataset's 7 images"):
         score(
             compose_cfg(
                 f"run_dir={run_dir}", "labels=file", f"labels.path={other}", config_name="score"

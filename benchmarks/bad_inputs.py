@@ -1289,9 +1289,10 @@ def main() -> None:
             except Exception as e:  # a broken case must not end the trial
                 res, verdict, command = Result(-1, str(e)), f"**CASE FAILED** {e!r}", "-"
             bad += verdict.startswith("**")
+            line = res.line.replace(str(tmp), "$T") if res.code else ""
             row = (
                 f"| {number} | {case.group}: {case.name} | `{cell(command, 150)}` | {res.code} | "
-                f"{cell(res.line, 150)} | {cell(verdict, 120)} |"
+                f"{cell(line, 150)} | {cell(verdict, 120)} |"
             )
             rows.append(row)
             print(row, flush=True)

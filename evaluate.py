@@ -12,9 +12,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from imagenet_multilabel.cli import run_task
+from imagenet_multilabel.cli import hydra_main, in_multirun, run_task
 from imagenet_multilabel.preflight import check_run_settings
-from imagenet_multilabel.sweeps.jobs import in_multirun
 from imagenet_multilabel.sweeps.launch import prepare_argv_or_exit
 
 
@@ -32,4 +31,4 @@ def main(cfg: DictConfig) -> dict:
 
 if __name__ == "__main__":
     sys.argv = prepare_argv_or_exit(sys.argv)
-    main()
+    hydra_main(main)

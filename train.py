@@ -9,7 +9,7 @@ python train.py -m loss=bce,asl optim.lr=1e-3,1e-4
 import hydra
 from omegaconf import DictConfig
 
-from imagenet_multilabel.cli import run_task
+from imagenet_multilabel.cli import hydra_main, run_task
 from imagenet_multilabel.tasks.train import train
 
 
@@ -19,4 +19,4 @@ def main(cfg: DictConfig) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    hydra_main(main)

@@ -432,12 +432,14 @@ def test_slurm_tasks_share_one_run_dir(tmp_path: Path) -> None:
 
 def test_the_lightning_internals_we_patch_still_exist() -> None:
     """distributed.hydra_job replaces Lightning's private ``_hydra_subprocess_cmd`` (called
-    by name from the launcher's module) and _detach_children empties ``launcher.procs``:
+    by name from the launcher's module) and its SIGTERM notifier (registered by name), and
+    _detach_children empties ``launcher.procs``:
     a Lightning release that renames either must fail here, not in a user's DDP run."""
     import inspect
 
     from lightning.fabric.plugins.environments import LightningEnvironment
     from lightning.pytorch.strategies.launchers import subprocess_script
+    from lightning.pytorch.trainer.connectors.signal_connector import _SignalConnector
 
     original = subprocess_script._hydra_subprocess_cmd
     observer = subprocess_script._launch_process_observer
@@ -448,8 +450,13 @@ def test_the_lightning_internals_we_patch_still_exist() -> None:
     assert "_launch_process_observer(self.procs)" in source
     launcher = subprocess_script._SubprocessScriptLauncher(LightningEnvironment(), 2, 1)
     assert launcher.procs == []
+    notifier = _SignalConnector._sigterm_notifier_fn
+    assert list(inspect.signature(notifier).parameters) == ["self", "signum", "_"]
+    assert "_sigterm_notifier_fn]" in inspect.getsource(_SignalConnector.register_signal_handlers)
     with distributed.hydra_job(test_the_lightning_internals_we_patch_still_exist, None):
         assert subprocess_script._hydra_subprocess_cmd is distributed.rank_command
         assert subprocess_script._launch_process_observer is distributed.observe_children
+        assert _SignalConnector._sigterm_notifier_fn is distributed.note_sigterm
     assert subprocess_script._hydra_subprocess_cmd is original
     assert subprocess_script._launch_process_observer is observer
+    assert _SignalConnector._sigterm_notifier_fn is notifier

@@ -1,5 +1,6 @@
-"""A run that is told to stop (SIGTERM, as schedulers pre-empt jobs) ends with one line,
-exit code 143 and no metrics.json, on one process and under DDP (it used to exit 0)."""
+"""A run that is told to stop (SIGTERM, as schedulers pre-empt jobs; SIGINT, Ctrl-C) ends
+with one line, exit code 143 / 130 and no metrics.json, on one process and under DDP (it
+used to exit 0 on SIGTERM, and 1 with Lightning's line on Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def _run(tmp_path: Path, wnid_folder: Path, *extra: str):
         "batch_size=2",
         "num_workers=0",  # no loader processes that could outlive their rank
         f"hydra.run.dir={tmp_path / 'run'}",
-        "+callbacks.sigterm._target_=tests.interrupting.SigtermAt",
+        "+callbacks.sigterm._target_=tests.interrupting.SignalAt",
         *extra,
         cwd=REPO,
     )
@@ -37,11 +38,16 @@ def test_sigterm_ends_the_run_with_one_line(tmp_path: Path, wnid_folder: Path) -
 
 
 @pytest.mark.slow
+def test_ctrl_c_ends_the_run_with_one_line(tmp_path: Path, wnid_folder: Path) -> None:
+    proc = _run(tmp_path, wnid_folder, "+callbacks.sigterm.signal=SIGINT")
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    assert error_line(proc).startswith(LINE.replace("SIGTERM", "SIGINT"))
+    assert "KeyboardInterrupt" not in proc.stderr
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.slow
 @pytest.mark.ddp
-@pytest.mark.skip(
-    reason="passes alone (exit 143, one line) but hung for 300 s inside the full suite: rank 1 "
-    "can stay in a collective after rank 0 exits; to be fixed, see the session notes"
-)
 def test_sigterm_to_rank0_under_ddp(tmp_path: Path, wnid_folder: Path) -> None:
     proc = _run(
         tmp_path, wnid_folder, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"

@@ -10,6 +10,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
@@ -21,6 +22,8 @@ log = logging.getLogger("imagenet_multilabel")
 # conf/hydra/launcher/submitit_*.yaml extend the plugin's schemas of the same name, which
 # Hydra 1.3 (pinned <1.4) supports but announces on every run
 warnings.filterwarnings("ignore", message=".*validated against ConfigStore schema with the same")
+# Lightning 2.6 builds torch's LeafSpec, which torch >= 2.10 announces on every batch
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 def run_task(
@@ -43,6 +46,7 @@ def run_task(
     """
     try:
         with interrupts_raise():
+            forget_earlier_result(cfg)
             if check is not None:
                 check(cfg)
             if isinstance(task, str):
@@ -52,11 +56,11 @@ def run_task(
                     metrics = task(cfg)
             else:
                 metrics = task(cfg)
-    except Exception as e:
+    except (Exception, Interrupted) as e:
         user_error = find_user_error(e)
         if user_error is None:
             raise
-        code = Interrupted.exit_code if isinstance(user_error, Interrupted) else 2
+        code = user_error.exit_code if isinstance(user_error, Interrupted) else 2
         if not distributed.is_global_zero() and isinstance(
             user_error, (Interrupted, distributed.RankFailed)
         ):
@@ -67,8 +71,62 @@ def run_task(
     except SystemExit as e:
         if type(e).__name__ != "SIGTERMException":  # Lightning's, with exit code 0
             raise
-        _fail(Interrupted.message(signal.SIGTERM), Interrupted.exit_code)
+        _fail(Interrupted.message(signal.SIGTERM), 128 + signal.SIGTERM)
     return optimized_value(metrics, cfg.get("optimized_metric"))
+
+
+def hydra_main(main: Callable[[], Any]) -> None:
+    """Call a ``@hydra.main`` function. Hydra's own errors (an unknown config option or key,
+    an override it cannot parse, a run folder it cannot create) end as one line
+    ``error: ...`` with exit code 2, as the tasks' errors do (Hydra prints them over several
+    lines and exits 1); Ctrl-C before a task runs ends with one line and exit code 130."""
+    from hydra.errors import HydraException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises them instead of printing
+    code = 2
+    try:
+        main()
+        return
+    except OverrideParseException as e:
+        message = (
+            f"cannot parse {e.override!r}: quote a value with spaces, commas or brackets, "
+            "e.g. 'data.root=\"/photos (2024), v2\"'"
+        )
+    except (HydraException, OmegaConfBaseException) as e:
+        message = one_line(e)
+    except OSError as e:  # the run folder Hydra creates
+        if e.filename is None:
+            raise
+        message = f"cannot write {e.filename} ({e.strerror}): choose another hydra.run.dir=..."
+    except KeyboardInterrupt:
+        message, code = Interrupted.message(signal.SIGINT), 128 + signal.SIGINT
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(code)
+
+
+def in_multirun() -> bool:
+    """Whether this process runs a job of a Hydra multirun (``-m``)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def forget_earlier_result(cfg: DictConfig) -> None:
+    """A run in a reused folder first removes the metrics.json an earlier run left there, so
+    that it cannot stand beside this run's config when this one fails ("metrics.json means
+    finished"). Not in a multirun (its jobs skip complete results: sweeps/jobs.py), not on
+    ranks > 0, and not where the folder is the run being read (``score``, refused later)."""
+    out = (cfg.get("paths") or {}).get("output_dir")
+    if not out or in_multirun() or not distributed.is_global_zero():
+        return
+    out = Path(out).expanduser()
+    read = cfg.get("run_dir")
+    if read and out.resolve() == Path(str(read)).expanduser().resolve():
+        return
+    with contextlib.suppress(OSError):  # an unwritable folder is reported by the task
+        (out / "metrics.json").unlink(missing_ok=True)
 
 
 def import_task(ref: str) -> Callable[[DictConfig], Mapping[str, float]]:
@@ -84,21 +142,36 @@ def import_task(ref: str) -> Callable[[DictConfig], Mapping[str, float]]:
 
 @contextlib.contextmanager
 def interrupts_raise() -> Iterator[None]:
-    """SIGTERM raises :class:`Interrupted` in the main thread while a task runs, so that it
-    ends like any error: one line, a non-zero exit code, no results (by default Python dies
-    without a word, and Lightning's own handler ends validation with exit code 0)."""
+    """SIGTERM and SIGINT (Ctrl-C) raise :class:`Interrupted` in the main thread while a task
+    runs, so that it ends like any error: one line, exit code 143 / 130, no results (by
+    default Python dies without a word on SIGTERM, Lightning's own handler ends validation
+    with exit code 0, and Lightning turns Ctrl-C into exit code 1)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def handler(signum: int, frame: Any) -> None:
-        raise Interrupted(Interrupted.message(signum))
+    owner = os.getpid()
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    def handler(signum: int, frame: Any) -> None:
+        if os.getpid() != owner:  # a forked DataLoader worker: what it would do by default
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt  # the worker loop ends quietly on it
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        # from here on, errors of background threads and of finalizers are consequences (a
+        # DataLoader worker stopped mid-handshake resets the connection of multiprocessing's
+        # fd sharer; a loader's __del__ finds its worker killed by the same signal)
+        threading.excepthook = lambda args: None
+        sys.unraisablehook = lambda args: None
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def optimized_value(metrics: Mapping[str, float], name: str | None) -> Any:
@@ -117,7 +190,7 @@ def optimized_value(metrics: Mapping[str, float], name: str | None) -> Any:
 def _fail(message: str, code: int = 2) -> None:
     log.error(message)
     print(f"error: {message}", file=sys.stderr, flush=True)
-    if code == Interrupted.exit_code:
+    if code > 128:  # a signal
         # stop now: the interpreter's teardown can abort in a native thread that the
         # signal interrupted (seen with DataLoader workers killed alongside); results are
         # written atomically, so nothing is left half-done

@@ -154,18 +154,22 @@ def hydra_job(task: Callable, cfg: DictConfig) -> Iterator[None]:
     end the process group and the launcher's environment are taken down, so that the
     next job starts its own ranks on a fresh port."""
     from lightning.pytorch.strategies.launchers import subprocess_script as module
+    from lightning.pytorch.trainer.connectors.signal_connector import _SignalConnector
 
     global _current_job
     saved_env = {k: os.environ.get(k) for k in (*_LAUNCHER_ENV, _THREADS_ENV)}
     launches = "LOCAL_RANK" not in os.environ  # not a rank started by another process
     previous, _current_job = _current_job, {"task": task, "cfg": cfg}
     original = module._hydra_subprocess_cmd, module._launch_process_observer
+    notifier = _SignalConnector._sigterm_notifier_fn
     module._hydra_subprocess_cmd = rank_command
     module._launch_process_observer = observe_children
+    _SignalConnector._sigterm_notifier_fn = note_sigterm
     try:
         yield
     finally:
         module._hydra_subprocess_cmd, module._launch_process_observer = original
+        _SignalConnector._sigterm_notifier_fn = notifier
         _current_job = previous
         if launches:
             _destroy_process_group()
@@ -176,12 +180,22 @@ def hydra_job(task: Callable, cfg: DictConfig) -> Iterator[None]:
                     os.environ[key] = value
 
 
+def note_sigterm(connector: Any, signum: int, frame: Any) -> None:
+    """Stands in for Lightning's SIGTERM notifier during :func:`hydra_job`. Lightning's
+    broadcasts from inside the signal handler to tell the other ranks, a collective that
+    waits forever when another rank is leaving at the same time (seen: rank 0 hung in it
+    while rank 1 exited). Here the handler of :func:`cli.interrupts_raise`, which Lightning
+    calls next, ends the run; the other ranks end with rank 0 (``rank_worker``)."""
+    connector.received_sigterm = True
+
+
 def observe_children(children: list[subprocess.Popen], period_s: float = 1.0) -> None:
     """Stands in for Lightning's process observer during :func:`hydra_job`: a thread that
     watches the ranks rank 0 started. When one ends with an error that the ranks did not
     agree on (those empty ``children`` first: :func:`_detach_children`), the others are
-    killed and this process ends with one line: exit 143 when a rank was interrupted
-    (SIGTERM), else 1. (Lightning's observer SIGKILLs the whole job without a word.)"""
+    killed and this process ends with one line: exit 143 / 130 when a rank was
+    interrupted (SIGTERM / SIGINT), else 1. (Lightning's observer SIGKILLs the whole job
+    without a word.)"""
 
     def watch() -> None:
         while children:
@@ -196,8 +210,9 @@ def observe_children(children: list[subprocess.Popen], period_s: float = 1.0) ->
             for proc in list(children):
                 if proc.poll() is None:
                     proc.kill()
-            if any(c in (-signal.SIGTERM, Interrupted.exit_code) for c in failed):
-                message, code = Interrupted.message(), Interrupted.exit_code
+            signals = [s for s in (signal.SIGTERM, signal.SIGINT) if {-s, 128 + s} & set(failed)]
+            if signals:
+                message, code = Interrupted.message(signals[0]), 128 + signals[0]
             else:
                 message, code = (
                     f"a rank process ended with exit code {failed[0]} (see its "

@@ -19,10 +19,18 @@ class ModelError(UserError):
     """A model name or its weights cannot be resolved."""
 
 
-class Interrupted(UserError):
-    """The process was told to stop (SIGTERM: a scheduler's pre-emption, or kill)."""
+class Interrupted(BaseException):
+    """The process was told to stop (SIGTERM: a scheduler's pre-emption, or kill; SIGINT:
+    Ctrl-C). Its exit code is the shell's for a process ended by the signal: 128 + its
+    number (143, 130). Like KeyboardInterrupt it is not an Exception, so that no
+    ``except Exception`` on the way (a logging call, an import guard, a sweep job that
+    records its failure and lets the sweep go on) takes it for an error and carries on."""
 
-    exit_code = 143  # 128 + SIGTERM, as a shell reports a process ended by it
+    exit_code = 143  # SIGTERM's, where no signal is known
+
+    def __init__(self, signum: int = 15) -> None:
+        super().__init__(self.message(signum))
+        self.exit_code = 128 + signum
 
     @staticmethod
     def message(signum: int = 15) -> str:
@@ -49,13 +57,13 @@ def one_line(exc: BaseException) -> str:
 
 
 def find_user_error(exc: BaseException | None) -> BaseException | None:
-    """The UserError behind ``exc``: itself, its cause (Hydra's instantiate wraps errors of
-    the objects it builds) or one re-raised from a DataLoader worker (whose message is the
-    worker's traceback)."""
+    """The UserError (or :class:`Interrupted`) behind ``exc``: itself, its cause (Hydra's
+    instantiate wraps errors of the objects it builds) or one re-raised from a DataLoader
+    worker (whose message is the worker's traceback)."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, UserError):
+        if isinstance(exc, (UserError, Interrupted)):
             return exc
         if "Original Traceback" in str(exc) and "imagenet_multilabel.errors." in str(exc):
             return exc

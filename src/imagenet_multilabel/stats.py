@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from imagenet_multilabel.cli import run_task
+from imagenet_multilabel.cli import hydra_main, run_task
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="stats")
@@ -12,4 +12,4 @@ def main(cfg: DictConfig) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    hydra_main(main)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import make_wnid_folders, run_metrics
+from .test_evaluate import error_line, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 DATASET = "files"  # the dataset of the evaluated run
@@ -149,3 +150,31 @@ def test_command_bad_input_is_one_line(tmp_path) -> None:
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert "/nonexistent/run" in lines[0]
     assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "says"),
+    [
+        ("model=resnet5", "Could not find 'model/resnet5'"),  # a config option
+        ("batchsize=16", "Could not override 'batchsize'"),  # a key
+        ("data.root=/photos (2024), v2", "quote a value"),  # an unparseable override
+        ("hydra.run.dir=/etc/passwd/run", "choose another hydra.run.dir"),  # under a file
+    ],
+)
+def test_hydra_errors_are_one_line(override: str, says: str) -> None:
+    """Hydra's own errors end as the tasks' do: one line, exit code 2 (not Hydra's several
+    lines and exit code 1)."""
+    proc = run_cli("model=test_tiny", override)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert says in error_line(proc)
+
+
+def test_a_failed_rerun_leaves_no_earlier_result(tmp_path: Path) -> None:
+    """A run in a reused folder that fails its first checks does not leave the earlier
+    run's metrics.json beside its own config ("metrics.json means finished")."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text('{"demo/top1": 88.0}')
+    proc = run_cli("model=test_tiny", "batch_size=0", f"hydra.run.dir={run}")
+    assert proc.returncode == 2 and "batch_size=0" in error_line(proc)
+    assert not (run / "metrics.json").exists()

@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from imagenet_multilabel.cli import run_task
+from imagenet_multilabel.cli import hydra_main, run_task
 from imagenet_multilabel.gallery.build import gallery
 
 
@@ -13,4 +13,4 @@ def main(cfg: DictConfig) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    hydra_main(main)

@@ -36,6 +36,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..cli import in_multirun
 from ..distributed import rank_suffix
 from ..errors import DataError, find_user_error, one_line
 from ..outputs import RunDir, flatten_metrics, read_json, write_json
@@ -62,13 +63,6 @@ NOT_IDENTITY = (
     "trainer.enable_progress_bar",
     "trainer.enable_model_summary",
 )
-
-
-def in_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def _plain(node: Any) -> Any:

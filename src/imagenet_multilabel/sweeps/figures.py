@@ -7,7 +7,9 @@
 - ``gap.png`` and ``gap.md``: for each model with both datasets, the A -> B gap split into
   what B's label-count mix explains and the residual (``analysis.reweighting.explain_gap``),
   and ``gap_<model>.png``, that model's per-label-count accuracies and label-count shares
-  (``analysis.reweighting.plot_gap``).
+  (``analysis.reweighting.plot_gap``);
+- ``testbed_<metric>.png``, ``variants_<metric>.md`` / ``.csv``: each variant against a
+  reference dataset on logit axes, and the table with effective robustness (:mod:`.testbed`).
 
 A and B are ImageNet val and ImageNetV2 where the sweep has both, else its two datasets
 (with more, none: pass ``pair``).

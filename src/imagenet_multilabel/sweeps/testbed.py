@@ -149,7 +149,8 @@ class Testbed:
 
 def build_testbed(board: Leaderboard, metric: str, reference: str) -> Testbed | None:
     """The picture of ``metric``: variants are the other datasets where some model has
-    ``metric`` on both; None if there is none."""
+    ``metric`` on both, models sorted by their reference accuracy; None if there is no
+    variant."""
     rows = [r for r in board.rows if r.done]
     ref = np.array([r.value(f"{reference}/{metric}") for r in rows])
     variants = [
@@ -162,6 +163,8 @@ def build_testbed(board: Leaderboard, metric: str, reference: str) -> Testbed | 
         return None
     datasets = [reference, *variants]
     keep = [r for r in rows if any(math.isfinite(r.value(f"{d}/{metric}")) for d in datasets)]
+    # best on the reference first; models without it last, in the leaderboard's order
+    keep.sort(key=lambda r: -np.nan_to_num(r.value(f"{reference}/{metric}"), nan=-np.inf))
     tb = Testbed(metric, reference, variants, keep, row_names(keep), {})
     tb.fits = {v: fit_logit(tb.values(reference), tb.values(v)) for v in variants}
     return tb
@@ -265,7 +268,7 @@ def plot_testbed(tb: Testbed, path: Path) -> Path:
     title = f"{tb.metric}: each variant against {tb.reference} (logit axes)"
     if clipped:
         title += f"\n0% and 100% are drawn at {CLIP:g}% and {100 - CLIP:g}%"
-    fig.suptitle(title, fontsize=11)
+    fig.suptitle(title, fontsize=11, y=1.04 if clipped else 1.02)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)

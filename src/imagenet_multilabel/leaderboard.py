@@ -29,12 +29,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--pair", nargs=2, metavar=("A", "B"), help="datasets the pair and gap figures compare"
     )
+    p.add_argument(
+        "--reference",
+        help="dataset the testbed figures plot the others against (default: ImageNet val, "
+        "else the first dataset)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     out = args.out or (Path(args.paths[0]) if len(args.paths) == 1 else Path.cwd())
     try:
         board, written = write_report(
-            args.paths, out, sort=args.sort, figures=not args.no_figures, pair=args.pair
+            args.paths,
+            out,
+            sort=args.sort,
+            figures=not args.no_figures,
+            pair=args.pair,
+            reference=args.reference,
         )
     except UserError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)

@@ -7,7 +7,9 @@
   record failures and go on;
 - :mod:`.gather`, :mod:`.table`, :mod:`.published`: run folders -> leaderboard.csv / .md /
   .json with timm's published numbers beside ours;
-- :mod:`.figures`: the paper's figures; :mod:`.report`: tables and figures together;
+- :mod:`.figures`: the paper's figures; :mod:`.testbed`: the ImageNet-testbed picture
+  (each variant against ImageNet val, logit axes, effective robustness); :mod:`.report`:
+  tables and figures together;
 - :mod:`.callback`: the Hydra callback that writes them at the end of a multirun
   (``python -m imagenet_multilabel.leaderboard`` on demand).
 

@@ -22,11 +22,16 @@ class LeaderboardCallback(Callback):
     runs are on disk: ``python -m imagenet_multilabel.leaderboard <sweep dir>``)."""
 
     def __init__(
-        self, sort: str | None = None, figures: bool = True, pair: list[str] | None = None
+        self,
+        sort: str | None = None,
+        figures: bool = True,
+        pair: list[str] | None = None,
+        reference: str | None = None,
     ) -> None:
         self.sort = sort
         self.figures = figures
         self.pair = list(pair) if pair else None
+        self.reference = reference
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from ..errors import one_line
@@ -35,7 +40,12 @@ class LeaderboardCallback(Callback):
         sweep = Path(str(config.hydra.sweep.dir))
         try:
             board, written = write_report(
-                [sweep], sweep, sort=self.sort, figures=self.figures, pair=self.pair
+                [sweep],
+                sweep,
+                sort=self.sort,
+                figures=self.figures,
+                pair=self.pair,
+                reference=self.reference,
             )
         except Exception as e:
             print(

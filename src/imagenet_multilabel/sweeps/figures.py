@@ -7,7 +7,9 @@
 - ``gap.png`` and ``gap.md``: for each model with both datasets, the A -> B gap split into
   what B's label-count mix explains and the residual (``analysis.reweighting.explain_gap``),
   and ``gap_<model>.png``, that model's per-label-count accuracies and label-count shares
-  (``analysis.reweighting.plot_gap``).
+  (``analysis.reweighting.plot_gap``);
+- ``testbed_<metric>.png``, ``variants_<metric>.md`` / ``.csv``: each variant against a
+  reference dataset on logit axes, and the table with effective robustness (:mod:`.testbed`).
 
 A and B are ImageNet val and ImageNetV2 where the sweep has both, else its two datasets
 (with more, none: pass ``pair``).
@@ -20,6 +22,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..analysis.reweighting import (
     explain_gap,
@@ -115,6 +118,15 @@ def _counts(series: Mapping[str, Mapping[str, float]], group: str) -> str:
     return "/".join(str(c) for c in sorted(counts))
 
 
+def dataset_classes(board: Leaderboard) -> dict[str, str]:
+    """Each dataset's class as run.json records it (``ImageNetValDataset``, ...)."""
+    classes: dict[str, str] = {}
+    for row in board.rows:
+        for dataset, record in row.records.items():
+            classes.setdefault(dataset, str(record.get("class")))
+    return classes
+
+
 def benchmark_pair(board: Leaderboard, pair: Sequence[str] | None = None) -> tuple[str, str] | None:
     """The two datasets the pair figures compare (see the module docstring)."""
     if pair:
@@ -123,10 +135,7 @@ def benchmark_pair(board: Leaderboard, pair: Sequence[str] | None = None) -> tup
         if missing:
             raise DataError(f"no run has dataset '{missing[0]}' (there are {board.datasets})")
         return a, b
-    classes: dict[str, str] = {}
-    for row in board.rows:
-        for dataset, record in row.records.items():
-            classes.setdefault(dataset, str(record.get("class")))
+    classes = dataset_classes(board)
     val = [d for d in board.datasets if classes.get(d) == "ImageNetValDataset"]
     v2 = [d for d in board.datasets if classes.get(d) == "ImageNetV2Dataset"]
     if val and v2:
@@ -141,7 +150,7 @@ def plot_pair(rows: Sequence[Row], a: str, b: str, path: Path) -> Path | None:
         return None
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(4 + 1.2 * len(rows) * 3, 4), squeeze=False)
-    names = [_name(r) for r in rows]
+    names = row_names(rows)
     for ax, metric in zip(axes[0], PAIR_METRICS, strict=True):
         series = {d: [_value(r.metrics[d], metric) for r in rows] for d in (a, b)}
         _bars(ax, names, series, f"{metric} (%)")
@@ -152,6 +161,37 @@ def plot_pair(rows: Sequence[Row], a: str, b: str, path: Path) -> Path | None:
 
 def _name(row: Row) -> str:
     return row.model + (f" [{row.label}]" if row.label else "")
+
+
+def _pp_text(key: str, value: Any) -> str:
+    if key == "input_size" and isinstance(value, Sequence) and value:
+        return f"{value[-1]}px"
+    if key == "crop_pct" and isinstance(value, (int, float)):
+        return f"crop {value:g}"
+    if key in ("interpolation", "crop_mode"):
+        return str(value)
+    return f"{key}={value}"
+
+
+def row_names(rows: Sequence[Row]) -> list[str]:
+    """A name per row: the model (and its settings label); rows that share one, as a model
+    at several input sizes, get the preprocessing that tells them apart
+    (``tf_efficientnet_lite0 160px``)."""
+    names = [_name(r) for r in rows]
+    for name in set(names):
+        same = [i for i, n in enumerate(names) if n == name]
+        if len(same) < 2:
+            continue
+        pps = [rows[i].preprocessing or {} for i in same]
+        keys = [
+            k
+            for k in dict.fromkeys(k for pp in pps for k in pp)
+            if len({repr(pp.get(k)) for pp in pps}) > 1
+        ]
+        for i, pp in zip(same, pps, strict=True):
+            if keys:
+                names[i] += " " + ", ".join(_pp_text(k, pp.get(k)) for k in keys)
+    return names
 
 
 def plot_gaps(rows: Sequence[Row], a: str, b: str, folder: Path) -> tuple[list[Path], list[str]]:
@@ -206,16 +246,23 @@ def plot_gaps(rows: Sequence[Row], a: str, b: str, folder: Path) -> tuple[list[P
 
 
 def write_figures(
-    board: Leaderboard, folder: str | Path, pair: Sequence[str] | None = None
+    board: Leaderboard,
+    folder: str | Path,
+    pair: Sequence[str] | None = None,
+    reference: str | None = None,
 ) -> tuple[list[Path], list[str]]:
     """Every figure the leaderboard's runs allow, into ``folder``; returns the files and
-    notes on what could not be drawn."""
+    notes on what could not be drawn. ``reference``: the testbed's reference dataset
+    (:mod:`.testbed`; default ImageNet val, else the first dataset)."""
+    from .testbed import write_testbed
+
     folder = Path(folder)
     rows = [r for r in board.rows if r.done]
     written: list[Path] = []
-    notes: list[str] = []
+    names = row_names(rows)
     for dataset in board.datasets:
-        series = {_name(r): r.metrics.get(dataset) for r in rows if dataset in r.metrics}
+        series = {n: r.metrics.get(dataset) for n, r in zip(names, rows, strict=True)}
+        series = {n: m for n, m in series.items() if m is not None}
         path = plot_label_counts(
             series,
             f"accuracy per label count: {dataset}",
@@ -223,19 +270,29 @@ def write_figures(
         )
         if path is not None:
             written.append(path)
+    pair_files, notes = _pair_figures(board, rows, folder, pair)
+    testbed_files, testbed_notes = write_testbed(board, folder, reference)
+    return written + pair_files + testbed_files, notes + testbed_notes
+
+
+def _pair_figures(
+    board: Leaderboard, rows: Sequence[Row], folder: Path, pair: Sequence[str] | None
+) -> tuple[list[Path], list[str]]:
+    """benchmarks.png and the gap figures of the chosen pair of datasets."""
     chosen = benchmark_pair(board, pair)
     if chosen is None:
         if len(board.datasets) > 2:
-            notes.append(
+            return [], [
                 f"no pair figures: {len(board.datasets)} datasets and no ImageNet val + V2 pair"
-            )
-        return written, notes
+            ]
+        return [], []
     a, b = chosen
+    written = []
     path = plot_pair(rows, a, b, folder / "benchmarks.png")
     if path is not None:
         written.append(path)
     gap_files, gap_notes = plot_gaps(rows, a, b, folder)
-    return written + gap_files, notes + gap_notes
+    return written + gap_files, gap_notes
 
 
 def run_figures(metrics: Mapping[str, Mapping[str, float]], folder: Path, title: str) -> list[Path]:

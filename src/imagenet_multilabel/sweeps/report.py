@@ -20,17 +20,20 @@ def write_report(
     sort: str | None = None,
     figures: bool = True,
     pair: Sequence[str] | None = None,
+    reference: str | None = None,
 ) -> tuple[Leaderboard, list[Path]]:
     """Leaderboard of the runs in or below ``paths`` and its figures (``<out>/figures``),
     written into ``out``; returns it and the files written (the tables first). A figure
-    that cannot be drawn is a note in the leaderboard, never a lost leaderboard."""
+    that cannot be drawn is a note in the leaderboard, never a lost leaderboard.
+    ``pair``: the datasets of the pair and gap figures; ``reference``: the testbed's
+    reference dataset (:mod:`.figures`, :mod:`.testbed`)."""
     board = gather(paths, sort)
     written: list[Path] = []
     if figures:
         from .figures import write_figures
 
         try:
-            written, notes = write_figures(board, Path(out) / FIGURES, pair)
+            written, notes = write_figures(board, Path(out) / FIGURES, pair, reference)
             board.notes += notes
         except UserError as e:
             board.notes.append(f"no figures: {one_line(e)}")

@@ -466,6 +466,15 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def input_text(pp: Mapping[str, Any] | None) -> str:
+    """A row's preprocessing in one cell: ``224 / 0.875 / bicubic`` (size, crop_pct,
+    interpolation)."""
+    if not pp:
+        return "-"
+    size = (pp.get("input_size") or [None])[-1]
+    return f"{size} / {pp.get('crop_pct'):g} / {pp.get('interpolation')}"
+
+
 def markdown(board: Leaderboard) -> str:
     columns = board.metric_columns(shown_only=True)
     compared = set(board.compared())
@@ -488,9 +497,7 @@ def markdown(board: Leaderboard) -> str:
         "|" + "|".join("---" if h in TEXT_COLUMNS else "---:" for h in head) + "|",
     ]
     for rank, row in enumerate(board.rows, start=1):
-        pp = row.preprocessing or {}
-        size = (pp.get("input_size") or [None])[-1]
-        inp = f"{size} / {pp.get('crop_pct'):g} / {pp.get('interpolation')}" if pp else "-"
+        inp = input_text(row.preprocessing)
         params = "-" if row.num_params is None else f"{row.num_params / 1e6:.2f}"
         cells = [str(rank) if row.done else "-", row.model] + ([row.label] if labels else [])
         cells += [inp, params]

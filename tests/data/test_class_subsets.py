@@ -228,3 +228,30 @@ def test_metrics_with_a_label_outside_the_subset_stay_finite() -> None:
     assert all(math.isfinite(out[k]) for k in keys), out
     assert single_label_metrics(restrict_logits(logits, subset), target)["nll"] < math.inf
     assert out["vartopk_strict@labels=2"] == 0.0  # the outside label is never ranked
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sample_available(), reason="needs ../shared/data/imagenet-sample")
+def test_evaluate_on_a_200_class_subset_of_the_real_sample(tmp_path: Path, compose_cfg) -> None:
+    """End to end, real weights: ``data=imagenet_a`` on one real photo of each of its 200
+    classes; the run's top-1 is the NumPy argmax of its saved logits masked to the 200."""
+    from imagenet_multilabel.outputs import RunDir
+    from imagenet_multilabel.tasks.evaluate import evaluate
+
+    root = sample_arrangement(tmp_path / "imagenet-a", "imagenet_a")
+    cfg = compose_cfg("data=imagenet_a", f"data.root={root}", "batch_size=50")
+    evaluate(cfg)
+    run = RunDir(cfg.paths.output_dir)
+    preds = run.predictions("imagenet_a")
+    subset = sorted(_timm_indices("imagenet_a"))
+    assert run.info["datasets"]["imagenet_a"]["class_subset"] == subset
+    logits = preds["logits"].astype(np.float64)
+    assert logits.shape == (200, 1000)
+    masked = np.full_like(logits, -np.inf)
+    masked[:, subset] = logits[:, subset]
+    reference = 100.0 * np.mean(masked.argmax(axis=1) == preds["target"])
+    top1 = run.metrics["imagenet_a"]["top1"]
+    assert top1 == pytest.approx(reference, abs=1e-9)
+    unrestricted = 100.0 * np.mean(logits.argmax(axis=1) == preds["target"])
+    assert top1 >= unrestricted
+    print(f"imagenet_a, 200 sample photos: top1 {top1:.1f} (1000-class argmax {unrestricted:.1f})")

@@ -1,60 +1,58 @@
-"""Human-readable summaries printed at the end of a run."""
+"""python -m imagenet_multilabel.report <sweep dir | run dirs...> [--sort COL] [--out DIR]
+
+Gathers finished, failed and incomplete runs into leaderboard.csv / .md / .json (and the
+figures) — what a multirun of evaluate.py writes into its sweep folder at its end.
+"""
 
 from __future__ import annotations
 
+import argparse
 import logging
-import os
-from collections.abc import Mapping
+import sys
+from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
-from .metrics.names import SINGLE_METRICS, is_count
-
-# Metrics shown in the end-of-run table, in this order, when present.
-SUMMARY_METRICS = (
-    "num_images",
-    *SINGLE_METRICS,
-    "num_labeled",
-    "real_top1",
-    "real_top5",
-    "vartopk_strict",
-    "vartopk_partial",
-    "asma",
-    "map_macro",
-    "f1",
-)
+from .errors import UserError, one_line
+from .sweeps.reporting import write_report
 
 
-def _fmt(key: str, value: float | int | None) -> str:
-    if value is None or value != value:  # missing or NaN
-        return "-"
-    return (
-        f"{int(value)}" if is_count(key) else f"{value:.3f}" if key == "nll" else (f"{value:.2f}")
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m imagenet_multilabel.report",
+        description="Gather evaluation runs into a leaderboard (csv, md, json) and figures.",
     )
+    p.add_argument("paths", nargs="+", help="a sweep folder, run folders, or folders above them")
+    p.add_argument("--sort", help="column to sort by, e.g. imagenet/top1 (default: first top1)")
+    p.add_argument(
+        "--out", type=Path, help="where to write (default: the one folder given, else .)"
+    )
+    p.add_argument("--no-figures", action="store_true", help="write the tables only")
+    p.add_argument(
+        "--pair", nargs=2, metavar=("A", "B"), help="datasets the pair and gap figures compare"
+    )
+    p.add_argument(
+        "--reference",
+        help="dataset the testbed figures plot the others against (default: ImageNet val, "
+        "else the first dataset)",
+    )
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    out = args.out or (Path(args.paths[0]) if len(args.paths) == 1 else Path.cwd())
+    try:
+        board, written = write_report(
+            args.paths,
+            out,
+            sort=args.sort,
+            figures=not args.no_figures,
+            pair=args.pair,
+            reference=args.reference,
+        )
+    except UserError as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
+    print(board.to_markdown())
+    print(f"{board.summary()}: wrote {', '.join(str(p) for p in written)}")
+    return 0
 
 
-def summary_table(per_dataset: Mapping[str, Mapping[str, float]], title: str) -> Table:
-    """Metrics as rows, datasets as columns (stays narrow however many metrics there are)."""
-    table = Table(title=title)
-    table.add_column("metric")
-    for name in per_dataset:
-        table.add_column(name, justify="right")
-    keys = [k for k in SUMMARY_METRICS if any(k in m for m in per_dataset.values())]
-    for key in keys:
-        table.add_row(key, *(_fmt(key, metrics.get(key)) for metrics in per_dataset.values()))
-    return table
-
-
-def print_summary(per_dataset: Mapping[str, Mapping[str, float]], title: str) -> None:
-    """Print the table to the terminal and append it, as plain text, to the run's log file."""
-    table = summary_table(per_dataset, title)
-    Console().print(table)
-    with open(os.devnull, "w") as sink:
-        plain = Console(width=200, record=True, file=sink)
-        plain.print(table)
-    text = plain.export_text()
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
-            handler.stream.write(text)
-            handler.flush()
+if __name__ == "__main__":
+    sys.exit(main())

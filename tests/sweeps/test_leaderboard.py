@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from imagenet_multilabel.errors import UserError
-from imagenet_multilabel.leaderboard import main
 from imagenet_multilabel.outputs import write_json
+from imagenet_multilabel.report import main
 from imagenet_multilabel.sweeps.published import compare, load, timm_weights
 from imagenet_multilabel.sweeps.table import gather
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from imagenet_multilabel.outputs import RunDir
 from imagenet_multilabel.sweeps.figures import row_names
-from imagenet_multilabel.sweeps.report import write_report
+from imagenet_multilabel.sweeps.reporting import write_report
 from imagenet_multilabel.sweeps.table import gather
 from imagenet_multilabel.sweeps.testbed import CLIP, effective_robustness, fit_logit
 
@@ -202,7 +202,7 @@ def test_the_leaderboard_command_writes_them(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     _sweep(sweep)
     proc = subprocess.run(
-        [sys.executable, "-m", "imagenet_multilabel.leaderboard", str(sweep), "--reference", "val"],
+        [sys.executable, "-m", "imagenet_multilabel.report", str(sweep), "--reference", "val"],
         env=env(),
         capture_output=True,
         text=True,

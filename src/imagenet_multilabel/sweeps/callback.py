@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 class LeaderboardCallback(Callback):
     """``on_multirun_end``: the sweep folder's jobs -> leaderboard.csv / .md / .json and
     figures there. Whatever goes wrong here is reported in one line and loses nothing (the
-    runs are on disk: ``python -m imagenet_multilabel.leaderboard <sweep dir>``)."""
+    runs are on disk: ``python -m imagenet_multilabel.report <sweep dir>``)."""
 
     def __init__(
         self,
@@ -35,7 +35,7 @@ class LeaderboardCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from ..errors import one_line
-        from .report import write_report
+        from .reporting import write_report
 
         sweep = Path(str(config.hydra.sweep.dir))
         try:
@@ -50,7 +50,7 @@ class LeaderboardCallback(Callback):
         except Exception as e:
             print(
                 f"error: no leaderboard for {sweep}: {one_line(e)} (run python -m "
-                f"imagenet_multilabel.leaderboard {sweep} once it is fixed)",
+                f"imagenet_multilabel.report {sweep} once it is fixed)",
                 file=sys.stderr,
                 flush=True,
             )

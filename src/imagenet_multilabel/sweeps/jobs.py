@@ -219,26 +219,19 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 def rescore(job_dir: Path, cfg: DictConfig, source: Path | None = None) -> dict[str, float]:
     """Recompute metrics from the saved predictions of ``source`` (the job's own folder by
-    default) with the configured heads: the ``score`` task into a scratch folder; another
-    job's predictions and run.json are linked in first; metrics.json is replaced last."""
-    from ..tasks.rescore import score
+    default) with the configured heads and the label sets stored with the predictions
+    (``tasks.rescore.rescore_run``, as ``score`` does); another job's predictions are
+    linked in first; run.json is updated, metrics.json written last."""
+    from ..builders import build_scorer
+    from ..summary import print_summary
+    from ..tasks.rescore import rescore_run
 
     source = source or job_dir
     if source != job_dir:
         start(job_dir, cfg)
-    scratch = job_dir / ".rescore"
-    shutil.rmtree(scratch, ignore_errors=True)
-    score_cfg = OmegaConf.create(
-        {
-            "run_dir": str(source),
-            "dataset": None,
-            "labels": {"name": "auto"},  # the label sets stored with the predictions
-            "head": OmegaConf.to_container(cfg.head, resolve=True),
-            "paths": {"output_dir": str(scratch)},
-        }
-    )
-    metrics = score(score_cfg)
     run = RunDir(source)
+    per_dataset, _ = rescore_run(run, build_scorer(cfg.head), {"name": "auto"})
+    metrics = flatten_metrics(per_dataset)
     for dataset, path in run.prediction_files.items():
         if source != job_dir:
             _link_or_copy(path, job_dir / "predictions" / f"{dataset}.npz")
@@ -249,8 +242,8 @@ def rescore(job_dir: Path, cfg: DictConfig, source: Path | None = None) -> dict[
         info["predictions_from"] = str(source)
     write_json(job_dir / "run.json", info)
     _write_job_record(job_dir, cfg)
-    (scratch / METRICS_FILE).replace(job_dir / METRICS_FILE)
-    shutil.rmtree(scratch, ignore_errors=True)
+    write_json(job_dir / METRICS_FILE, metrics)  # last: its presence marks a complete job
+    print_summary(per_dataset, title=f"re-scored {job_dir.name}")
     return metrics
 
 

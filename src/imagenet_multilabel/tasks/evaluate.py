@@ -38,9 +38,9 @@ from ..preflight import (
     check_optimized_metric,
     check_run_settings,
 )
-from ..report import print_summary
 from ..runinfo import git_commit, host_info, package_versions
 from ..runtime import keep_freed_memory, set_cpu_threads
+from ..summary import print_summary
 
 log = logging.getLogger(__name__)
 

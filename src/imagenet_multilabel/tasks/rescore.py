@@ -7,7 +7,9 @@ label set, without the model.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -17,7 +19,8 @@ from ..classes import NUM_CLASSES
 from ..data.labels import resolve_labels
 from ..errors import DataError, UserError
 from ..outputs import RunDir, flatten_metrics, write_json
-from ..report import print_summary
+from ..scoring import Scorer
+from ..summary import print_summary
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +35,40 @@ def score(cfg: DictConfig) -> dict[str, float]:
             f"the output folder is the scored run's own folder {run.path}: choose another "
             "with hydra.run.dir=..."
         )
+    scorer = build_scorer(cfg.head)
+    labels = OmegaConf.to_container(cfg.labels, resolve=True) if cfg.get("labels") else None
+    per_dataset, label_info = rescore_run(run, scorer, labels, cfg.get("dataset"))
+
+    metrics = flatten_metrics(per_dataset)
+    write_json(
+        out / "run.json",
+        {
+            "task": "score",
+            "source_run": str(run.path.resolve()),
+            "model": run.info.get("model"),
+            "labels": label_info,
+            "heads": scorer.names,
+        },
+    )
+    write_json(out / "metrics.json", metrics)
+    print_summary(per_dataset, title=f"re-scored {run.path.name}")
+    log.info("wrote %s", out / "metrics.json")
+    return metrics
+
+
+def rescore_run(
+    run: RunDir, scorer: Scorer, labels: Mapping[str, Any] | None, only: str | None = None
+) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """Every metric of ``run``'s saved predictions (of dataset ``only``, or all), with the
+    label set ``labels`` (None or ``name: auto``: the ones stored with the predictions) and
+    the run's class subsets: ``({dataset: metrics}, {dataset: label-set info})``. Used by
+    ``score`` and by a sweep job whose metric set has grown (sweeps/jobs.py)."""
     files = dict(run.prediction_files)
     if not files:
         raise DataError(f"{run.path} holds no predictions/*.npz: pass the folder of a finished run")
-    only = cfg.get("dataset")
     if only is not None:
         run.predictions(only)  # the error names the datasets there are
         files = {only: files[only]}
-
-    scorer = build_scorer(cfg.head)
-    labels = OmegaConf.to_container(cfg.labels, resolve=True) if cfg.get("labels") else None
     per_dataset, label_info = {}, {}
     for name in files:
         data = run.predictions(name)
@@ -59,19 +86,4 @@ def score(cfg: DictConfig) -> dict[str, float]:
         per_dataset[name] = scorer.score(
             name, logits, torch.from_numpy(data["target"]), resolved.valid, subset
         )
-
-    metrics = flatten_metrics(per_dataset)
-    write_json(
-        out / "run.json",
-        {
-            "task": "score",
-            "source_run": str(run.path.resolve()),
-            "model": run.info.get("model"),
-            "labels": label_info,
-            "heads": scorer.names,
-        },
-    )
-    write_json(out / "metrics.json", metrics)
-    print_summary(per_dataset, title=f"re-scored {run.path.name}")
-    log.info("wrote %s", out / "metrics.json")
-    return metrics
+    return per_dataset, label_info

@@ -46,9 +46,9 @@ from ..lit.finetune import FineTuneModule, HeadAnchor
 from ..metrics.buffer import Predictions
 from ..models.backbones import load_checkpoint_state
 from ..outputs import atomic_write_bytes, flatten_metrics, write_json, write_predictions
-from ..report import print_summary
 from ..runtime import keep_freed_memory, set_cpu_threads
 from ..scoring import Scorer
+from ..summary import print_summary
 from ..training.losses import build_loss
 from ..training.params import set_trainable
 from ..training.sets import FitSets, build_fit_sets

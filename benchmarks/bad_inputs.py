@@ -1138,7 +1138,7 @@ def _prepare_cases() -> list[Case]:
              "does not exist", tool=p),
         Case("prepare imagenetv2 --archive not a tar", p,
              ["imagenetv2", "--root", "{d}/v2", "--archive", "{d}/v2.tar.gz"], "error",
-             "cannot extract", tool=p, setup=archive),
+             "not the published archive", tool=p, setup=archive),
         Case("prepare imagenetv2 offline", p, ["imagenetv2", "--root", "{d}/v2"], "error",
              "offline", tool=p),
         Case("prepare imagenetv2, no network (HF_HUB_OFFLINE unset)", p,

@@ -34,10 +34,12 @@ from imagenet_multilabel.tasks.evaluate import evaluate
         ("trainer.precision=16-mixed", "trainer.precision=16-mixed (float16 autocast) needs a GPU"),
         ("labels=file", "labels=file needs labels.path: pass labels.path="),
         ("labels=shankar", "labels=shankar needs labels.path"),
+        # before the missing data.root: the variant is a setting, the folder comes next
+        ("data=imagenetv2 data.variant=foo", "unknown ImageNetV2 variant 'foo'"),
     ],
 )
 def test_bad_settings_are_one_line(compose_cfg, override: str, expected: str) -> None:
-    cfg = compose_cfg("model=test_tiny", override)
+    cfg = compose_cfg("model=test_tiny", *override.split())
     with pytest.raises(UserError, match="^" + re.escape(expected)):
         check_run_settings(cfg)
 

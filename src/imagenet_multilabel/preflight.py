@@ -81,10 +81,14 @@ def _declares(node: DictConfig, key: str) -> bool:
 
 
 def check_data_roots(data: DictConfig) -> None:
-    """Every dataset that needs a folder has one that exists (a file is not a folder)."""
+    """Every dataset that needs a folder has one that exists (a file is not a folder), and
+    a named variant (ImageNetV2's) is one there is."""
     from .config import dataset_specs
+    from .data.variants import check_imagenetv2_variant
 
     for key, spec in dataset_specs(data).items():
+        if str(spec.get("_target_", "")).endswith(".ImageNetV2Dataset"):
+            check_imagenetv2_variant(spec.get("variant", "matched-frequency"))
         if not _declares(spec, "root"):
             continue
         option = "data" if key == "data" else f"data.{key}"

@@ -27,6 +27,7 @@ from .class_subsets import (
     parse_class_subset,
 )
 from .label_files import read_label_table
+from .variants import IMAGENETV2_VARIANTS, check_imagenetv2_variant
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 DEMO_ROOT = Path(__file__).resolve().parents[1] / "assets" / "demo"
@@ -430,13 +431,6 @@ class ImageNetValDataset(ImageDataset):
         return targets
 
 
-IMAGENETV2_VARIANTS = {
-    "matched-frequency": "imagenetv2-matched-frequency-format-val",
-    "threshold0.7": "imagenetv2-threshold0.7-format-val",
-    "top-images": "imagenetv2-top-images-format-val",
-}
-
-
 def _int_folders(root: Path) -> list[Path] | None:
     """The class folders of ``root`` if every subfolder is named 0..999, else None."""
     folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
@@ -464,11 +458,7 @@ class ImageNetV2Dataset(ImageDataset):
         name: str | None = None,
         class_subset: ClassSubsetSpec = None,
     ) -> None:
-        if variant not in IMAGENETV2_VARIANTS:
-            raise DataError(
-                f"unknown ImageNetV2 variant {variant!r}: "
-                f"use one of {', '.join(IMAGENETV2_VARIANTS)}"
-            )
+        check_imagenetv2_variant(variant)
         root = _require_dir(root, "data=imagenetv2")
         folders = _int_folders(root)
         if folders is None and (root / IMAGENETV2_VARIANTS[variant]).is_dir():

@@ -32,8 +32,9 @@ from pathlib import Path
 
 from ..classes import is_wnid
 from ..errors import DataError
-from .datasets import IMAGENETV2_VARIANTS, ImageNetValDataset, _is_image
+from .datasets import ImageNetValDataset, _is_image
 from .imagenet_c import RELEASED
+from .variants import IMAGENETV2_VARIANTS
 
 MARKER = ".complete"
 LOOPBACK = ("localhost", "127.0.0.1", "::1")

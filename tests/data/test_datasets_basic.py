@@ -120,14 +120,16 @@ def test_a_good_symlink_is_an_image(demo_folder: Path) -> None:
 def test_skipped_entries_are_logged(demo_folder: Path, caplog) -> None:
     """Not only other files: a subfolder (its images are not read) and a FIFO are named."""
     cls = next(demo_folder.iterdir())
-    (cls / "README.txt").write_text("notes")
+    (cls / "a.txt").write_text("notes")
+    (cls / "README.txt").write_text("a dataset's own notes: skipped without a word")
+    (cls / "PROVENANCE.md").write_text("the same")
     (cls / "more").mkdir()
     shutil.copy(next(cls.glob("*.JPEG")), cls / "more" / "x.JPEG")
     os.mkfifo(cls / "pipe.JPEG")
     with caplog.at_level(logging.WARNING):
         assert len(WnidFolderDataset(demo_folder)) == 3
     assert "skipped 3 entries that are not image files" in caplog.text
-    assert "(e.g. README.txt)" in caplog.text
+    assert "(e.g. a.txt)" in caplog.text and "README" not in caplog.text
 
 
 def test_hidden_entries_are_skipped(demo_folder: Path, caplog) -> None:

@@ -87,13 +87,20 @@ def _check_link(path: Path) -> None:
         )
 
 
+def _is_note(path: Path) -> bool:
+    """A dataset's own documentation (the demo folder's PROVENANCE.md, a README)."""
+    return path.is_file() and (
+        path.suffix.lower() == ".md" or path.stem.upper() in ("README", "LICENSE", "LICENCE")
+    )
+
+
 def list_images(folder: Path) -> list[Path]:
     """The image files directly in ``folder``, sorted by name. Other entries (files that are
     not images, subfolders) are skipped and reported in the log; hidden ones (.DS_Store,
-    macOS ._ files, .ipynb_checkpoints) silently."""
+    macOS ._ files, .ipynb_checkpoints) and notes (README, LICENSE, *.md) silently."""
     images, skipped = [], []
     for path in sorted(folder.iterdir()):
-        if path.name.startswith("."):
+        if path.name.startswith(".") or _is_note(path):
             continue
         if _is_image(path):
             images.append(path)

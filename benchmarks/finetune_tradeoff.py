@@ -20,8 +20,10 @@ SETTINGS = (
     ("lr", lambda i: i["optimizer"]["lr"]),
     ("rows", lambda i: i["regularize"]["train_rows"]),
     ("l2", lambda i: i["regularize"]["l2_to_pretrained"]),
+    ("keep", lambda i: i["loss"].get("keep_unseen", 0.0)),
     ("steps", lambda i: i["steps"]["global_step"]),
 )
+RAW = ("lr", "l2", "keep")  # printed as given
 
 
 def rows(sweep: Path, metric: str, seen: str, unseen: str) -> list[dict]:
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in table:
         print(
             " | ".join(
-                f"{r[c]:.1f}" if isinstance(r[c], float) and c not in ("lr", "l2") else str(r[c])
+                f"{r[c]:.1f}" if isinstance(r[c], float) and c not in RAW else str(r[c])
                 for c in cols
             )
         )
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in table:
             ax.scatter(r["unseen_ft"] - r["unseen_pre"], r["seen_ft"] - r["seen_pre"])
             ax.annotate(
-                f"lr {r['lr']:g} {r['rows']} l2 {r['l2']:g}",
+                f"{r['loss']} lr {r['lr']:g} {r['rows']} l2 {r['l2']:g} keep {r['keep']:g}",
                 (r["unseen_ft"] - r["unseen_pre"], r["seen_ft"] - r["seen_pre"]),
                 fontsize=7,
             )

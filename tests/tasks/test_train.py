@@ -132,6 +132,37 @@ def test_cached_features_train_the_head_as_images_do(compose_cfg, photos: Path) 
         torch.testing.assert_close(a[key], b[key], rtol=1e-3, atol=1e-4)  # Adam: float noise
 
 
+def test_keep_unseen_trains_on_cached_features_as_on_images(compose_cfg, photos: Path) -> None:
+    """The pretrained probabilities of unseen classes as soft targets: the pretrained
+    logits come from the frozen classifier on cached features or on the images' pooled
+    features alike."""
+    common = (
+        "loss=soft_ce",
+        "loss.keep_unseen=1.0",
+        "regularize.train_rows=all",
+        "trainer.max_epochs=1",
+        # SGD: Adam scales the tiny gradients of unseen rows (their target is their own
+        # probability) up to lr-sized steps, and with them the features' float noise
+        "optim=sgd",
+        "optim.lr=0.5",
+        "augment.enabled=false",
+    )
+    _, cached = fit(compose_cfg, photos, *common, "final_eval=features")
+    _, images = fit(compose_cfg, photos, *common, "finetune.cache_features=false")
+    assert RunDir(cached).info["loss"]["keep_unseen"] == 1.0
+    a = checkpoint_state(cached / "checkpoints" / "last.ckpt")["state_dict"]
+    b = checkpoint_state(images / "checkpoints" / "last.ckpt")["state_dict"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+    # and the kept probabilities changed the training: far more than cached vs images
+    _, plain = fit(compose_cfg, photos, *common, "loss.keep_unseen=0.0", "final_eval=features")
+    c = checkpoint_state(plain / "checkpoints" / "last.ckpt")["state_dict"]
+    w = next(k for k in a if k.endswith("classifier.weight"))
+    assert (a[w] - c[w]).abs().max() > 100 * (a[w] - b[w]).abs().max()
+    pretrained = RunDir(cached).predictions("heldout_classes@pretrained")["logits"]
+    assert not np.array_equal(RunDir(cached).predictions("heldout_classes")["logits"], pretrained)
+
+
 # mid-epoch, end of epoch (3 batches per epoch); three fits: slow (the loader's own resume
 # is tested fast in tests/data/test_training_data.py)
 @pytest.mark.slow
@@ -186,6 +217,9 @@ def test_resume_is_bitwise_the_uninterrupted_run(compose_cfg, photos: Path, at: 
         (("ckpt_path=last",), UserError, "checkpoints/last.ckpt does not exist"),
         (("trainer.precision=16-mixed",), UserError, "needs a GPU"),
         (("preprocess.std=[0,0,0]",), UserError, "not finite at step 0"),  # NaN inputs,
+        (("finetune.mode=full", "loss.keep_unseen=1"), UserError, "needs finetune.mode=head"),
+        (("loss.keep_unseen=2",), UserError, "must be a number from 0 to 1"),
+        (("loss=ce", "composites.enabled=false", "+loss.keep_unseen=1"), UserError, "multi-label"),
     ],
 )
 def test_bad_input_is_one_error_and_no_results(compose_cfg, photos, overrides, error, message):

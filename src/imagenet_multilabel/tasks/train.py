@@ -212,8 +212,8 @@ def check_config(cfg: DictConfig) -> None:
         raise UserError("train_batch_size must be at least 1")
     if cfg.loss.get("keep_unseen") and cfg.finetune.mode != "head":
         raise UserError(
-            "loss.keep_unseen needs finetune.mode=head (the pretrained logits are those of "
-            "the frozen backbone)"
+            f"loss.keep_unseen needs finetune.mode=head (the pretrained logits of the frozen "
+            f"backbone): for finetune.mode={cfg.finetune.mode} use loss=soft_ce or another loss"
         )
 
 

@@ -7,7 +7,8 @@ loss allowed on never-trained classes).
         [--metric vartopk_strict] [--seen train_recombined] [--unseen heldout_classes]
 
 A FOLDER is a ``train.py -m`` sweep folder (its numbered jobs) or one run folder; ``SPLIT=``
-labels its rows (default: the folder's name), and folders with the same label share a panel.
+labels its rows (default: the folder's name), and folders with the same label share a panel;
+a setting that several folders of a split repeat is listed once.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ SETTINGS = (
     ("l2", lambda i: i["regularize"]["l2_to_pretrained"]),
     ("keep", lambda i: i["loss"].get("keep_unseen", 0.0)),
     ("steps", lambda i: i["steps"]["global_step"]),
+    ("seed", lambda i: i.get("seed")),
 )
 RAW = ("lr", "l2", "keep")  # printed as given
 
@@ -58,6 +60,17 @@ def rows(split: str, folder: Path, metric: str, seen: str, unseen: str) -> list[
     return out
 
 
+def unique(table: list[dict]) -> list[dict]:
+    """The first row of each split and settings (sweeps that repeat a setting)."""
+    seen, out = set(), []
+    for r in table:
+        key = (r["split"], *(str(r[k]) for k, _ in SETTINGS))
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
 def markdown(table: list[dict]) -> str:
     cols = list(table[0])
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -83,7 +96,9 @@ def label(r: dict) -> str:
     return " ".join(parts)
 
 
-def plot(table: list[dict], path: Path, metric: str, seen: str, unseen: str) -> None:
+def plot(
+    table: list[dict], path: Path, metric: str, seen: str, unseen: str, highlight: str = ""
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -95,10 +110,14 @@ def plot(table: list[dict], path: Path, metric: str, seen: str, unseen: str) -> 
         for r in (r for r in table if r["split"] == split):
             xy = (r["unseen_delta"], r["seen_delta"])
             ax.scatter(*xy, color="tab:green" if r["keep"] else "tab:blue", s=18)
+            if label(r) == highlight:
+                ax.scatter(*xy, marker="*", color="tab:red", s=160, zorder=3, label=highlight)
             ax.annotate(label(r), xy, fontsize=6, xytext=(3, 2), textcoords="offset points")
         ax.axvline(-1, color="grey", lw=0.8, ls="--")
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_title(split)
+        if highlight:
+            ax.legend(loc="lower left", fontsize=8)
         ax.set_xlabel(f"{unseen} {metric}: fine-tuned - pretrained")
         ax.set_ylabel(f"{seen} {metric}: fine-tuned - pretrained")
     fig.tight_layout()
@@ -112,18 +131,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seen", default="train_recombined")
     p.add_argument("--unseen", default="heldout_classes")
     p.add_argument("--plot", type=Path, default=None)
+    p.add_argument("--highlight", default="", help='a setting to mark, e.g. "bce lr 0.001 all"')
     args = p.parse_args(argv)
     table = []
     for spec in args.folders:
         split, _, folder = spec.rpartition("=")
         folder = Path(folder)
         table += rows(split or folder.name, folder, args.metric, args.seen, args.unseen)
+    table = unique(table)
     if not table:
         print(f"no finished run under {', '.join(args.folders)}", file=sys.stderr)
         return 1
     print(markdown(table))
     if args.plot:
-        plot(table, args.plot, args.metric, args.seen, args.unseen)
+        plot(table, args.plot, args.metric, args.seen, args.unseen, args.highlight)
         print(f"wrote {args.plot}")
     return 0
 

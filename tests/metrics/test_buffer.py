@@ -75,6 +75,24 @@ def test_buffered_batches_in_any_order_give_the_same_metrics(batch):
     assert_identical(metrics(preds.logits, preds.target, preds.valid), metrics(*data()))
 
 
+@pytest.mark.parametrize("classes", [1, C])
+def test_a_dataset_of_one_image_keeps_its_shapes(classes: int) -> None:
+    """torchmetrics squeezes one-element results of compute(): one image (and one class)
+    must still give (1, C) logits and valid labels and a (1,) target, also after a pickle
+    round trip (which wraps compute() anew)."""
+    buffer = PredictionBuffer(1, with_valid=True, num_classes=classes)
+    logits = torch.arange(classes, 0, -1).float()[None]  # class 0 first
+    buffer.update(torch.tensor([0]), logits, torch.tensor([0]), torch.ones(1, classes))
+    for buf in (buffer, pickle.loads(pickle.dumps(buffer))):
+        preds = buf.compute()
+        assert preds.logits.shape == (1, classes) and preds.valid.shape == (1, classes)
+        assert preds.target.shape == (1,) and len(preds) == 1
+    single = Scorer({"single": HeadSpec(SingleLabelHead())}).score(
+        "d", preds.logits, preds.target, preds.valid
+    )
+    assert single["num_images"] == 1 and single["top1"] == 100.0
+
+
 def _worker(rank: int, port: int, out: str) -> None:
     import torch.distributed as dist
 

@@ -17,6 +17,8 @@ from imagenet_multilabel.metrics.single import single_label_metrics
 from imagenet_multilabel.outputs import RunDir, read_predictions
 from imagenet_multilabel.tasks.evaluate import evaluate
 
+from ..conftest import dataset_metrics, make_wnid_folders
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -50,6 +52,19 @@ def test_tiny_model_on_wnid_folders(compose_cfg, wnid_folder: Path) -> None:
     assert run["preprocessing"]["input_size"] == [3, 160, 160]
     assert run["datasets"]["folder"]["num_images"] == 13
     assert run["images_per_second"] > 0 and run["versions"]["timm"]
+
+
+def test_a_folder_of_one_image(compose_cfg, tmp_path: Path) -> None:
+    """One image: every metric is computed (the buffer's (1,) target is not squeezed)."""
+    root = make_wnid_folders(tmp_path / "one", [83])
+    cfg = compose_cfg("model=test_tiny", "data=folder", f"data.root={root}")
+    flat = evaluate(cfg)
+    metrics = RunDir(Path(cfg.paths.output_dir)).metrics["folder"]
+    assert metrics == pytest.approx(dataset_metrics(flat, "folder"))
+    assert metrics["num_images"] == 1 and metrics["top1"] in (0.0, 100.0)
+    assert read_predictions(Path(cfg.paths.output_dir) / "predictions" / "folder.npz")[
+        "logits"
+    ].shape == (1, 1000)
 
 
 def test_preprocessing_overrides_are_applied_and_recorded(compose_cfg, wnid_folder) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -75,7 +76,8 @@ def test_short_fit_writes_a_complete_run(compose_cfg, photos: Path) -> None:
     assert unseen <= set(files["heldout_classes"])
 
     info = run.info
-    assert info["task"] == "train" and info["loss"]["name"] == "bce"
+    assert info["task"] == "train" and info["loss"]["name"] == "soft_ce"
+    assert info["loss"]["keep_unseen"] == 0.9  # the default experiment's loss=soft_ce_lwf
     assert info["optimizer"]["opt"] == "adam" and info["schedule"]["name"] == "cosine"
     assert info["steps"]["global_step"] == 3  # 12 composites, batch 4, one epoch
     assert info["finetune"] == {
@@ -119,24 +121,59 @@ def test_cached_features_train_the_head_as_images_do(compose_cfg, photos: Path) 
         "trainer.max_epochs=2",
         "optim.lr=0.05",
         "augment.enabled=false",
+        "loss=bce",  # every row gets a sizeable gradient: Adam's steps follow them closely
         "final_eval=features",
     )
     _, cached = fit(compose_cfg, photos, *common)
     _, images = fit(
-        compose_cfg, photos, *common[:3], "finetune.cache_features=false", "final_eval=images"
+        compose_cfg, photos, *common[:4], "finetune.cache_features=false", "final_eval=images"
     )
     a = checkpoint_state(cached / "checkpoints" / "last.ckpt")["state_dict"]
     b = checkpoint_state(images / "checkpoints" / "last.ckpt")["state_dict"]
     assert set(a) == set(b)
     for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-3, atol=1e-4)  # Adam: float noise
+
+
+def test_keep_unseen_trains_on_cached_features_as_on_images(compose_cfg, photos: Path) -> None:
+    """The pretrained probabilities of unseen classes as soft targets: the pretrained
+    logits come from the frozen classifier on cached features or on the images' pooled
+    features alike."""
+    common = (
+        "loss=soft_ce",
+        "loss.keep_unseen=1.0",
+        "regularize.train_rows=all",
+        "trainer.max_epochs=1",
+        # SGD: Adam scales the tiny gradients of unseen rows (their target is their own
+        # probability) up to lr-sized steps, and with them the features' float noise
+        "optim=sgd",
+        "optim.lr=0.5",
+        "augment.enabled=false",
+    )
+    _, cached = fit(compose_cfg, photos, *common, "final_eval=features")
+    _, images = fit(compose_cfg, photos, *common, "finetune.cache_features=false")
+    assert RunDir(cached).info["loss"]["keep_unseen"] == 1.0
+    a = checkpoint_state(cached / "checkpoints" / "last.ckpt")["state_dict"]
+    b = checkpoint_state(images / "checkpoints" / "last.ckpt")["state_dict"]
+    for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+    # and the kept probabilities changed the training: far more than cached vs images
+    _, plain = fit(compose_cfg, photos, *common, "loss.keep_unseen=0.0", "final_eval=features")
+    c = checkpoint_state(plain / "checkpoints" / "last.ckpt")["state_dict"]
+    w = next(k for k in a if k.endswith("classifier.weight"))
+    assert (a[w] - c[w]).abs().max() > 100 * (a[w] - b[w]).abs().max()
+    pretrained = RunDir(cached).predictions("heldout_classes@pretrained")["logits"]
+    assert not np.array_equal(RunDir(cached).predictions("heldout_classes")["logits"], pretrained)
 
 
-# mid-epoch, end of epoch (3 batches per epoch)
-@pytest.mark.parametrize("at", [2, pytest.param(3, marks=pytest.mark.slow)])
+# mid-epoch, end of epoch (3 batches per epoch); three fits: slow (the loader's own resume
+# is tested fast in tests/data/test_training_data.py)
+@pytest.mark.slow
+@pytest.mark.parametrize("at", [2, 3])
 def test_resume_is_bitwise_the_uninterrupted_run(compose_cfg, photos: Path, at: int) -> None:
     common = (
         "finetune.mode=last_n",  # images through the backbone, augmented, batch norm trained
+        "loss=soft_ce",  # keep_unseen (the default's) is head-only
         "augment.enabled=true",
         f"checkpoint.every_n_steps={at}",
         f"sched.total_steps={2 * at}",  # the schedule of the whole run, also when stopped
@@ -178,12 +215,15 @@ def test_resume_is_bitwise_the_uninterrupted_run(compose_cfg, photos: Path, at: 
 @pytest.mark.parametrize(
     ("overrides", "error", "message"),
     [
-        (("composites.enabled=false",), UserError, "loss 'bce' needs label sets"),
+        (("composites.enabled=false",), UserError, "loss 'soft_ce' needs label sets"),
         (("split.heldout_classes=0",), DataError, "leaves no held-out image"),
         (("split.heldout_classes=24",), DataError, "leaves no class to train"),
         (("ckpt_path=last",), UserError, "checkpoints/last.ckpt does not exist"),
         (("trainer.precision=16-mixed",), UserError, "needs a GPU"),
         (("preprocess.std=[0,0,0]",), UserError, "not finite at step 0"),  # NaN inputs,
+        (("finetune.mode=full", "loss.keep_unseen=1"), UserError, "needs finetune.mode=head"),
+        (("loss.keep_unseen=2",), UserError, "must be a number from 0 to 1"),
+        (("loss=ce", "composites.enabled=false", "+loss.keep_unseen=1"), UserError, "multi-label"),
     ],
 )
 def test_bad_input_is_one_error_and_no_results(compose_cfg, photos, overrides, error, message):
@@ -277,6 +317,92 @@ def test_hydra_multirun_of_two_settings(tmp_path: Path, photos: Path) -> None:
         lrs.append(run.info["optimizer"]["lr"])
         assert "heldout_classes" in run.metrics
     assert lrs == [1e-3, 1e-2]
+
+
+# 2 processes vs 1 (measured on this 2-core machine): classifier 1.0e-8, held-out logits
+# 4.7e-10 (the tiny model's are small: |logit| < 0.05); the default model on the demo run,
+# 130 steps: 7.2e-7 and 6.0e-6. Allowed: 100x the measured, a thousandth of one Adam step
+# (lr 1e-3) on the weights; accuracies must agree exactly, nll and ece to float rounding.
+TOL_WEIGHTS, TOL_LOGITS = 1e-6, 1e-7
+
+
+def run_train(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """train.py as a command (ranks > 0 are started by Lightning), one torch thread per
+    process: oneDNN's float results depend on a process's thread count."""
+    path = [str(REPO / "src"), os.environ.get("PYTHONPATH")]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in path if p),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONWARNINGS": "ignore",
+        "OMP_NUM_THREADS": "1",
+    }
+    return subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_two_processes_train_the_head_as_one_process_does(tmp_path: Path, photos: Path) -> None:
+    """trainer=ddp on 2 CPU processes (gloo), 4 cached feature rows each per step, against
+    one process with 8: the same global batches (each one's rows dealt out over the ranks),
+    and DDP averages the ranks' mean gradients, so the same mean summed in another order.
+    The pretrained pass is exact on any number of processes; after training the classifier
+    and the held-out logits agree to float32 rounding, and the metrics exactly."""
+    common = (
+        *(o for o in FAST if not o.startswith("train_batch_size")),
+        f"data.root={photos}",
+        "trainer.max_epochs=2",
+        "num_workers=0",
+        "callbacks=none",
+        "trainer.accelerator=cpu",
+    )
+    runs = {}
+    for world, batch in ((1, 8), (2, 4)):
+        out = tmp_path / f"world{world}"
+        proc = run_train(
+            *common,
+            "trainer=ddp",
+            f"trainer.devices={world}",
+            f"train_batch_size={batch}",
+            f"hydra.run.dir={out}",
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[world] = out
+        assert RunDir(out).info["trainer"]["world_size"] == world
+    one, two = (RunDir(runs[w]) for w in (1, 2))
+    assert one.info["steps"]["global_step"] == two.info["steps"]["global_step"] == 4
+    a = checkpoint_state(runs[1] / "checkpoints" / "last.ckpt")["state_dict"]
+    b = checkpoint_state(runs[2] / "checkpoints" / "last.ckpt")["state_dict"]
+    assert set(a) == set(b)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=TOL_WEIGHTS)
+    for name in one.datasets:
+        torch.testing.assert_close(
+            one.predictions(f"{name}@pretrained")["logits"],
+            two.predictions(f"{name}@pretrained")["logits"],
+            rtol=0,
+            atol=0,
+        )
+        torch.testing.assert_close(
+            one.predictions(name)["logits"],
+            two.predictions(name)["logits"],
+            rtol=1e-4,
+            atol=TOL_LOGITS,
+        )
+        moved = one.predictions(name)["logits"] - one.predictions(f"{name}@pretrained")["logits"]
+        assert np.abs(moved).max() > 100 * TOL_LOGITS  # training changed what is compared
+        m1, m2 = one.metrics[name], two.metrics[name]
+        assert m1.keys() == m2.keys()
+        exact = [k for k in m1 if not k.endswith(("nll", "ece", "ece_multilabel"))]
+        np.testing.assert_equal([m1[k] for k in exact], [m2[k] for k in exact])  # NaN == NaN
+        assert m1 == pytest.approx(m2, rel=1e-5, abs=1e-9, nan_ok=True)
 
 
 @pytest.mark.slow

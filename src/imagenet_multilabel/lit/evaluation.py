@@ -84,11 +84,15 @@ class EvaluationModule(L.LightningModule):
             self.backbone.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.backbone(self.prepare(images))
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """The loader's batch as the backbone's input (memory format, normalisation)."""
         if self.channels_last:  # before normalising: reorders 1-byte pixels, not floats
             images = images.contiguous(memory_format=torch.channels_last)
         if self.normalize is not None:  # keeps the memory format
             images = self.normalize(images).to(self.dtype)  # float16/bf16 under "-true" precision
-        return self.backbone(images)
+        return images
 
     def on_validation_start(self) -> None:
         if self.parallel_batches > 1 and self.device.type == "cpu":

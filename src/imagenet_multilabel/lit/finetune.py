@@ -26,19 +26,34 @@ class HeadAnchor(nn.Module):
     """Keeps the classifier near its pretrained self: an L2 pull toward the pretrained
     weights (``l2``: the coefficient of the summed squared difference), and/or only the
     rows of ``rows`` (the classes seen in training) trained, the others left exactly as
-    they were. Holds the pretrained weights as non-persistent buffers (not in checkpoints)."""
+    they were, and/or the pretrained logits (:meth:`pretrained_logits`) for the soft targets
+    of the ``unseen`` classes (never seen in training). Holds the pretrained weights as
+    non-persistent buffers (not in checkpoints)."""
 
-    def __init__(self, classifier: nn.Linear, l2: float = 0.0, rows: Tensor | None = None):
+    def __init__(
+        self,
+        classifier: nn.Linear,
+        l2: float = 0.0,
+        rows: Tensor | None = None,
+        unseen: Tensor | None = None,
+    ):
         super().__init__()
         self.l2 = float(l2)
         self.register_buffer("weight", classifier.weight.detach().clone(), persistent=False)
         self.register_buffer("bias", _bias(classifier), persistent=False)
         self.register_buffer("rows", rows, persistent=False)
+        self.register_buffer("unseen", unseen, persistent=False)
         if rows is not None:
             keep = rows.to(classifier.weight.dtype)
             classifier.weight.register_hook(lambda g: g * keep[:, None].to(g.device))
             if classifier.bias is not None:
                 classifier.bias.register_hook(lambda g: g * keep.to(g.device))
+
+    @torch.no_grad()
+    def pretrained_logits(self, features: Tensor) -> Tensor:
+        """The pretrained classifier's logits of pooled ``features``."""
+        bias = None if self.bias is None else self.bias.to(features.dtype)
+        return nn.functional.linear(features, self.weight.to(features.dtype), bias)
 
     def penalty(self, classifier: nn.Linear) -> Tensor | None:
         if not self.l2:
@@ -102,6 +117,11 @@ class FineTuneModule(EvaluationModule):
     def classifier(self) -> nn.Module:
         return self.backbone.get_classifier()
 
+    def pooled(self, images: Tensor) -> Tensor:
+        """The backbone's pooled features of ``images`` (what the classifier takes)."""
+        model = self.backbone
+        return model.forward_head(model.forward_features(self.prepare(images)), pre_logits=True)
+
     def classify(self, features: Tensor) -> Tensor:
         """Logits of pooled features (what ``forward_head`` does after pooling)."""
         return self.classifier(features.to(self.dtype))
@@ -115,9 +135,16 @@ class FineTuneModule(EvaluationModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         self._seed_step()
-        images = "features" not in batch
-        logits = self(batch["image"]) if images else self.classify(batch["features"])
-        loss = self._loss(logits.float(), batch["target"], batch.get("valid"))
+        features = batch.get("features")
+        keep = bool(self._loss.keep_unseen)
+        if features is None and keep:  # head-only on images: the backbone is frozen
+            features = self.pooled(batch["image"])
+        logits = self(batch["image"]) if features is None else self.classify(features)
+        pretrained, unseen = None, None
+        if keep:
+            pretrained = self.anchor.pretrained_logits(features.to(self.dtype))
+            unseen = self.anchor.unseen
+        loss = self._loss(logits.float(), batch["target"], batch.get("valid"), pretrained, unseen)
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=logits.shape[0])
         if (
             self.anchor is not None

@@ -3,13 +3,16 @@
 A torchmetrics ``Metric`` with ``cat`` states, so it gathers correctly across DDP ranks
 (uneven shards included). ``compute()`` returns the predictions in dataset order, after
 checking that every image was seen exactly once: metrics are then computed on exactly
-the tensors a single process would have, and give exactly its numbers.
+the tensors a single process would have, and give exactly its numbers. Shapes are those of
+any dataset size: (N, C) logits, (N,) targets, also for N = 1 (torchmetrics squeezes
+one-element results of ``compute`` to 0-d tensors; the buffer gives them their shape back).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -51,6 +54,28 @@ class PredictionBuffer(Metric):
         if with_valid:
             # uint8, not bool: gloo cannot all-gather bool tensors
             self.add_state("valid", default=[], dist_reduce_fx="cat")
+
+    def _wrap_compute(self, compute: Callable) -> Callable:
+        # torchmetrics wraps compute (sync, cache; also after unpickling) and squeezes
+        # one-element tensors: a dataset of one image would get a 0-d target (and, with one
+        # class, 0-d logits)
+        squeezing = super()._wrap_compute(compute)
+
+        @functools.wraps(squeezing)
+        def shaped(*args, **kwargs) -> Predictions:
+            return self._shaped(squeezing(*args, **kwargs))
+
+        return shaped
+
+    def _shaped(self, preds: Predictions) -> Predictions:
+        """``preds`` with (N, C) logits and valid labels and (N,) targets."""
+        n = self.dataset_size
+        return replace(
+            preds,
+            logits=preds.logits.reshape(n, -1),
+            target=preds.target.reshape(n),
+            valid=None if preds.valid is None else preds.valid.reshape(n, -1),
+        )
 
     def update(
         self, index: Tensor, logits: Tensor, target: Tensor, valid: Tensor | None = None

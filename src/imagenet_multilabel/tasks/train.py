@@ -118,6 +118,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
+            # the validation metrics are gathered, the same on every rank: no sync needed
+            warnings.filterwarnings("ignore", message=".*when logging on epoch level in distrib.*")
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
         fit_seconds = time.perf_counter() - t0
 
@@ -208,6 +210,11 @@ def check_config(cfg: DictConfig) -> None:
         raise UserError(f"cpu_parallel must be 'batches' or 'ops', got {cfg.cpu_parallel!r}")
     if int(cfg.train_batch_size) < 1:
         raise UserError("train_batch_size must be at least 1")
+    if cfg.loss.get("keep_unseen") and cfg.finetune.mode != "head":
+        raise UserError(
+            f"loss.keep_unseen needs finetune.mode=head (the pretrained logits of the frozen "
+            f"backbone): for finetune.mode={cfg.finetune.mode} use loss=soft_ce or another loss"
+        )
 
 
 def resume_path(cfg: DictConfig, out: Path) -> Path | None:
@@ -467,24 +474,35 @@ def fit_parts(
 
 
 def head_anchor(cfg: DictConfig, model: torch.nn.Module, sets: FitSets) -> HeadAnchor | None:
-    """``regularize.l2_to_pretrained`` and ``regularize.train_rows`` (all | seen: only the
-    classifier rows of classes with a positive label in training are trained)."""
+    """``regularize.l2_to_pretrained``, ``regularize.train_rows`` (all | seen: only the
+    classifier rows of classes with a positive label in training are trained) and
+    ``loss.keep_unseen`` (the pretrained logits, for the soft targets of unseen classes)."""
     reg = cfg.regularize
     if reg.train_rows not in ("all", "seen"):
         raise UserError(f"regularize.train_rows={reg.train_rows!r} must be all or seen")
-    if not reg.l2_to_pretrained and reg.train_rows == "all":
+    keep = bool(cfg.loss.get("keep_unseen", 0.0))
+    if not reg.l2_to_pretrained and reg.train_rows == "all" and not keep:
         return None
     classifier = model.get_classifier()
     if not isinstance(classifier, torch.nn.Linear):
-        raise UserError("regularize.* needs a linear classifier")
-    rows = None
-    if reg.train_rows == "seen":
-        if sets.train_valid is not None:
-            rows = sets.train_valid.any(dim=0)
-        else:
-            rows = torch.zeros(classifier.out_features, dtype=torch.bool)
-            rows[torch.tensor(sets.train.targets)] = True
-    return HeadAnchor(classifier, float(reg.l2_to_pretrained), rows)
+        raise UserError("regularize.* and loss.keep_unseen need a linear classifier")
+    seen = seen_classes(sets, classifier.out_features)
+    return HeadAnchor(
+        classifier,
+        float(reg.l2_to_pretrained),
+        rows=seen if reg.train_rows == "seen" else None,
+        unseen=~seen if keep else None,
+    )
+
+
+def seen_classes(sets: FitSets, num_classes: int) -> torch.Tensor:
+    """(C,) bool: the classes with a positive label in training (valid labels, else the
+    original labels)."""
+    if sets.train_valid is not None:
+        return sets.train_valid.any(dim=0)
+    rows = torch.zeros(num_classes, dtype=torch.bool)
+    rows[torch.tensor(sets.train.targets)] = True
+    return rows
 
 
 def final_evaluation(

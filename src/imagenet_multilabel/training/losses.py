@@ -4,6 +4,13 @@
 ``uniform`` (the uniform distribution over its valid labels: soft-target cross-entropy) or
 ``single`` (the original label: cross-entropy, the single-label baseline). Multi-label
 targets need a label set; images whose label set is empty are left out of training.
+
+``keep_unseen`` (0..1, multi-label targets; learning without forgetting): the target keeps
+that share of the pretrained model's probabilities of the classes never seen in training
+(the softmax for ``uniform``, the sigmoid for ``multi_hot``), the valid labels share the
+rest of the mass. The training images hold only seen classes, so without it every unseen
+class is taught "absent" on every image, and a softmax learns that one of the seen classes
+is always there.
 """
 
 from __future__ import annotations
@@ -28,21 +35,59 @@ class Loss:
     name: str
     module: nn.Module
     target: str
+    keep_unseen: float = 0.0
 
     @property
     def multilabel(self) -> bool:
         return self.target != "single"
 
-    def __call__(self, logits: Tensor, target: Tensor, valid: Tensor | None) -> Tensor:
+    def __call__(
+        self,
+        logits: Tensor,
+        target: Tensor,
+        valid: Tensor | None,
+        pretrained: Tensor | None = None,
+        unseen: Tensor | None = None,
+    ) -> Tensor:
+        """``pretrained``: the pretrained logits of the batch and ``unseen`` the (C,) mask of
+        classes never seen in training, both needed when ``keep_unseen`` is set."""
         if self.target == "single":
             return self.module(logits, target)
-        dense = valid.to(logits.dtype)
-        if self.target == "uniform":
-            dense = dense / dense.sum(dim=1, keepdim=True)
+        dense = soft_target(
+            self.target, valid.to(logits.dtype), pretrained, unseen, self.keep_unseen
+        )
         return self.module(logits, dense)
 
     def record(self, node: Mapping[str, Any]) -> dict[str, Any]:
         return {"name": self.name, "target": self.target, **dict(node)}
+
+
+def soft_target(
+    kind: str,
+    valid: Tensor,
+    pretrained: Tensor | None = None,
+    unseen: Tensor | None = None,
+    keep: float = 0.0,
+) -> Tensor:
+    """The target of a multi-label loss: ``valid`` (N, C) as 0/1 (``multi_hot``) or as the
+    uniform distribution over each row's labels (``uniform``), with ``keep`` times the
+    pretrained probabilities of the ``unseen`` classes (the valid labels, all seen in
+    training, then share 1 - that mass under ``uniform``)."""
+    dense = valid.float()
+    if kind == "uniform":
+        dense = dense / dense.sum(dim=1, keepdim=True)
+    if not keep:
+        return dense
+    if pretrained is None or unseen is None:
+        raise ValueError("keep_unseen needs the pretrained logits and the unseen classes")
+    if bool((valid.bool() & unseen).any()):
+        raise ValueError("a valid label of a training image is marked unseen")
+    z = pretrained.detach().float()
+    probs = torch.softmax(z, dim=1) if kind == "uniform" else torch.sigmoid(z)
+    kept = keep * probs * unseen.to(probs.dtype)
+    if kind == "uniform":
+        dense = dense * (1.0 - kept.sum(dim=1, keepdim=True))
+    return dense + kept
 
 
 def build_loss(node: DictConfig) -> Loss:
@@ -51,12 +96,17 @@ def build_loss(node: DictConfig) -> Loss:
 
     spec = OmegaConf.to_container(node, resolve=True)
     name, target = spec.pop("name", "loss"), spec.pop("target", None)
+    keep = spec.pop("keep_unseen", 0.0)
     if target not in TARGETS:
         raise UserError(f"loss.target={target!r} is unknown: use one of {', '.join(TARGETS)}")
+    if isinstance(keep, bool) or not isinstance(keep, int | float) or not 0 <= keep <= 1:
+        raise UserError(f"loss.keep_unseen={keep!r} must be a number from 0 to 1")
+    if keep and target == "single":
+        raise UserError(f"loss.keep_unseen needs a multi-label loss; '{name}' is single-label")
     module = instantiate(spec, _convert_="all")
     if not isinstance(module, nn.Module):
         raise UserError(f"loss '{name}' is not a torch module: check conf/loss/{name}.yaml")
-    return Loss(str(name), module, target)
+    return Loss(str(name), module, target, float(keep))
 
 
 def finite_or_raise(loss: Tensor, step: int, any_rank: Any = None) -> None:

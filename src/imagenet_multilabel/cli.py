@@ -26,6 +26,9 @@ warnings.filterwarnings("ignore", message=".*validated against ConfigStore schem
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
+_task_started = False  # set by run_task: errors after it are the task's, not Hydra's
+
+
 def run_task(
     task: Callable[[DictConfig], Mapping[str, float]] | str,
     cfg: DictConfig,
@@ -44,6 +47,8 @@ def run_task(
     ``task`` may be ``"module:function"``: it is imported only after ``check(cfg)`` has
     passed, so that a config error is reported before torch and the rest are imported.
     """
+    global _task_started
+    _task_started = True
     try:
         with interrupts_raise():
             forget_earlier_result(cfg)
@@ -79,30 +84,39 @@ def hydra_main(main: Callable[[], Any]) -> None:
     """Call a ``@hydra.main`` function. Hydra's own errors (an unknown config option or key,
     an override it cannot parse, a run folder it cannot create) end as one line
     ``error: ...`` with exit code 2, as the tasks' errors do (Hydra prints them over several
-    lines and exits 1); Ctrl-C before a task runs ends with one line and exit code 130."""
+    lines and exits 1); Ctrl-C before a task runs ends with one line and exit code 130.
+    Errors once a task has started are the task's: :func:`run_task` reports a user's, and a
+    bug keeps its traceback."""
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises them instead of printing
+    try:
+        main()
+    except BaseException as e:
+        said = None if _task_started else _hydra_error(e)
+        if said is None:
+            raise
+        message, code = said
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        raise SystemExit(code) from None
+
+
+def _hydra_error(e: BaseException) -> tuple[str, int] | None:
+    """The line and exit code of an error Hydra raised before the task, else None."""
     from hydra.errors import HydraException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
-    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises them instead of printing
-    code = 2
-    try:
-        main()
-        return
-    except OverrideParseException as e:
-        message = (
+    if isinstance(e, OverrideParseException):
+        return (
             f"cannot parse {e.override!r}: quote a value with spaces, commas or brackets, "
-            "e.g. 'data.root=\"/photos (2024), v2\"'"
+            "e.g. 'data.root=\"/photos (2024), v2\"'",
+            2,
         )
-    except (HydraException, OmegaConfBaseException) as e:
-        message = one_line(e)
-    except OSError as e:  # the run folder Hydra creates
-        if e.filename is None:
-            raise
-        message = f"cannot write {e.filename} ({e.strerror}): choose another hydra.run.dir=..."
-    except KeyboardInterrupt:
-        message, code = Interrupted.message(signal.SIGINT), 128 + signal.SIGINT
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(code)
+    if isinstance(e, (HydraException, OmegaConfBaseException)):
+        return one_line(e), 2
+    if isinstance(e, OSError) and e.filename is not None:  # the run folder Hydra creates
+        return f"cannot write {e.filename} ({e.strerror}): choose another hydra.run.dir=...", 2
+    if isinstance(e, KeyboardInterrupt):
+        return Interrupted.message(signal.SIGINT), 128 + signal.SIGINT
+    return None
 
 
 def in_multirun() -> bool:

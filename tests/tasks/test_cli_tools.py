@@ -178,3 +178,21 @@ def test_a_failed_rerun_leaves_no_earlier_result(tmp_path: Path) -> None:
     proc = run_cli("model=test_tiny", "batch_size=0", f"hydra.run.dir={run}")
     assert proc.returncode == 2 and "batch_size=0" in error_line(proc)
     assert not (run / "metrics.json").exists()
+
+
+def test_only_hydras_own_errors_become_its_line(monkeypatch, capsys) -> None:
+    """Before the task, an OSError naming a file is the run folder Hydra could not create;
+    once the task has started, the same error is the task's and keeps its traceback."""
+    from imagenet_multilabel import cli
+
+    def main() -> None:
+        raise FileNotFoundError(2, "No such file or directory", "/x/run")
+
+    monkeypatch.setattr(cli, "_task_started", False)
+    with pytest.raises(SystemExit) as exited:
+        cli.hydra_main(main)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.startswith("error: cannot write /x/run (No such file")
+    monkeypatch.setattr(cli, "_task_started", True)
+    with pytest.raises(FileNotFoundError):
+        cli.hydra_main(main)

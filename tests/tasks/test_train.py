@@ -319,6 +319,32 @@ def test_hydra_multirun_of_two_settings(tmp_path: Path, photos: Path) -> None:
     assert lrs == [1e-3, 1e-2]
 
 
+@pytest.mark.slow
+def test_optuna_search_maximises_the_held_out_metric(tmp_path: Path, photos: Path) -> None:
+    """hparams_search=optuna_head (hydra-optuna-sweeper): each trial returns
+    ``optimized_metric`` to the sweeper, which reports the best trial's value and settings."""
+    import yaml
+
+    sweep = tmp_path / "sweep"
+    proc = run_train(
+        "hparams_search=optuna_head",
+        *FAST,
+        f"data.root={photos}",
+        "trainer.max_epochs=1",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.sampler.n_startup_trials=3",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    runs = [RunDir(sweep / str(job)) for job in range(3)]
+    values = [r.metrics["train_recombined"]["finetuned.vartopk_strict"] for r in runs]
+    assert best["best_value"] == pytest.approx(max(values))
+    trial = runs[values.index(max(values))]
+    assert trial.info["optimizer"]["lr"] == pytest.approx(best["best_params"]["optim.lr"])
+    assert len({r.info["optimizer"]["lr"] for r in runs}) == 3  # the sampler drew settings
+
+
 # 2 processes vs 1 (measured on this 2-core machine): classifier 1.0e-8, held-out logits
 # 4.7e-10 (the tiny model's are small: |logit| < 0.05); the default model on the demo run,
 # 130 steps: 7.2e-7 and 6.0e-6. Allowed: 100x the measured, a thousandth of one Adam step

@@ -17,6 +17,8 @@ FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 
 
 def raw_records(path: Path) -> Iterator[bytes]:
+    from google.protobuf.message import DecodeError
+
     data = Path(path).read_bytes()
     ident, magic, _ = FILE_HEADER.unpack_from(data, 0)
     assert ident == b":W&B" and magic == 0xBEE1, f"{path} is not a W&B run file"
@@ -28,6 +30,8 @@ def raw_records(path: Path) -> Iterator[bytes]:
             continue
         _, length, kind = RECORD_HEADER.unpack_from(data, pos)
         pos += RECORD_HEADER.size
+        if pos + length > len(data):  # a record still being written
+            raise DecodeError(f"{path}: the last record is cut short")
         chunk = data[pos : pos + length]
         pos += length
         if kind == FULL:
@@ -44,6 +48,28 @@ def raw_records(path: Path) -> Iterator[bytes]:
             raise AssertionError(f"{path}: unknown record type {kind} at {pos}")
 
 
+def complete_records(path: Path, wait_s: float) -> list[Any]:
+    """The records of a finished run's file. wandb's service may still be writing it when
+    ``run.finish()`` has returned (seen once under load: a last record cut short), so read
+    until the file parses and holds the run's exit record, for up to ``wait_s`` seconds."""
+    import time
+
+    from google.protobuf.message import DecodeError
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        late = time.monotonic() > deadline
+        try:
+            out = records(path)
+        except DecodeError:
+            if late:
+                raise
+        else:
+            if late or any(r.WhichOneof("record_type") == "exit" for r in out):
+                return out
+        time.sleep(0.5)
+
+
 def records(path: Path) -> list[Any]:
     from wandb.proto import wandb_internal_pb2
 
@@ -58,10 +84,10 @@ def records(path: Path) -> list[Any]:
 class OfflineRun:
     """One offline run folder (``wandb/offline-run-*``): its records, decoded."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, wait_s: float = 30.0) -> None:
         self.folder = Path(folder)
         (self.file,) = self.folder.glob("run-*.wandb")
-        self.records = records(self.file)
+        self.records = complete_records(self.file, wait_s)
 
     def of(self, kind: str) -> list[Any]:
         return [getattr(r, kind) for r in self.records if r.WhichOneof("record_type") == kind]

@@ -19,6 +19,8 @@ os.environ.setdefault("WANDB_SILENT", "true")
 import itertools
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -35,6 +37,28 @@ from imagenet_multilabel.config import CONFIG_DIR
 from imagenet_multilabel.outputs import RunDir, unflatten_metrics
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def run_entry_point(script: str, *args: str, timeout: int) -> subprocess.CompletedProcess:
+    """``python <script> args...`` (evaluate.py, train.py) as a command, with this
+    checkout's package also in the DDP ranks it starts, offline, one torch thread per
+    process (oneDNN's float results depend on a process's thread count)."""
+    path = [str(REPO / "src"), os.environ.get("PYTHONPATH")]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in path if p),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONWARNINGS": "ignore",
+        "OMP_NUM_THREADS": "1",
+    }
+    return subprocess.run(
+        [sys.executable, str(REPO / script), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def _shared_data() -> Path:

@@ -31,6 +31,7 @@ from .conftest import (
     make_wnid_folders,
     photo,
     read_label_json,
+    run_entry_point,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,23 +156,7 @@ def test_buffer_gathers_uneven_and_empty_shards(tmp_path: Path) -> None:
 
 
 def run_evaluate(*args: str, timeout: int = 420) -> subprocess.CompletedProcess:
-    """evaluate.py as a command, with this checkout's package also in the ranks it starts."""
-    path = [str(REPO / "src"), os.environ.get("PYTHONPATH")]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in path if p),
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONWARNINGS": "ignore",
-        "OMP_NUM_THREADS": "1",
-    }
-    return subprocess.run(
-        [sys.executable, str(REPO / "evaluate.py"), *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
+    return run_entry_point("evaluate.py", *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from imagenet_multilabel.outputs import RunDir
 from imagenet_multilabel.tasks.evaluate import evaluate
 from imagenet_multilabel.tasks.train import train
 
+from ..conftest import run_entry_point
 from .test_evaluate import REPO, error_line
 
 FAST = (
@@ -353,24 +353,7 @@ TOL_WEIGHTS, TOL_LOGITS = 1e-6, 1e-7
 
 
 def run_train(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """train.py as a command (ranks > 0 are started by Lightning), one torch thread per
-    process: oneDNN's float results depend on a process's thread count."""
-    path = [str(REPO / "src"), os.environ.get("PYTHONPATH")]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in path if p),
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONWARNINGS": "ignore",
-        "OMP_NUM_THREADS": "1",
-    }
-    return subprocess.run(
-        [sys.executable, str(REPO / "train.py"), *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
+    return run_entry_point("train.py", *args, timeout=timeout)
 
 
 @pytest.mark.slow

@@ -80,6 +80,11 @@ class EvalSet:
     def valid(self):
         return self.labels.valid
 
+    @property
+    def main(self):
+        """Each image's main object (label sets that name one), else None."""
+        return self.labels.main
+
     def record(self) -> dict[str, Any]:
         return {
             "class": type(self.dataset).__name__,

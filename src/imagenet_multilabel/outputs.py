@@ -80,9 +80,11 @@ def write_predictions(
     target: np.ndarray,
     logits: np.ndarray,
     valid: np.ndarray | None = None,
+    main: np.ndarray | None = None,
     logits_dtype: str = "float32",
 ) -> None:
-    """Per-image predictions in dataset order. ``valid`` (bool N x C) is stored packed."""
+    """Per-image predictions in dataset order. ``valid`` (bool N x C) is stored packed;
+    ``main`` (N, the main object of each image, -1 for none) where the label set names one."""
     arrays: dict[str, np.ndarray] = {
         "index": np.asarray(index, dtype=np.int64),
         "path": np.asarray(files, dtype=np.str_),
@@ -91,6 +93,8 @@ def write_predictions(
     }
     if valid is not None:
         arrays["valid_packed"] = np.packbits(np.asarray(valid, dtype=bool), axis=1)
+    if main is not None:
+        arrays["main"] = np.asarray(main, dtype=np.int16)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from .data.class_subsets import restrict_logits
 from .errors import UserError
+from .metrics.multilabel import main_object_metrics
 from .metrics.ranking import RowSummary
 from .models.heads import Head
 from .runtime import one_torch_thread
@@ -64,11 +65,14 @@ class Scorer:
         target: Tensor,
         valid: Tensor | None,
         class_subset: Sequence[int] | None = None,
+        main: Tensor | None = None,
     ) -> dict[str, float]:
         """Every head's metrics for one dataset, ``num_images`` first. A metric name that
         two heads write with different values is an error (never a silent overwrite).
         ``class_subset``: the dataset's classes (e.g. the 200 of ImageNet-A); the logits of
-        every other class are excluded before any metric (the standard protocol)."""
+        every other class are excluded before any metric (the standard protocol).
+        ``main``: each image's main object (label sets that name one, -1 where none):
+        adds ``main_top1`` and its label-count subgroups, whatever the heads."""
         self.check_labels({dataset: valid is not None})
         logits = restrict_logits(logits, class_subset)
         used = {n: s for n, s in self.heads.items() if valid is not None or not s.head.needs_labels}
@@ -90,6 +94,8 @@ class Scorer:
                         )
                     metrics[key] = value
                     writer.setdefault(key, name)
+            if main is not None:
+                metrics.update(main_object_metrics(logits, main, valid, summary))
         return metrics
 
 

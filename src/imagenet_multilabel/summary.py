@@ -18,6 +18,7 @@ SUMMARY_METRICS = (
     "num_labeled",
     "real_top1",
     "real_top5",
+    "main_top1",
     "vartopk_strict",
     "vartopk_partial",
     "asma",

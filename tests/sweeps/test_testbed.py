@@ -211,3 +211,46 @@ def test_the_leaderboard_command_writes_them(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "figures/testbed_top1.png" in proc.stdout
     assert (sweep / "figures" / "variants_real_top1.md").is_file()
+
+
+def test_imagenet_c_shown_as_the_mean_of_its_15_corruptions(tmp_path: Path) -> None:
+    """Datasets named as data=imagenet_c names them, covering all 15 corruptions at two
+    severities: one variant, each model's mean over the corruptions of its mean over the
+    severities; a model without one corruption has none; the single datasets leave."""
+    from imagenet_multilabel.data.corruptions import BENCHMARK
+    from imagenet_multilabel.sweeps.testbed import IMAGENET_C_MEAN
+
+    sweep = tmp_path / "sweep"
+    want = {}
+    for i, name in enumerate(["m1", "m2", "m3", "m4"]):
+        ref = {"top1": 60.0 + 7 * i}
+        write_run(sweep / f"{name}-val", name, {"val": ref}, records={"val": VAL})
+        corrupted = {
+            f"imagenet_c-{c}-{s}": {"top1": 20.0 + 5 * i + j + 3 * s - (-1) ** i}
+            for j, c in enumerate(BENCHMARK)
+            for s in (1, 5)
+            if not (name == "m1" and c == "fog")
+        }
+        write_run(sweep / f"{name}-c", name, {**corrupted, "noisy": {"top1": 30.0 + i}})
+        if name != "m1":
+            per = [
+                np.mean([corrupted[f"imagenet_c-{c}-{s}"]["top1"] for s in (1, 5)])
+                for c in BENCHMARK
+            ]
+        want[name] = None if name == "m1" else float(np.mean(per))
+    write_report([sweep], sweep)
+    rows = _csv(sweep / "figures" / "variants_top1.csv")
+    assert list(rows[0])[5:] == [
+        "val",
+        "noisy",
+        IMAGENET_C_MEAN,
+        "ER noisy",
+        f"ER {IMAGENET_C_MEAN}",
+    ]
+    for r in rows:
+        got = r[IMAGENET_C_MEAN]
+        assert (
+            (got == "")
+            if want[r["model"]] is None
+            else float(got) == pytest.approx(want[r["model"]])
+        )

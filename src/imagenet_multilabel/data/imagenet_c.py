@@ -20,7 +20,7 @@ from PIL import Image
 
 from ..errors import DataError
 from .class_subsets import ClassSubsetSpec
-from .corruptions import CORRUPTIONS, check_corruption, corrupt
+from .corruptions import CORRUPTIONS, check_corruption, check_implementation, corrupt
 from .datasets import (
     ImageDataset,
     ImageNetADataset,
@@ -81,8 +81,10 @@ class CorruptedDataset(ImageDataset):
     """``base`` with a corruption applied to the 224 x 224 centre crop of each image.
 
     Deterministic: image ``i`` draws its noise from ``numpy.random.default_rng(seed + i)``,
-    whatever the worker or the order. Files, targets, the default label set and the class
-    subset are the base's (a corrupted val image keeps its ReaL labels).
+    whatever the worker or the order (``implementation="corrupt_tta"``: corrupt-tta's
+    functions, numpy's global state seeded with ``seed + i``). Files, targets, the default
+    label set and the class subset are the base's (a corrupted val image keeps its ReaL
+    labels).
     """
 
     def __init__(
@@ -93,14 +95,17 @@ class CorruptedDataset(ImageDataset):
         seed: int = 0,
         transform=None,
         name: str | None = None,
+        implementation: str = "ours",
     ) -> None:
         check_corruption(corruption, severity)
+        check_implementation(implementation, corruption)
         if type(base).__getitem__ is not ImageDataset.__getitem__:
             raise DataError(
                 f"cannot corrupt {base.name}: it does not read one image file per item; "
                 "use a dataset of image files as data.base"
             )
         self.base, self.corruption, self.severity, self.seed = base, corruption, severity, seed
+        self.implementation = implementation
         self.default_labels = base.default_labels
         name = name or f"imagenet_c-{corruption}-{severity}"
         super().__init__(base.root, base.files, base.targets, transform, name)
@@ -108,7 +113,10 @@ class CorruptedDataset(ImageDataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         crop = np.asarray(center_crop(load_rgb(self.root / self.files[index])))
-        image = Image.fromarray(corrupt(crop, self.corruption, self.severity, self.seed + index))
+        corrupted = corrupt(
+            crop, self.corruption, self.severity, self.seed + index, self.implementation
+        )
+        image = Image.fromarray(corrupted)
         if self.transform is not None:
             image = self.transform(image)
         return {"image": image, "target": self.targets[index], "index": index}
@@ -181,6 +189,7 @@ def imagenet_c(
     class_subset: ClassSubsetSpec = None,
     transform=None,
     name: str | None = None,
+    implementation: str = "ours",
 ) -> ImageDataset:
     """The dataset of ``data=imagenet_c``: one corruption at one severity.
 
@@ -188,13 +197,16 @@ def imagenet_c(
         root: on the fly, the base dataset's folder (ILSVRC2012 val for ``base=imagenet``);
             with ``prepared``, the ImageNet-C folder holding ``<corruption>/<severity>/``.
         corruption, severity: which corruption, 1..5. On the fly: one of
-            :data:`.corruptions.CORRUPTIONS`; prepared: any of the 19 released.
+            :data:`.corruptions.CORRUPTIONS` (ImageNet-C's 15, speckle noise and Gaussian
+            blur; seven need the extra ``imagenet_c``); prepared: any of the 19 released.
         prepared: read the released files instead of corrupting on the fly.
         base: on the fly, the dataset to corrupt: a name of :data:`BASES` or a dataset
             (a ``data.base`` config with its own ``_target_``).
         seed: image ``i`` is corrupted with random draws seeded by ``seed + i``.
         devkit, labels_file: for ``base=imagenet`` in the flat layout.
         class_subset: the classes to score on (see :mod:`.class_subsets`).
+        implementation: on the fly, ``ours`` (:mod:`.corruptions`) or ``corrupt_tta``
+            (the corrupt-tta package's functions, for comparison).
     """
     name = name or f"imagenet_c-{corruption}-{severity}"
     if prepared:
@@ -211,5 +223,6 @@ def imagenet_c(
             "use the released files with data.prepared=true data.root=/path/to/ImageNet-C"
         )
     check_corruption(corruption, severity)
+    check_implementation(implementation, corruption)  # before the base is listed
     dataset = _base_dataset(base, root, devkit, labels_file, class_subset)
-    return CorruptedDataset(dataset, corruption, severity, seed, transform, name)
+    return CorruptedDataset(dataset, corruption, severity, seed, transform, name, implementation)

@@ -6,6 +6,8 @@ Sources (each loader is a plain function usable as a Hydra ``_target_``):
 - :func:`load_real`: ReaL (Beyer et al. 2020), ImageNet val;
 - :func:`load_multilabelfy`: Multilabelfy (Anzaku et al.), ImageNetV2 MatchedFrequency;
 - :func:`load_shankar`: Shankar et al. 2020 multi-label annotations (ImageNet val or V2);
+- :func:`load_tsipras`: Tsipras et al. 2020 object annotations (6,761 ImageNet val images),
+  with each image's main object;
 - :func:`load_label_file`: a user JSON/CSV file (see :mod:`.label_files`).
 
 :func:`resolve_labels` turns a ``labels`` option (``auto``, ``none`` or one of these) into
@@ -33,6 +35,8 @@ from .label_files import parse_classes, read_json, read_label_table
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "labels"
 MULTILABELFY_DEFAULT = ASSETS / "multilabelfy" / "imagenetv2_refined_labels.json"
+TSIPRAS_DEFAULT = ASSETS / "tsipras" / "tsipras_classify.csv"
+NO_MAIN = -1  # in a main-object vector: the image has no main object
 REAL_NUM_IMAGES = 50_000
 VAL_PREFIX = "ILSVRC2012_val_"
 
@@ -51,12 +55,15 @@ class JoinedLabels:
         labeled: bool ``N``: the image has at least one valid class.
         num_empty: images the label set lists with no valid class.
         num_missing: images the label set does not list (only with ``allow_missing``).
+        main: int64 ``N``: each image's main object (:data:`NO_MAIN` where it has none),
+            or None when the label set has no main objects.
     """
 
     valid: torch.Tensor
     labeled: torch.Tensor
     num_empty: int
     num_missing: int
+    main: torch.Tensor | None = None
 
     @property
     def num_labeled(self) -> int:
@@ -85,12 +92,21 @@ class LabelSet:
     Attributes:
         name: short name (``real``, ``multilabelfy``, ...), used in metric names.
         by_file: file base name -> sorted unique class indices (empty = no valid label).
+        main: file base name -> the class of the image's main object, for label sets that
+            name one (Tsipras et al.); scored as ``main_top1``.
     """
 
     name: str
     by_file: dict[str, tuple[int, ...]]
+    main: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
+        for key, cls in (self.main or {}).items():
+            if key not in self.by_file or not 0 <= cls < NUM_CLASSES:
+                raise DataError(
+                    f"label set {self.name!r}: main object {cls!r} of {key} is not a class "
+                    "of a listed image; fix the label source"
+                )
         for key, labels in self.by_file.items():
             if list(labels) != sorted(set(labels)) or (
                 labels and not (labels[0] >= 0 and labels[-1] < NUM_CLASSES)
@@ -141,7 +157,10 @@ class LabelSet:
             cols.extend(labels)
         valid = torch.zeros(len(names), NUM_CLASSES, dtype=torch.bool)
         valid[torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long)] = True
-        return JoinedLabels(valid, valid.any(dim=1), num_empty, len(missing))
+        main = None
+        if self.main is not None:
+            main = torch.tensor([self.main.get(n, NO_MAIN) for n in names], dtype=torch.long)
+        return JoinedLabels(valid, valid.any(dim=1), num_empty, len(missing), main)
 
 
 # --- loaders -------------------------------------------------------------------------
@@ -208,6 +227,33 @@ def load_label_file(path: str | Path | None, name: str = "file") -> LabelSet:
             )
         by_file[base] = labels
     return LabelSet(name, by_file)
+
+
+def load_tsipras(path: str | Path | None = None) -> LabelSet:
+    """Tsipras et al. 2020 ("From ImageNet to Image Classification"), CLASSIFY task: 6,761
+    ILSVRC2012 val images, one label per distinct object (its most chosen class) and the
+    annotators' main object. ``path=None`` reads the copy vendored in
+    ``assets/labels/tsipras``, a CSV ``file,main,objects`` made from the authors' pickle by
+    ``scripts/build_tsipras_labels.py`` (the pickle itself is never read here)."""
+    import csv
+
+    path = TSIPRAS_DEFAULT if path is None else Path(path).expanduser()
+    hint = "use assets/labels/tsipras/tsipras_classify.csv (labels.path=null)"
+    if not path.is_file():
+        raise DataError(f"Tsipras label file {path} does not exist: {hint}")
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or [c.strip() for c in rows[0]] != ["file", "main", "objects"]:
+        raise DataError(f"{path} is not a Tsipras label file (header file,main,objects): {hint}")
+    by_file: dict[str, tuple[int, ...]] = {}
+    main: dict[str, int] = {}
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != 3 or row[0] in by_file:
+            raise DataError(f"{path} line {number}: not one 'file,main,objects' row per image")
+        where = f"{path}: {row[0]}"
+        by_file[row[0]] = parse_classes(row[2].split(), where)
+        main[row[0]] = parse_classes(row[1], where)[0]
+    return LabelSet("tsipras", by_file, main)
 
 
 # --- Shankar et al. 2020 ---------------------------------------------------------------
@@ -334,10 +380,13 @@ AUTO, NONE = "auto", "none"
 
 @dataclass(frozen=True)
 class ResolvedLabels:
-    """The valid-label matrix of a dataset (None: no label set) and what to record of it."""
+    """The valid-label matrix of a dataset (None: no label set), what to record of it and,
+    for label sets that name one, each image's main object (int64, :data:`NO_MAIN` where
+    none)."""
 
     valid: torch.Tensor | None
     info: dict[str, Any]
+    main: torch.Tensor | None = None
 
 
 def load_label_set(spec: Mapping[str, Any]) -> tuple[LabelSet, bool]:
@@ -366,13 +415,15 @@ def resolve_labels(
     file_names: Sequence[str],
     intrinsic: torch.Tensor | None = None,
     default: Mapping[str, Any] | None = None,
+    intrinsic_main: torch.Tensor | None = None,
 ) -> ResolvedLabels:
     """The one way a dataset gets its label set.
 
     ``spec``: the ``labels`` option (``name: auto`` when None). ``auto`` takes the
     dataset's own labels (``intrinsic``: composites, or the labels stored with a run's
-    predictions), else its ``default`` option (composed by Hydra into the data config, e.g.
-    ``real`` for ImageNet val), else none. ``none`` is none. Any other name is used, or is
+    predictions, with their main objects ``intrinsic_main`` if stored), else its
+    ``default`` option (composed by Hydra into the data config, e.g. ``real`` for ImageNet
+    val), else none. ``none`` is none. Any other name is used, or is
     an error: a label set asked for by name is never silently dropped.
     """
     spec = dict(spec or {"name": AUTO})
@@ -381,7 +432,7 @@ def resolve_labels(
         raise DataError("the labels option has no name: add name: <option> to its YAML")
     if name == AUTO:
         if intrinsic is not None:
-            return ResolvedLabels(intrinsic, {"labels": "intrinsic"})
+            return ResolvedLabels(intrinsic, {"labels": "intrinsic"}, intrinsic_main)
         if default is None:
             return ResolvedLabels(None, {"labels": NONE})
         return resolve_labels(default, file_names)
@@ -396,4 +447,5 @@ def resolve_labels(
             "num_empty_label_sets": joined.num_empty,
             "num_missing_from_labels": joined.num_missing,
         },
+        joined.main,
     )

@@ -44,6 +44,8 @@ class EvaluationModule(L.LightningModule):
             torch's threads.
         class_subsets: dataset name -> the classes it is scored on (None: all); the
             stored predictions keep every class's logits.
+        main_labels: dataset name -> each image's main object in dataset order (label
+            sets that name one, e.g. Tsipras et al.'s), scored as ``main_top1``.
 
     After validation, ``results`` maps each dataset to ``(metrics, predictions)``.
     """
@@ -59,6 +61,7 @@ class EvaluationModule(L.LightningModule):
         normalize: nn.Module | None = None,
         parallel_batches: int = 1,
         class_subsets: Mapping[str, Sequence[int] | None] | None = None,
+        main_labels: Mapping[str, torch.Tensor | None] | None = None,
     ) -> None:
         super().__init__()
         if parallel_batches < 1:
@@ -71,6 +74,7 @@ class EvaluationModule(L.LightningModule):
         self.backbone = backbone
         self.scorer = scorer
         self.class_subsets = dict(class_subsets or {})
+        self.main_labels = dict(main_labels or {})
         self.dataset_names = list(dataset_sizes)
         self.channels_last = channels_last
         num_classes = getattr(backbone, "num_classes", None)  # timm models have it
@@ -145,7 +149,12 @@ class EvaluationModule(L.LightningModule):
         self.results = {}
         for name, preds in self.gather_predictions().items():
             metrics = self.scorer.score(
-                name, preds.logits, preds.target, preds.valid, self.class_subsets.get(name)
+                name,
+                preds.logits,
+                preds.target,
+                preds.valid,
+                self.class_subsets.get(name),
+                main=self.main_labels.get(name),
             )
             self.results[name] = (metrics, preds)
         self.log_results(flatten_metrics({n: m for n, (m, _) in self.results.items()}))

@@ -16,6 +16,7 @@ from ..runtime import one_torch_thread
 from .average_precision import mean_average_precision, scores_average_precision
 from .names import (
     LABEL_GROUPS,
+    MAIN_TOP1,
     SUBGROUP_ACCURACIES,
     SUBGROUP_COUNT,
     confident_errors,
@@ -220,4 +221,25 @@ def multilabel_metrics(
         sel = error & (confidence >= t)
         out[confident_errors(t)] = accuracy(real1[lab][sel])
     out["ece_multilabel"] = expected_calibration_error(confidence, real1[lab], n_bins)
+    return out
+
+
+def main_object_metrics(
+    logits: Tensor, main: Tensor, valid: Tensor | None, summary: RowSummary | None = None
+) -> dict[str, float]:
+    """Top-1 against each image's main object (Tsipras et al.: the class the annotators
+    chose as the main one), in percent over the images that have one (``main >= 0``):
+    ``main_top1``, and per label-count subgroup ``g`` of ``valid`` (1, 2, 3, 4+; with
+    Tsipras et al.'s labels, the number of objects) ``main_top1@labels=g``. Ties: the
+    lower class index (the shared ranking)."""
+    p = summary if summary is not None else RowSummary(logits, 1)
+    n = main.shape[0]
+    top1 = p.ranked(1)[:, 0] if logits.shape[1] else torch.full((n,), -1, dtype=torch.long)
+    has = main >= 0
+    correct = top1 == main
+    out = {MAIN_TOP1: accuracy(correct[has])}
+    if valid is not None:
+        group = label_counts(valid.bool()).clamp(max=len(LABEL_GROUPS)) - 1
+        for gi, name in enumerate(LABEL_GROUPS):
+            out[subgroup(MAIN_TOP1, name)] = accuracy(correct[has & (group == gi)])
     return out

@@ -9,6 +9,12 @@ its reference accuracy, in points (above the line: +).
 Per metric (top1; real_top1 and asma where the reference and a variant have them):
 ``testbed_<metric>.png`` (one panel per variant) and ``variants_<metric>.md`` / ``.csv``.
 
+ImageNet-C: where the datasets of a sweep (named ``imagenet_c-<corruption>-<severity>``, as
+``data=imagenet_c`` names them) cover all 15 corruptions of the benchmark, they are shown as
+one variant, :data:`IMAGENET_C_MEAN`: per model the mean over the 15 corruptions of each
+corruption's mean over its severities (a model missing a corruption has no value); the
+single corrupted datasets then leave the figure and the table.
+
 Accuracies of 0% and 100% have no logit: every accuracy is clipped to
 [:data:`CLIP`, 100 - :data:`CLIP`] % before the logit (for the axes and the fit; effective
 robustness subtracts the prediction from the unclipped accuracy). A line is fitted from
@@ -21,6 +27,7 @@ import csv
 import io
 import logging
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +42,8 @@ from .table import Leaderboard, Row, input_text
 log = logging.getLogger(__name__)
 
 METRICS = ("top1", "real_top1", "asma")
+IMAGENET_C_MEAN = "imagenet_c (mean of 15)"
+_IMAGENET_C = re.compile(r"imagenet_c-(\w+)-([1-5])")
 CLIP = 0.1  # percent: 0% is drawn and fitted at 0.1%, 100% at 99.9%
 MIN_FIT = 3
 # tick sets for the logit axes (percent), from fine to coarse: the first with at most
@@ -137,8 +146,11 @@ class Testbed:
     rows: list[Row]
     names: list[str]
     fits: dict[str, Fit | None]
+    corrupted: dict[str, list[str]] | None = None  # ImageNet-C: corruption -> its datasets
 
     def values(self, dataset: str) -> np.ndarray:
+        if dataset == IMAGENET_C_MEAN and self.corrupted:
+            return imagenet_c_mean(self.rows, self.metric, self.corrupted)
         return np.array([r.value(f"{dataset}/{self.metric}") for r in self.rows])
 
     def effective(self, variant: str) -> np.ndarray:
@@ -147,25 +159,63 @@ class Testbed:
         )
 
 
+def imagenet_c_datasets(datasets: Sequence[str]) -> dict[str, list[str]] | None:
+    """The ImageNet-C datasets by corruption, when they cover all 15 of the benchmark."""
+    from ..data.corruptions import BENCHMARK
+
+    found: dict[str, list[str]] = {}
+    for d in datasets:
+        match = _IMAGENET_C.fullmatch(d)
+        if match and match.group(1) in BENCHMARK:
+            found.setdefault(match.group(1), []).append(d)
+    return found if set(found) == set(BENCHMARK) else None
+
+
+def imagenet_c_mean(
+    rows: Sequence[Row], metric: str, corrupted: dict[str, list[str]]
+) -> np.ndarray:
+    """Per row: the mean over the corruptions of each one's mean over the severities the
+    row has; NaN when the row has none of some corruption."""
+    out = []
+    for r in rows:
+        per = []
+        for datasets in corrupted.values():
+            values = [r.value(f"{d}/{metric}") for d in datasets]
+            values = [v for v in values if math.isfinite(v)]
+            per.append(float(np.mean(values)) if values else math.nan)
+        out.append(float(np.mean(per)))
+    return np.array(out)
+
+
 def build_testbed(board: Leaderboard, metric: str, reference: str) -> Testbed | None:
     """The picture of ``metric``: variants are the other datasets where some model has
     ``metric`` on both, models sorted by their reference accuracy; None if there is no
     variant."""
     rows = [r for r in board.rows if r.done]
     ref = np.array([r.value(f"{reference}/{metric}") for r in rows])
+    corrupted = imagenet_c_datasets([d for d in board.datasets if d != reference])
+    if corrupted is not None and np.any(
+        np.isfinite(ref) & np.isfinite(imagenet_c_mean(rows, metric, corrupted))
+    ):
+        single = {d for ds in corrupted.values() for d in ds}
+        candidates = [d for d in board.datasets if d not in single] + [IMAGENET_C_MEAN]
+    else:
+        corrupted, candidates = None, list(board.datasets)
+    probe = Testbed(metric, reference, [], rows, [], {}, corrupted)
     variants = [
         d
-        for d in board.datasets
-        if d != reference
-        and np.any(np.isfinite(ref) & np.isfinite([r.value(f"{d}/{metric}") for r in rows]))
+        for d in candidates
+        if d != reference and np.any(np.isfinite(ref) & np.isfinite(probe.values(d)))
     ]
     if not variants:
         return None
     datasets = [reference, *variants]
-    keep = [r for r in rows if any(math.isfinite(r.value(f"{d}/{metric}")) for d in datasets)]
+    probe.variants = variants
+    finite = np.column_stack([np.isfinite(probe.values(d)) for d in datasets]).any(axis=1)
+    keep = [r for r, f in zip(rows, finite, strict=True) if f]
     # best on the reference first; models without it last, in the leaderboard's order
     keep.sort(key=lambda r: -np.nan_to_num(r.value(f"{reference}/{metric}"), nan=-np.inf))
-    tb = Testbed(metric, reference, variants, keep, row_names(keep), {})
+    tb = Testbed(metric, reference, variants, keep, row_names(keep), {}, corrupted)
     tb.fits = {v: fit_logit(tb.values(reference), tb.values(v)) for v in variants}
     return tb
 

@@ -85,6 +85,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         else None,
         parallel_batches=threads if cpu_parallel == "batches" else 1,
         class_subsets={name: s.dataset.class_subset for name, s in sets.items()},
+        main_labels={name: s.main for name, s in sets.items()},
     )
     if cfg.compile:
         module.backbone.compile()
@@ -145,6 +146,7 @@ def write_dataset_predictions(
             target=preds.target.numpy(),
             logits=preds.logits.numpy(),
             valid=None if preds.valid is None else preds.valid.numpy(),
+            main=None if sets[name].main is None else sets[name].main.numpy(),
             logits_dtype=logits_dtype,
         )
 

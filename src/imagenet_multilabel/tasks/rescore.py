@@ -80,10 +80,16 @@ def rescore_run(
             )
         stored = torch.from_numpy(data["valid"]) if "valid" in data else None
         file_names = [str(p).rsplit("/", 1)[-1] for p in data["path"]]
-        resolved = resolve_labels(labels, file_names, intrinsic=stored)
+        main = torch.from_numpy(data["main"].astype("int64")) if "main" in data else None
+        resolved = resolve_labels(labels, file_names, intrinsic=stored, intrinsic_main=main)
         label_info[name] = resolved.info
         subset = run.info.get("datasets", {}).get(name, {}).get("class_subset")
         per_dataset[name] = scorer.score(
-            name, logits, torch.from_numpy(data["target"]), resolved.valid, subset
+            name,
+            logits,
+            torch.from_numpy(data["target"]),
+            resolved.valid,
+            subset,
+            main=resolved.main,
         )
     return per_dataset, label_info

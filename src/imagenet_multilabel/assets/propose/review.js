@@ -69,10 +69,13 @@
     updateProgress();
     document.body.dataset.file = im.f;
     if (keyTime !== undefined) {
-      requestAnimationFrame(() => {
-        window.reviewKeyMs = performance.now() - keyTime;
-        document.body.dataset.keyMs = String(window.reviewKeyMs);
-      });
+      // a key's time: until the next image's photos are decoded and the frame is drawn
+      const imgs = Array.from(tiles.querySelectorAll("img"));
+      Promise.all(imgs.map((i) => i.decode().catch(() => null))).then(() =>
+        requestAnimationFrame(() => {
+          window.reviewKeyMs = performance.now() - keyTime;
+          document.body.dataset.keyMs = String(window.reviewKeyMs);
+        }));
     }
   }
 

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from imagenet_multilabel.classes import NUM_CLASSES
 
+from ..conftest import REPO
 from ..gallery.conftest import Dataset, class_of, demo_photos, write_run
 
 NUM = 12
@@ -36,3 +39,15 @@ def make_runs(tmp_path: Path, per_model: list[list[dict[int, float]]]) -> list[P
     return [
         write_run(tmp_path / f"run{m}", {"demo": dataset(rows)}) for m, rows in enumerate(per_model)
     ]
+
+
+def run_propose(*args: str) -> subprocess.CompletedProcess:
+    """``python -m imagenet_multilabel.propose args...`` as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "imagenet_multilabel.propose", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+        timeout=120,
+    )

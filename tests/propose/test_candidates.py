@@ -4,8 +4,6 @@ bad input (one line, exit code 2, nothing written or overwritten)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +14,8 @@ from imagenet_multilabel.propose.candidates import Rule, image_candidates, load_
 from imagenet_multilabel.propose.commands import propose
 from imagenet_multilabel.propose.proposals import read_proposals
 
-from ..conftest import REPO
 from ..gallery.conftest import class_of, demo_photos, write_run
-from .conftest import dataset, make_runs
+from .conftest import dataset, make_runs, run_propose
 
 A, B, C = 501, 502, 503
 
@@ -103,7 +100,7 @@ def test_bad_rule_is_one_line(tmp_path: Path, args: list[str], says: str) -> Non
     t0 = class_of(demo_photos()[0])
     runs = make_runs(tmp_path, two_models(t0))
     out = tmp_path / "p"
-    proc = _cli(f"runs={runs[0]},{runs[1]}", f"out={out}", *args)
+    proc = run_propose(f"runs={runs[0]},{runs[1]}", f"out={out}", *args)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and says in proc.stderr, proc.stderr
     assert not out.exists()
@@ -114,13 +111,13 @@ def test_other_proposals_are_not_overwritten(tmp_path: Path) -> None:
     runs = make_runs(tmp_path, two_models(t0))
     out = propose([str(r) for r in runs], out=str(tmp_path / "p"), top_k=2, min_prob=0.25)
     before = (out / "proposals.json").read_bytes()
-    proc = _cli(f"runs={runs[0]},{runs[1]}", f"out={out}", "top_k=1")
+    proc = run_propose(f"runs={runs[0]},{runs[1]}", f"out={out}", "top_k=1")
     assert proc.returncode == 2 and "holds other proposals" in proc.stderr, proc.stderr
     assert (out / "proposals.json").read_bytes() == before
     other = write_run(
         tmp_path / "other", {"demo": dataset([{A: 0.5}, {B: 0.5}], demo_photos()[5:7])}
     )
-    proc = _cli(f"runs={runs[0]},{other}", f"out={tmp_path / 'q'}")
+    proc = run_propose(f"runs={runs[0]},{other}", f"out={tmp_path / 'q'}")
     assert proc.returncode == 2 and "different image lists" in proc.stderr
     assert proc.stderr.count("\n") == 1
     assert not (tmp_path / "q").exists()
@@ -136,14 +133,3 @@ def test_a_sweep_folder_stands_for_its_jobs(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="given twice"):
         load_ensemble([sweep, sweep / "run0"])
     assert np.allclose(ens.probs.sum(axis=-1), 1.0, atol=1e-4)
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "imagenet_multilabel.propose", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
-        timeout=120,
-    )

@@ -5,8 +5,6 @@ run.json's record and the leaderboard, never mixed silently."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,9 +16,8 @@ from imagenet_multilabel.propose.commands import auto, merge, propose
 from imagenet_multilabel.propose.proposals import read_proposals
 from imagenet_multilabel.sweeps.table import gather
 
-from ..conftest import REPO
 from ..gallery.conftest import class_of, demo_photos
-from .conftest import make_runs
+from .conftest import make_runs, run_propose
 
 A, B, C = 501, 502, 503
 
@@ -92,15 +89,7 @@ def test_merge_refuses_bad_exports(proposals: Path, tmp_path: Path) -> None:
     again = export(tmp_path / "again.json", {f[0]: [1]}, proposals)
     with pytest.raises(UserError, match="nothing is overwritten"):
         merge([str(good), str(again)], proposals=str(proposals), out=str(taken))
-    proc = subprocess.run(
-        [sys.executable, "-m", "imagenet_multilabel.propose", "merge", str(good), str(unknown)]
-        + [f"proposals={proposals}", f"out={taken}"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"},
-        timeout=120,
-    )
+    proc = run_propose("merge", str(good), str(unknown), f"proposals={proposals}", f"out={taken}")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert taken.read_text() == "keep me"
 

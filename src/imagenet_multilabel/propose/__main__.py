@@ -1,5 +1,6 @@
 """python -m imagenet_multilabel.propose runs=<sweep dir | run dir,run dir> [dataset=]
-        [top_k=5] [min_prob=0.05] [max_candidates=8] [min_support=1] [out=] [image_root=]
+        [top_k=6] [min_prob=null] [max_candidates=8] [min_support=1] [out=] [image_root=]
+        [exemplars=<folder of wnid-named photos>]
 python -m imagenet_multilabel.propose merge a.json b.json ... proposals=<folder> [min_agree=]
         [out=merged.json]
 python -m imagenet_multilabel.propose auto proposals=<folder> [min_prob=0.5] [out=auto.json]
@@ -60,7 +61,8 @@ def parse(argv: Sequence[str]) -> tuple[str, list[str], dict[str, Any]]:
         elif key in options:
             raise UserError(f"{key}= is given twice: give it once")
         else:
-            options[key] = _value(text) if key not in ("out", "image_root", "proposals") else text
+            paths = ("out", "image_root", "proposals", "exemplars")
+            options[key] = text if key in paths else _value(text)
     return command, positional, options
 
 

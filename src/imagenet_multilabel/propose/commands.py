@@ -12,8 +12,12 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..classes import class_names
 from ..errors import UserError
+from ..gallery.exemplars import ExemplarPool, pick_exemplars, write_exemplars
+from ..gallery.samples import ImageLocator, tile_classes
 from ..outputs import atomic_write_bytes
 from .candidates import Rule, image_candidates, load_ensemble
 from .labelsets import (
@@ -26,6 +30,7 @@ from .labelsets import (
 )
 from .proposals import FILE, build_proposals, read_proposals, write_proposals
 from .review_page import (
+    EXEMPLARS,
     PAGE,
     PHOTOS,
     Proposals,
@@ -38,9 +43,32 @@ from .review_page import (
 log = logging.getLogger(__name__)
 
 
-def _exemplars(classes: set[int], folder: Path) -> dict[int, str]:
-    """A small image of each class where one exists (none yet: the page shows a blank)."""
-    return {}
+def _exemplars(
+    proposals: Proposals, image_root: Path | None, folder: str | None, out: Path
+) -> dict[str, dict[int, str]]:
+    """Per image, a small photo of each candidate class where one exists (never one of the
+    image's own photos): from ``folder`` (wnid-named photos, e.g. the ImageNet sample) or
+    else from the dataset's own images under their original labels."""
+    data = proposals.data
+    composite = data.get("composite", False)
+    locator = ImageLocator(data.get("root"), image_root)
+    if folder:
+        pool = ExemplarPool.from_folder(folder, setting="exemplars")
+    else:
+        pool = ExemplarPool()
+        paths = [im["path"] for im in proposals.images]
+        targets = [im["original"] for im in proposals.images]
+        if composite:  # a composite's original label is its first tile's
+            known = tile_classes(np.asarray(paths), np.asarray(targets))
+            pool.add(list(known), list(known.values()), locator.find)
+        else:
+            pool.add(paths, targets, locator.find)
+    chosen = {}
+    for im in proposals.images:
+        own = [p for p in (locator.find(t) for t in tile_files(im, composite)) if p is not None]
+        chosen[im["file"]] = pick_exemplars(pool, [c["class"] for c in im["candidates"]], own)
+    names = write_exemplars({p for c in chosen.values() for p in c.values()}, out)
+    return {f: {c: names[p] for c, p in picks.items() if p in names} for f, picks in chosen.items()}
 
 
 def propose(
@@ -48,6 +76,7 @@ def propose(
     out: str | None = None,
     dataset: str | None = None,
     image_root: str | None = None,
+    exemplars: str | None = None,
     **rule: Any,
 ) -> Path:
     """Proposals from the runs, written with the review page into ``out`` (default
@@ -75,9 +104,8 @@ def propose(
         path = write_proposals(built, proposals)
         read = read_proposals(path)
         photos = write_photos(read, built / PHOTOS, root)
-        classes = {c["class"] for im in read.images for c in im["candidates"]}
-        exemplars = _exemplars(classes, built)
-        page = render_review_page(read, photos, exemplars)
+        examples = _exemplars(read, root, exemplars, built / EXEMPLARS)
+        page = render_review_page(read, photos, examples)
         atomic_write_bytes(built / PAGE, page.encode("utf-8"))
         if folder.exists():
             shutil.rmtree(folder)  # the same proposals: the page made again

@@ -62,7 +62,9 @@ def read_photo_names(proposals: Proposals) -> dict[str, str]:
 
 
 def page_data(
-    proposals: Proposals, photos: Mapping[str, str], exemplars: Mapping[int, str]
+    proposals: Proposals,
+    photos: Mapping[str, str],
+    exemplars: Mapping[str, Mapping[int, str]],
 ) -> dict:
     """What the page's script reads: compact rows and the names of the classes used."""
     data = proposals.data
@@ -82,6 +84,7 @@ def page_data(
                 "o": image["original"],
                 "c": cands,
                 "p": [photos.get(t) for t in tile_files(image, composite)],
+                "e": {str(c): n for c, n in exemplars.get(image["file"], {}).items()},
             }
         )
     return {
@@ -91,14 +94,17 @@ def page_data(
         "rule": data["rule"],
         "names": {str(c): names[c] for c in sorted(used)},
         "wnids": {str(c): ids[c] for c in sorted(used)},
-        "exemplars": {str(c): exemplars[c] for c in sorted(used) if c in exemplars},
         "images": rows,
     }
 
 
 def render_review_page(
-    proposals: Proposals, photos: Mapping[str, str], exemplars: Mapping[int, str]
+    proposals: Proposals,
+    photos: Mapping[str, str],
+    exemplars: Mapping[str, Mapping[int, str]],
 ) -> str:
+    """The page; ``photos``: stored path -> file in photos/; ``exemplars``: per image file,
+    class -> file in exemplars/."""
     data = page_data(proposals, photos, exemplars)
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     title = f"Review {data['dataset']}: {len(data['images'])} images"

@@ -88,10 +88,10 @@
       b.type = "button";
       b.dataset.cls = String(cls);
       b.className = selection.has(cls) ? "on" : "";
-      const ex = D.exemplars[String(cls)];
+      const ex = im.e[String(cls)];
       b.innerHTML =
         '<span class="key">' + (k < 9 ? k + 1 : "") + "</span>" +
-        (ex ? '<img alt="" src="' + ex + '">' : '<span class="noex"></span>') +
+        (ex ? '<img alt="" src="exemplars/' + ex + '">' : '<span class="noex"></span>') +
         '<span><span class="name"></span>' + (cls === im.o ? '<span class="orig">original</span>' : "") +
         '<span class="meta">' + support + "/" + D.models + " models · mean " + pct(mean) +
         " · max " + pct(max) + " · " + (D.wnids[String(cls)] || "") + "</span></span>";

@@ -138,11 +138,21 @@ def _fmt(x: float) -> str:
     return "-" if x != x or math.isinf(x) else f"{x:.3f}"
 
 
+def reviewer_names(reviews: list) -> list[str]:
+    """Each export's file name, with its folder where two share a name (browsers save
+    every export of a page under the same name)."""
+    names = [r.path.name for r in reviews]
+    if len(set(names)) == len(names):
+        return names
+    return [f"{r.path.parent.name}/{r.path.name}" for r in reviews]
+
+
 def agreement_markdown(merge: Merge, reviews: list, k: int) -> str:
+    names = reviewer_names(reviews)
     lines = [
         f"# Agreement of {len(reviews)} reviewers",
         "",
-        f"- reviewers: {', '.join(str(r.path.name) for r in reviews)}",
+        f"- reviewers: {', '.join(names)}",
         f"- images every reviewer reviewed: {len(merge.images)}; identical sets: "
         f"{sum(i.identical for i in merge.images)} ({100 * merge.identical_share:.1f}%)",
         f"- Cohen's kappa over {merge.decisions} (image, class) decisions: {_fmt(merge.kappa)}"
@@ -152,7 +162,7 @@ def agreement_markdown(merge: Merge, reviews: list, k: int) -> str:
         "",
         "## Disagreements",
         "",
-        "| image | " + " | ".join(r.path.name for r in reviews) + " | merged |",
+        "| image | " + " | ".join(names) + " | merged |",
         "|---|" + "---|" * (len(reviews) + 1),
     ]
     for im in merge.images:
@@ -180,8 +190,8 @@ def agreement_page(merge: Merge, reviews: list, proposals: Proposals, k: int) ->
             for t in tile_files(image, composite)
         )
         sets = "".join(
-            f"<li><b>{escape(r.path.name)}</b>: {escape(_names(s))}</li>"
-            for r, s in zip(reviews, im.sets, strict=True)
+            f"<li><b>{escape(n)}</b>: {escape(_names(s))}</li>"
+            for n, s in zip(reviewer_names(reviews), im.sets, strict=True)
         )
         cards.append(
             f'<figure class="card">{imgs}<figcaption><code>{escape(im.file)}</code>'

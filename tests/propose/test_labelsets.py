@@ -5,7 +5,9 @@ run.json's record and the leaderboard, never mixed silently."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -65,6 +67,9 @@ def test_merge_keeps_classes_min_agree_reviewers_kept(proposals: Path, tmp_path:
     assert read_json(union)[f[3]] == [A, B] and read_json(union)[f[1]] == sorted([t[1], A])
     page = (tmp_path / "m2_agreement.html").read_text()
     assert f[1] in page and f[3] in page and f[0] not in page.split("Disagreements")[-1]
+    # the disagreements' photos: the review page's, found from where this page is
+    sources = re.findall(r'<img alt="[^"]*" src="([^"]+)"', page)
+    assert len(sources) == 2 and all((tmp_path / unquote(s)).is_file() for s in sources)
 
 
 def test_merge_refuses_bad_exports(proposals: Path, tmp_path: Path) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 import tempfile
 from collections.abc import Mapping
 from html import escape
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -172,11 +174,13 @@ def agreement_markdown(merge: Merge, reviews: list, k: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def agreement_page(merge: Merge, reviews: list, proposals: Proposals, k: int) -> str:
+def agreement_page(merge: Merge, reviews: list, proposals: Proposals, k: int, folder: Path) -> str:
     """The disagreements as a gallery section: photos (the review page's) and each
     reviewer's set, beside the table of agreement."""
     composite = proposals.data.get("composite", False)
     photos = read_photo_names(proposals)
+    # the review page's photos, relative to the page written into ``folder``
+    where = Path(os.path.relpath(proposals.path.parent / PHOTOS, folder)).as_posix()
     by_file = {im["file"]: im for im in proposals.images}
     cards = []
     for im in merge.images:
@@ -184,7 +188,7 @@ def agreement_page(merge: Merge, reviews: list, proposals: Proposals, k: int) ->
             continue
         image = by_file[im.file]
         imgs = "".join(
-            f'<img alt="" src="{PHOTOS}/{escape(photos[t])}">'
+            f'<img alt="{escape(t)}" src="{escape(quote(f"{where}/{photos[t]}"))}">'
             if t in photos
             else "[photo not found]"
             for t in tile_files(image, composite)
@@ -242,7 +246,9 @@ def merge(
     result = merge_reviews(reviews, props, k)
     md = agreement_markdown(result, reviews, k)
     write_label_file(target, result.labels, merged_origin(reviews, props, result, k))
-    atomic_write_bytes(report, agreement_page(result, reviews, props, k).encode("utf-8"))
+    atomic_write_bytes(
+        report, agreement_page(result, reviews, props, k, report.parent).encode("utf-8")
+    )
     print(md)
     print(f"merged labels: {target} ({len(result.labels)} images)")
     print(f"agreement page: {report}")

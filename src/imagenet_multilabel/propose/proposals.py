@@ -109,6 +109,11 @@ def read_proposals(path: str | Path) -> Proposals:
     path = Path(path).expanduser()
     if path.is_dir():
         path = path / FILE
+    if not path.is_file():
+        raise DataError(
+            f"{path} does not exist: pass proposals=<the folder python -m "
+            "imagenet_multilabel.propose wrote>"
+        )
     data = read_json(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT or "images" not in data:
         raise DataError(

@@ -20,6 +20,7 @@ Writes ``docs/propose_recall.md`` and ``docs/figures/propose_recall.png`` (``--o
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,7 +59,8 @@ def run_sweep(out: Path, num_images: int) -> None:
         "logger=none",
     ]
     print(" ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, cwd=REPO)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}  # this checkout's package
+    subprocess.run(cmd, check=True, cwd=REPO, env=env)
 
 
 def describe(rule: Rule) -> str:

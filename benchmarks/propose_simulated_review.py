@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -104,7 +105,7 @@ def main() -> None:
         base_name(p): set(np.flatnonzero(v).tolist())
         for p, v in zip(ens.paths.tolist(), ens.valid, strict=True)
     }
-    env = {"PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}  # this checkout's package
     propose = [sys.executable, "-m", "imagenet_multilabel.propose"]
     subprocess.run(
         [*propose, f"runs={args.runs}", f"out={args.out / 'review'}", f"exemplars={SAMPLE}"],
@@ -135,7 +136,7 @@ def main() -> None:
         if labels is not None:
             cmd += ["labels=file", f"labels.path={labels}"]
         print(" ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True, cwd=REPO, capture_output=True)
+        subprocess.run(cmd, check=True, cwd=REPO, capture_output=True, env=env)
         scores[name] = json.loads((run / "metrics.json").read_text())
     keys = ["patchml/num_labeled", "patchml/real_top1", "patchml/vartopk_strict"]
     keys += ["patchml/map_macro", "patchml/f1"]

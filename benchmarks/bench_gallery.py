@@ -81,12 +81,17 @@ def main() -> None:
     parser.add_argument("--per-section", type=int, default=48)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--exemplars", default="run", help="gallery.exemplars: run, none, DIR")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = args.run_dir or synthetic_run(Path(tmp) / "run", args.n, args.seed)
         out = Path(tmp) / "gallery"
-        options = {"per_section": args.per_section, "output_dir": str(out)}
+        options = {
+            "per_section": args.per_section,
+            "output_dir": str(out),
+            "exemplars": args.exemplars,
+        }
         write_gallery(run_dir, options)  # warm-up: imports, class names
         seconds = []
         for _ in range(args.repeat):
@@ -95,14 +100,15 @@ def main() -> None:
             seconds.append(time.perf_counter() - started)
         html = page.stat().st_size
         n_thumbs, thumbs = folder_bytes(out / "thumbs")
+        n_examples, examples = folder_bytes(out / "exemplars")
         cards = page.read_text().count('<article class="card"')
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"run: {args.run_dir or f'synthetic, {args.n} images'}")
     print(f"build: {statistics.median(seconds):.2f} s (median of {args.repeat})")
-    print(f"cards: {cards}, thumbnails: {n_thumbs}")
+    print(f"cards: {cards}, thumbnails: {n_thumbs}, exemplars ({args.exemplars}): {n_examples}")
     print(
-        f"page: {html / 1e3:.0f} kB HTML + {thumbs / 1e3:.0f} kB thumbnails = "
-        f"{(html + thumbs) / 1e6:.2f} MB"
+        f"page: {html / 1e3:.0f} kB HTML + {thumbs / 1e3:.0f} kB thumbnails + "
+        f"{examples / 1e3:.0f} kB exemplars = {(html + thumbs + examples) / 1e6:.2f} MB"
     )
     print(f"peak memory: {peak:.0f} MB")
 

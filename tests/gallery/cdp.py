@@ -153,9 +153,19 @@ class Browser:
             raise CDPError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def screenshot(self, path: Path, full_page: bool = True) -> Path:
+    def screenshot(self, path: Path, full_page: bool = True, selector: str | None = None) -> Path:
+        """The viewport, the whole page, or (``selector``) the first element it matches."""
         params: dict[str, Any] = {"format": "png"}
-        if full_page:
+        if selector is not None:
+            box = self.evaluate(
+                f"(() => {{ const e = document.querySelector({selector!r});"
+                " e.scrollIntoView({block: 'center'});"
+                " const r = e.getBoundingClientRect(); return [r.x + scrollX, r.y + scrollY,"
+                " r.width, r.height]; })()"
+            )
+            x, y, width, height = box  # (beyond the viewport, Chromium lays the page out anew)
+            params["clip"] = {"x": x, "y": y, "width": width, "height": height, "scale": 2}
+        elif full_page:
             params["captureBeyondViewport"] = True
             size = self.call("Page.getLayoutMetrics")["cssContentSize"]
             params["clip"] = {

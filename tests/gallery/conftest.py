@@ -99,6 +99,34 @@ def composite_dataset(seed: int = 1) -> Dataset:
     return Dataset(files, target, logits, valid, kinds)
 
 
+def ring_dataset(n: int = NUM_PLAIN) -> Dataset:
+    """n demo photos (one per class), no label set; image i's top-5 are the classes of
+    photos i+1, i, i+2, i+3, i+4 (mod n): its top-1 is wrong (every card is shown) and
+    each of its top-5 classes but its own has one photo in the run, another one's."""
+    files = demo_photos()[:n]
+    target = np.array([class_of(f) for f in files])
+    logits = np.zeros((n, NUM_CLASSES), dtype=np.float32)
+    for i in range(n):
+        for rank, j in enumerate((i + 1, i, i + 2, i + 3, i + 4)):
+            logits[i, target[j % n]] = 10.0 - rank
+    return Dataset(files, target, logits, None)
+
+
+def ring_composites(n: int = 6) -> Dataset:
+    """Composites (photo i, photo i+1) of :func:`ring_dataset`'s photos; top-5: the classes
+    of photos i+1, i, i+2, i+3, i+4."""
+    ring = demo_photos()[:NUM_PLAIN]
+    files = [f"{ring[i]}+{ring[i + 1]}" for i in range(n)]
+    target = np.array([class_of(ring[i]) for i in range(n)])
+    logits = np.zeros((n, NUM_CLASSES), dtype=np.float32)
+    valid = np.zeros((n, NUM_CLASSES), dtype=bool)
+    for i in range(n):
+        valid[i, [class_of(ring[i]), class_of(ring[i + 1])]] = True
+        for rank, j in enumerate((i + 1, i, i + 2, i + 3, i + 4)):
+            logits[i, class_of(ring[j])] = 10.0 - rank
+    return Dataset(files, target, logits, valid)
+
+
 def write_run(run_dir: Path, datasets: dict[str, Dataset], root: Path | str = DEMO_ROOT) -> Path:
     per_dataset, info = {}, {}
     for name, d in datasets.items():

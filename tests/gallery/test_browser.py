@@ -9,13 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from imagenet_multilabel.classes import class_names
+from imagenet_multilabel.classes import class_names, wnids
+from imagenet_multilabel.data.datasets import DEMO_ROOT
 from imagenet_multilabel.gallery import write_gallery
 from imagenet_multilabel.gallery.selection import row_stats
+from imagenet_multilabel.gallery.thumbnails import thumbnail_name
 
+from ..conftest import SAMPLE, requires_sample
 from .cdp import Browser, apt_install, find_chromium
-from .conftest import plain_dataset, write_run
+from .conftest import class_of, plain_dataset, ring_dataset, write_run
 
 
 def _install_chromium() -> str | None:
@@ -83,12 +87,15 @@ def test_gallery_in_chromium(browser: Browser, labeled_run, tmp_path: Path) -> N
     images = browser.evaluate(
         "Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
     )
-    n_tiles = sum(expected[k] for k in expected if k.startswith("demo")) + 2 * (6 + 3 + 6)
-    assert len(images) == n_tiles
     assert all(done and w > 0 and h > 0 for done, w, h in images), images
+    photos = browser.evaluate("document.querySelectorAll('.photo img').length")
+    n_tiles = sum(expected[k] for k in expected if k.startswith("demo")) + 2 * (6 + 3 + 6)
+    assert photos == n_tiles
+    exemplars = browser.evaluate("document.querySelectorAll('.top5 img.ex').length")
+    assert len(images) == photos + exemplars
     assert browser.evaluate("document.querySelectorAll('.missing').length") == 0
 
-    total = len(images) - 2 * (6 + 3 + 6) + 6 + 3 + 6
+    total = photos - 2 * (6 + 3 + 6) + 6 + 3 + 6
     count = "document.getElementById('f-count').textContent"
     assert browser.evaluate(count) == f"Showing {total} of {total} images"
 
@@ -167,3 +174,73 @@ def test_gallery_of_a_real_run_in_chromium(browser: Browser, compose_cfg) -> Non
     assert browser.evaluate("document.querySelectorAll('.missing').length") == 0
     assert script_errors(browser) == []
     browser.screenshot(run_dir / "gallery.png", full_page=False)
+
+
+CARD_EXEMPLARS = """Array.from(document.querySelectorAll('.card')).map(card => [
+  card.querySelector('.photo img').getAttribute('src'),
+  Array.from(card.querySelectorAll('.top5 li')).map(li => {
+    const ex = li.querySelector('.ex');
+    return [li.querySelector('.n').textContent, ex.tagName, ex.getAttribute('src'),
+            ex.getAttribute('title'), ex.complete, ex.naturalWidth];
+  })])"""
+
+
+def _pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("L").resize((16, 16)), dtype=np.float64)
+
+
+def test_exemplars_load_and_are_other_photos_in_chromium(browser: Browser, tmp_path: Path) -> None:
+    """Beside each top-5 class, a photo of that class from the run: never the card's own
+    (its own class, whose only photo it is, shows none); every exemplar loads."""
+    d = ring_dataset()
+    run_dir = write_run(tmp_path / "run", {"demo": d})
+    page = write_gallery(run_dir)
+    open_page(browser, page)
+    cards = browser.evaluate(CARD_EXEMPLARS)
+    assert len(cards) == len(d.files)
+    names = class_names()
+    photo_of = {names[class_of(f)]: f for f in d.files}
+    for photo_src, rows in cards:
+        own = next(f for f in d.files if thumbnail_name(DEMO_ROOT / f) in photo_src)
+        assert len(rows) == 5
+        for name, tag, src, title, complete, width in rows:
+            if photo_of[name] == own:
+                assert tag == "SPAN"  # no other photo of its class: none shown
+                continue
+            assert tag == "IMG" and complete and width > 0, (name, src)
+            assert src != photo_src and src.startswith("exemplars/")
+            assert title.endswith(photo_of[name])  # a photo of the class it stands beside
+            difference = np.abs(_pixels(page.parent / src) - _pixels(page.parent / photo_src))
+            assert difference.mean() > 5, (name, src)
+    assert sum(tag == "IMG" for _, rows in cards for _, tag, *_ in rows) == 4 * len(cards)
+    exemplar_files = list((page.parent / "exemplars").iterdir())
+    assert len(exemplar_files) == len(d.files)  # one thumbnail per photo, however often shown
+    assert all(p.stat().st_size < 6_000 for p in exemplar_files)
+    assert script_errors(browser) == []
+    shot = browser.screenshot(tmp_path / "exemplars_card.png", selector=".card")
+    print(f"screenshot: {shot}")
+
+    html = write_gallery(run_dir, {"exemplars": "none"}).read_text()
+    assert "exemplars/" not in html and not (page.parent / "exemplars").exists()
+
+
+@requires_sample
+def test_exemplars_from_a_folder_in_chromium(browser: Browser, tmp_path: Path) -> None:
+    """gallery.exemplars=<the ImageNet sample>: its photo of each class; the card's own
+    photo (the demo photos are the sample's, resized, under the same names) never."""
+    d = ring_dataset()
+    run_dir = write_run(tmp_path / "run", {"demo": d})
+    open_page(browser, write_gallery(run_dir, {"exemplars": str(SAMPLE)}))
+    cards = browser.evaluate(CARD_EXEMPLARS)
+    names = class_names()
+    for photo_src, rows in cards:
+        own = next(f for f in d.files if thumbnail_name(DEMO_ROOT / f) in photo_src)
+        for name, tag, _, title, complete, width in rows:
+            if name == names[class_of(own)]:
+                assert tag == "SPAN"
+            else:
+                assert tag == "IMG" and complete and width > 0
+                wnid = wnids()[names.index(name)]
+                assert title.startswith(f"an image of {name}: {wnid}_")
+    assert script_errors(browser) == []

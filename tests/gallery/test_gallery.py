@@ -13,13 +13,21 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from imagenet_multilabel.classes import class_names
 from imagenet_multilabel.errors import DataError, UserError
 from imagenet_multilabel.gallery import gallery_rows, write_gallery
 from imagenet_multilabel.gallery.build import gallery
 from imagenet_multilabel.gallery.options import gallery_options
 from imagenet_multilabel.outputs import write_json, write_predictions
 
-from .conftest import NUM_COMPOSITES, plain_dataset, write_run
+from .conftest import (
+    NUM_COMPOSITES,
+    class_of,
+    plain_dataset,
+    ring_composites,
+    ring_dataset,
+    write_run,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -169,6 +177,63 @@ def test_bad_runs_are_one_line_errors(tmp_path, labeled_run) -> None:
         assert issubclass(error, UserError)
 
 
+EXEMPLAR = re.compile(
+    r'<img class="ex" src="(exemplars/[0-9a-f]+\.jpg)" alt="([^"]*)" title="an image of [^:]*: '
+    r'([^"]+)"'
+)
+
+
+def test_exemplars_are_other_photos_of_the_run(tmp_path) -> None:
+    """Beside each top-5 class a photo of the run whose original label (a composite's
+    tile: its label) is that class; never one of the card's own photos, even where the
+    same photo is an image of another dataset of the run (the composites' tiles)."""
+    ring, composites = ring_dataset(), ring_composites()
+    run_dir = write_run(tmp_path / "run", {"demo": ring, "patchml": composites})
+    page = write_gallery(run_dir)
+    html = page.read_text()
+    names = class_names()
+    shown = set()
+    for card in cards(html):
+        own = set(re.search(r'<div class="file"[^>]*>([^<]+)</div>', card).group(1).split("+"))
+        exemplars = EXEMPLAR.findall(card)
+        assert len(exemplars) == 5 - len(own)  # a composite's own classes: both its tiles'
+        assert card.count('<span class="ex none"></span>') == len(own)
+        for src, alt, photo in exemplars:
+            assert photo not in own
+            assert names[class_of(photo)] == alt  # a photo of the class it stands beside
+            assert (page.parent / src).is_file()
+            shown.add(src)
+    written = sorted(f"exemplars/{p.name}" for p in (page.parent / "exemplars").iterdir())
+    assert written == sorted(shown)
+    assert len(written) == len(ring.files)  # one file per photo, however often shown
+
+    html = write_gallery(run_dir, {"exemplars": "none"}).read_text()
+    assert 'class="ex' not in html and not (page.parent / "exemplars").exists()
+
+
+def test_exemplar_options_and_bad_folders(labeled_run, tmp_path) -> None:
+    assert gallery_options(None).exemplars == "run" == gallery_options(True).exemplars
+    for off in ("none", False, None):
+        assert gallery_options({"exemplars": off}).exemplars is None
+    assert gallery_options({"exemplars": str(tmp_path)}).exemplars == tmp_path
+    with pytest.raises(UserError, match="exemplar_size=4 is out of range"):
+        gallery_options({"exemplar_size": 4})
+    run_dir, _ = labeled_run
+    page = write_gallery(run_dir)
+    before = page.read_bytes()
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "holiday.jpg").write_bytes(b"x")
+    for bad, message in (
+        (tmp_path / "nowhere", "does not exist"),
+        (tmp_path / "photos" / "holiday.jpg", "is a file"),
+        (tmp_path / "photos", "holds no wnid-named images"),
+    ):
+        with pytest.raises(DataError, match=f"gallery.exemplars=.* {message}") as e:
+            write_gallery(run_dir, {"exemplars": str(bad)})
+        assert "\n" not in str(e.value)
+        assert page.read_bytes() == before  # nothing written
+
+
 def test_gallery_rows_are_the_page_samples(labeled_run) -> None:
     run_dir, _ = labeled_run
     rows = gallery_rows(run_dir, {"per_section": 3})
@@ -229,6 +294,15 @@ def test_bounded_page_of_a_large_run(tmp_path) -> None:
     assert len(cards(html)) <= 20 * 4
     assert len(html) < 400_000
     assert seconds < 60  # ~2 s on 2 shared cores
+    # exemplars: one small JPEG per photo shown (here the 100 demo photos under random
+    # labels), no more than the top-5 classes shown
+    exemplars = list((page.parent / "exemplars").iterdir())
+    classes = set(re.findall(r'<img class="ex" [^>]*alt="([^"]*)"', html))
+    assert 0 < len(exemplars) <= len(classes) <= 5 * 20 * 4
+    assert sum(p.stat().st_size for p in exemplars) < 4_000 * len(exemplars)
+    folder = sum(p.stat().st_size for p in page.parent.rglob("*") if p.is_file())
+    print(f"{len(exemplars)} exemplars, folder {folder:,} bytes, {seconds:.1f} s")
+    assert folder < 3_000_000
 
 
 def test_task_composes_from_conf(compose_cfg, labeled_run) -> None:
@@ -274,3 +348,11 @@ def test_cli_writes_the_page_and_fails_in_one_line(labeled_run, tmp_path) -> Non
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert "does not exist" in lines[0]
+    proc = run_module(
+        f"run_dir={run_dir}",
+        f"gallery.exemplars={tmp_path / 'no_photos'}",
+        f"hydra.run.dir={tmp_path / 'log3'}",
+    )
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr
+    assert f"gallery.exemplars={tmp_path / 'no_photos'} does not exist" in lines[0]

@@ -5,6 +5,7 @@ previous gallery as it was)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -18,9 +19,18 @@ from omegaconf import DictConfig
 
 from ..errors import DataError, UserError
 from ..outputs import RunDir, atomic_write_bytes
-from .options import GalleryOptions, gallery_options
+from .exemplars import ExemplarPool, pick_exemplars, write_exemplars
+from .options import RUN, GalleryOptions, gallery_options
 from .page import DatasetView, render_page
-from .samples import ImageLocator, build_samples, check_class_space, is_composite, sample_rows
+from .samples import (
+    ImageLocator,
+    Sample,
+    build_samples,
+    check_class_space,
+    is_composite,
+    labeled_tiles,
+    sample_rows,
+)
 from .selection import row_stats, select_sections
 from .thumbnails import write_thumbnails
 
@@ -28,6 +38,7 @@ log = logging.getLogger(__name__)
 
 PAGE = "index.html"
 THUMBS = "thumbs"
+EXEMPLARS = "exemplars"
 OptionsNode = DictConfig | Mapping[str, Any] | bool | None
 
 
@@ -45,8 +56,12 @@ def _datasets(run: RunDir, only: Sequence[str] | str | None) -> list[str]:
     return names
 
 
-def dataset_views(run: RunDir, options: GalleryOptions, only=None) -> list[DatasetView]:
-    """Each dataset's summary, sections and the samples they show."""
+def dataset_views(
+    run: RunDir, options: GalleryOptions, only=None, pool: ExemplarPool | None = None
+) -> list[DatasetView]:
+    """Each dataset's summary, sections and the samples they show; with ``pool``, every
+    image of the datasets is added to it under its original label (a composite's tiles
+    under theirs)."""
     views = []
     for name in _datasets(run, only):
         data = run.predictions(name)
@@ -64,6 +79,12 @@ def dataset_views(run: RunDir, options: GalleryOptions, only=None) -> list[Datas
             composite=composite and valid is not None,
         )
         locator = ImageLocator(info.get("root"), options.image_root)
+        if pool is not None:
+            if composite:
+                tiles = labeled_tiles(data)
+                pool.add(tiles.keys(), tiles.values(), locator.find)
+            else:
+                pool.add(data["path"].tolist(), data["target"].tolist(), locator.find)
         rows = (i for s in sections for i in s.rows.tolist())
         samples = build_samples(data, rows, locator, composite)
         views.append(
@@ -78,6 +99,30 @@ def dataset_views(run: RunDir, options: GalleryOptions, only=None) -> list[Datas
             )
         )
     return views
+
+
+def _exemplar_pool(options: GalleryOptions) -> ExemplarPool | None:
+    """An empty pool the run's images fill, a folder's, or None (no exemplars)."""
+    if options.exemplars is None:
+        return None
+    if options.exemplars == RUN:
+        return ExemplarPool(options.seed)
+    return ExemplarPool.from_folder(options.exemplars, options.seed)
+
+
+def _card_exemplars(sample: Sample, pool: ExemplarPool) -> dict[int, Path]:
+    """A photo of each top-5 class, never one of the card's own (found or not)."""
+    own = [t.source or Path(t.file) for t in sample.tiles]
+    return pick_exemplars(pool, [c for c, _ in sample.top], avoid=own)
+
+
+def _with_exemplars(views: list[DatasetView], pool: ExemplarPool) -> list[DatasetView]:
+    return [
+        dataclasses.replace(
+            v, exemplars={i: _card_exemplars(s, pool) for i, s in v.samples.items()}
+        )
+        for v in views
+    ]
 
 
 def _sources(views: list[DatasetView]) -> list[Path]:
@@ -107,7 +152,7 @@ def _output_dir(run: RunDir, options: GalleryOptions) -> Path:
     if out.exists():
         if not out.is_dir():
             raise UserError(f"{out} is a file: choose another gallery.output_dir")
-        other = {p.name for p in out.iterdir()} - {PAGE, THUMBS}
+        other = {p.name for p in out.iterdir()} - {PAGE, THUMBS, EXEMPLARS}
         if other:
             raise UserError(
                 f"{out} holds other files than a gallery (e.g. {sorted(other)[0]}): choose "
@@ -136,21 +181,34 @@ def _replace_dir(built: Path, out: Path) -> None:
 def write_gallery(
     run_dir: str | Path, cfg_node: OptionsNode = None, datasets: Sequence[str] | None = None
 ) -> Path:
-    """Write ``index.html`` and ``thumbs/`` of the run at ``run_dir`` (default folder:
-    ``<run_dir>/gallery``); returns the page's path. ``cfg_node``: the ``gallery:`` options
-    (None or True: the defaults of conf/gallery.yaml)."""
+    """Write ``index.html``, ``thumbs/`` and ``exemplars/`` of the run at ``run_dir``
+    (default folder: ``<run_dir>/gallery``); returns the page's path. ``cfg_node``: the
+    ``gallery:`` options (None or True: the defaults of conf/gallery.yaml)."""
     started = time.perf_counter()
     options = gallery_options(cfg_node)
     run = RunDir(run_dir)
     out = _output_dir(run, options)
-    views = dataset_views(run, options, datasets)
+    pool = _exemplar_pool(options)
+    views = dataset_views(run, options, datasets, pool if options.exemplars == RUN else None)
+    if pool is not None:
+        views = _with_exemplars(views, pool)
     out.parent.mkdir(parents=True, exist_ok=True)
     built = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new."))
     try:
         os.chmod(built, 0o777 & ~_umask())  # mkdtemp makes it private (0o700)
         thumbs = write_thumbnails(_sources(views), built / THUMBS, options.thumb_size)
+        photos = {p for v in views for chosen in v.exemplars.values() for p in chosen.values()}
+        examples = (
+            write_exemplars(photos, built / EXEMPLARS, options.exemplar_size) if photos else {}
+        )
         page = render_page(
-            run.info, run.path.resolve(), views, thumbs, options.seed, options.per_section
+            run.info,
+            run.path.resolve(),
+            views,
+            thumbs,
+            options.seed,
+            options.per_section,
+            examples,
         )
         atomic_write_bytes(built / PAGE, page.encode("utf-8"))
         _replace_dir(built, out)
@@ -160,12 +218,13 @@ def write_gallery(
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     shown = sum(len(s.rows) for v in views for s in v.sections)
     log.info(
-        "wrote %s (%d images in %d sections, %.1f MB with %d thumbnails, %.1f s)",
+        "wrote %s (%d images in %d sections, %.1f MB with %d thumbnails and %d exemplars, %.1f s)",
         out / PAGE,
         shown,
         sum(len(v.sections) for v in views),
         size / 1e6,
         len(thumbs),
+        len(examples),
         time.perf_counter() - started,
     )
     return out / PAGE

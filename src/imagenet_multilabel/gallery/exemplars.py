@@ -3,7 +3,7 @@ poster's "images of the predicted classes"), so that a reader sees what the mode
 
 An :class:`ExemplarPool` holds candidate photos per class, from a run's own images (each
 image under its original label) or from a folder of wnid-named files or folders. Each class's
-candidates are taken in a seeded order (a hash of seed and file name, so the choice for a
+candidates are taken in a seeded order (a hash of seed, class and file name: the choice for a
 class does not depend on the other classes or on the order images were added);
 :func:`pick_exemplars` gives the first that is found on disk and is not one of the photos
 to avoid (the card's own: same real path, same file name, or same bytes).
@@ -40,8 +40,8 @@ def _as_path(file: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def _order_key(seed: int, file: str) -> bytes:
-    return hashlib.sha1(f"{seed}\0{file}".encode()).digest()
+def _order_key(seed: int, cls: int, file: str) -> bytes:
+    return hashlib.sha1(f"{seed}\0{cls}\0{file}".encode()).digest()
 
 
 @cache
@@ -141,7 +141,7 @@ class ExemplarPool:
         """The class's candidates in the pool's seeded order."""
         if cls not in self._ordered:
             entries = self._entries.get(cls, [])
-            self._ordered[cls] = sorted(entries, key=lambda e: _order_key(self.seed, e[0]))
+            self._ordered[cls] = sorted(entries, key=lambda e: _order_key(self.seed, cls, e[0]))
         return self._ordered[cls]
 
     def pick(self, cls: int, avoid: Collection[Path] | _Avoided = ()) -> Path | None:

@@ -22,6 +22,11 @@ class GalleryOptions:
     output_dir: Path | None
     thumb_size: int
     confident: float
+    exemplars: Path | str | None  # RUN, a folder, or None (no exemplars)
+    exemplar_size: int
+
+
+RUN = "run"  # exemplars from the run's own images
 
 
 def _defaults() -> dict[str, Any]:
@@ -56,6 +61,14 @@ def gallery_options(node: DictConfig | Mapping[str, Any] | bool | None = None) -
     def path(key: str) -> Path | None:
         return None if values[key] in (None, "") else Path(str(values[key])).expanduser()
 
+    def exemplars() -> Path | str | None:
+        value = values["exemplars"]
+        if value in (None, False) or str(value).lower() in ("none", "false", ""):
+            return None
+        if value is True or str(value) == RUN:
+            return RUN
+        return Path(str(value)).expanduser()
+
     return GalleryOptions(
         per_section=number("per_section", int, 1, 10_000),
         seed=number("seed", int, 0, 2**63 - 1),
@@ -63,4 +76,6 @@ def gallery_options(node: DictConfig | Mapping[str, Any] | bool | None = None) -
         output_dir=path("output_dir"),
         thumb_size=number("thumb_size", int, 32, 1024),
         confident=number("confident", float, 0.0, 1.0),
+        exemplars=exemplars(),
+        exemplar_size=number("exemplar_size", int, 16, 512),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from importlib.resources import files
 from pathlib import Path
@@ -31,6 +31,8 @@ class DatasetView:
     sections: list[Section]
     samples: dict[int, Sample]
     photo_note: str | None = None  # photos not found
+    # dataset row -> {top-5 class: a photo of that class} (see exemplars.py)
+    exemplars: Mapping[int, Mapping[int, Path]] = field(default_factory=dict)
 
 
 def _asset(name: str) -> str:
@@ -203,18 +205,39 @@ def _photo(sample: Sample, thumbs: Mapping[Path, str]) -> str:
     return f'<div class="photo tiles">{"".join(tiles)}</div>'
 
 
-def _card(sample: Sample, thumbs: Mapping[Path, str]) -> str:
+def _exemplar(cls: int, photo: Path | None, examples: Mapping[Path, str]) -> str:
+    """A small image of the class beside its top-5 row, or an empty slot (no image)."""
+    name = examples.get(photo) if photo is not None else None
+    if name is None:
+        return '<span class="ex none"></span>'
+    title = f"an image of {class_names()[cls]}: {photo.name}"
+    return (
+        f'<img class="ex" src="exemplars/{name}" alt="{escape(class_names()[cls])}" '
+        f'title="{escape(title)}" decoding="async">'
+    )
+
+
+def _card(
+    sample: Sample,
+    thumbs: Mapping[Path, str],
+    exemplars: Mapping[int, Path] | None = None,
+    examples: Mapping[Path, str] | None = None,
+) -> str:
     names, ids = class_names(), wnids()
+    exemplars, examples = exemplars or {}, examples or {}
+    slots = any(examples.get(p) for p in exemplars.values())  # a column of small images
     searchable = {sample.target, *(sample.valid or ()), *(c for c, _ in sample.top)}
     data_names = " ".join(sorted(f"{names[c].lower()} {ids[c]}" for c in searchable))
     nvalid = "" if sample.valid is None else str(len(sample.valid))
     rows = []
     for c, p in sample.top:
         ok = sample.is_valid(c)
+        ex = _exemplar(c, exemplars.get(c), examples) if slots else ""
         rows.append(
             f'<li class="{"ok" if ok else "no"}" style="--p:{100 * p:.1f}%" '
             f'title="{escape(names[c])} ({ids[c]}): {"valid" if ok else "not valid"}">'
-            f'<span class="m">{"✓" if ok else "✗"}</span><span class="n">{escape(names[c])}</span>'
+            f'<span class="m">{"✓" if ok else "✗"}</span>{ex}'
+            f'<span class="n">{escape(names[c])}</span>'
             f'<span class="p">{100 * p:.1f}%</span></li>'
         )
     if sample.valid is None:
@@ -249,14 +272,23 @@ def _card(sample: Sample, thumbs: Mapping[Path, str]) -> str:
     )
 
 
-def _section(view: DatasetView, section: Section, seed: int, thumbs: Mapping[Path, str]) -> str:
+def _section(
+    view: DatasetView,
+    section: Section,
+    seed: int,
+    thumbs: Mapping[Path, str],
+    examples: Mapping[Path, str],
+) -> str:
     spec, shown = section.spec, len(section.rows)
     anchor = f"{view.name}-{spec.key}"
     if section.total > shown:
         sample = f" A random sample of {shown} (seed {seed}) of its {section.total:,} images."
     else:
         sample = ""
-    cards = "".join(_card(view.samples[i], thumbs) for i in section.rows.tolist())
+    cards = "".join(
+        _card(view.samples[i], thumbs, view.exemplars.get(i), examples)
+        for i in section.rows.tolist()
+    )
     body = (
         f'<div class="grid">{cards}</div>'
         '<p class="none-match" hidden>No image of this section matches the filters.</p>'
@@ -272,13 +304,15 @@ def _section(view: DatasetView, section: Section, seed: int, thumbs: Mapping[Pat
     )
 
 
-def _dataset(view: DatasetView, seed: int, thumbs: Mapping[Path, str]) -> str:
+def _dataset(
+    view: DatasetView, seed: int, thumbs: Mapping[Path, str], examples: Mapping[Path, str]
+) -> str:
     toc = "".join(
         f'<a href="#{escape(view.name)}-{s.spec.key}">{escape(s.spec.title)} '
         f"<span>{s.total:,}</span></a>"
         for s in view.sections
     )
-    sections = "".join(_section(view, s, seed, thumbs) for s in view.sections)
+    sections = "".join(_section(view, s, seed, thumbs, examples) for s in view.sections)
     return (
         f'<section class="dataset" id="ds-{escape(view.name)}" data-dataset="{escape(view.name)}">'
         f'{_band(view)}<nav class="toc">{toc}</nav>{sections}</section>'
@@ -309,13 +343,18 @@ def render_page(
     thumbs: Mapping[Path, str],
     seed: int,
     per_section: int,
+    examples: Mapping[Path, str] | None = None,
 ) -> str:
+    """The page; ``thumbs`` and ``examples``: photo -> file name in thumbs/ and exemplars/."""
+    examples = examples or {}
     model = run_info.get("model") or {}
     model_name = model.get("name") if isinstance(model, Mapping) else str(model)
     title = f"{model_name or 'unknown model'}"
     datasets = ", ".join(v.name for v in views)
     legend = "" if all(v.has_labels for v in views) else " (no label set: ✓ = original label)"
-    body = "".join(_dataset(v, seed, thumbs) for v in views)
+    if examples:
+        legend += " · beside each class, another photo of that class"
+    body = "".join(_dataset(v, seed, thumbs, examples) for v in views)
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -103,6 +103,22 @@ def _tile_labels(
     return labels
 
 
+def labeled_tiles(data: dict[str, np.ndarray]) -> dict[str, int]:
+    """Class of every tile of a composite dataset whose class is known: first tiles by the
+    original label, the others by name or as the one class the valid set leaves."""
+    known = tile_classes(data["path"], data["target"])
+    valid_all = data.get("valid")
+    out = dict(known)
+    for i, path in enumerate(data["path"]):
+        files = str(path).split("+")
+        valid = tuple(np.flatnonzero(valid_all[i]).tolist()) if valid_all is not None else None
+        labels = _tile_labels(files, int(data["target"][i]), valid, known)
+        for file, label in zip(files, labels, strict=True):
+            if label is not None:
+                out.setdefault(file, label)
+    return out
+
+
 def build_samples(
     data: dict[str, np.ndarray],
     rows: Iterable[int],

@@ -133,3 +133,20 @@ def test_a_sweep_folder_stands_for_its_jobs(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="given twice"):
         load_ensemble([sweep, sweep / "run0"])
     assert np.allclose(ens.probs.sum(axis=-1), 1.0, atol=1e-4)
+
+
+def test_review_page_shows_exemplars_never_the_image_itself(tmp_path: Path) -> None:
+    """Each image proposes the other's class: its exemplar is the other photo (from the
+    dataset's own images); an image's own class has none (its only photo is itself)."""
+    f0, f1 = demo_photos()[:2]
+    t0, t1 = class_of(f0), class_of(f1)
+    rows = [{t0: 0.6, t1: 0.3}, {t1: 0.6, t0: 0.3}]
+    runs = make_runs(tmp_path, [rows])
+    out = propose([str(runs[0])], out=str(tmp_path / "p"), top_k=2)
+    page = (out / "review.html").read_text()
+    data = json.loads(page.split('type="application/json">', 1)[1].split("</script>", 1)[0])
+    e0, e1 = (im["e"] for im in data["images"])
+    assert set(e0) == {str(t1)} and set(e1) == {str(t0)}
+    photos = json.loads((out / "photos" / "index.json").read_text())
+    assert e0[str(t1)] != photos[f0]  # another file (96 px), made from photo 1
+    assert (out / "exemplars" / e0[str(t1)]).is_file()

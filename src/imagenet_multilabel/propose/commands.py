@@ -14,14 +14,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import numpy as np
-
 from ..classes import class_names
 from ..errors import UserError
 from ..gallery.exemplars import ExemplarPool, pick_exemplars, write_exemplars
-from ..gallery.samples import ImageLocator, tile_classes
+from ..gallery.samples import ImageLocator, labeled_tiles
 from ..outputs import atomic_write_bytes
-from .candidates import Rule, image_candidates, load_ensemble
+from .candidates import Ensemble, Rule, image_candidates, load_ensemble
 from .labelsets import (
     Merge,
     auto_labels,
@@ -46,11 +44,16 @@ log = logging.getLogger(__name__)
 
 
 def _exemplars(
-    proposals: Proposals, image_root: Path | None, folder: str | None, out: Path
+    proposals: Proposals,
+    ens: Ensemble,
+    image_root: Path | None,
+    folder: str | None,
+    out: Path,
 ) -> dict[str, dict[int, str]]:
     """Per image, a small photo of each candidate class where one exists (never one of the
     image's own photos): from ``folder`` (wnid-named photos, e.g. the ImageNet sample) or
-    else from the dataset's own images under their original labels."""
+    else from the dataset's own images under their original labels (a composite's tiles
+    under theirs, where known)."""
     data = proposals.data
     composite = data.get("composite", False)
     locator = ImageLocator(data.get("root"), image_root)
@@ -60,8 +63,8 @@ def _exemplars(
         pool = ExemplarPool()
         paths = [im["path"] for im in proposals.images]
         targets = [im["original"] for im in proposals.images]
-        if composite:  # a composite's original label is its first tile's
-            known = tile_classes(np.asarray(paths), np.asarray(targets))
+        if composite:
+            known = labeled_tiles({"path": ens.paths, "target": ens.target, "valid": ens.valid})
             pool.add(list(known), list(known.values()), locator.find)
         else:
             pool.add(paths, targets, locator.find)
@@ -106,7 +109,7 @@ def propose(
         path = write_proposals(built, proposals)
         read = read_proposals(path)
         photos = write_photos(read, built / PHOTOS, root)
-        examples = _exemplars(read, root, exemplars, built / EXEMPLARS)
+        examples = _exemplars(read, ens, root, exemplars, built / EXEMPLARS)
         page = render_review_page(read, photos, examples)
         atomic_write_bytes(built / PAGE, page.encode("utf-8"))
         if folder.exists():

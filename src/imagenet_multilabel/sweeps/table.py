@@ -317,7 +317,8 @@ def _csv_value(value: Any) -> Any:
 
 
 def _preprocessing_key(pp: Mapping[str, Any] | None) -> str:
-    return _key(pp or {})
+    """Runs recorded before ``hflip`` existed match runs with ``hflip: false``."""
+    return _key({k: v for k, v in (pp or {}).items() if not (k == "hflip" and not v)})
 
 
 def _rows_of(jobs: Sequence[Job]) -> tuple[list[Row], list[str]]:
@@ -502,7 +503,8 @@ def input_text(pp: Mapping[str, Any] | None) -> str:
     if not pp:
         return "-"
     size = (pp.get("input_size") or [None])[-1]
-    return f"{size} / {pp.get('crop_pct'):g} / {pp.get('interpolation')}"
+    flip = " / hflip" if pp.get("hflip") else ""
+    return f"{size} / {pp.get('crop_pct'):g} / {pp.get('interpolation')}{flip}"
 
 
 def markdown(board: Leaderboard) -> str:

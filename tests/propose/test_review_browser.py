@@ -178,6 +178,16 @@ def test_two_reviewers_export_merge_and_evaluate(driver, review) -> None:
     driver.find_element(By.ID, "import").send_keys(str(first))
     WebDriverWait(driver, 10).until(lambda d: page_state(d)["progress"] == "10 / 10 reviewed")
     assert driver.execute_script("return window.reviewLabels()")["_origin"]["reviewed"] == 10
+    # a model-made set does not continue a review: refused, nothing changes
+    made = review["tmp"] / "model_made.json"
+    made.write_text(json.dumps({**data, "_origin": {"kind": "model-made"}}))
+    driver.execute_script("localStorage.clear()")
+    driver.refresh()
+    driver.find_element(By.ID, "import").send_keys(str(made))
+    alert = WebDriverWait(driver, 10).until(lambda d: d.switch_to.alert)
+    assert "model-made" in alert.text
+    alert.accept()
+    assert page_state(driver)["progress"] == "0 / 10 reviewed"
 
     # reviewer 2, by mouse: the original label everywhere, plus the 2nd candidate of image 1
     driver.execute_script("localStorage.clear()")

@@ -212,6 +212,14 @@
     let data;
     try { data = JSON.parse(text); } catch (e) { return "not a JSON file"; }
     if (!data || typeof data !== "object" || Array.isArray(data)) return "not a label file";
+    const origin = data._origin || {};
+    if (origin.kind === "model-made") {
+      return "it is a model-made set: only a reviewer's export continues a review";
+    }
+    if (origin.reviewers > 1) return "it merges " + origin.reviewers + " reviewers: import one reviewer's export";
+    if (origin.proposals && origin.proposals !== D.hash) {
+      return "it reviews other proposals (" + origin.proposals + ", these are " + D.hash + ")";
+    }
     const found = {};
     for (const [f, v] of Object.entries(data)) {
       if (f === "_origin") continue;

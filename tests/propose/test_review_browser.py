@@ -27,6 +27,7 @@ from .conftest import run_propose
 webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium (dev extra)")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -184,7 +185,7 @@ def test_two_reviewers_export_merge_and_evaluate(driver, review) -> None:
     driver.execute_script("localStorage.clear()")
     driver.refresh()
     driver.find_element(By.ID, "import").send_keys(str(made))
-    alert = WebDriverWait(driver, 10).until(lambda d: d.switch_to.alert)
+    alert = WebDriverWait(driver, 10).until(expected_conditions.alert_is_present())
     assert "model-made" in alert.text
     alert.accept()
     assert page_state(driver)["progress"] == "0 / 10 reviewed"

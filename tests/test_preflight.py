@@ -26,6 +26,7 @@ from imagenet_multilabel.tasks.evaluate import evaluate
         ("normalize_on_device=0.5", "normalize_on_device=0.5 is not valid"),
         ("keep_freed_memory=1", "keep_freed_memory=1 is not valid"),
         ("preprocess.crop_mode=foo", "preprocess.crop_mode='foo' is unknown"),
+        ("preprocess.hflip=maybe", "preprocess.hflip='maybe' must be true or false"),
         ("trainer.devices=0", "trainer.devices=0 is not valid"),
         ("trainer.devices=-2", "trainer.devices=-2 is not valid"),
         ("trainer.devices=abc", "trainer.devices='abc' is not valid"),

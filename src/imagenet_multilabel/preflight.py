@@ -143,6 +143,9 @@ def check_preprocess(pre: Mapping[str, Any]) -> None:
             raise UserError(f"preprocess.{key} needs 3 values (R, G, B), got {list(values)!r}")
     if pre.get("std") is not None and any(v <= 0 for v in pre["std"]):
         raise UserError("preprocess.std values must be positive")
+    hflip = pre.get("hflip")
+    if hflip is not None and not isinstance(hflip, bool):
+        raise UserError(f"preprocess.hflip={hflip!r} must be true or false")
 
 
 def _precisions() -> set[str]:

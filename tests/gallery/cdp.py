@@ -35,6 +35,18 @@ def find_chromium() -> str | None:
     return None
 
 
+def apt_install(*packages: str) -> bool:
+    """``apt-get install -y packages`` when running as root with apt (Debian/Ubuntu);
+    False where that cannot be done or fails."""
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return False
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", *packages]):
+        if subprocess.run(cmd, env=env, capture_output=True, timeout=900).returncode != 0:
+            return False
+    return True
+
+
 class CDPError(RuntimeError):
     pass
 

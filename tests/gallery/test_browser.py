@@ -4,9 +4,6 @@ from a network and no script fails. A screenshot is saved beside the test's outp
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,19 +18,13 @@ from imagenet_multilabel.gallery.selection import row_stats
 from imagenet_multilabel.gallery.thumbnails import thumbnail_name
 
 from ..conftest import SAMPLE, requires_sample
-from .cdp import Browser, find_chromium
+from .cdp import Browser, apt_install, find_chromium
 from .conftest import class_of, plain_dataset, ring_dataset, write_run
 
 
 def _install_chromium() -> str | None:
     """apt-get install chromium when running as root with apt (Debian/Ubuntu), else None."""
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return None
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
-        if subprocess.run(cmd, env=env, capture_output=True, timeout=900).returncode != 0:
-            return None
-    return find_chromium()
+    return find_chromium() if apt_install("chromium") else None
 
 
 @pytest.fixture(scope="module")

@@ -138,3 +138,17 @@ def test_preprocessing_matches_timm_validate(name: str, size: int, crop: float) 
     timm_train = resolve_data_config({}, model=model, use_test_size=False)
     assert train_size["input_size"] == tuple(timm_train["input_size"]) == (3, 224, 224)
     assert train_size["crop_pct"] == timm_train["crop_pct"]
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_hflip_mirrors_the_model_input(normalize: bool) -> None:
+    """``preprocess.hflip=true``: the same crop, mirrored left-right (uint8 and float)."""
+    model = timm.create_model("test_efficientnet", pretrained=False)
+    plain = resolve_preprocessing(model)
+    flipped = resolve_preprocessing(model, {"hflip": True})
+    assert plain["hflip"] is False and flipped["hflip"] is True
+    image = load_rgb(sorted(DEMO_ROOT.glob("*.JPEG"))[0])
+    a = eval_transform(plain, normalize=normalize)(image)
+    b = eval_transform(flipped, normalize=normalize)(image)
+    assert not torch.equal(a, b)
+    assert torch.equal(b, a.flip(-1))

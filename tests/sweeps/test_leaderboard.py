@@ -11,8 +11,14 @@ import pytest
 from imagenet_multilabel.errors import UserError
 from imagenet_multilabel.outputs import write_json
 from imagenet_multilabel.report import main
-from imagenet_multilabel.sweeps.published import compare, load, timm_weights
-from imagenet_multilabel.sweeps.table import gather
+from imagenet_multilabel.sweeps.published import (
+    Entry,
+    compare,
+    load,
+    same_preprocessing,
+    timm_weights,
+)
+from imagenet_multilabel.sweeps.table import _preprocessing_key, gather, input_text
 
 from .runs import PP_LITE0, write_failed, write_run
 
@@ -187,3 +193,15 @@ def test_cli_writes_into_the_folder_given(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert "| 1 | a |" in out and "2 jobs (1 done, 1 skipped)" in out
     assert (tmp_path / "sweep" / "leaderboard.md").is_file()
+
+
+def test_flipped_runs_are_their_own_rows_and_not_compared_with_timm() -> None:
+    pp = {"input_size": [3, 224, 224], "crop_pct": 0.875, "interpolation": "bicubic"}
+    flipped = {**pp, "hflip": True}
+    assert input_text(flipped) == "224 / 0.875 / bicubic / hflip"
+    assert input_text({**pp, "hflip": False}) == "224 / 0.875 / bicubic"
+    # a run recorded before hflip existed is the same row as one with hflip: false
+    assert _preprocessing_key(pp) == _preprocessing_key({**pp, "hflip": False})
+    assert _preprocessing_key(pp) != _preprocessing_key(flipped)
+    entry = Entry("m", 224, 0.875, "bicubic", 75.0, 92.0)
+    assert same_preprocessing(entry, pp) and not same_preprocessing(entry, flipped)

@@ -88,6 +88,7 @@ def test_preprocessing_overrides_are_applied_and_recorded(compose_cfg, wnid_fold
         "mean": [0.5, 0.5, 0.5],
         "std": [0.25, 0.25, 0.25],
         "use_test_size": True,
+        "hflip": False,
     }
 
 

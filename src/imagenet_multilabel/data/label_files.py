@@ -8,6 +8,10 @@ Accepted shapes (the same for dataset labels and for multi-label sets):
   ``file,"label label ..."``; an optional header row (``file,label``) is skipped; lines
   starting with ``#`` are comments.
 
+A JSON object may also hold ``"_origin"``: where the labels came from (written by
+``python -m imagenet_multilabel.propose``: ``{"kind": "reviewed", "reviewers": 2, ...}`` or
+``{"kind": "model-made", ...}``); it is not an image (:func:`read_origin`).
+
 A class is an index 0..999 (int or digit string; a whole float such as 3.0 or "3.0", as
 spreadsheets and pandas write them, too) or an ImageNet-1k WordNet id. An Excel ``sep=;``
 first line sets the separator.
@@ -26,6 +30,8 @@ from ..classes import NUM_CLASSES, wnid_to_index
 from ..errors import DataError
 
 LabelTable = dict[str, tuple[int, ...]]
+ORIGIN_KEY = "_origin"  # a JSON label file's record of where its labels came from
+ORIGIN_KINDS = ("reviewed", "model-made")
 CLASS_TOKEN = re.compile(r"\d+(\.0*)?|n\d{8}")  # what a class cell looks like (header detection)
 WHOLE_FLOAT = re.compile(r"\s*\d+\.0*\s*")  # "3.0": a class index written as a float
 
@@ -109,7 +115,44 @@ def _read_json(path: Path) -> LabelTable:
             f"labels file {path} holds a JSON {type(data).__name__}, not an object "
             '{"file name": class or [classes]}; convert it'
         )
-    return {str(k): parse_classes(v, f"{path}: {k}") for k, v in data.items()}
+    return {str(k): parse_classes(v, f"{path}: {k}") for k, v in data.items() if k != ORIGIN_KEY}
+
+
+def origin_text(origin: dict[str, Any] | None) -> str:
+    """``reviewed by 2 people`` / ``model-made`` / ``unknown`` (no record)."""
+    if not origin:
+        return "unknown"
+    if origin.get("kind") == "reviewed":
+        n = origin.get("reviewers")
+        return f"reviewed by {n} {'person' if n == 1 else 'people'}"
+    return str(origin.get("kind"))
+
+
+def read_origin(path: str | Path) -> dict[str, Any] | None:
+    """The ``"_origin"`` record of a JSON label file (None: a CSV, or a file without one).
+
+    Raises:
+        DataError: the record is not ``{"kind": "reviewed"|"model-made", ...}``.
+    """
+    path = Path(path).expanduser()
+    if path.suffix.lower() != ".json":
+        with path.open("rb") as f:
+            if f.read(64).lstrip()[:1] != b"{":
+                return None
+    data = read_json(path)
+    if not isinstance(data, dict) or ORIGIN_KEY not in data:
+        return None
+    origin = data[ORIGIN_KEY]
+    if not isinstance(origin, dict) or origin.get("kind") not in ORIGIN_KINDS:
+        raise DataError(
+            f'labels file {path}: {ORIGIN_KEY} is not {{"kind": "reviewed" or '
+            '"model-made", ...}: fix or remove it'
+        )
+    if origin["kind"] == "reviewed" and not (
+        isinstance(origin.get("reviewers"), int) and origin["reviewers"] >= 1
+    ):
+        raise DataError(f"labels file {path}: a reviewed set records reviewers >= 1; fix it")
+    return dict(origin)
 
 
 def _is_header(row: list[str]) -> bool:

@@ -31,7 +31,7 @@ import torch
 from ..classes import NUM_CLASSES
 from ..errors import DataError
 from ..metrics.ranking import label_counts
-from .label_files import parse_classes, read_json, read_label_table
+from .label_files import origin_text, parse_classes, read_json, read_label_table, read_origin
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "labels"
 MULTILABELFY_DEFAULT = ASSETS / "multilabelfy" / "imagenetv2_refined_labels.json"
@@ -94,11 +94,14 @@ class LabelSet:
         by_file: file base name -> sorted unique class indices (empty = no valid label).
         main: file base name -> the class of the image's main object, for label sets that
             name one (Tsipras et al.); scored as ``main_top1``.
+        origin: a label file's record of where it came from (reviewed by N people,
+            model-made; see :func:`~.label_files.read_origin`), None where it has none.
     """
 
     name: str
     by_file: dict[str, tuple[int, ...]]
     main: dict[str, int] | None = None
+    origin: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for key, cls in (self.main or {}).items():
@@ -226,7 +229,7 @@ def load_label_file(path: str | Path | None, name: str = "file") -> LabelSet:
                 "name, so keep file names unique"
             )
         by_file[base] = labels
-    return LabelSet(name, by_file)
+    return LabelSet(name, by_file, origin=read_origin(path))
 
 
 def load_tsipras(path: str | Path | None = None) -> LabelSet:
@@ -253,7 +256,7 @@ def load_tsipras(path: str | Path | None = None) -> LabelSet:
         where = f"{path}: {row[0]}"
         by_file[row[0]] = parse_classes(row[2].split(), where)
         main[row[0]] = parse_classes(row[1], where)[0]
-    return LabelSet("tsipras", by_file, main)
+    return LabelSet("tsipras", by_file, main=main)
 
 
 # --- Shankar et al. 2020 ---------------------------------------------------------------
@@ -440,12 +443,12 @@ def resolve_labels(
         return ResolvedLabels(None, {"labels": NONE})
     label_set, allow_missing = load_label_set(spec)
     joined = label_set.join(file_names, allow_missing=allow_missing)
-    return ResolvedLabels(
-        joined.valid,
-        {
-            "labels": str(name),
-            "num_empty_label_sets": joined.num_empty,
-            "num_missing_from_labels": joined.num_missing,
-        },
-        joined.main,
-    )
+    info: dict[str, Any] = {
+        "labels": str(name),
+        "num_empty_label_sets": joined.num_empty,
+        "num_missing_from_labels": joined.num_missing,
+    }
+    if label_set.origin is not None:
+        info["label_origin"] = origin_text(label_set.origin)
+        info["label_origin_record"] = label_set.origin
+    return ResolvedLabels(joined.valid, info, joined.main)

@@ -16,17 +16,19 @@ def resolve_preprocessing(
     """The eval data config of ``model`` with user ``overrides`` applied.
 
     ``overrides`` keys (None = take the model's): ``img_size`` (int), ``input_size``
-    ([C, H, W]), ``crop_pct``, ``crop_mode``, ``interpolation``, ``mean``, ``std``, and
+    ([C, H, W]), ``crop_pct``, ``crop_mode``, ``interpolation``, ``mean``, ``std``,
+    ``hflip`` (default False: mirror every image left-right, a test-time view) and
     ``use_test_size`` (default True): a model whose pretrained config has a test-time input
     size and crop (``test_input_size``, ``test_crop_pct``, e.g. resnet50.a1_in1k: 288 px,
     crop 1.0) is evaluated at them, as timm's validate.py does by default and as timm's
     published results are; False takes the training size.
     Returns a plain dict with ``input_size`` (tuple), ``interpolation``, ``crop_pct``,
-    ``crop_mode``, ``mean``, ``std`` (tuples) and ``use_test_size`` — the values recorded
-    beside every result.
+    ``crop_mode``, ``mean``, ``std`` (tuples), ``use_test_size`` and ``hflip`` — the values
+    recorded beside every result.
     """
     args = {k: v for k, v in dict(overrides or {}).items() if v is not None}
     use_test_size = bool(args.pop("use_test_size", True))
+    hflip = bool(args.pop("hflip", False))
     if "mean" in args:
         args["mean"] = tuple(float(x) for x in args["mean"])
     if "std" in args:
@@ -40,6 +42,7 @@ def resolve_preprocessing(
         "mean": tuple(float(x) for x in config["mean"]),
         "std": tuple(float(x) for x in config["std"]),
         "use_test_size": use_test_size,
+        "hflip": hflip,
     }
 
 
@@ -49,8 +52,13 @@ def eval_transform(preprocessing: Mapping[str, Any], normalize: bool = True):
     ``normalize=False`` stops after the crop with a uint8 ``[C, H, W]`` tensor: the rest
     (:class:`Normalize`) then runs once per batch, on the device.
     """
-    args = {k: v for k, v in preprocessing.items() if k != "use_test_size"}
-    return create_transform(**args, is_training=False, normalize=normalize)
+    args = {k: v for k, v in preprocessing.items() if k not in ("use_test_size", "hflip")}
+    transform = create_transform(**args, is_training=False, normalize=normalize)
+    if preprocessing.get("hflip"):
+        from torchvision import transforms
+
+        transform = transforms.Compose([transform, transforms.RandomHorizontalFlip(p=1.0)])
+    return transform
 
 
 class Normalize(torch.nn.Module):

@@ -138,6 +138,7 @@ def same_preprocessing(entry: Entry, preprocessing: Mapping[str, Any]) -> bool:
         and size[1] == size[2] == entry.img_size
         and abs(float(preprocessing.get("crop_pct", -1)) - entry.crop_pct) < 1e-6
         and str(preprocessing.get("interpolation")) == entry.interpolation
+        and not preprocessing.get("hflip")  # timm evaluates unflipped images
     )
 
 

@@ -62,7 +62,7 @@ NOT_SETTINGS = (
     "trainer.world_size",
 )
 FILES = ("leaderboard.csv", "leaderboard.md", "leaderboard.json")
-TEXT_COLUMNS = ("model", "settings", "input", "status")
+TEXT_COLUMNS = ("model", "settings", "labels", "input", "status")
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -138,6 +138,16 @@ class Row:
     def images_per_second(self) -> float:
         return self.images / self.seconds if self.seconds > 0 else math.nan
 
+    @property
+    def label_origins(self) -> str:
+        """``<dataset>: <label set> (<origin>)`` of the datasets scored with a label file
+        that records its origin (reviewed by N people, model-made); empty where none."""
+        return "; ".join(
+            f"{d}: {r.get('labels')} ({r['label_origin']})"
+            for d, r in self.records.items()
+            if r.get("label_origin")
+        )
+
     def value(self, column: str) -> float:
         dataset, _, metric = column.partition("/")
         value = self.metrics.get(dataset, {}).get(metric)
@@ -209,6 +219,7 @@ class Leaderboard:
                 "interpolation": pp.get("interpolation"),
                 "crop_mode": pp.get("crop_mode"),
                 "params_m": None if row.num_params is None else round(row.num_params / 1e6, 3),
+                "label_origin": row.label_origins or None,
             }
             for column in columns:
                 rec[column] = row.value(column)
@@ -306,7 +317,8 @@ def _csv_value(value: Any) -> Any:
 
 
 def _preprocessing_key(pp: Mapping[str, Any] | None) -> str:
-    return _key(pp or {})
+    """Runs recorded before ``hflip`` existed match runs with ``hflip: false``."""
+    return _key({k: v for k, v in (pp or {}).items() if not (k == "hflip" and not v)})
 
 
 def _rows_of(jobs: Sequence[Job]) -> tuple[list[Row], list[str]]:
@@ -438,6 +450,7 @@ def build(jobs: Sequence[Job], sort: str | None = None) -> Leaderboard:
                 row.comparisons[dataset] = found
             if note:
                 notes.append(note)
+    notes += _mixed_origins(rows)
     columns = {f"{d}/{m}" for r in rows for d, ms in r.metrics.items() for m in ms}
     if sort is not None and sort not in columns:
         example = default_sort(list(datasets), rows) or "<dataset>/top1"
@@ -445,6 +458,24 @@ def build(jobs: Sequence[Job], sort: str | None = None) -> Leaderboard:
     sort = sort or default_sort(list(datasets), rows)
     _sort(rows, sort)
     return Leaderboard(rows, list(datasets), sort, notes, list(jobs))
+
+
+def _mixed_origins(rows: Sequence[Row]) -> list[str]:
+    """A note per dataset whose rows were scored with label sets of different origins (a
+    model-made set beside a reviewed one): their multi-label columns do not compare."""
+    notes = []
+    for dataset in dict.fromkeys(d for r in rows for d in r.records):
+        origins = {
+            r.records[dataset].get("label_origin") or "no origin recorded"
+            for r in rows
+            if dataset in r.records and r.records[dataset].get("labels") not in (None, "none")
+        }
+        if len(origins) > 1 and any(o != "no origin recorded" for o in origins):
+            notes.append(
+                f"{dataset}: rows scored with label sets of different origins "
+                f"({', '.join(sorted(origins))}); their multi-label columns do not compare"
+            )
+    return notes
 
 
 def gather(paths: Iterable[str | Path], sort: str | None = None) -> Leaderboard:
@@ -472,14 +503,17 @@ def input_text(pp: Mapping[str, Any] | None) -> str:
     if not pp:
         return "-"
     size = (pp.get("input_size") or [None])[-1]
-    return f"{size} / {pp.get('crop_pct'):g} / {pp.get('interpolation')}"
+    flip = " / hflip" if pp.get("hflip") else ""
+    return f"{size} / {pp.get('crop_pct'):g} / {pp.get('interpolation')}{flip}"
 
 
 def markdown(board: Leaderboard) -> str:
     columns = board.metric_columns(shown_only=True)
     compared = set(board.compared())
     labels = any(r.label for r in board.rows)
-    head = ["#", "model"] + (["settings"] if labels else []) + ["input", "params (M)"]
+    origins = any(r.label_origins for r in board.rows)
+    head = ["#", "model"] + (["settings"] if labels else []) + (["labels"] if origins else [])
+    head += ["input", "params (M)"]
     for column in columns:
         dataset, _, metric = column.partition("/")
         head.append(column)
@@ -500,6 +534,7 @@ def markdown(board: Leaderboard) -> str:
         inp = input_text(row.preprocessing)
         params = "-" if row.num_params is None else f"{row.num_params / 1e6:.2f}"
         cells = [str(rank) if row.done else "-", row.model] + ([row.label] if labels else [])
+        cells += [row.label_origins or "-"] if origins else []
         cells += [inp, params]
         for column in columns:
             dataset, _, metric = column.partition("/")

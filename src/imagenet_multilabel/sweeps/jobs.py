@@ -3,20 +3,24 @@ failure-tolerant job.
 
 In a multirun each job, before any work, compares its folder with its configuration:
 
-- ``metrics.json`` present (it is written last) and ``job.json`` (written when the job
-  started) records the same configuration: the job is skipped; if only the heads differ,
-  or the heads now write metrics the stored results lack, the metrics are recomputed from
-  the saved predictions (the ``score`` task's path, no forward pass);
+- ``metrics.json`` present (it is written last), ``job.json`` (written when the job
+  started) records the same configuration and run.json the same data (the fingerprint of
+  each dataset's files and label files, data/fingerprint.py): the job is skipped; if only
+  the heads differ, or the heads now write metrics the stored results lack, the metrics
+  are recomputed from the saved predictions (the ``score`` task's path, no forward pass);
 - no usable results of its own, but another job of the sweep folder has them for the same
   configuration up to the heads (a re-run with ``head.*`` overrides, which name other job
   folders): its predictions are reused and the metrics recomputed, again without a forward
   pass;
-- anything else (no folder, a killed job, another configuration): the job runs, after
-  removing the old ``metrics.json`` / ``failed.json``.
+- anything else (no folder, a killed job, another configuration, photos added, removed
+  or replaced, a label file edited): the job runs, after removing the old
+  ``metrics.json`` / ``failed.json``.
 
 A job that fails (an unknown model, weights not available offline, a bad dataset, a bug)
-writes ``failed.json`` with its one-line reason and the sweep goes on: the leaderboard lists
-it. Outside a multirun nothing changes: errors end the run as before (cli.run_task).
+writes ``failed.json`` with its one-line reason (and removes any ``metrics.json`` it wrote:
+a failed job is never counted done) and the sweep goes on: the leaderboard lists it, and
+the command ends with exit code 1 naming the failed jobs once the leaderboard is written.
+Outside a multirun nothing changes: errors end the run as before (cli.run_task).
 """
 
 from __future__ import annotations
@@ -145,16 +149,43 @@ def _finished(job_dir: Path) -> tuple[dict[str, Any], RunDir] | None:
     """(job.json, run) of a complete job folder, else None."""
     if not (job_dir / METRICS_FILE).is_file() or not (job_dir / JOB_FILE).is_file():
         return None
+    if (job_dir / FAILED_FILE).is_file():  # failed after writing its metrics
+        return None
     try:
         return read_json(job_dir / JOB_FILE), RunDir(job_dir)
     except DataError:
         return None
 
 
-def _own_plan(job_dir: Path, cfg: DictConfig) -> Plan:
+def data_fingerprints(cfg: DictConfig) -> dict[str, dict[str, Any]]:
+    """The fingerprint of every dataset of the job as it is now (data/fingerprint.py): the
+    datasets are listed (no image is read) and their label sets resolved."""
+    from ..builders import build_datasets
+
+    sets = build_datasets(cfg.data, cfg.get("labels"), transform=None)
+    return {name: s.fingerprint or {} for name, s in sets.items()}
+
+
+def data_changes(run: RunDir, data: Mapping[str, Mapping[str, Any]]) -> str:
+    """What differs between the data a finished run read (run.json) and ``data`` now
+    ("" where nothing does)."""
+    from ..data.fingerprint import changes, same_data
+
+    records = run.info.get("datasets") or {}
+    if set(records) != set(data):
+        return f"datasets {', '.join(sorted(records))} -> {', '.join(sorted(data))}"
+    out = []
+    for name, now in data.items():
+        before = (records.get(name) or {}).get("fingerprint")
+        if not same_data(before, now):
+            out.append(f"{name}: {changes(before, now)}")
+    return "; ".join(out)
+
+
+def _own_plan(job_dir: Path, cfg: DictConfig, data: Mapping[str, Any]) -> Plan:
+    if (job_dir / FAILED_FILE).is_file():
+        return Plan("run", "it failed before, trying again")
     if not (job_dir / METRICS_FILE).is_file():
-        if (job_dir / FAILED_FILE).is_file():
-            return Plan("run", "it failed before, trying again")
         started = (job_dir / JOB_FILE).is_file()
         return Plan("run", "incomplete results (the job was stopped)" if started else "new job")
     finished = _finished(job_dir)
@@ -164,6 +195,9 @@ def _own_plan(job_dir: Path, cfg: DictConfig) -> Plan:
     changed = _diff_keys(record.get("identity"), identity(cfg))
     if changed:
         return Plan("run", f"results of another configuration (differs in {', '.join(changed)})")
+    changed_data = data_changes(run, data)
+    if changed_data:
+        return Plan("run", f"the data changed since it was read ({changed_data})")
     if record.get("head") != head_record(cfg):
         return Plan("rescore", "the heads changed", job_dir)
     missing = missing_metrics(run, cfg.head)
@@ -173,13 +207,15 @@ def _own_plan(job_dir: Path, cfg: DictConfig) -> Plan:
     return Plan("skip", "complete results")
 
 
-def find_donor(job_dir: Path, cfg: DictConfig) -> Path | None:
+def find_donor(job_dir: Path, cfg: DictConfig, data: Mapping[str, Any]) -> Path | None:
     """Another job folder of the sweep with complete results of the same configuration
-    (heads aside) and their predictions."""
+    (heads aside), of the same data, and their predictions."""
     mine = identity(cfg)
     for other in sorted(p for p in job_dir.parent.iterdir() if p.is_dir() and p != job_dir):
         finished = _finished(other)
         if finished is None or _diff_keys(finished[0].get("identity"), mine):
+            continue
+        if data_changes(finished[1], data):
             continue
         run = finished[1]
         if set(run.datasets) <= set(run.prediction_files):
@@ -189,11 +225,13 @@ def find_donor(job_dir: Path, cfg: DictConfig) -> Path | None:
 
 def plan(job_dir: Path, cfg: DictConfig) -> Plan:
     """What a job must do, given what its folder (and the sweep folder) holds; read only,
-    so that every rank of a job decides the same."""
-    own = _own_plan(job_dir, cfg)
+    so that every rank of a job decides the same. What the job would read counts (a
+    dataset's files, its label files: :func:`data_fingerprints`)."""
+    data = data_fingerprints(cfg)
+    own = _own_plan(job_dir, cfg, data)
     if own.action != "run":
         return own
-    donor = find_donor(job_dir, cfg) if job_dir.parent.is_dir() else None
+    donor = find_donor(job_dir, cfg, data) if job_dir.parent.is_dir() else None
     if donor is not None:
         return Plan("rescore", f"{own.reason}; predictions of the same run in {donor.name}", donor)
     return own
@@ -321,10 +359,15 @@ def describe(error: BaseException) -> str:
 
 def record_failure(job_dir: Path, cfg: DictConfig, reason: str, error: BaseException) -> None:
     model = cfg.get("model") or {}
+    try:
+        config = identity(cfg)
+    except Exception:  # a config that does not even resolve
+        config = None
     write_json(
         job_dir / FAILED_FILE,
         {
             "error": reason,
+            "identity": config,
             "type": type(find_user_error(error) or error).__name__,
             "model": {"name": model.get("name"), "weights": model.get("weights")},
             "datasets": dataset_names(cfg),
@@ -390,6 +433,7 @@ def _sweep_job(evaluate, cfg: DictConfig) -> Mapping[str, float]:
         log.error("job %s failed: %s", job_dir.name, reason)
         print(f"error: job {job_dir.name} failed: {reason}", file=sys.stderr, flush=True)
         if writer:
+            (job_dir / METRICS_FILE).unlink(missing_ok=True)  # a failed job is not done
             record_failure(job_dir, cfg, reason, e)
         gc.collect()
         return _failed_value(cfg)

@@ -62,7 +62,7 @@ NOT_SETTINGS = (
     "trainer.world_size",
 )
 FILES = ("leaderboard.csv", "leaderboard.md", "leaderboard.json")
-TEXT_COLUMNS = ("model", "settings", "input", "status")
+TEXT_COLUMNS = ("model", "weights", "settings", "input", "data read", "status")
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -91,6 +91,15 @@ def _key(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def config_key(identity: Mapping[str, Any] | None) -> str | None:
+    """What makes a leaderboard row of a job's configuration (job.json's or failed.json's
+    ``identity``): the model node (name, weights, checkpoint) and the preprocessing as
+    configured; the datasets are the row's columns."""
+    if not isinstance(identity, Mapping) or not identity.get("model"):
+        return None
+    return _key({"model": identity.get("model"), "preprocess": identity.get("preprocess")})
+
+
 def _short(value: Any, width: int = 48) -> str:
     text = value if isinstance(value, str) else _key(value)
     return text if len(text) <= width else "..." + text[-(width - 3) :]
@@ -112,6 +121,19 @@ class Row:
     incomplete: list[dict[str, Any]] = field(default_factory=list)
     images: int = 0
     seconds: float = 0.0
+    # the configurations (model and preprocessing as configured) of the row's jobs: an
+    # unfinished job joins the row of its own configuration only
+    config_keys: set[str] = field(default_factory=set)
+
+    @property
+    def data_read(self) -> str | None:
+        """When the row's data were read (the oldest of its datasets' fingerprints)."""
+        times = [
+            str(fp["read"])
+            for record in self.records.values()
+            if isinstance(fp := record.get("fingerprint"), Mapping) and fp.get("read")
+        ]
+        return min(times) if times else None
 
     @property
     def done(self) -> bool:
@@ -151,6 +173,9 @@ class Row:
             self.runs[dataset] = job.path
             self.metrics[dataset] = dict(run.metrics[dataset])
             self.records[dataset] = dict((info.get("datasets") or {}).get(dataset) or {})
+        key = config_key((job.record or {}).get("identity"))
+        if key is not None:
+            self.config_keys.add(key)
         rate = info.get("images_per_second")
         images = int(info.get("num_images") or 0)
         if rate and images:
@@ -218,6 +243,7 @@ class Leaderboard:
                 rec[f"{dataset}/{metric} diff"] = None if c is None else round(c.diff, 3)
                 rec[f"{dataset}/{metric} flag"] = None if c is None else c.flag
             rec["images_per_second"] = round(row.images_per_second, 2)
+            rec["data_read"] = row.data_read
             rec["status"] = row.status
             rec["error"] = row.error
             out.append(rec)
@@ -341,7 +367,7 @@ def _descriptor(row: Row) -> dict[str, Any]:
     desc = dict(row.settings)
     for dataset, record in row.records.items():
         for k, v in _flatten(record).items():
-            if k != "num_images":
+            if k != "num_images" and not k.startswith("fingerprint."):
                 desc[f"{dataset}.{k}"] = v
     return desc
 
@@ -371,11 +397,20 @@ def _attach_unfinished(rows: list[Row], jobs: Sequence[Job]) -> None:
         entry = {"job": str(job.path), "datasets": job.datasets}
         if job.status == "failed":
             entry["error"] = str((job.failure or {}).get("error") or "failed (no reason recorded)")
-        mine = [r for r in rows if r.model == job.model and r.done]
-        mine = mine or [r for r in rows if r.model == job.model]
+        identity = (job.failure or {}).get("identity") if job.failure else job.config
+        key = config_key(identity)
+        if key is not None:  # the row of the same model, weights and preprocessing only
+            mine = [r for r in rows if key in r.config_keys]
+        else:  # recorded by an older version: its model's row
+            mine = [r for r in rows if r.model == job.model and r.done]
+            mine = mine or [r for r in rows if r.model == job.model]
         if not mine:
             weights = ((job.failure or job.config or {}).get("model") or {}).get("weights")
             row = Row(job.model, weights, None)
+            if key is not None:
+                row.config_keys.add(key)
+                if any(r.model == job.model for r in rows):  # told apart from the others
+                    row.label = f"job={job.path.name}"
             rows.append(row)
             mine = [row]
         target = mine[0]
@@ -475,17 +510,29 @@ def input_text(pp: Mapping[str, Any] | None) -> str:
     return f"{size} / {pp.get('crop_pct'):g} / {pp.get('interpolation')}"
 
 
+def weights_text(weights: str | None, width: int = 40) -> str:
+    """A row's weights in one cell: ``hub:timm/...``, ``none`` (random), or a checkpoint's
+    path shortened to its end (``checkpoint:.../run/best.ckpt``)."""
+    if not weights:
+        return "-"
+    kind, sep, where = weights.partition(":")
+    if sep and kind in ("checkpoint", "fine-tuned") and len(weights) > width:
+        return f"{kind}:{_short(where, width - len(kind) - 1)}"
+    return weights
+
+
 def markdown(board: Leaderboard) -> str:
     columns = board.metric_columns(shown_only=True)
     compared = set(board.compared())
     labels = any(r.label for r in board.rows)
-    head = ["#", "model"] + (["settings"] if labels else []) + ["input", "params (M)"]
+    head = ["#", "model", "weights"] + (["settings"] if labels else [])
+    head += ["input", "params (M)"]
     for column in columns:
         dataset, _, metric = column.partition("/")
         head.append(column)
         if (dataset, metric) in compared:
             head += [f"{column} timm", "diff", "flag"]
-    head += ["img/s", "status"]
+    head += ["img/s", "data read", "status"]
     lines = [
         "# Leaderboard",
         "",
@@ -499,7 +546,8 @@ def markdown(board: Leaderboard) -> str:
     for rank, row in enumerate(board.rows, start=1):
         inp = input_text(row.preprocessing)
         params = "-" if row.num_params is None else f"{row.num_params / 1e6:.2f}"
-        cells = [str(rank) if row.done else "-", row.model] + ([row.label] if labels else [])
+        cells = [str(rank) if row.done else "-", row.model, weights_text(row.weights)]
+        cells += [row.label] if labels else []
         cells += [inp, params]
         for column in columns:
             dataset, _, metric = column.partition("/")
@@ -512,7 +560,7 @@ def markdown(board: Leaderboard) -> str:
                     else [_fmt(c.published), _fmt(c.diff, signed=True), c.flag]
                 )
         status = row.status + (f": {row.error}" if row.failures else "")
-        cells += [_fmt(row.images_per_second) if row.done else "-", status]
+        cells += [_fmt(row.images_per_second) if row.done else "-", row.data_read or "-", status]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     unfinished = [(r, f) for r in board.rows for f in r.failures + r.incomplete]
     if unfinished:

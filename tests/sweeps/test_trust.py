@@ -105,18 +105,21 @@ def test_resume_redoes_a_job_whose_photos_or_label_file_changed(tmp_path: Path) 
 # --------------------------------------------------------------- failures and checks
 
 
-def test_settings_of_what_a_run_writes_are_refused_before_it_runs(tmp_path: Path) -> None:
-    """One line, exit 2, no metrics.json and no predictions (checked before torch)."""
+def test_settings_of_what_a_run_writes_are_refused_before_it_runs(compose_cfg) -> None:
+    """evaluate() refuses them first thing: nothing written, not even the run folder."""
+    from imagenet_multilabel.tasks.evaluate import evaluate as evaluate_task
+
     for setting, line in (
         ("gallery=maybe", "gallery must be true, false or a node of options, not 'maybe'"),
         ("gallery={per_section:0}", "gallery.per_section=0 is out of range: use 1 to 10000"),
+        ("gallery={output_dir:/etc/hostname}", "gallery.output_dir=/etc/hostname is a file"),
         ("optimized_metric=top1", "optimized_metric='top1' is not a metric name"),
     ):
-        out = tmp_path / setting.split("=")[0]
-        proc = evaluate(*TINY, "data=demo", setting, f"hydra.run.dir={out}")
-        assert proc.returncode == 2, proc.stderr[-2000:]
-        assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {line}")
-        assert not (out / "metrics.json").exists() and not (out / "predictions").exists()
+        cfg = compose_cfg("model=test_tiny", "data=demo", setting)
+        with pytest.raises(UserError) as e:
+            evaluate_task(cfg)
+        assert str(e.value).startswith(line)
+        assert not Path(cfg.paths.output_dir).exists()
 
 
 @pytest.mark.slow
@@ -204,6 +207,13 @@ def test_report_and_readers_say_what_they_were_given(tmp_path: Path, capsys) -> 
     assert err == [f"error: --out {afile} is a file: pass a folder to write the leaderboard to"]
     with pytest.raises(UserError, match="cannot sort by"):
         gather([sweep], sort="nope/top1")
+    other = tmp_path / "gap-run"  # a finished run of another task: no empty leaderboard
+    other.mkdir()
+    (other / "metrics.json").write_text('{"x/gap": 1.0}')
+    assert report([str(other), "--no-figures"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: no evaluation or train.py run to make a leaderboard of: ")
+    assert not (other / "leaderboard.md").exists()
 
 
 @pytest.mark.slow
@@ -237,3 +247,41 @@ def test_a_train_run_is_read_as_its_fine_tuned_model(tmp_path: Path, capsys) -> 
     for name in view.metrics:
         top1 = metrics[f"{name}/finetuned.top1"]
         assert f'<span class="v">{_pct(top1)}</span>' in page
+
+
+# ------------------------------------------------------------------------- train.py sweeps
+
+
+@pytest.mark.slow
+def test_a_train_sweep_lists_a_failed_job_goes_on_and_resumes(tmp_path: Path) -> None:
+    root = photos(tmp_path / "photos", 0, 100)
+    sweep = tmp_path / "sweep"
+    args = (
+        "model=test_tiny",
+        "callbacks=none",
+        "num_workers=0",
+        "logger=none",
+        f"data.root={root}",
+        "trainer.max_epochs=1",
+        "composites.train_images=16",
+        "composites.eval_images=6",
+        "optim.lr=1e-3,-1",
+    )
+    proc = run_entry_point("train.py", "-m", *args, f"hydra.sweep.dir={sweep}", timeout=900)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    bad = next(p.name for p in sweep.iterdir() if "optim.lr=-1" in p.name)
+    good = next(p.name for p in sweep.iterdir() if "optim.lr=1e-3" in p.name)
+    assert any(ln.startswith(f"error: job {bad} failed: ") for ln in proc.stderr.splitlines())
+    assert proc.stderr.strip().splitlines()[-1] == f"error: 1 job(s) of the sweep failed: {bad}"
+    assert (sweep / good / "metrics.json").is_file() and (sweep / bad / "failed.json").is_file()
+    rows = leaderboard(sweep)  # the fine-tuned model's metrics; the failure listed
+    assert sorted(r["status"] for r in rows) == ["done", "failed"]
+    done = next(r for r in rows if r["status"] == "done")
+    metrics = json.loads((sweep / good / "metrics.json").read_text())
+    assert float(done["single_photos/top1"]) == metrics["single_photos/finetuned.top1"]
+
+    proc = run_entry_point("train.py", *args, f"resume={sweep}", timeout=900)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "+resume" not in log
+    assert f"{good}: complete results, skipped" in log
+    assert f"{bad}: it failed before, trying again: running" in log

@@ -166,23 +166,26 @@ def data_fingerprints(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     return {name: s.fingerprint or {} for name, s in sets.items()}
 
 
-def data_changes(run: RunDir, data: Mapping[str, Mapping[str, Any]]) -> str:
-    """What differs between the data a finished run read (run.json) and ``data`` now
-    ("" where nothing does)."""
+def data_changes(record: Mapping[str, Any], data: Mapping[str, Mapping[str, Any]]) -> str:
+    """What differs between the data a job read (job.json's ``data``, taken when it
+    started) and ``data`` now ("" where nothing does)."""
     from ..data.fingerprint import changes, same_data
 
-    records = run.info.get("datasets") or {}
-    if set(records) != set(data):
-        return f"datasets {', '.join(sorted(records))} -> {', '.join(sorted(data))}"
+    before = record.get("data")
+    if not isinstance(before, Mapping):
+        return "its results record no data fingerprint (an older version)"
+    if set(before) != set(data):
+        return f"datasets {', '.join(sorted(before))} -> {', '.join(sorted(data))}"
     out = []
     for name, now in data.items():
-        before = (records.get(name) or {}).get("fingerprint")
-        if not same_data(before, now):
-            out.append(f"{name}: {changes(before, now)}")
+        if not same_data(before.get(name), now):
+            out.append(f"{name}: {changes(before.get(name), now)}")
     return "; ".join(out)
 
 
-def _own_plan(job_dir: Path, cfg: DictConfig, data: Mapping[str, Any]) -> Plan:
+def _own_plan(
+    job_dir: Path, cfg: DictConfig, data: Mapping[str, Any], rescorable: bool = True
+) -> Plan:
     if (job_dir / FAILED_FILE).is_file():
         return Plan("run", "it failed before, trying again")
     if not (job_dir / METRICS_FILE).is_file():
@@ -195,11 +198,13 @@ def _own_plan(job_dir: Path, cfg: DictConfig, data: Mapping[str, Any]) -> Plan:
     changed = _diff_keys(record.get("identity"), identity(cfg))
     if changed:
         return Plan("run", f"results of another configuration (differs in {', '.join(changed)})")
-    changed_data = data_changes(run, data)
+    changed_data = data_changes(record, data)
     if changed_data:
         return Plan("run", f"the data changed since it was read ({changed_data})")
     if record.get("head") != head_record(cfg):
-        return Plan("rescore", "the heads changed", job_dir)
+        return Plan("rescore" if rescorable else "run", "the heads changed", job_dir)
+    if not rescorable:
+        return Plan("skip", "complete results")
     missing = missing_metrics(run, cfg.head)
     if missing:
         reason = f"the metric set has grown ({len(missing)} new, e.g. {missing[0]})"
@@ -215,7 +220,7 @@ def find_donor(job_dir: Path, cfg: DictConfig, data: Mapping[str, Any]) -> Path 
         finished = _finished(other)
         if finished is None or _diff_keys(finished[0].get("identity"), mine):
             continue
-        if data_changes(finished[1], data):
+        if data_changes(finished[0], data):
             continue
         run = finished[1]
         if set(run.datasets) <= set(run.prediction_files):
@@ -223,13 +228,13 @@ def find_donor(job_dir: Path, cfg: DictConfig, data: Mapping[str, Any]) -> Path 
     return None
 
 
-def plan(job_dir: Path, cfg: DictConfig) -> Plan:
+def plan(job_dir: Path, cfg: DictConfig, rescorable: bool = True) -> Plan:
     """What a job must do, given what its folder (and the sweep folder) holds; read only,
     so that every rank of a job decides the same. What the job would read counts (a
     dataset's files, its label files: :func:`data_fingerprints`)."""
     data = data_fingerprints(cfg)
-    own = _own_plan(job_dir, cfg, data)
-    if own.action != "run":
+    own = _own_plan(job_dir, cfg, data, rescorable)
+    if own.action != "run" or not rescorable:
         return own
     donor = find_donor(job_dir, cfg, data) if job_dir.parent.is_dir() else None
     if donor is not None:
@@ -314,6 +319,7 @@ def _write_job_record(job_dir: Path, cfg: DictConfig) -> None:
             "overrides": _overrides(),
             "identity": identity(cfg),
             "head": head_record(cfg),
+            "data": data_fingerprints(cfg),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         },
     )
@@ -398,20 +404,34 @@ def evaluate_job(cfg: DictConfig) -> Mapping[str, float]:
     failure instead of ending the sweep (see the module docstring)."""
     from ..tasks.evaluate import evaluate
 
+    return _job(evaluate, cfg, rescorable=True)
+
+
+def train_job(cfg: DictConfig) -> Mapping[str, float]:
+    """``train(cfg)`` as :func:`evaluate_job`: in a multirun a finished job of the same
+    configuration and data is skipped and a failed one recorded while the sweep goes on;
+    a fine-tuning is never re-scored (its heads decided its training): anything but
+    complete results of the same configuration runs it again."""
+    from ..tasks.train import train
+
+    return _job(train, cfg, rescorable=False)
+
+
+def _job(task, cfg: DictConfig, rescorable: bool) -> Mapping[str, float]:
     failed = True
     try:
-        metrics = _sweep_job(evaluate, cfg) if in_multirun() else evaluate(cfg)
+        metrics = _sweep_job(task, cfg, rescorable) if in_multirun() else task(cfg)
         failed = False
         return metrics
     finally:
         finish_tracking(failed)
 
 
-def _sweep_job(evaluate, cfg: DictConfig) -> Mapping[str, float]:
+def _sweep_job(task, cfg: DictConfig, rescorable: bool = True) -> Mapping[str, float]:
     job_dir = Path(cfg.paths.output_dir)
     writer = rank_suffix() == ""  # rank 0 (or no DDP) writes; every rank decides alike
     try:
-        decision = plan(job_dir, cfg)
+        decision = plan(job_dir, cfg, rescorable)
         if decision.action == "skip":
             log.info("%s: %s, skipped", job_dir.name, decision.reason)
             return stored_metrics(job_dir)
@@ -422,10 +442,11 @@ def _sweep_job(evaluate, cfg: DictConfig) -> Mapping[str, float]:
             metrics = rescore(job_dir, cfg, decision.source)
             log_rescored(cfg, job_dir, metrics)
             return metrics
-        log.info("%s: %s: evaluating", job_dir.name, decision.reason)
+        verb = "evaluating" if rescorable else "running"
+        log.info("%s: %s: %s", job_dir.name, decision.reason, verb)
         if writer:
             start(job_dir, cfg)
-        return evaluate(cfg)
+        return task(cfg)
     except Exception as e:
         reason = describe(e)
         if find_user_error(e) is None:

@@ -454,6 +454,11 @@ def _dataset_order(jobs: Sequence[Job]) -> dict[str, None]:
 
 
 def build(jobs: Sequence[Job], sort: str | None = None) -> Leaderboard:
+    if jobs and all(j.status == "skipped" for j in jobs):
+        raise UserError(
+            f"no evaluation or train.py run to make a leaderboard of: {jobs[0].note}"
+            + (f" (and {len(jobs) - 1} more)" if len(jobs) > 1 else "")
+        )
     done = [j for j in jobs if j.status == "done"]
     rows, notes = _rows_of(done)
     _attach_unfinished(rows, [j for j in jobs if j.status in ("failed", "incomplete")])

@@ -129,7 +129,7 @@ def test_an_unknown_optimized_metric_is_refused_before_the_forward_pass(tmp_path
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1] == (
         "error: optimized_metric='bogus/metric' is not among the metrics this run writes "
-        "(e.g. 'demo/asma')"
+        "(e.g. 'demo/ece')"
     )
     assert not (out / "metrics.json").exists() and not (out / "predictions").exists()
 
@@ -188,7 +188,7 @@ def test_a_stopped_job_stays_out_of_the_finished_row_of_another_size(tmp_path: P
     rows = leaderboard(sweep)
     assert [(r["img_size"], r["status"]) for r in rows] == [("160", "done"), ("", "incomplete")]
     md = (sweep / "leaderboard.md").read_text()
-    assert "| model | weights | settings |" in md and "| test_tiny | none |" in md
+    assert "| model | weights | settings |" in md and "| test_efficientnet | none |" in md
 
 
 def test_report_and_readers_say_what_they_were_given(tmp_path: Path, capsys) -> None:
@@ -217,7 +217,7 @@ def test_report_and_readers_say_what_they_were_given(tmp_path: Path, capsys) -> 
 
 
 @pytest.mark.slow
-def test_a_train_run_is_read_as_its_fine_tuned_model(tmp_path: Path, capsys) -> None:
+def test_a_train_run_is_read_as_its_fine_tuned_model(tmp_path: Path, compose_cfg) -> None:
     out = tmp_path / "train"
     proc = run_entry_point(
         "train.py",
@@ -247,6 +247,13 @@ def test_a_train_run_is_read_as_its_fine_tuned_model(tmp_path: Path, capsys) -> 
     for name in view.metrics:
         top1 = metrics[f"{name}/finetuned.top1"]
         assert f'<span class="v">{_pct(top1)}</span>' in page
+
+    from imagenet_multilabel.tasks.gap_report import gap
+
+    # the label-count subgroups of the fine-tuned model (finetuned.top1@labels=...)
+    pair = (f"a={out}", f"b={out}", "a_dataset=heldout_classes", "b_dataset=heldout_classes")
+    flat = gap(compose_cfg(*pair, config_name="gap"))
+    assert flat["top1/gap"] == 0.0 and flat["vartopk_strict/gap"] == 0.0
 
 
 # ------------------------------------------------------------------------- train.py sweeps

@@ -34,7 +34,7 @@ import shutil
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,8 @@ class Plan:
     action: str  # "skip" | "rescore" | "run"
     reason: str
     source: Path | None = None  # "rescore": the folder whose predictions are scored
+    # the fingerprints of the job's data as planned on (job.json records them)
+    data: dict[str, Any] | None = field(default=None, compare=False)
 
 
 def _finished(job_dir: Path) -> tuple[dict[str, Any], RunDir] | None:
@@ -235,11 +237,12 @@ def plan(job_dir: Path, cfg: DictConfig, rescorable: bool = True) -> Plan:
     data = data_fingerprints(cfg)
     own = _own_plan(job_dir, cfg, data, rescorable)
     if own.action != "run" or not rescorable:
-        return own
+        return replace(own, data=data)
     donor = find_donor(job_dir, cfg, data) if job_dir.parent.is_dir() else None
     if donor is not None:
-        return Plan("rescore", f"{own.reason}; predictions of the same run in {donor.name}", donor)
-    return own
+        reason = f"{own.reason}; predictions of the same run in {donor.name}"
+        return Plan("rescore", reason, donor, data)
+    return replace(own, data=data)
 
 
 # ---------------------------------------------------------------------------- actions
@@ -260,7 +263,12 @@ def _link_or_copy(src: Path, dst: Path) -> None:
     tmp.replace(dst)
 
 
-def rescore(job_dir: Path, cfg: DictConfig, source: Path | None = None) -> dict[str, float]:
+def rescore(
+    job_dir: Path,
+    cfg: DictConfig,
+    source: Path | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> dict[str, float]:
     """Recompute metrics from the saved predictions of ``source`` (the job's own folder by
     default) with the configured heads and the label sets stored with the predictions
     (``tasks.rescore.rescore_run``, as ``score`` does); another job's predictions are
@@ -271,7 +279,7 @@ def rescore(job_dir: Path, cfg: DictConfig, source: Path | None = None) -> dict[
 
     source = source or job_dir
     if source != job_dir:
-        start(job_dir, cfg)
+        start(job_dir, cfg, data)
     run = RunDir(source)
     per_dataset, _ = rescore_run(run, build_scorer(cfg.head), {"name": "auto"})
     metrics = flatten_metrics(per_dataset)
@@ -284,7 +292,7 @@ def rescore(job_dir: Path, cfg: DictConfig, source: Path | None = None) -> dict[
     if source != job_dir:
         info["predictions_from"] = str(source)
     write_json(job_dir / "run.json", info)
-    _write_job_record(job_dir, cfg)
+    _write_job_record(job_dir, cfg, data)
     write_json(job_dir / METRICS_FILE, metrics)  # last: its presence marks a complete job
     print_summary(per_dataset, title=f"re-scored {job_dir.name}")
     return metrics
@@ -312,26 +320,28 @@ def _overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-def _write_job_record(job_dir: Path, cfg: DictConfig) -> None:
+def _write_job_record(
+    job_dir: Path, cfg: DictConfig, data: Mapping[str, Any] | None = None
+) -> None:
     write_json(
         job_dir / JOB_FILE,
         {
             "overrides": _overrides(),
             "identity": identity(cfg),
             "head": head_record(cfg),
-            "data": data_fingerprints(cfg),
+            "data": data_fingerprints(cfg) if data is None else data,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         },
     )
 
 
-def start(job_dir: Path, cfg: DictConfig) -> None:
+def start(job_dir: Path, cfg: DictConfig, data: Mapping[str, Any] | None = None) -> None:
     """Before a job runs: no stale result may mark it complete or failed, nor stale
     predictions (of a dataset the job no longer has) be scored with it."""
     for name in (METRICS_FILE, FAILED_FILE, "run.json"):
         (job_dir / name).unlink(missing_ok=True)
     shutil.rmtree(job_dir / "predictions", ignore_errors=True)
-    _write_job_record(job_dir, cfg)
+    _write_job_record(job_dir, cfg, data)
 
 
 def dataset_names(cfg: DictConfig) -> list[str]:
@@ -439,13 +449,13 @@ def _sweep_job(task, cfg: DictConfig, rescorable: bool = True) -> Mapping[str, f
             log.info("%s: %s: recomputing from saved predictions", job_dir.name, decision.reason)
             if not writer:
                 return stored_metrics(decision.source)
-            metrics = rescore(job_dir, cfg, decision.source)
+            metrics = rescore(job_dir, cfg, decision.source, decision.data)
             log_rescored(cfg, job_dir, metrics)
             return metrics
         verb = "evaluating" if rescorable else "running"
         log.info("%s: %s: %s", job_dir.name, decision.reason, verb)
         if writer:
-            start(job_dir, cfg)
+            start(job_dir, cfg, decision.data)
         return task(cfg)
     except Exception as e:
         reason = describe(e)

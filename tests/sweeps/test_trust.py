@@ -186,7 +186,10 @@ def test_a_stopped_job_stays_out_of_the_finished_row_of_another_size(tmp_path: P
         (job / "metrics.json").unlink()  # as if the sweep was stopped in the 192 px jobs
     assert report([str(sweep), "--no-figures"]) == 0
     rows = leaderboard(sweep)
-    assert [(r["img_size"], r["status"]) for r in rows] == [("160", "done"), ("", "incomplete")]
+    assert [(r["img_size"], r["status"], r["settings"]) for r in rows] == [
+        ("160", "done", "preprocess.img_size=160"),
+        ("", "incomplete", "preprocess.img_size=192"),
+    ]
     md = (sweep / "leaderboard.md").read_text()
     assert "| model | weights | settings |" in md and "| test_efficientnet | none |" in md
 
@@ -276,8 +279,10 @@ def test_a_train_sweep_lists_a_failed_job_goes_on_and_resumes(tmp_path: Path) ->
     )
     proc = run_entry_point("train.py", "-m", *args, f"hydra.sweep.dir={sweep}", timeout=900)
     assert proc.returncode == 1, proc.stderr[-3000:]
-    bad = next(p.name for p in sweep.iterdir() if "optim.lr=-1" in p.name)
-    good = next(p.name for p in sweep.iterdir() if "optim.lr=1e-3" in p.name)
+    # folder names are cut to 120 characters with a hash: find the jobs by what they hold
+    bad = next(p.parent.name for p in sweep.glob("*/failed.json"))
+    good = next(p.parent.name for p in sweep.glob("*/metrics.json"))
+    assert json.loads((sweep / bad / "job.json").read_text())["identity"]["optim"]["lr"] == -1
     assert any(ln.startswith(f"error: job {bad} failed: ") for ln in proc.stderr.splitlines())
     assert proc.stderr.strip().splitlines()[-1] == f"error: 1 job(s) of the sweep failed: {bad}"
     assert (sweep / good / "metrics.json").is_file() and (sweep / bad / "failed.json").is_file()

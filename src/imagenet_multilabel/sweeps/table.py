@@ -91,13 +91,31 @@ def _key(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def _config_part(identity: Mapping[str, Any]) -> dict[str, Any]:
+    return {"model": identity.get("model"), "preprocess": identity.get("preprocess")}
+
+
 def config_key(identity: Mapping[str, Any] | None) -> str | None:
     """What makes a leaderboard row of a job's configuration (job.json's or failed.json's
     ``identity``): the model node (name, weights, checkpoint) and the preprocessing as
     configured; the datasets are the row's columns."""
     if not isinstance(identity, Mapping) or not identity.get("model"):
         return None
-    return _key({"model": identity.get("model"), "preprocess": identity.get("preprocess")})
+    return _key(_config_part(identity))
+
+
+def _config_label(config: Mapping[str, Any], others: Sequence[Row]) -> str:
+    """``preprocess.img_size=192``: how an unfinished job's configuration differs from
+    that of another row of its model."""
+    mine = _flatten(config)
+    for row in others:
+        if row.config is None:
+            continue
+        theirs = _flatten(row.config)
+        differ = [k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
+        if differ:
+            return ", ".join(f"{k}={_short(mine.get(k))}" for k in differ)
+    return ""
 
 
 def _short(value: Any, width: int = 48) -> str:
@@ -124,6 +142,7 @@ class Row:
     # the configurations (model and preprocessing as configured) of the row's jobs: an
     # unfinished job joins the row of its own configuration only
     config_keys: set[str] = field(default_factory=set)
+    config: dict[str, Any] | None = None  # one job's model and preprocess nodes
 
     @property
     def data_read(self) -> str | None:
@@ -173,9 +192,11 @@ class Row:
             self.runs[dataset] = job.path
             self.metrics[dataset] = dict(run.metrics[dataset])
             self.records[dataset] = dict((info.get("datasets") or {}).get(dataset) or {})
-        key = config_key((job.record or {}).get("identity"))
+        identity = (job.record or {}).get("identity")
+        key = config_key(identity)
         if key is not None:
             self.config_keys.add(key)
+            self.config = self.config or _config_part(identity)
         rate = info.get("images_per_second")
         images = int(info.get("num_images") or 0)
         if rate and images:
@@ -409,8 +430,14 @@ def _attach_unfinished(rows: list[Row], jobs: Sequence[Job]) -> None:
             row = Row(job.model, weights, None)
             if key is not None:
                 row.config_keys.add(key)
-                if any(r.model == job.model for r in rows):  # told apart from the others
-                    row.label = f"job={job.path.name}"
+                row.config = _config_part(identity)
+                same_model = [r for r in rows if r.model == job.model]
+                if same_model:  # told apart from the others
+                    label = _config_label(row.config, same_model)
+                    row.label = label or f"job={job.path.name}"
+                    for other in same_model:
+                        if not other.label and other.config is not None:
+                            other.label = _config_label(other.config, [row])
             rows.append(row)
             mine = [row]
         target = mine[0]

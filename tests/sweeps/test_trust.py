@@ -297,3 +297,14 @@ def test_a_train_sweep_lists_a_failed_job_goes_on_and_resumes(tmp_path: Path) ->
     assert proc.returncode == 1 and "+resume" not in log
     assert f"{good}: complete results, skipped" in log
     assert f"{bad}: it failed before, trying again: running" in log
+
+
+def test_leaderboard_md_tells_weights_apart(tmp_path: Path) -> None:
+    """Two rows of one model, random and checkpoint weights: told apart in the md too."""
+    sweep = tmp_path / "sweep"
+    write_run(sweep / "a", "m", {"x": {"top1": 1.0}}, weights="none")
+    ckpt = "checkpoint:/data/runs/2026-12-06_10-00-00/checkpoints/best.ckpt"
+    write_run(sweep / "b", "m", {"x": {"top1": 50.0}}, weights=ckpt)
+    md = gather([sweep]).to_markdown()
+    assert "| 1 | m | checkpoint:...0-00/checkpoints/best.ckpt |" in md
+    assert "| 2 | m | none |" in md

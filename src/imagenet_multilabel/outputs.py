@@ -187,8 +187,9 @@ def _job_folders(path: Path) -> list[Path]:
     except OSError:
         return []
     finished = [p for p in children if (p / "metrics.json").is_file()]
+    started = [p for p in children if (p / "job.json").is_file() or (p / ".hydra").is_dir()]
     if finished or (path / "multirun.yaml").is_file():
-        return finished or children
+        return finished or started
     return []
 
 

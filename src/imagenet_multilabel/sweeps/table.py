@@ -144,14 +144,19 @@ class Row:
     config_keys: set[str] = field(default_factory=set)
     config: dict[str, Any] | None = None  # one job's model and preprocess nodes
 
+    # when a sweep job planned on its data (job.json), for runs whose run.json lacks it
+    planned_read: list[str] = field(default_factory=list)
+
     @property
     def data_read(self) -> str | None:
-        """When the row's data were read (the oldest of its datasets' fingerprints)."""
+        """When the row's data were read (the oldest of its datasets' fingerprints in
+        run.json, else in job.json)."""
         times = [
             str(fp["read"])
             for record in self.records.values()
             if isinstance(fp := record.get("fingerprint"), Mapping) and fp.get("read")
         ]
+        times = times or self.planned_read
         return min(times) if times else None
 
     @property
@@ -192,6 +197,13 @@ class Row:
             self.runs[dataset] = job.path
             self.metrics[dataset] = dict(run.metrics[dataset])
             self.records[dataset] = dict((info.get("datasets") or {}).get(dataset) or {})
+        data = (job.record or {}).get("data")
+        if isinstance(data, Mapping):
+            self.planned_read += [
+                str(fp["read"])
+                for fp in data.values()
+                if isinstance(fp, Mapping) and fp.get("read")
+            ]
         identity = (job.record or {}).get("identity")
         key = config_key(identity)
         if key is not None:

@@ -117,3 +117,39 @@ def test_rescore_recomputes_from_predictions(compose_cfg) -> None:
         job / "predictions" / "patchml.npz"
     ).stat().st_ino
     assert plan(new_job, new).action == "skip"
+
+
+def test_a_job_whose_photos_or_labels_changed_runs_again(compose_cfg, tmp_path: Path) -> None:
+    """The data a job read is part of its identity: photos added or replaced under the
+    same name, or its label file edited, and the finished job runs again."""
+    import shutil
+
+    demo = sorted((Path(__file__).resolve().parents[2] / "src").glob("**/assets/demo/*.JPEG"))
+    root = tmp_path / "photos"
+    root.mkdir()
+    for path in demo[:3]:
+        shutil.copy(path, root / path.name)
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({p.name: [p.name.split("_")[0]] for p in demo[:4]}))
+    args = ("model=test_tiny", "data=demo", f"data.root={root}", "labels=file")
+    cfg = compose_cfg(*args, f"labels.path={labels}")
+    job = Path(cfg.paths.output_dir)
+    _, multi = expected_metric_names(cfg.head)
+    start(job, cfg)
+    _finish(job, cfg, {"demo": dict.fromkeys(multi, 1.0)})
+    assert plan(job, cfg).action == "skip"
+    shutil.copy(demo[3], root / demo[3].name)
+    changed = plan(job, cfg)
+    assert (changed.action, changed.reason) == (
+        "run",
+        "the data changed since it was read (demo: 3 -> 4 images)",
+    )
+    (root / demo[3].name).unlink()
+    assert plan(job, cfg).action == "skip"
+    shutil.copy(demo[3], root / demo[0].name)  # another photo under the same name
+    assert plan(job, cfg).reason.endswith("(demo: images replaced or modified)")
+    shutil.copy(demo[0], root / demo[0].name)
+    start(job, cfg)
+    _finish(job, cfg, {"demo": dict.fromkeys(multi, 1.0)})
+    labels.write_text(json.dumps({p.name: [p.name.split("_")[0], 1] for p in demo[:4]}))
+    assert plan(job, cfg).reason.endswith("(demo: label file changed)")

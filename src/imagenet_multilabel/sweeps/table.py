@@ -91,14 +91,18 @@ def _key(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+# what a job's configuration has of its datasets: the leaderboard's columns, not its rows
+DATASET_KEYS = ("data", "labels")
+
+
 def _config_part(identity: Mapping[str, Any]) -> dict[str, Any]:
-    return {"model": identity.get("model"), "preprocess": identity.get("preprocess")}
+    return {k: v for k, v in identity.items() if k not in DATASET_KEYS}
 
 
 def config_key(identity: Mapping[str, Any] | None) -> str | None:
     """What makes a leaderboard row of a job's configuration (job.json's or failed.json's
-    ``identity``): the model node (name, weights, checkpoint) and the preprocessing as
-    configured; the datasets are the row's columns."""
+    ``identity``): all of it (model, weights, preprocessing, settings) but its datasets,
+    which are the row's columns."""
     if not isinstance(identity, Mapping) or not identity.get("model"):
         return None
     return _key(_config_part(identity))
@@ -139,10 +143,10 @@ class Row:
     incomplete: list[dict[str, Any]] = field(default_factory=list)
     images: int = 0
     seconds: float = 0.0
-    # the configurations (model and preprocessing as configured) of the row's jobs: an
-    # unfinished job joins the row of its own configuration only
+    # the configurations of the row's jobs (less their datasets): an unfinished job joins
+    # the row of its own configuration only
     config_keys: set[str] = field(default_factory=set)
-    config: dict[str, Any] | None = None  # one job's model and preprocess nodes
+    config: dict[str, Any] | None = None  # one job's
 
     # when a sweep job planned on its data (job.json), for runs whose run.json lacks it
     planned_read: list[str] = field(default_factory=list)

@@ -337,7 +337,13 @@ def test_optuna_search_maximises_the_held_out_metric(tmp_path: Path, photos: Pat
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
-    runs = [RunDir(job.parent) for job in sweep.glob("*/metrics.json")]  # named by overrides
+    jobs = {  # folders named by their overrides: in trial order (ties go to the first)
+        yaml.safe_load((p.parent / ".hydra" / "hydra.yaml").read_text())["hydra"]["job"]["num"]: (
+            p.parent
+        )
+        for p in sweep.glob("*/metrics.json")
+    }
+    runs = [RunDir(jobs[num]) for num in sorted(jobs)]
     assert len(runs) == 3
     values = [r.metrics["train_recombined"]["finetuned.vartopk_strict"] for r in runs]
     assert best["best_value"] == pytest.approx(max(values))

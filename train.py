@@ -4,19 +4,24 @@ pretrained one (held-out images, held-out classes, single photos).
 python train.py                                      # head-only BCE on demo composites
 python train.py loss=asl finetune.mode=full data=imagenet data.root=... labels=real
 python train.py -m loss=bce,asl optim.lr=1e-3,1e-4
+python train.py -m loss=bce,asl optim.lr=1e-3,1e-4 resume=last     # continue a sweep
 """
+
+import sys
 
 import hydra
 from omegaconf import DictConfig
 
 from imagenet_multilabel.cli import hydra_main, run_task
-from imagenet_multilabel.tasks.train import train
+from imagenet_multilabel.sweeps.launch import prepare_argv_or_exit
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> dict:
-    return run_task(train, cfg, trainer=True)
+    # in a sweep a failing job is recorded and the sweep goes on (sweeps/jobs.py)
+    return run_task("imagenet_multilabel.sweeps.jobs:train_job", cfg, trainer=True)
 
 
 if __name__ == "__main__":
+    sys.argv = prepare_argv_or_exit(sys.argv, task="train")
     hydra_main(main)

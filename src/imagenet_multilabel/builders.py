@@ -18,6 +18,7 @@ from torch import nn
 
 from .config import config_option, dataset_specs, instantiate_map
 from .data.datasets import ImageDataset
+from .data.fingerprint import dataset_fingerprint
 from .data.labels import ResolvedLabels, resolve_labels
 from .data.module import EvalDataModule
 from .data.transforms import eval_transform, resolve_preprocessing
@@ -75,6 +76,7 @@ class EvalSet:
 
     dataset: ImageDataset
     labels: ResolvedLabels = field(default_factory=lambda: ResolvedLabels(None, {"labels": "none"}))
+    fingerprint: dict[str, Any] | None = None  # what was read (data/fingerprint.py)
 
     @property
     def valid(self):
@@ -92,6 +94,7 @@ class EvalSet:
             "num_images": len(self.dataset),
             "class_subset": _subset(self.dataset),
             **self.labels.info,
+            "fingerprint": self.fingerprint,
         }
 
 
@@ -132,8 +135,22 @@ def build_datasets(
             intrinsic=getattr(dataset, "valid_labels", None),
             default=_plain(default),
         )
-        sets[dataset.name] = EvalSet(dataset, resolved)
+        label_files = _label_files(spec, option, default)
+        sets[dataset.name] = EvalSet(dataset, resolved, dataset_fingerprint(dataset, label_files))
     return sets
+
+
+def _label_files(spec: DictConfig, option: Any, default: Any) -> list[str]:
+    """The label files a dataset's results depend on: its own ``labels_file`` and the
+    ``path`` of its label-set option, or of its default one under ``labels=auto`` (a null
+    path: the copy shipped with a package, recorded by the package versions)."""
+    paths = [spec.get("labels_file")]
+    option = _plain(option) or {"name": "auto"}
+    if isinstance(option, Mapping) and option.get("name") == "auto":
+        option = _plain(default) or {}
+    if isinstance(option, Mapping) and option.get("name") != "none":
+        paths.append(option.get("path"))
+    return [str(p) for p in paths if p not in (None, "", "???")]
 
 
 def _default_labels(spec: DictConfig, dataset: ImageDataset) -> DictConfig | None:

@@ -27,6 +27,10 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` 
 
 
 _task_started = False  # set by run_task: errors after it are the task's, not Hydra's
+# jobs of a multirun that failed, set by the sweep's leaderboard callback: the command then
+# ends with exit code 1 once the leaderboard is written (sweeps/callback.py)
+failed_jobs: list[str] = []
+FAILED_JOBS_EXIT = 1
 
 
 def run_task(
@@ -97,6 +101,14 @@ def hydra_main(main: Callable[[], Any]) -> None:
         message, code = said
         print(f"error: {message}", file=sys.stderr, flush=True)
         raise SystemExit(code) from None
+    if failed_jobs:  # a multirun whose leaderboard is written, with failed jobs
+        names = ", ".join(failed_jobs[:5]) + (", ..." if len(failed_jobs) > 5 else "")
+        print(
+            f"error: {len(failed_jobs)} job(s) of the sweep failed: {names}",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(FAILED_JOBS_EXIT)
 
 
 def _hydra_error(e: BaseException) -> tuple[str, int] | None:

@@ -7,6 +7,7 @@ to compare and reproduce the run), ``predictions.npz`` or ``predictions/<dataset
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -182,6 +183,20 @@ def unflatten_metrics(flat: Mapping[str, Any], source: str | Path = "metrics") -
     return per_dataset
 
 
+def _job_folders(path: Path) -> list[Path]:
+    """The finished job folders of a sweep folder (``multirun.yaml`` of Hydra, or folders
+    holding metrics.json), first the finished ones."""
+    try:
+        children = sorted(p for p in path.iterdir() if p.is_dir())
+    except OSError:
+        return []
+    finished = [p for p in children if (p / "metrics.json").is_file()]
+    started = [p for p in children if (p / "job.json").is_file() or (p / ".hydra").is_dir()]
+    if finished or (path / "multirun.yaml").is_file():
+        return finished or started
+    return []
+
+
 class RunDir:
     """A finished run directory, read back: the one reader that ``score``, ``gap``, the
     leaderboard and the gallery use.
@@ -197,6 +212,11 @@ class RunDir:
             what = "is not a folder" if self.path.exists() else "does not exist"
             raise DataError(f"run folder {self.path} {what}: pass the folder of a finished run")
         if not (self.path / "metrics.json").is_file():
+            jobs = _job_folders(self.path)
+            if jobs:
+                raise DataError(
+                    f"{self.path} is a sweep folder: pass one of its job folders, e.g. {jobs[0]}"
+                )
             raise DataError(f"{self.path} has no metrics.json: that run did not finish")
         self.metrics = unflatten_metrics(
             read_json(self.path / "metrics.json"), self.path / "metrics.json"
@@ -210,6 +230,39 @@ class RunDir:
     @property
     def datasets(self) -> list[str]:
         return list(self.metrics)
+
+    @property
+    def task(self) -> str:
+        return str(self.info.get("task") or "evaluate")
+
+    def view(self, which: str = "finetuned") -> RunDir:
+        """The run as an evaluation of one model. A train.py run holds two, under
+        ``<set>/finetuned.<metric>`` and ``<set>/pretrained.<metric>`` (and their
+        ``delta.``), with predictions ``<set>.npz`` and ``<set>@pretrained.npz``: its view
+        has ``which`` model's metrics under the evaluation's names (``<set>/top1``) and its
+        predictions, and run.json's model records the weights (``fine-tuned:<run>``).
+        Any other run is its own view."""
+        if self.task != "train":
+            return self
+        if which not in ("finetuned", "pretrained"):
+            raise ValueError(f"which={which!r}: finetuned or pretrained")
+        prefix = f"{which}."
+        out = copy.copy(self)
+        out.metrics = {
+            name: {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
+            for name, metrics in self.metrics.items()
+        }
+        suffix = "@pretrained" if which == "pretrained" else ""
+        out.prediction_files = {
+            name: self.prediction_files[name + suffix]
+            for name in out.metrics
+            if name + suffix in self.prediction_files
+        }
+        model = dict(self.info.get("model") or {})
+        if which == "finetuned":
+            model["weights"] = f"fine-tuned:{self.path.resolve()}"
+        out.info = {**self.info, "model": model, "task": "evaluate"}
+        return out
 
     def dataset_metrics(self, dataset: str | None = None) -> tuple[str, dict[str, Any]]:
         """``(name, metrics)`` of one dataset; ``dataset=None`` is allowed when the run has

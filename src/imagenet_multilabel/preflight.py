@@ -54,6 +54,18 @@ def check_run_settings(cfg: DictConfig) -> None:
     check_labels_option(cfg.get("labels"))
     if cfg.get("trainer") is not None:
         check_trainer(cfg.trainer)
+    if cfg.get("gallery") not in (None, False):  # what the run writes at its end
+        from .gallery.options import gallery_options
+
+        options = gallery_options(cfg.gallery)
+        if options.output_dir is not None:
+            check_can_create(options.output_dir, "gallery.output_dir")
+    name = cfg.get("optimized_metric")
+    if name is not None and (not isinstance(name, str) or name.count("/") != 1):
+        raise UserError(
+            f"optimized_metric={name!r} is not a metric name: give <dataset>/<metric>, "
+            "e.g. demo/top1"
+        )
 
 
 def check_labels_option(labels: Mapping[str, Any] | None) -> None:
@@ -295,6 +307,19 @@ def check_input_sizes(
         )
 
 
+def check_can_create(path: str | Path, setting: str) -> None:
+    """``path`` is a folder, or can be made one, that this user can write (checked without
+    creating anything: its nearest existing ancestor is a writable folder)."""
+    import os
+
+    path = Path(path).expanduser().absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if existing == path and not path.is_dir():
+        raise UserError(f"{setting}={path} is a file: pass a folder")
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{setting}={path} cannot be written here: choose another folder")
+
+
 def check_output_dir(path: str | Path) -> Path:
     """The run folder exists and can be written (before any work is done)."""
     import os
@@ -312,6 +337,26 @@ def check_output_dir(path: str | Path) -> Path:
             "hydra.run.dir=..."
         ) from None
     return path
+
+
+def check_optimized_metric_name(
+    name: str | None, datasets: Mapping[str, bool], single: set[str], multi: set[str]
+) -> None:
+    """Before a run works: ``optimized_metric`` names one of the metrics it will write,
+    given its datasets (name -> has a label set) and the metric names the heads write
+    without and with a label set (sweeps.jobs.expected_metric_names)."""
+    if not name:
+        return
+    expected = {
+        f"{dataset}/{m}"
+        for dataset, labelled in datasets.items()
+        for m in (multi if labelled else single)
+    }
+    if name not in expected:
+        example = next(iter(sorted(expected)), "-")
+        raise UserError(
+            f"optimized_metric={name!r} is not among the metrics this run writes (e.g. {example!r})"
+        )
 
 
 def check_optimized_metric(metrics: Mapping[str, float], name: str | None) -> None:

@@ -37,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     out = args.out or (Path(args.paths[0]) if len(args.paths) == 1 else Path.cwd())
+    if out.exists() and not out.is_dir():
+        print(
+            f"error: --out {out} is a file: pass a folder to write the leaderboard to",
+            file=sys.stderr,
+        )
+        return 2
     try:
         board, written = write_report(
             args.paths,
@@ -48,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     except UserError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(
+            f"error: cannot write the leaderboard into {out} ({e.strerror}): pass another "
+            "folder with --out",
+            file=sys.stderr,
+        )
         return 2
     print(board.to_markdown())
     print(f"{board.summary()}: wrote {', '.join(str(p) for p in written)}")

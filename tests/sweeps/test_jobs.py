@@ -16,6 +16,7 @@ from imagenet_multilabel.outputs import (
     write_predictions,
 )
 from imagenet_multilabel.sweeps.jobs import (
+    data_fingerprints,
     expected_metric_names,
     identity,
     plan,
@@ -35,6 +36,13 @@ def _fake_predictions(job: Path, dataset: str, n: int = 3) -> None:
     )
 
 
+def _finish(job: Path, cfg, metrics: dict) -> None:
+    """run.json recording the data as it is now (what evaluate writes), then metrics.json."""
+    data = data_fingerprints(cfg)
+    write_json(job / "run.json", {"datasets": {n: {"fingerprint": fp} for n, fp in data.items()}})
+    write_json(job / "metrics.json", flatten_metrics(metrics))
+
+
 def test_plan_from_what_the_folder_holds(compose_cfg) -> None:
     cfg = compose_cfg("model=test_tiny", "data=demo")
     job = Path(cfg.paths.output_dir)
@@ -45,9 +53,9 @@ def test_plan_from_what_the_folder_holds(compose_cfg) -> None:
     assert plan(job, cfg).reason == "incomplete results (the job was stopped)"
     single, _ = expected_metric_names(cfg.head)
     assert {"num_images", "top1", "top5", "nll", "ece"} <= single
-    write_json(job / "metrics.json", flatten_metrics({"demo": dict.fromkeys(single, 1.0)}))
+    _finish(job, cfg, {"demo": dict.fromkeys(single, 1.0)})
     assert plan(job, cfg).action == "skip"
-    write_json(job / "metrics.json", flatten_metrics({"demo": {"top1": 1.0}}))
+    _finish(job, cfg, {"demo": {"top1": 1.0}})
     grown = plan(job, cfg)
     assert grown.action == "rescore" and grown.source == job
     assert grown.reason.startswith("the metric set has grown (4 new, e.g. demo/ece)")
@@ -69,7 +77,7 @@ def test_a_new_job_reuses_the_predictions_of_a_finished_one(compose_cfg) -> None
     job = Path(cfg.paths.output_dir)
     start(job, cfg)
     _fake_predictions(job, "demo")
-    write_json(job / "metrics.json", flatten_metrics({"demo": {"top1": 1.0}}))
+    _finish(job, cfg, {"demo": {"top1": 1.0}})
     other = compose_cfg("model=test_tiny", "data=demo", "head.single.ece_bins=10")
     other_job = Path(other.paths.output_dir)
     assert other_job.parent == job.parent
@@ -109,3 +117,39 @@ def test_rescore_recomputes_from_predictions(compose_cfg) -> None:
         job / "predictions" / "patchml.npz"
     ).stat().st_ino
     assert plan(new_job, new).action == "skip"
+
+
+def test_a_job_whose_photos_or_labels_changed_runs_again(compose_cfg, tmp_path: Path) -> None:
+    """The data a job read is part of its identity: photos added or replaced under the
+    same name, or its label file edited, and the finished job runs again."""
+    import shutil
+
+    demo = sorted((Path(__file__).resolve().parents[2] / "src").glob("**/assets/demo/*.JPEG"))
+    root = tmp_path / "photos"
+    root.mkdir()
+    for path in demo[:3]:
+        shutil.copy(path, root / path.name)
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({p.name: [p.name.split("_")[0]] for p in demo[:4]}))
+    args = ("model=test_tiny", "data=demo", f"data.root={root}", "labels=file")
+    cfg = compose_cfg(*args, f"labels.path={labels}")
+    job = Path(cfg.paths.output_dir)
+    _, multi = expected_metric_names(cfg.head)
+    start(job, cfg)
+    _finish(job, cfg, {"demo": dict.fromkeys(multi, 1.0)})
+    assert plan(job, cfg).action == "skip"
+    shutil.copy(demo[3], root / demo[3].name)
+    changed = plan(job, cfg)
+    assert (changed.action, changed.reason) == (
+        "run",
+        "the data changed since it was read (demo: 3 -> 4 images)",
+    )
+    (root / demo[3].name).unlink()
+    assert plan(job, cfg).action == "skip"
+    shutil.copy(demo[3], root / demo[0].name)  # another photo under the same name
+    assert plan(job, cfg).reason.endswith("(demo: images replaced or modified)")
+    shutil.copy(demo[0], root / demo[0].name)
+    start(job, cfg)
+    _finish(job, cfg, {"demo": dict.fromkeys(multi, 1.0)})
+    labels.write_text(json.dumps({p.name: [p.name.split("_")[0], 1] for p in demo[:4]}))
+    assert plan(job, cfg).reason.endswith("(demo: label file changed)")

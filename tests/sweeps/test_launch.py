@@ -68,6 +68,14 @@ def test_resume_finds_the_sweep_folder(tmp_path: Path) -> None:
         prepare_argv(["e.py", f"resume={tmp_path}"], tmp_path)
     with pytest.raises(UserError, match="either resume=... or hydra.sweep.dir"):
         prepare_argv(["e.py", "resume=last", "hydra.sweep.dir=x"], tmp_path)
+    # train.py's: the latest under outputs/train/multirun
+    with pytest.raises(UserError, match="no sweep under .*outputs/train/multirun"):
+        prepare_argv(["train.py", "resume=last"], tmp_path, task="train")
+    train = tmp_path / "outputs" / "train" / "multirun" / "2025-01-03_00-00-00"
+    train.mkdir(parents=True)
+    (train / "multirun.yaml").write_text("{}\n")
+    argv = prepare_argv(["train.py", "optim.lr=1,2", "resume=last"], tmp_path, task="train")
+    assert argv == ["train.py", "-m", "optim.lr=1,2", f"hydra.sweep.dir={train}"]
 
 
 def test_job_folder_names() -> None:

@@ -191,7 +191,7 @@ def test_cli_writes_into_the_folder_given(tmp_path: Path, capsys) -> None:
     write_json(tmp_path / "sweep" / "other" / "metrics.json", {"x/gap": 1.0})  # not evaluate
     assert main([str(tmp_path / "sweep"), "--no-figures"]) == 0
     out = capsys.readouterr().out
-    assert "| 1 | a |" in out and "2 jobs (1 done, 1 skipped)" in out
+    assert "| 1 | a | none |" in out and "2 jobs (1 done, 1 skipped)" in out
     assert (tmp_path / "sweep" / "leaderboard.md").is_file()
 
 

@@ -45,8 +45,9 @@ def test_multirun_gathers_lists_failures_and_resumes(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     args = (*TINY, "model.name=test_efficientnet,test_resnet,resnet5", "data=demo,patchml")
     proc = run("-m", *args, f"hydra.sweep.dir={sweep}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 1, proc.stderr[-3000:]  # jobs failed: after the leaderboard
     assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: 2 job(s) of the sweep failed: ")
     failed = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: job")]
     assert len(failed) == 2 and all("unknown timm model 'resnet5'" in ln for ln in failed)
     assert "leaderboard of 6 jobs (4 done, 2 failed)" in proc.stdout
@@ -74,7 +75,7 @@ def test_multirun_gathers_lists_failures_and_resumes(tmp_path: Path) -> None:
         sweep / "data=patchml,model.name=test_resnet,model=test_tiny,num_workers=0" / "metrics.json"
     ).unlink()
     proc = run(*args, f"resume={sweep}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 1, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
     assert log.count("complete results, skipped") == 3
     assert log.count("incomplete results (the job was stopped): evaluating") == 1

@@ -312,11 +312,11 @@ def test_hydra_multirun_of_two_settings(tmp_path: Path, photos: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lrs = []
-    for job in ("0", "1"):
-        run = RunDir(tmp_path / "sweep" / job)
+    for job in (tmp_path / "sweep").glob("*/metrics.json"):  # folders named by overrides
+        run = RunDir(job.parent)
         lrs.append(run.info["optimizer"]["lr"])
         assert "heldout_classes" in run.metrics
-    assert lrs == [1e-3, 1e-2]
+    assert sorted(lrs) == [1e-3, 1e-2]
 
 
 @pytest.mark.slow
@@ -337,7 +337,14 @@ def test_optuna_search_maximises_the_held_out_metric(tmp_path: Path, photos: Pat
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
-    runs = [RunDir(sweep / str(job)) for job in range(3)]
+    jobs = {  # folders named by their overrides: in trial order (ties go to the first)
+        yaml.safe_load((p.parent / ".hydra" / "hydra.yaml").read_text())["hydra"]["job"]["num"]: (
+            p.parent
+        )
+        for p in sweep.glob("*/metrics.json")
+    }
+    runs = [RunDir(jobs[num]) for num in sorted(jobs)]
+    assert len(runs) == 3
     values = [r.metrics["train_recombined"]["finetuned.vartopk_strict"] for r in runs]
     assert best["best_value"] == pytest.approx(max(values))
     trial = runs[values.index(max(values))]

@@ -186,14 +186,20 @@ def write_gallery(
     ``gallery:`` options (None or True: the defaults of conf/gallery.yaml)."""
     started = time.perf_counter()
     options = gallery_options(cfg_node)
-    run = RunDir(run_dir)
+    run = RunDir(run_dir).view("finetuned")  # a train.py run: its fine-tuned model
     out = _output_dir(run, options)
     pool = _exemplar_pool(options)
     views = dataset_views(run, options, datasets, pool if options.exemplars == RUN else None)
     if pool is not None:
         views = _with_exemplars(views, pool)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    built = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new."))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        built = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new."))
+    except OSError as e:
+        raise UserError(
+            f"cannot write the gallery folder {out} ({e.strerror}): choose another with "
+            "gallery.output_dir=..."
+        ) from None
     try:
         os.chmod(built, 0o777 & ~_umask())  # mkdtemp makes it private (0o700)
         thumbs = write_thumbnails(_sources(views), built / THUMBS, options.thumb_size)
@@ -237,7 +243,7 @@ def gallery_rows(
     order; see :func:`~imagenet_multilabel.gallery.samples.sample_rows`), e.g. for a
     W&B table (:func:`~imagenet_multilabel.gallery.wandb_table.wandb_table`)."""
     options = gallery_options(cfg_node)
-    views = dataset_views(RunDir(run_dir), options, datasets)
+    views = dataset_views(RunDir(run_dir).view("finetuned"), options, datasets)
     return [row for v in views for row in sample_rows(v.name, v.sections, v.samples)]
 
 

@@ -34,10 +34,18 @@ class LeaderboardCallback(Callback):
         self.reference = reference
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from .. import cli
+
+        sweep = Path(str(config.hydra.sweep.dir))
+        try:
+            self._report(config, sweep)
+        finally:  # the command ends with exit code 1 when a job failed (cli.hydra_main)
+            cli.failed_jobs[:] = sorted(p.parent.name for p in sweep.glob("*/failed.json"))
+
+    def _report(self, config: DictConfig, sweep: Path) -> None:
         from ..errors import one_line
         from .reporting import write_report
 
-        sweep = Path(str(config.hydra.sweep.dir))
         try:
             board, written = write_report(
                 [sweep],

@@ -94,11 +94,12 @@ def _record(path: Path) -> dict[str, Any] | None:
 
 
 def read_job(path: Path) -> Job:
-    if (path / METRICS_FILE).is_file():
+    if (path / METRICS_FILE).is_file() and not (path / FAILED_FILE).is_file():
         try:
             run = RunDir(path)
         except DataError as e:
             return Job(path, "skipped", note=f"{path}: unreadable ({e})")
+        run = run.view("finetuned")  # a train.py run: its fine-tuned model's metrics
         task = run.info.get("task", "evaluate")
         if task != "evaluate" or not run.info.get("model"):
             return Job(path, "skipped", note=f"{path}: a '{task}' run, not an evaluation")

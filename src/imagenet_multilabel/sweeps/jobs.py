@@ -3,20 +3,24 @@ failure-tolerant job.
 
 In a multirun each job, before any work, compares its folder with its configuration:
 
-- ``metrics.json`` present (it is written last) and ``job.json`` (written when the job
-  started) records the same configuration: the job is skipped; if only the heads differ,
-  or the heads now write metrics the stored results lack, the metrics are recomputed from
-  the saved predictions (the ``score`` task's path, no forward pass);
+- ``metrics.json`` present (it is written last), ``job.json`` (written when the job
+  started) records the same configuration and run.json the same data (the fingerprint of
+  each dataset's files and label files, data/fingerprint.py): the job is skipped; if only
+  the heads differ, or the heads now write metrics the stored results lack, the metrics
+  are recomputed from the saved predictions (the ``score`` task's path, no forward pass);
 - no usable results of its own, but another job of the sweep folder has them for the same
   configuration up to the heads (a re-run with ``head.*`` overrides, which name other job
   folders): its predictions are reused and the metrics recomputed, again without a forward
   pass;
-- anything else (no folder, a killed job, another configuration): the job runs, after
-  removing the old ``metrics.json`` / ``failed.json``.
+- anything else (no folder, a killed job, another configuration, photos added, removed
+  or replaced, a label file edited): the job runs, after removing the old
+  ``metrics.json`` / ``failed.json``.
 
 A job that fails (an unknown model, weights not available offline, a bad dataset, a bug)
-writes ``failed.json`` with its one-line reason and the sweep goes on: the leaderboard lists
-it. Outside a multirun nothing changes: errors end the run as before (cli.run_task).
+writes ``failed.json`` with its one-line reason (and removes any ``metrics.json`` it wrote:
+a failed job is never counted done) and the sweep goes on: the leaderboard lists it, and
+the command ends with exit code 1 naming the failed jobs once the leaderboard is written.
+Outside a multirun nothing changes: errors end the run as before (cli.run_task).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import shutil
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,11 +143,15 @@ class Plan:
     action: str  # "skip" | "rescore" | "run"
     reason: str
     source: Path | None = None  # "rescore": the folder whose predictions are scored
+    # the fingerprints of the job's data as planned on (job.json records them)
+    data: dict[str, Any] | None = field(default=None, compare=False)
 
 
 def _finished(job_dir: Path) -> tuple[dict[str, Any], RunDir] | None:
     """(job.json, run) of a complete job folder, else None."""
     if not (job_dir / METRICS_FILE).is_file() or not (job_dir / JOB_FILE).is_file():
+        return None
+    if (job_dir / FAILED_FILE).is_file():  # failed after writing its metrics
         return None
     try:
         return read_json(job_dir / JOB_FILE), RunDir(job_dir)
@@ -151,10 +159,38 @@ def _finished(job_dir: Path) -> tuple[dict[str, Any], RunDir] | None:
         return None
 
 
-def _own_plan(job_dir: Path, cfg: DictConfig) -> Plan:
+def data_fingerprints(cfg: DictConfig) -> dict[str, dict[str, Any]]:
+    """The fingerprint of every dataset of the job as it is now (data/fingerprint.py): the
+    datasets are listed (no image is read) and their label sets resolved."""
+    from ..builders import build_datasets
+
+    sets = build_datasets(cfg.data, cfg.get("labels"), transform=None)
+    return {name: s.fingerprint or {} for name, s in sets.items()}
+
+
+def data_changes(record: Mapping[str, Any], data: Mapping[str, Mapping[str, Any]]) -> str:
+    """What differs between the data a job read (job.json's ``data``, taken when it
+    started) and ``data`` now ("" where nothing does)."""
+    from ..data.fingerprint import changes, same_data
+
+    before = record.get("data")
+    if not isinstance(before, Mapping):
+        return "its results record no data fingerprint (an older version)"
+    if set(before) != set(data):
+        return f"datasets {', '.join(sorted(before))} -> {', '.join(sorted(data))}"
+    out = []
+    for name, now in data.items():
+        if not same_data(before.get(name), now):
+            out.append(f"{name}: {changes(before.get(name), now)}")
+    return "; ".join(out)
+
+
+def _own_plan(
+    job_dir: Path, cfg: DictConfig, data: Mapping[str, Any], rescorable: bool = True
+) -> Plan:
+    if (job_dir / FAILED_FILE).is_file():
+        return Plan("run", "it failed before, trying again")
     if not (job_dir / METRICS_FILE).is_file():
-        if (job_dir / FAILED_FILE).is_file():
-            return Plan("run", "it failed before, trying again")
         started = (job_dir / JOB_FILE).is_file()
         return Plan("run", "incomplete results (the job was stopped)" if started else "new job")
     finished = _finished(job_dir)
@@ -164,8 +200,13 @@ def _own_plan(job_dir: Path, cfg: DictConfig) -> Plan:
     changed = _diff_keys(record.get("identity"), identity(cfg))
     if changed:
         return Plan("run", f"results of another configuration (differs in {', '.join(changed)})")
+    changed_data = data_changes(record, data)
+    if changed_data:
+        return Plan("run", f"the data changed since it was read ({changed_data})")
     if record.get("head") != head_record(cfg):
-        return Plan("rescore", "the heads changed", job_dir)
+        return Plan("rescore" if rescorable else "run", "the heads changed", job_dir)
+    if not rescorable:
+        return Plan("skip", "complete results")
     missing = missing_metrics(run, cfg.head)
     if missing:
         reason = f"the metric set has grown ({len(missing)} new, e.g. {missing[0]})"
@@ -173,13 +214,15 @@ def _own_plan(job_dir: Path, cfg: DictConfig) -> Plan:
     return Plan("skip", "complete results")
 
 
-def find_donor(job_dir: Path, cfg: DictConfig) -> Path | None:
+def find_donor(job_dir: Path, cfg: DictConfig, data: Mapping[str, Any]) -> Path | None:
     """Another job folder of the sweep with complete results of the same configuration
-    (heads aside) and their predictions."""
+    (heads aside), of the same data, and their predictions."""
     mine = identity(cfg)
     for other in sorted(p for p in job_dir.parent.iterdir() if p.is_dir() and p != job_dir):
         finished = _finished(other)
         if finished is None or _diff_keys(finished[0].get("identity"), mine):
+            continue
+        if data_changes(finished[0], data):
             continue
         run = finished[1]
         if set(run.datasets) <= set(run.prediction_files):
@@ -187,16 +230,19 @@ def find_donor(job_dir: Path, cfg: DictConfig) -> Path | None:
     return None
 
 
-def plan(job_dir: Path, cfg: DictConfig) -> Plan:
+def plan(job_dir: Path, cfg: DictConfig, rescorable: bool = True) -> Plan:
     """What a job must do, given what its folder (and the sweep folder) holds; read only,
-    so that every rank of a job decides the same."""
-    own = _own_plan(job_dir, cfg)
-    if own.action != "run":
-        return own
-    donor = find_donor(job_dir, cfg) if job_dir.parent.is_dir() else None
+    so that every rank of a job decides the same. What the job would read counts (a
+    dataset's files, its label files: :func:`data_fingerprints`)."""
+    data = data_fingerprints(cfg)
+    own = _own_plan(job_dir, cfg, data, rescorable)
+    if own.action != "run" or not rescorable:
+        return replace(own, data=data)
+    donor = find_donor(job_dir, cfg, data) if job_dir.parent.is_dir() else None
     if donor is not None:
-        return Plan("rescore", f"{own.reason}; predictions of the same run in {donor.name}", donor)
-    return own
+        reason = f"{own.reason}; predictions of the same run in {donor.name}"
+        return Plan("rescore", reason, donor, data)
+    return replace(own, data=data)
 
 
 # ---------------------------------------------------------------------------- actions
@@ -217,7 +263,12 @@ def _link_or_copy(src: Path, dst: Path) -> None:
     tmp.replace(dst)
 
 
-def rescore(job_dir: Path, cfg: DictConfig, source: Path | None = None) -> dict[str, float]:
+def rescore(
+    job_dir: Path,
+    cfg: DictConfig,
+    source: Path | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> dict[str, float]:
     """Recompute metrics from the saved predictions of ``source`` (the job's own folder by
     default) with the configured heads and the label sets stored with the predictions
     (``tasks.rescore.rescore_run``, as ``score`` does); another job's predictions are
@@ -228,7 +279,7 @@ def rescore(job_dir: Path, cfg: DictConfig, source: Path | None = None) -> dict[
 
     source = source or job_dir
     if source != job_dir:
-        start(job_dir, cfg)
+        start(job_dir, cfg, data)
     run = RunDir(source)
     per_dataset, _ = rescore_run(run, build_scorer(cfg.head), {"name": "auto"})
     metrics = flatten_metrics(per_dataset)
@@ -241,7 +292,7 @@ def rescore(job_dir: Path, cfg: DictConfig, source: Path | None = None) -> dict[
     if source != job_dir:
         info["predictions_from"] = str(source)
     write_json(job_dir / "run.json", info)
-    _write_job_record(job_dir, cfg)
+    _write_job_record(job_dir, cfg, data)
     write_json(job_dir / METRICS_FILE, metrics)  # last: its presence marks a complete job
     print_summary(per_dataset, title=f"re-scored {job_dir.name}")
     return metrics
@@ -269,25 +320,28 @@ def _overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-def _write_job_record(job_dir: Path, cfg: DictConfig) -> None:
+def _write_job_record(
+    job_dir: Path, cfg: DictConfig, data: Mapping[str, Any] | None = None
+) -> None:
     write_json(
         job_dir / JOB_FILE,
         {
             "overrides": _overrides(),
             "identity": identity(cfg),
             "head": head_record(cfg),
+            "data": data_fingerprints(cfg) if data is None else data,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         },
     )
 
 
-def start(job_dir: Path, cfg: DictConfig) -> None:
+def start(job_dir: Path, cfg: DictConfig, data: Mapping[str, Any] | None = None) -> None:
     """Before a job runs: no stale result may mark it complete or failed, nor stale
     predictions (of a dataset the job no longer has) be scored with it."""
     for name in (METRICS_FILE, FAILED_FILE, "run.json"):
         (job_dir / name).unlink(missing_ok=True)
     shutil.rmtree(job_dir / "predictions", ignore_errors=True)
-    _write_job_record(job_dir, cfg)
+    _write_job_record(job_dir, cfg, data)
 
 
 def dataset_names(cfg: DictConfig) -> list[str]:
@@ -321,10 +375,15 @@ def describe(error: BaseException) -> str:
 
 def record_failure(job_dir: Path, cfg: DictConfig, reason: str, error: BaseException) -> None:
     model = cfg.get("model") or {}
+    try:
+        config = identity(cfg)
+    except Exception:  # a config that does not even resolve
+        config = None
     write_json(
         job_dir / FAILED_FILE,
         {
             "error": reason,
+            "identity": config,
             "type": type(find_user_error(error) or error).__name__,
             "model": {"name": model.get("name"), "weights": model.get("weights")},
             "datasets": dataset_names(cfg),
@@ -355,20 +414,34 @@ def evaluate_job(cfg: DictConfig) -> Mapping[str, float]:
     failure instead of ending the sweep (see the module docstring)."""
     from ..tasks.evaluate import evaluate
 
+    return _job(evaluate, cfg, rescorable=True)
+
+
+def train_job(cfg: DictConfig) -> Mapping[str, float]:
+    """``train(cfg)`` as :func:`evaluate_job`: in a multirun a finished job of the same
+    configuration and data is skipped and a failed one recorded while the sweep goes on;
+    a fine-tuning is never re-scored (its heads decided its training): anything but
+    complete results of the same configuration runs it again."""
+    from ..tasks.train import train
+
+    return _job(train, cfg, rescorable=False)
+
+
+def _job(task, cfg: DictConfig, rescorable: bool) -> Mapping[str, float]:
     failed = True
     try:
-        metrics = _sweep_job(evaluate, cfg) if in_multirun() else evaluate(cfg)
+        metrics = _sweep_job(task, cfg, rescorable) if in_multirun() else task(cfg)
         failed = False
         return metrics
     finally:
         finish_tracking(failed)
 
 
-def _sweep_job(evaluate, cfg: DictConfig) -> Mapping[str, float]:
+def _sweep_job(task, cfg: DictConfig, rescorable: bool = True) -> Mapping[str, float]:
     job_dir = Path(cfg.paths.output_dir)
     writer = rank_suffix() == ""  # rank 0 (or no DDP) writes; every rank decides alike
     try:
-        decision = plan(job_dir, cfg)
+        decision = plan(job_dir, cfg, rescorable)
         if decision.action == "skip":
             log.info("%s: %s, skipped", job_dir.name, decision.reason)
             return stored_metrics(job_dir)
@@ -376,13 +449,14 @@ def _sweep_job(evaluate, cfg: DictConfig) -> Mapping[str, float]:
             log.info("%s: %s: recomputing from saved predictions", job_dir.name, decision.reason)
             if not writer:
                 return stored_metrics(decision.source)
-            metrics = rescore(job_dir, cfg, decision.source)
+            metrics = rescore(job_dir, cfg, decision.source, decision.data)
             log_rescored(cfg, job_dir, metrics)
             return metrics
-        log.info("%s: %s: evaluating", job_dir.name, decision.reason)
+        verb = "evaluating" if rescorable else "running"
+        log.info("%s: %s: %s", job_dir.name, decision.reason, verb)
         if writer:
-            start(job_dir, cfg)
-        return evaluate(cfg)
+            start(job_dir, cfg, decision.data)
+        return task(cfg)
     except Exception as e:
         reason = describe(e)
         if find_user_error(e) is None:
@@ -390,6 +464,7 @@ def _sweep_job(evaluate, cfg: DictConfig) -> Mapping[str, float]:
         log.error("job %s failed: %s", job_dir.name, reason)
         print(f"error: job {job_dir.name} failed: {reason}", file=sys.stderr, flush=True)
         if writer:
+            (job_dir / METRICS_FILE).unlink(missing_ok=True)  # a failed job is not done
             record_failure(job_dir, cfg, reason, e)
         gc.collect()
         return _failed_value(cfg)

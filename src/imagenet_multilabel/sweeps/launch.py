@@ -7,8 +7,9 @@
   weights; keep your own ``model=...`` to change that, e.g. ``model=test_tiny`` for random
   weights) and implies ``-m``.
 - ``resume=last`` or ``resume=<sweep dir>`` continues a sweep: it becomes
-  ``hydra.sweep.dir=<that dir>`` (``last``: the most recent under outputs/evaluate/multirun)
-  and implies ``-m``. Jobs whose results are complete are skipped (see :mod:`.jobs`).
+  ``hydra.sweep.dir=<that dir>`` (``last``: the most recent under
+  outputs/<evaluate|train>/multirun) and implies ``-m``. Jobs whose results are complete
+  are skipped (see :mod:`.jobs`). ``train.py`` takes the same two.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ from ..errors import ModelError, UserError
 
 log = logging.getLogger(__name__)
 
-SWEEPS_ROOT = Path("outputs") / "evaluate" / "multirun"  # conf/hydra/default.yaml's sweep.dir
+
+def sweeps_root(task: str = "evaluate") -> Path:
+    """Where a task's sweeps go by default (conf/hydra/default.yaml's sweep.dir:
+    ``outputs/${task_name}/multirun``)."""
+    return Path("outputs") / task / "multirun"
+
+
 MULTIRUN_FLAGS = ("-m", "--multirun")
 _GLOB = re.compile(r"[*?\[]")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -102,9 +109,10 @@ def warn_unknown(names: Sequence[str]) -> list[str]:
     return unknown
 
 
-def last_sweep(root: Path = SWEEPS_ROOT) -> Path:
+def last_sweep(root: Path | None = None) -> Path:
     """The most recently started sweep under ``root`` (Hydra rewrites multirun.yaml at the
     start of every sweep, also of a resumed one)."""
+    root = sweeps_root() if root is None else root
     found = sorted(root.glob("*/multirun.yaml"), key=lambda p: p.stat().st_mtime)
     if not found:
         raise UserError(
@@ -114,9 +122,9 @@ def last_sweep(root: Path = SWEEPS_ROOT) -> Path:
     return found[-1].parent
 
 
-def resolve_resume(value: str, cwd: Path) -> Path:
+def resolve_resume(value: str, cwd: Path, task: str = "evaluate") -> Path:
     if value == "last":
-        return last_sweep(cwd / SWEEPS_ROOT)
+        return last_sweep(cwd / sweeps_root(task))
     path = Path(value).expanduser()
     path = path if path.is_absolute() else cwd / path
     if not (path / "multirun.yaml").is_file():
@@ -137,8 +145,9 @@ def _take(argv: list[str], key: str) -> str | None:
     return found[0].split("=", 1)[1]
 
 
-def prepare_argv(argv: Sequence[str], cwd: Path | None = None) -> list[str]:
-    """``sys.argv`` with ``model.names=`` and ``resume=`` turned into Hydra overrides."""
+def prepare_argv(argv: Sequence[str], cwd: Path | None = None, task: str = "evaluate") -> list[str]:
+    """``sys.argv`` with ``model.names=`` and ``resume=`` turned into Hydra overrides
+    (``task``: evaluate or train, whose sweeps ``resume=last`` looks in)."""
     cwd = cwd or Path.cwd()
     args = list(argv[1:])
     multirun = any(a in MULTIRUN_FLAGS for a in args)
@@ -161,16 +170,16 @@ def prepare_argv(argv: Sequence[str], cwd: Path | None = None) -> list[str]:
     if resume is not None:
         if any(a.startswith("hydra.sweep.dir=") for a in args):
             raise UserError("pass either resume=... or hydra.sweep.dir=..., not both")
-        extra.append(f"hydra.sweep.dir={resolve_resume(resume, cwd)}")
+        extra.append(f"hydra.sweep.dir={resolve_resume(resume, cwd, task)}")
         multirun = True
     flags = [] if any(a in MULTIRUN_FLAGS for a in args) or not multirun else ["-m"]
     return [argv[0], *flags, *args, *extra]
 
 
-def prepare_argv_or_exit(argv: Sequence[str]) -> list[str]:
+def prepare_argv_or_exit(argv: Sequence[str], task: str = "evaluate") -> list[str]:
     """:func:`prepare_argv`; a UserError ends the process with one line and exit code 2."""
     try:
-        return prepare_argv(argv)
+        return prepare_argv(argv, task=task)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None

@@ -62,7 +62,7 @@ NOT_SETTINGS = (
     "trainer.world_size",
 )
 FILES = ("leaderboard.csv", "leaderboard.md", "leaderboard.json")
-TEXT_COLUMNS = ("model", "settings", "labels", "input", "status")
+TEXT_COLUMNS = ("model", "weights", "settings", "labels", "input", "data read", "status")
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -91,6 +91,37 @@ def _key(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+# what a job's configuration has of its datasets: the leaderboard's columns, not its rows
+DATASET_KEYS = ("data", "labels")
+
+
+def _config_part(identity: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in identity.items() if k not in DATASET_KEYS}
+
+
+def config_key(identity: Mapping[str, Any] | None) -> str | None:
+    """What makes a leaderboard row of a job's configuration (job.json's or failed.json's
+    ``identity``): all of it (model, weights, preprocessing, settings) but its datasets,
+    which are the row's columns."""
+    if not isinstance(identity, Mapping) or not identity.get("model"):
+        return None
+    return _key(_config_part(identity))
+
+
+def _config_label(config: Mapping[str, Any], others: Sequence[Row]) -> str:
+    """``preprocess.img_size=192``: how an unfinished job's configuration differs from
+    that of another row of its model."""
+    mine = _flatten(config)
+    for row in others:
+        if row.config is None:
+            continue
+        theirs = _flatten(row.config)
+        differ = [k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
+        if differ:
+            return ", ".join(f"{k}={_short(mine.get(k))}" for k in differ)
+    return ""
+
+
 def _short(value: Any, width: int = 48) -> str:
     text = value if isinstance(value, str) else _key(value)
     return text if len(text) <= width else "..." + text[-(width - 3) :]
@@ -112,6 +143,25 @@ class Row:
     incomplete: list[dict[str, Any]] = field(default_factory=list)
     images: int = 0
     seconds: float = 0.0
+    # the configurations of the row's jobs (less their datasets): an unfinished job joins
+    # the row of its own configuration only
+    config_keys: set[str] = field(default_factory=set)
+    config: dict[str, Any] | None = None  # one job's
+
+    # when a sweep job planned on its data (job.json), for runs whose run.json lacks it
+    planned_read: list[str] = field(default_factory=list)
+
+    @property
+    def data_read(self) -> str | None:
+        """When the row's data were read (the oldest of its datasets' fingerprints in
+        run.json, else in job.json)."""
+        times = [
+            str(fp["read"])
+            for record in self.records.values()
+            if isinstance(fp := record.get("fingerprint"), Mapping) and fp.get("read")
+        ]
+        times = times or self.planned_read
+        return min(times) if times else None
 
     @property
     def done(self) -> bool:
@@ -161,6 +211,18 @@ class Row:
             self.runs[dataset] = job.path
             self.metrics[dataset] = dict(run.metrics[dataset])
             self.records[dataset] = dict((info.get("datasets") or {}).get(dataset) or {})
+        data = (job.record or {}).get("data")
+        if isinstance(data, Mapping):
+            self.planned_read += [
+                str(fp["read"])
+                for fp in data.values()
+                if isinstance(fp, Mapping) and fp.get("read")
+            ]
+        identity = (job.record or {}).get("identity")
+        key = config_key(identity)
+        if key is not None:
+            self.config_keys.add(key)
+            self.config = self.config or _config_part(identity)
         rate = info.get("images_per_second")
         images = int(info.get("num_images") or 0)
         if rate and images:
@@ -229,6 +291,7 @@ class Leaderboard:
                 rec[f"{dataset}/{metric} diff"] = None if c is None else round(c.diff, 3)
                 rec[f"{dataset}/{metric} flag"] = None if c is None else c.flag
             rec["images_per_second"] = round(row.images_per_second, 2)
+            rec["data_read"] = row.data_read
             rec["status"] = row.status
             rec["error"] = row.error
             out.append(rec)
@@ -353,7 +416,7 @@ def _descriptor(row: Row) -> dict[str, Any]:
     desc = dict(row.settings)
     for dataset, record in row.records.items():
         for k, v in _flatten(record).items():
-            if k != "num_images":
+            if k != "num_images" and not k.startswith("fingerprint."):
                 desc[f"{dataset}.{k}"] = v
     return desc
 
@@ -383,11 +446,26 @@ def _attach_unfinished(rows: list[Row], jobs: Sequence[Job]) -> None:
         entry = {"job": str(job.path), "datasets": job.datasets}
         if job.status == "failed":
             entry["error"] = str((job.failure or {}).get("error") or "failed (no reason recorded)")
-        mine = [r for r in rows if r.model == job.model and r.done]
-        mine = mine or [r for r in rows if r.model == job.model]
+        identity = (job.failure or {}).get("identity") if job.failure else job.config
+        key = config_key(identity)
+        if key is not None:  # the row of the same model, weights and preprocessing only
+            mine = [r for r in rows if key in r.config_keys]
+        else:  # recorded by an older version: its model's row
+            mine = [r for r in rows if r.model == job.model and r.done]
+            mine = mine or [r for r in rows if r.model == job.model]
         if not mine:
             weights = ((job.failure or job.config or {}).get("model") or {}).get("weights")
             row = Row(job.model, weights, None)
+            if key is not None:
+                row.config_keys.add(key)
+                row.config = _config_part(identity)
+                same_model = [r for r in rows if r.model == job.model]
+                if same_model:  # told apart from the others
+                    label = _config_label(row.config, same_model)
+                    row.label = label or f"job={job.path.name}"
+                    for other in same_model:
+                        if not other.label and other.config is not None:
+                            other.label = _config_label(other.config, [row])
             rows.append(row)
             mine = [row]
         target = mine[0]
@@ -431,6 +509,11 @@ def _dataset_order(jobs: Sequence[Job]) -> dict[str, None]:
 
 
 def build(jobs: Sequence[Job], sort: str | None = None) -> Leaderboard:
+    if jobs and all(j.status == "skipped" for j in jobs):
+        raise UserError(
+            f"no evaluation or train.py run to make a leaderboard of: {jobs[0].note}"
+            + (f" (and {len(jobs) - 1} more)" if len(jobs) > 1 else "")
+        )
     done = [j for j in jobs if j.status == "done"]
     rows, notes = _rows_of(done)
     _attach_unfinished(rows, [j for j in jobs if j.status in ("failed", "incomplete")])
@@ -507,19 +590,31 @@ def input_text(pp: Mapping[str, Any] | None) -> str:
     return f"{size} / {pp.get('crop_pct'):g} / {pp.get('interpolation')}{flip}"
 
 
+def weights_text(weights: str | None, width: int = 40) -> str:
+    """A row's weights in one cell: ``hub:timm/...``, ``none`` (random), or a checkpoint's
+    path shortened to its end (``checkpoint:.../run/best.ckpt``)."""
+    if not weights:
+        return "-"
+    kind, sep, where = weights.partition(":")
+    if sep and kind in ("checkpoint", "fine-tuned") and len(weights) > width:
+        return f"{kind}:{_short(where, width - len(kind) - 1)}"
+    return weights
+
+
 def markdown(board: Leaderboard) -> str:
     columns = board.metric_columns(shown_only=True)
     compared = set(board.compared())
     labels = any(r.label for r in board.rows)
     origins = any(r.label_origins for r in board.rows)
-    head = ["#", "model"] + (["settings"] if labels else []) + (["labels"] if origins else [])
+    head = ["#", "model", "weights"] + (["settings"] if labels else [])
+    head += ["labels"] if origins else []
     head += ["input", "params (M)"]
     for column in columns:
         dataset, _, metric = column.partition("/")
         head.append(column)
         if (dataset, metric) in compared:
             head += [f"{column} timm", "diff", "flag"]
-    head += ["img/s", "status"]
+    head += ["img/s", "data read", "status"]
     lines = [
         "# Leaderboard",
         "",
@@ -533,7 +628,8 @@ def markdown(board: Leaderboard) -> str:
     for rank, row in enumerate(board.rows, start=1):
         inp = input_text(row.preprocessing)
         params = "-" if row.num_params is None else f"{row.num_params / 1e6:.2f}"
-        cells = [str(rank) if row.done else "-", row.model] + ([row.label] if labels else [])
+        cells = [str(rank) if row.done else "-", row.model, weights_text(row.weights)]
+        cells += [row.label] if labels else []
         cells += [row.label_origins or "-"] if origins else []
         cells += [inp, params]
         for column in columns:
@@ -547,7 +643,7 @@ def markdown(board: Leaderboard) -> str:
                     else [_fmt(c.published), _fmt(c.diff, signed=True), c.flag]
                 )
         status = row.status + (f": {row.error}" if row.failures else "")
-        cells += [_fmt(row.images_per_second) if row.done else "-", status]
+        cells += [_fmt(row.images_per_second) if row.done else "-", row.data_read or "-", status]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     unfinished = [(r, f) for r in board.rows for f in r.failures + r.incomplete]
     if unfinished:

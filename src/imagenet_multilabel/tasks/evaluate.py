@@ -36,6 +36,7 @@ from ..preflight import (
     check_input_sizes,
     check_model,
     check_optimized_metric,
+    check_optimized_metric_name,
     check_run_settings,
 )
 from ..runinfo import git_commit, host_info, package_versions
@@ -57,7 +58,14 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         start_run_dir(out)
     sets = build_datasets(cfg.data, cfg.get("labels"), transform=None)
     scorer = build_scorer(cfg.head)
-    scorer.check_labels({name: s.valid is not None for name, s in sets.items()})
+    labelled = {name: s.valid is not None for name, s in sets.items()}
+    scorer.check_labels(labelled)
+    if cfg.get("optimized_metric"):
+        from ..sweeps.jobs import expected_metric_names
+
+        check_optimized_metric_name(
+            cfg.optimized_metric, labelled, *expected_metric_names(cfg.head)
+        )
 
     cpu_parallel = cfg.get("cpu_parallel", "batches")
     kept = keep_freed_memory() if cfg.get("keep_freed_memory", True) else False
@@ -125,7 +133,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("gallery"):
         from ..gallery import write_gallery
 
-        write_gallery(out, cfg.gallery)
+        try:
+            write_gallery(out, cfg.gallery)
+        except BaseException:  # not finished: no metrics.json (the rest stays, to look at)
+            (out / "metrics.json").unlink(missing_ok=True)
+            raise
     log_finished_run(loggers, out)  # W&B: tables and figures of the run, then it ends
     print_summary(
         per_dataset,

@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 def gap(cfg: DictConfig) -> dict[str, float]:
     if not cfg.get("a") or not cfg.get("b"):
         raise UserError("pass two finished runs: a=<run dir> b=<run dir>")
-    a_label, a = RunDir(cfg.a).dataset_metrics(cfg.get("a_dataset"))
-    b_label, b = RunDir(cfg.b).dataset_metrics(cfg.get("b_dataset"))
+    # a train.py run: its fine-tuned model's metrics (``<set>/finetuned.<metric>``)
+    a_label, a = RunDir(cfg.a).view("finetuned").dataset_metrics(cfg.get("a_dataset"))
+    b_label, b = RunDir(cfg.b).view("finetuned").dataset_metrics(cfg.get("b_dataset"))
     if a_label == b_label:  # e.g. two runs of one dataset: tell the columns apart
         a_label, b_label = f"{a_label} (a)", f"{b_label} (b)"
     rows = explain_gap(a, b, a_label, b_label)

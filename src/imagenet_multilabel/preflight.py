@@ -60,6 +60,13 @@ def check_run_settings(cfg: DictConfig) -> None:
         options = gallery_options(cfg.gallery)
         if options.output_dir is not None:
             check_can_create(options.output_dir, "gallery.output_dir")
+        folder = options.exemplars
+        if isinstance(folder, Path) and not folder.is_dir():  # its images are read at the end
+            what = "does not exist" if not folder.exists() else "is a file"
+            raise UserError(
+                f"gallery.exemplars={folder} {what}: point it at a folder of photos, or use "
+                "gallery.exemplars=run (other photos of the run) or none"
+            )
     name = cfg.get("optimized_metric")
     if name is not None and (not isinstance(name, str) or name.count("/") != 1):
         raise UserError(

@@ -155,8 +155,10 @@ def test_score_bad_input(compose_cfg, flat_val, tmp_path) -> None:
     (run_dir / "predictions" / "imagenet.npz").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(DataError, match="corrupt"):
         score(compose_cfg(f"run_dir={run_dir}", config_name="score"))
+    unfinished = tmp_path / "unfinished"  # (tmp_path itself holds a run: a folder of runs)
+    unfinished.mkdir()
     with pytest.raises(DataError, match="has no metrics.json: that run did not finish"):
-        score(compose_cfg(f"run_dir={tmp_path}", config_name="score"))
+        score(compose_cfg(f"run_dir={unfinished}", config_name="score"))
     with pytest.raises(UserError, match="the scored run's own folder"):
         cfg = compose_cfg(f"run_dir={run_dir}", config_name="score")
         cfg.paths.output_dir = str(run_dir)

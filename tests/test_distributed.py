@@ -35,7 +35,15 @@ from .conftest import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ("model=test_tiny", "callbacks=none", "trainer=ddp", "trainer.accelerator=cpu")
+# test_batch_sensitive: the tiny test model plus a term from the whole batch, so that an
+# image computed in another batch than on one process gets other logits on any machine
+TINY = (
+    "model=test_tiny",
+    "model.name=test_batch_sensitive",
+    "callbacks=none",
+    "trainer=ddp",
+    "trainer.accelerator=cpu",
+)
 
 
 # -- fast ---------------------------------------------------------------------------------
@@ -310,7 +318,7 @@ def test_a_failing_rank_ends_the_job_with_its_error(tmp_path: Path) -> None:
     """A corrupt JPEG that only rank 1 of 2 reads: exit code 2, one `error:` line, no
     metrics.json (nor predictions), no hang."""
     root = make_wnid_folders(tmp_path / "val", range(0, 1000, 90))  # 12 photos
-    bad = sorted(root.glob("*/*.JPEG"))[5]  # index 5: rank 1 of 2 (rank::world)
+    bad = sorted(root.glob("*/*.JPEG"))[3]  # index 3: batch 1 of 2 images, rank 1 of 2
     bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
     run_dir = tmp_path / "run"
     proc = run_evaluate(

@@ -74,11 +74,19 @@ def _rank_zero_only(value: Any) -> Any:
     return None if rank_suffix() else value
 
 
+def slurm_gpus_per_node(accelerator: Any, devices: Any) -> Any:
+    """The GPUs per node a SLURM job asks for: none for a CPU trainer, else the trainer's
+    devices (``accelerator=auto`` included: a job that may use GPUs gets them)."""
+    return None if str(accelerator).strip().lower() == "cpu" else devices
+
+
 def register_resolvers() -> None:
     """``${rank_suffix:}`` and ``${rank_zero_only:<value>}`` (null on other ranks), resolved
-    in each process (no cache), for Hydra's log file name and ``hydra.output_subdir``."""
+    in each process (no cache), for Hydra's log file name and ``hydra.output_subdir``;
+    ``${slurm_gpus_per_node:<accelerator>,<devices>}`` for conf/hydra/launcher/."""
     OmegaConf.register_new_resolver("rank_suffix", lambda: rank_suffix(), replace=True)
     OmegaConf.register_new_resolver("rank_zero_only", _rank_zero_only, replace=True)
+    OmegaConf.register_new_resolver("slurm_gpus_per_node", slurm_gpus_per_node, replace=True)
 
 
 register_resolvers()  # on import: Hydra resolves its logging config before any task runs

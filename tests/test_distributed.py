@@ -106,6 +106,11 @@ class _Broken(Dataset):
         return {"image": torch.zeros(3), "target": 0, "index": index}
 
 
+class _Good(_Broken):
+    def __getitem__(self, index: int) -> dict:
+        return {"image": torch.zeros(3), "target": 0, "index": index}
+
+
 def test_loader_stops_at_first_error_and_keeps_it() -> None:
     module = EvalDataModule({"a": _Broken(), "b": _Broken()}, batch_size=2, num_workers=0)
     first, second = module.val_dataloader()
@@ -115,6 +120,21 @@ def test_loader_stops_at_first_error_and_keeps_it() -> None:
     assert list(second) == []  # a failed rank stops at once
     with pytest.raises(DataError, match="6.JPEG"):
         distributed.raise_if_any_rank_failed(module.failure)  # one process: as it is
+
+
+def test_a_rank_without_a_batch_still_runs_its_validation_epoch() -> None:
+    """10 images in one batch of 16 on 2 ranks: rank 1 has no batch. Its loader says 1 (a
+    length of 0 would make Lightning skip the epoch's end, where all ranks gather) and
+    yields nothing; rank 0's has the batch."""
+    from imagenet_multilabel.data.module import ShardBatches, StopOnError
+
+    loaders = [
+        StopOnError(_Good(), failure={}, batch_sampler=ShardBatches(10, 16, rank, 2))
+        for rank in range(2)
+    ]
+    assert [len(loader) for loader in loaders] == [1, 1]
+    assert [b["index"].tolist() for b in loaders[0]] == [list(range(10))]
+    assert list(loaders[1]) == []
 
 
 # -- slow: several processes ------------------------------------------------------------
@@ -344,7 +364,8 @@ def test_a_failing_rank_ends_the_job_with_its_error(tmp_path: Path) -> None:
 @pytest.mark.ddp
 def test_submitit_local_multirun_with_ddp_jobs(tmp_path: Path) -> None:
     """hydra/launcher=submitit_local: jobs run in submitit's processes, whose command line
-    is not evaluate.py's; a DDP job still starts its ranks in its own directory."""
+    is not evaluate.py's; a DDP job still starts its ranks in its own directory. One batch
+    for two ranks: rank 1 has no batch and still gathers."""
     root = make_wnid_folders(tmp_path / "val", range(0, 1000, 91))  # 11 photos
     sweep = tmp_path / "sweep"
     proc = run_evaluate(
@@ -354,7 +375,7 @@ def test_submitit_local_multirun_with_ddp_jobs(tmp_path: Path) -> None:
         "data=folder",
         f"data.root={root}",
         "trainer.devices=1,2",
-        "batch_size=4",
+        "batch_size=16",  # one batch: rank 1 of 2 has none
         "num_workers=0",
         f"hydra.sweep.dir={sweep}",
     )

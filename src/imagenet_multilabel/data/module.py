@@ -52,6 +52,14 @@ class StopOnError(DataLoader):
         super().__init__(*args, **kwargs)
         self.failure = failure
 
+    def __len__(self) -> int:
+        """At least 1 for a dataset with images: a rank may have no batch of it (fewer
+        batches than ranks), and Lightning skips the whole validation epoch of a rank whose
+        loaders all have length 0, its end too, where every rank must gather. Such a loader
+        then yields nothing, as after an error."""
+        n = super().__len__()
+        return max(n, 1) if len(self.dataset) else n
+
     def __iter__(self) -> Iterator[Any]:
         if self.failure:
             return iter(())

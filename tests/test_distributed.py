@@ -150,10 +150,11 @@ def _gather_worker(rank: int, world: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     results = {}
     for size in (2, 7):  # 2 images on 3 ranks: rank 2 has none
-        buffer = PredictionBuffer(size, with_valid=True, num_classes=5)
+        # 7 logit columns for 5 classes (valid labels), as the features pass stores them
+        buffer = PredictionBuffer(size, with_valid=True, num_classes=7, valid_classes=5)
         index = torch.arange(rank, size, world)
         if len(index):
-            logits = index[:, None].float() + torch.arange(5.0)
+            logits = index[:, None].float() + torch.arange(7.0)
             valid = (torch.arange(5)[None, :] <= index[:, None] % 5).to(torch.uint8)
             buffer.update(index, logits, index % 5, valid)
         preds = buffer.compute()
@@ -178,7 +179,7 @@ def test_buffer_gathers_uneven_and_empty_shards(tmp_path: Path) -> None:
         results = torch.load(tmp_path / f"{rank}.pt")
         for size, (logits, target, valid) in results.items():
             index = torch.arange(size)
-            assert torch.equal(logits, index[:, None].float() + torch.arange(5.0))
+            assert torch.equal(logits, index[:, None].float() + torch.arange(7.0))
             assert torch.equal(target, index % 5)
             assert torch.equal(valid, torch.arange(5)[None, :] <= index[:, None] % 5)
 

@@ -242,6 +242,42 @@ def _destroy_process_group() -> None:
         dist.destroy_process_group()
 
 
+# -- the DDP strategy ----------------------------------------------------------------------
+
+
+def _ddp_strategy_class() -> type:
+    from lightning.pytorch.strategies import DDPStrategy as LightningDDP
+
+    class DDPStrategy(LightningDDP):
+        """Lightning's ``ddp``, with validation steps during fitting run on the module
+        itself instead of through DDP's forward. That forward broadcasts rank 0's buffers
+        (a collective) on every step, and validation batches are dealt whole, so ranks may
+        have different numbers of them: one rank would wait forever. Rank 0's buffers
+        (BatchNorm statistics) are broadcast once when validation starts instead, so every
+        rank validates with the same model, as before."""
+
+        def on_validation_start(self) -> None:
+            import torch.distributed as dist
+
+            super().on_validation_start()
+            if self.model is self.lightning_module:  # not wrapped: not fitting
+                return
+            if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+                for buffer in self.lightning_module.buffers():
+                    dist.broadcast(buffer.data, src=0)
+
+        def validation_step(self, *args: Any, **kwargs: Any) -> Any:
+            with self.precision_plugin.val_step_context():
+                return self.lightning_module.validation_step(*args, **kwargs)
+
+    return DDPStrategy
+
+
+def ddp_strategy(**kwargs: Any) -> Any:
+    """The strategy of ``trainer=ddp`` (conf/trainer/ddp.yaml): see ``DDPStrategy`` above."""
+    return _ddp_strategy_class()(**kwargs)
+
+
 # -- failures: every rank ends with the same error ----------------------------------------
 
 

@@ -261,15 +261,17 @@ def test_a_job_slurm_refuses_is_one_line(
 # -- a job cancelled while it runs -------------------------------------------------------
 
 
-def _wait_for_a_running_job(cluster, timeout: float = 300) -> str:
+def _wait_for_a_running_job(cluster, sweep: Path, timeout: float = 300) -> str:
+    """A running job of ``sweep`` (submitit's folder of each job is .submitit/<job id>;
+    jobs of earlier tests may still be finishing)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for line in cluster.run("squeue", "-h", "-o", "%i %T").splitlines():
             job, state = line.split()
-            if state == "RUNNING":
+            if state == "RUNNING" and (sweep / ".submitit" / job).is_dir():
                 return job
         time.sleep(0.5)
-    raise AssertionError("no job started running")
+    raise AssertionError("no job of the sweep started running")
 
 
 @pytest.mark.slow
@@ -291,12 +293,15 @@ def test_a_cancelled_job_fails_alone_and_resume_runs_it(slurm_cluster, photos, t
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as proc:
         try:
-            job = _wait_for_a_running_job(slurm_cluster)
+            job = _wait_for_a_running_job(slurm_cluster, sweep)
             print(slurm_cluster.run("sinfo"))
             slurm_cluster.run("scancel", job)
-            time.sleep(2)
-            array = job.split("_")[0]
-            print(slurm_cluster.run("sacct", "-j", array, "-o", "JobID,JobName,State,NodeList"))
+            for _ in range(20):  # what accounting shows once the job is cancelled
+                listed = slurm_cluster.run("sacct", "-j", job, "-o", "JobID,JobName,State")
+                if "CANCELLED" in listed:
+                    break
+                time.sleep(1)
+            print(listed)
             err = proc.communicate(timeout=300)[1]  # no hang
         finally:
             proc.kill()
@@ -338,18 +343,27 @@ def test_a_requeued_job_starts_over_and_the_sweep_equals_an_uninterrupted_one(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as proc:
         try:
-            job = _wait_for_a_running_job(slurm_cluster)
+            job = _wait_for_a_running_job(slurm_cluster, sweep)
             slurm_cluster.run("scontrol", "requeue", job)
+            time.sleep(1)  # SLURM holds a requeued job 2 minutes: let it start at once
+            slurm_cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now", check=False)
             err = proc.communicate(timeout=400)[1]
         finally:
             proc.kill()
     assert proc.returncode == 0, err[-3000:]
-    history = slurm_cluster.run(
-        "sacct", "-D", "-X", "-n", "-P", "-o", "JobID,State", "-j", job.split("_")[0]
-    )
-    print(history)
-    assert "REQUEUED" in history, history
+    # the job's two runs in SLURM's accounting, once the second is recorded as finished
+    for _ in range(60):
+        history = slurm_cluster.run(
+            "sacct", "-D", "-X", "-P", "-o", "JobID,State,Start,End", "-j", job
+        )
+        if history.strip().endswith(("COMPLETED", "FAILED", "CANCELLED")):
+            break
+        time.sleep(1)
+    print(f"requeued {job}:\n{history}")
+    states = [line.split("|")[1] for line in history.strip().splitlines()[1:]]
+    assert states == ["REQUEUED", "COMPLETED"], history
     assert not list(sweep.glob("*/failed.json"))
+    assert len(list(sweep.glob("*/run.json"))) == len(MODELS)  # each job in its own folder
     proc = evaluate(slurm_cluster, "-m", *args, f"hydra.sweep.dir={plain}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     requeued, uninterrupted = runs_by_model(sweep), runs_by_model(plain)

@@ -39,25 +39,31 @@ from imagenet_multilabel.outputs import RunDir, unflatten_metrics
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_entry_point(script: str, *args: str, timeout: int) -> subprocess.CompletedProcess:
-    """``python <script> args...`` (evaluate.py, train.py) as a command, with this
-    checkout's package also in the DDP ranks it starts, offline, one torch thread per
-    process (oneDNN's float results depend on a process's thread count)."""
+def entry_point(
+    script: str, *args: str, env: Mapping[str, str] | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """The command ``python <script> args...`` (evaluate.py, train.py) and its environment:
+    this checkout's package also in the DDP ranks it starts, offline, one torch thread per
+    process (oneDNN's float results depend on a process's thread count). ``env``: the
+    environment to start from (default: this process's)."""
     path = [str(REPO / "src"), os.environ.get("PYTHONPATH")]
     env = {
-        **os.environ,
+        **(os.environ if env is None else env),
         "PYTHONPATH": os.pathsep.join(p for p in path if p),
         "HF_HUB_OFFLINE": "1",
         "PYTHONWARNINGS": "ignore",
         "OMP_NUM_THREADS": "1",
     }
+    return [sys.executable, str(REPO / script), *args], env
+
+
+def run_entry_point(
+    script: str, *args: str, timeout: int, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Runs :func:`entry_point`'s command in the repository."""
+    command, env = entry_point(script, *args, env=env)
     return subprocess.run(
-        [sys.executable, str(REPO / script), *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
+        command, cwd=REPO, capture_output=True, text=True, env=env, timeout=timeout
     )
 
 
@@ -177,3 +183,19 @@ def run_metrics(run_dir: str | Path, dataset: str) -> dict[str, float]:
 def read_label_json(path: Path) -> dict[str, list[int]]:
     """A JSON object ``file -> [class indices]`` (Multilabelfy's format), read with json."""
     return {k: sorted({int(c) for c in v}) for k, v in json.loads(path.read_text()).items()}
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real one-node Slurm on this machine, with accounting (tests/slurm_cluster.py):
+    installed where missing (root, apt), started for the session, stopped at its end.
+    Skips with the reason where Slurm can neither be found nor installed."""
+    from .slurm_cluster import Unavailable, start_cluster
+
+    try:
+        cluster = start_cluster()
+    except Unavailable as e:
+        pytest.skip(str(e))
+    print(f"slurm cluster up in {cluster.startup_s:.1f} s ({cluster.root})")
+    yield cluster
+    cluster.stop()

@@ -35,7 +35,15 @@ from .conftest import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ("model=test_tiny", "callbacks=none", "trainer=ddp", "trainer.accelerator=cpu")
+# test_batch_sensitive: the tiny test model plus a term from the whole batch, so that an
+# image computed in another batch than on one process gets other logits on any machine
+TINY = (
+    "model=test_tiny",
+    "model.name=test_batch_sensitive",
+    "callbacks=none",
+    "trainer=ddp",
+    "trainer.accelerator=cpu",
+)
 
 
 # -- fast ---------------------------------------------------------------------------------
@@ -98,6 +106,11 @@ class _Broken(Dataset):
         return {"image": torch.zeros(3), "target": 0, "index": index}
 
 
+class _Good(_Broken):
+    def __getitem__(self, index: int) -> dict:
+        return {"image": torch.zeros(3), "target": 0, "index": index}
+
+
 def test_loader_stops_at_first_error_and_keeps_it() -> None:
     module = EvalDataModule({"a": _Broken(), "b": _Broken()}, batch_size=2, num_workers=0)
     first, second = module.val_dataloader()
@@ -107,6 +120,21 @@ def test_loader_stops_at_first_error_and_keeps_it() -> None:
     assert list(second) == []  # a failed rank stops at once
     with pytest.raises(DataError, match="6.JPEG"):
         distributed.raise_if_any_rank_failed(module.failure)  # one process: as it is
+
+
+def test_a_rank_without_a_batch_still_runs_its_validation_epoch() -> None:
+    """10 images in one batch of 16 on 2 ranks: rank 1 has no batch. Its loader says 1 (a
+    length of 0 would make Lightning skip the epoch's end, where all ranks gather) and
+    yields nothing; rank 0's has the batch."""
+    from imagenet_multilabel.data.module import ShardBatches, StopOnError
+
+    loaders = [
+        StopOnError(_Good(), failure={}, batch_sampler=ShardBatches(10, 16, rank, 2))
+        for rank in range(2)
+    ]
+    assert [len(loader) for loader in loaders] == [1, 1]
+    assert [b["index"].tolist() for b in loaders[0]] == [list(range(10))]
+    assert list(loaders[1]) == []
 
 
 # -- slow: several processes ------------------------------------------------------------
@@ -122,10 +150,11 @@ def _gather_worker(rank: int, world: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     results = {}
     for size in (2, 7):  # 2 images on 3 ranks: rank 2 has none
-        buffer = PredictionBuffer(size, with_valid=True, num_classes=5)
+        # 7 logit columns for 5 classes (valid labels), as the features pass stores them
+        buffer = PredictionBuffer(size, with_valid=True, num_classes=7, valid_classes=5)
         index = torch.arange(rank, size, world)
         if len(index):
-            logits = index[:, None].float() + torch.arange(5.0)
+            logits = index[:, None].float() + torch.arange(7.0)
             valid = (torch.arange(5)[None, :] <= index[:, None] % 5).to(torch.uint8)
             buffer.update(index, logits, index % 5, valid)
         preds = buffer.compute()
@@ -150,7 +179,7 @@ def test_buffer_gathers_uneven_and_empty_shards(tmp_path: Path) -> None:
         results = torch.load(tmp_path / f"{rank}.pt")
         for size, (logits, target, valid) in results.items():
             index = torch.arange(size)
-            assert torch.equal(logits, index[:, None].float() + torch.arange(5.0))
+            assert torch.equal(logits, index[:, None].float() + torch.arange(7.0))
             assert torch.equal(target, index % 5)
             assert torch.equal(valid, torch.arange(5)[None, :] <= index[:, None] % 5)
 
@@ -310,7 +339,7 @@ def test_a_failing_rank_ends_the_job_with_its_error(tmp_path: Path) -> None:
     """A corrupt JPEG that only rank 1 of 2 reads: exit code 2, one `error:` line, no
     metrics.json (nor predictions), no hang."""
     root = make_wnid_folders(tmp_path / "val", range(0, 1000, 90))  # 12 photos
-    bad = sorted(root.glob("*/*.JPEG"))[5]  # index 5: rank 1 of 2 (rank::world)
+    bad = sorted(root.glob("*/*.JPEG"))[3]  # index 3: batch 1 of 2 images, rank 1 of 2
     bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
     run_dir = tmp_path / "run"
     proc = run_evaluate(
@@ -336,7 +365,8 @@ def test_a_failing_rank_ends_the_job_with_its_error(tmp_path: Path) -> None:
 @pytest.mark.ddp
 def test_submitit_local_multirun_with_ddp_jobs(tmp_path: Path) -> None:
     """hydra/launcher=submitit_local: jobs run in submitit's processes, whose command line
-    is not evaluate.py's; a DDP job still starts its ranks in its own directory."""
+    is not evaluate.py's; a DDP job still starts its ranks in its own directory. One batch
+    for two ranks: rank 1 has no batch and still gathers."""
     root = make_wnid_folders(tmp_path / "val", range(0, 1000, 91))  # 11 photos
     sweep = tmp_path / "sweep"
     proc = run_evaluate(
@@ -346,7 +376,7 @@ def test_submitit_local_multirun_with_ddp_jobs(tmp_path: Path) -> None:
         "data=folder",
         f"data.root={root}",
         "trainer.devices=1,2",
-        "batch_size=4",
+        "batch_size=16",  # one batch: rank 1 of 2 has none
         "num_workers=0",
         f"hydra.sweep.dir={sweep}",
     )

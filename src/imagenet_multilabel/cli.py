@@ -20,10 +20,37 @@ from .errors import Interrupted, UserError, find_user_error, one_line
 
 log = logging.getLogger("imagenet_multilabel")
 # conf/hydra/launcher/submitit_*.yaml extend the plugin's schemas of the same name, which
-# Hydra 1.3 (pinned <1.4) supports but announces on every run
-warnings.filterwarnings("ignore", message=".*validated against ConfigStore schema with the same")
+# Hydra 1.3 (pinned <1.4) supports but announces on every run (its message starts with a
+# newline, which ``.*`` does not match)
+warnings.filterwarnings(
+    "ignore", message=r"\s*'[^']+' is validated against ConfigStore schema with the same name"
+)
 # Lightning 2.6 builds torch's LeafSpec, which torch >= 2.10 announces on every batch
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
+
+
+class _OnceOnly(logging.Filter):
+    """Lets the first of submitit's repeated warnings through (where SLURM has no job
+    accounting, every status poll fails: 16 lines in 45 s), drops the rest."""
+
+    REPEATED = ("Bypassing sacct error",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = next((k for k in self.REPEATED if k in record.getMessage()), None)
+        if kind is None:
+            return True
+        if kind in self.seen:
+            return False
+        self.seen.add(kind)
+        record.msg, record.args = f"{record.getMessage()} (shown once)", ()
+        return True
+
+
+logging.getLogger("submitit").addFilter(_OnceOnly())
 
 
 _task_started = False  # set by run_task: errors after it are the task's, not Hydra's
@@ -124,6 +151,9 @@ def _hydra_error(e: BaseException) -> tuple[str, int] | None:
         )
     if isinstance(e, (HydraException, OmegaConfBaseException)):
         return one_line(e), 2
+    user_error = find_user_error(e)  # ours, raised in Hydra's part: a launcher, a resolver
+    if user_error is not None and not isinstance(user_error, Interrupted):
+        return one_line(user_error), 2
     if isinstance(e, OSError) and e.filename is not None:  # the run folder Hydra creates
         return f"cannot write {e.filename} ({e.strerror}): choose another hydra.run.dir=...", 2
     if isinstance(e, KeyboardInterrupt):

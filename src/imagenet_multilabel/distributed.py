@@ -74,11 +74,19 @@ def _rank_zero_only(value: Any) -> Any:
     return None if rank_suffix() else value
 
 
+def slurm_gpus_per_node(accelerator: Any, devices: Any) -> Any:
+    """The GPUs per node a SLURM job asks for: none for a CPU trainer, else the trainer's
+    devices (``accelerator=auto`` included: a job that may use GPUs gets them)."""
+    return None if str(accelerator).strip().lower() == "cpu" else devices
+
+
 def register_resolvers() -> None:
     """``${rank_suffix:}`` and ``${rank_zero_only:<value>}`` (null on other ranks), resolved
-    in each process (no cache), for Hydra's log file name and ``hydra.output_subdir``."""
+    in each process (no cache), for Hydra's log file name and ``hydra.output_subdir``;
+    ``${slurm_gpus_per_node:<accelerator>,<devices>}`` for conf/hydra/launcher/."""
     OmegaConf.register_new_resolver("rank_suffix", lambda: rank_suffix(), replace=True)
     OmegaConf.register_new_resolver("rank_zero_only", _rank_zero_only, replace=True)
+    OmegaConf.register_new_resolver("slurm_gpus_per_node", slurm_gpus_per_node, replace=True)
 
 
 register_resolvers()  # on import: Hydra resolves its logging config before any task runs
@@ -232,6 +240,42 @@ def _destroy_process_group() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+# -- the DDP strategy ----------------------------------------------------------------------
+
+
+def _ddp_strategy_class() -> type:
+    from lightning.pytorch.strategies import DDPStrategy as LightningDDP
+
+    class DDPStrategy(LightningDDP):
+        """Lightning's ``ddp``, with validation steps during fitting run on the module
+        itself instead of through DDP's forward. That forward broadcasts rank 0's buffers
+        (a collective) on every step, and validation batches are dealt whole, so ranks may
+        have different numbers of them: one rank would wait forever. Rank 0's buffers
+        (BatchNorm statistics) are broadcast once when validation starts instead, so every
+        rank validates with the same model, as before."""
+
+        def on_validation_start(self) -> None:
+            import torch.distributed as dist
+
+            super().on_validation_start()
+            if self.model is self.lightning_module:  # not wrapped: not fitting
+                return
+            if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+                for buffer in self.lightning_module.buffers():
+                    dist.broadcast(buffer.data, src=0)
+
+        def validation_step(self, *args: Any, **kwargs: Any) -> Any:
+            with self.precision_plugin.val_step_context():
+                return self.lightning_module.validation_step(*args, **kwargs)
+
+    return DDPStrategy
+
+
+def ddp_strategy(**kwargs: Any) -> Any:
+    """The strategy of ``trainer=ddp`` (conf/trainer/ddp.yaml): see ``DDPStrategy`` above."""
+    return _ddp_strategy_class()(**kwargs)
 
 
 # -- failures: every rank ends with the same error ----------------------------------------

@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 from imagenet_multilabel.classes import wnid_to_index
 from imagenet_multilabel.data.datasets import (
@@ -17,7 +16,7 @@ from imagenet_multilabel.data.datasets import (
     WnidFilesDataset,
     WnidFolderDataset,
 )
-from imagenet_multilabel.data.module import ShardSampler
+from imagenet_multilabel.data.module import ShardBatches
 from imagenet_multilabel.errors import DataError
 
 
@@ -72,12 +71,21 @@ def test_corrupt_image_names_the_file(wnid_folder: Path) -> None:
 
 @pytest.mark.parametrize("size", [0, 1, 7, 101])
 @pytest.mark.parametrize("world", [1, 2, 3])
-def test_shard_sampler_covers_each_index_once(size: int, world: int) -> None:
-    shards = [list(ShardSampler(size, r, world)) for r in range(world)]
-    assert sorted(i for s in shards for i in s) == list(range(size))
+@pytest.mark.parametrize("batch_size", [1, 4, 16])
+def test_shards_are_the_batches_of_one_process(size: int, world: int, batch_size: int) -> None:
+    """Rank r gets batches r, r+W, ... of one process, whole: each image in the same batch
+    at the same place, each once, ranks differing by at most one batch."""
+    one = list(ShardBatches(size, batch_size))
+    assert one == [list(range(s, min(s + batch_size, size))) for s in range(0, size, batch_size)]
+    shards = [list(ShardBatches(size, batch_size, r, world)) for r in range(world)]
+    assert sorted(b for s in shards for b in s) == one  # whole batches of one process
+    for rank, shard in enumerate(shards):
+        assert shard == one[rank::world]
+    assert sorted(i for s in shards for b in s for i in b) == list(range(size))
     assert max(map(len, shards)) - min(map(len, shards)) <= 1
-    assert [len(ShardSampler(size, r, world)) for r in range(world)] == list(map(len, shards))
-    assert torch.tensor([len(s) for s in shards]).sum() == size
+    assert [len(ShardBatches(size, batch_size, r, world)) for r in range(world)] == list(
+        map(len, shards)
+    )
 
 
 # --- what a folder holds besides images (made from the package's demo photos) -------------

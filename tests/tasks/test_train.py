@@ -373,6 +373,7 @@ def test_two_processes_train_the_head_as_one_process_does(tmp_path: Path, photos
     and the held-out logits agree to float32 rounding, and the metrics exactly."""
     common = (
         *(o for o in FAST if not o.startswith("train_batch_size")),
+        "model.name=test_batch_sensitive",  # the pretrained pass: each image in its batch
         f"data.root={photos}",
         "trainer.max_epochs=2",
         "num_workers=0",

@@ -1,5 +1,6 @@
-"""The evaluation DataModule: one validation DataLoader per dataset, each sharded across
-ranks without padding or repeats, so every image is scored exactly once."""
+"""The evaluation DataModule: one validation DataLoader per dataset, whose batches (those
+of one process) are dealt whole to the ranks, without padding or repeats: every image is
+scored exactly once, in the batch it has on one process."""
 
 from __future__ import annotations
 
@@ -13,20 +14,32 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from .datasets import ImageDataset
 
 
-class ShardSampler(Sampler[int]):
-    """Indices ``rank, rank + world, ...``: shards differ by at most one image, nothing is
-    padded or repeated (unlike ``DistributedSampler``), and their union is the dataset."""
+class ShardBatches(Sampler[list[int]]):
+    """The batches of one process (``0..size-1`` in order, ``batch_size`` at a time, the
+    last one partial), batch ``b`` to rank ``b mod world_size``: every image is computed
+    in the same batch, at the same place in it, whatever the number of ranks (kernels may
+    round differently for another batch, see docs/distributed.md). Nothing is padded or
+    repeated (unlike ``DistributedSampler``); ranks differ by at most one batch, and their
+    union is the dataset."""
 
-    def __init__(self, size: int, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, size: int, batch_size: int, rank: int = 0, world_size: int = 1) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world of size {world_size}")
-        self.size, self.rank, self.world_size = size, rank, world_size
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.size, self.batch_size = size, batch_size
+        self.rank, self.world_size = rank, world_size
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(range(self.rank, self.size, self.world_size))
+    def _starts(self) -> range:
+        step = self.batch_size * self.world_size
+        return range(self.rank * self.batch_size, self.size, step)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for start in self._starts():
+            yield list(range(start, min(start + self.batch_size, self.size)))
 
     def __len__(self) -> int:
-        return len(range(self.rank, self.size, self.world_size))
+        return len(self._starts())
 
 
 class StopOnError(DataLoader):
@@ -38,6 +51,14 @@ class StopOnError(DataLoader):
     def __init__(self, *args: Any, failure: dict[str, BaseException], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.failure = failure
+
+    def __len__(self) -> int:
+        """At least 1 for a dataset with images: a rank may have no batch of it (fewer
+        batches than ranks), and Lightning skips the whole validation epoch of a rank whose
+        loaders all have length 0, its end too, where every rank must gather. Such a loader
+        then yields nothing, as after an error."""
+        n = super().__len__()
+        return max(n, 1) if len(self.dataset) else n
 
     def __iter__(self) -> Iterator[Any]:
         if self.failure:
@@ -119,11 +140,9 @@ class EvalDataModule(L.LightningDataModule):
         return StopOnError(
             dataset,
             failure=self._failure,
-            batch_size=self.batch_size,
-            sampler=ShardSampler(len(dataset), rank, world),
+            batch_sampler=ShardBatches(len(dataset), self.batch_size, rank, world),
             num_workers=workers,
             pin_memory=self.pin_memory,
-            drop_last=False,
             **kwargs,
         )
 

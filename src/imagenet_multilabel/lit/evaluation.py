@@ -78,9 +78,15 @@ class EvaluationModule(L.LightningModule):
         self.dataset_names = list(dataset_sizes)
         self.channels_last = channels_last
         num_classes = getattr(backbone, "num_classes", None)  # timm models have it
+        valid_classes = getattr(backbone, "valid_classes", num_classes)
         self.normalize = normalize
         self.stores = nn.ModuleList(
-            PredictionBuffer(size, with_valid=name in with_valid, num_classes=num_classes)
+            PredictionBuffer(
+                size,
+                with_valid=name in with_valid,
+                num_classes=num_classes,
+                valid_classes=valid_classes,
+            )
             for name, size in dataset_sizes.items()
         )
         self.results: dict[str, tuple[dict[str, float], Predictions]] = {}

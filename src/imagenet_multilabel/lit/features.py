@@ -21,6 +21,7 @@ class PooledAndLogits(nn.Module):
         self.model = model
         self.num_features = int(model.num_features)
         self.num_classes = self.num_features + int(model.num_classes)
+        self.valid_classes = int(model.num_classes)  # the valid labels' columns
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         pooled = self.model.forward_head(self.model.forward_features(images), pre_logits=True)

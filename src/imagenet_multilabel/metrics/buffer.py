@@ -42,12 +42,16 @@ class PredictionBuffer(Metric):
         dataset_size: int,
         with_valid: bool = False,
         num_classes: int | None = None,
+        valid_classes: int | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.dataset_size = dataset_size
         self.with_valid = with_valid
         self.num_classes = num_classes
+        # the columns of the valid labels: the classes (num_classes unless the logits
+        # carry more columns, such as pooled features before them)
+        self.valid_classes = valid_classes if valid_classes is not None else num_classes
         self.add_state("index", default=[], dist_reduce_fx="cat")
         self.add_state("logits", default=[], dist_reduce_fx="cat")
         self.add_state("target", default=[], dist_reduce_fx="cat")
@@ -97,7 +101,8 @@ class PredictionBuffer(Metric):
             self.logits.append(torch.zeros(0, c, dtype=torch.float32, device=self.device))
             self.target.append(torch.zeros(0, dtype=torch.long, device=self.device))
             if self.with_valid:
-                self.valid.append(torch.zeros(0, c, dtype=torch.uint8, device=self.device))
+                v = self.valid_classes
+                self.valid.append(torch.zeros(0, v, dtype=torch.uint8, device=self.device))
         super()._sync_dist(dist_sync_fn, process_group=process_group)
 
     def compute(self) -> Predictions:

@@ -1,0 +1,1 @@
+"""Hydra launchers of imagenet_multilabel (Hydra finds launchers in ``hydra_plugins``)."""

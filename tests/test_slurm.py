@@ -305,8 +305,9 @@ def test_a_cancelled_job_fails_alone_and_resume_runs_it(slurm_cluster, photos, t
             err = proc.communicate(timeout=300)[1]  # no hang
         finally:
             proc.kill()
-    assert proc.returncode == 0, err[-3000:]
+    assert proc.returncode == 1, err[-3000:]  # a sweep with a failed job, once its table is written
     assert f"SLURM job {job} ended without a result: cancelled" in err, err[-3000:]
+    assert err.strip().splitlines()[-1].startswith("error: 1 job(s) of the sweep failed: ")
     failed = [p.parent for p in sweep.glob("*/failed.json")]
     done = [p.parent for p in sweep.glob("*/metrics.json")]
     assert len(failed) == 1 and len(done) == 2, err[-3000:]

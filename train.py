@@ -9,13 +9,20 @@ python train.py -m loss=bce,asl optim.lr=1e-3,1e-4
 import hydra
 from omegaconf import DictConfig
 
-from imagenet_multilabel.cli import hydra_main, run_task
-from imagenet_multilabel.tasks.train import train
+from imagenet_multilabel.cli import hydra_main, in_multirun, run_task
+from imagenet_multilabel.preflight import check_train_settings
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> dict:
-    return run_task(train, cfg, trainer=True)
+    # A single run reports a config error before torch and the rest are imported; a sweep's
+    # job checks its settings when it starts (the task checks them again).
+    return run_task(
+        "imagenet_multilabel.tasks.train:train",
+        cfg,
+        trainer=True,
+        check=None if in_multirun() else check_train_settings,
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..errors import DataError
 from .composites import CompositeDataset
 from .datasets import ImageDataset
 from .module import EvalDataModule
@@ -54,7 +55,10 @@ class NewComposites(CompositeDataset):
                     out[i] = pick
                     break
             else:
-                raise RuntimeError("could not draw a new combination of tiles")
+                raise DataError(
+                    f"could not draw {count} new combinations of the training photos' tiles "
+                    f"(only {i} found): lower composites.eval_images"
+                )
         return out
 
 

@@ -118,8 +118,10 @@ def main() -> None:
     parser.add_argument("--keep", type=Path)
     opts = parser.parse_args()
     tmp = opts.keep or Path(tempfile.mkdtemp(prefix="resume_kill-"))
-    print("| monitor | sched | kill -9 at | killed (exit) | resumed (exit) | same as uninterrupted "
-          "| resume of the finished run | seconds |")
+    print(
+        "| monitor | sched | kill -9 at | killed (exit) | resumed (exit) | same as uninterrupted "
+        "| resume of the finished run | seconds |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     failures = 0
     for monitor in opts.monitors.split(","):
@@ -128,8 +130,10 @@ def main() -> None:
             whole = tmp / f"{monitor}-{sched}-whole"
             done = run(common, whole)
             if done.returncode != 0:
-                print(f"| {monitor} | {sched} | - | uninterrupted run failed: "
-                      f"{done.stderr.strip().splitlines()[-1:]} |")
+                print(
+                    f"| {monitor} | {sched} | - | uninterrupted run failed: "
+                    f"{done.stderr.strip().splitlines()[-1:]} |"
+                )
                 failures += 1
                 continue
             for moment in opts.moments.split(","):
@@ -141,11 +145,11 @@ def main() -> None:
                     f"+callbacks.kill.step={STEP[moment]}",
                 ]
                 killed = run(common + kill, out)
-                resumed = run(common + ["ckpt_path=last"], out)
+                resumed = run([*common, "ckpt_path=last"], out)
                 diff = differences(whole, out) if resumed.returncode == 0 else ["no result"]
                 # resuming the finished run again changes nothing
                 before = (out / "metrics.json").read_bytes() if resumed.returncode == 0 else b""
-                again = run(common + ["ckpt_path=last"], out)
+                again = run([*common, "ckpt_path=last"], out)
                 same_again = (
                     again.returncode == 0
                     and not differences(whole, out)

@@ -32,16 +32,6 @@ FAST = (
 )
 
 
-@pytest.fixture
-def photos(tmp_path: Path) -> Path:
-    """24 real demo photos, one class each."""
-    root = tmp_path / "photos"
-    root.mkdir()
-    for path in sorted(DEMO_ROOT.glob("*.JPEG"))[::4][:24]:
-        shutil.copy(path, root / path.name)
-    return root
-
-
 def fit(compose_cfg, photos: Path, *overrides: str) -> tuple[dict, Path]:
     cfg = compose_cfg(*FAST, f"data.root={photos}", *overrides, config_name="train")
     return train(cfg), Path(cfg.paths.output_dir)

@@ -69,7 +69,7 @@ BAD = [
     (("final_eval=both",), "final_eval='both' is unknown"),
     (("optimized_metric=bogus/metric",), "optimized_metric='bogus/metric' is not a metric"),
     (("loss.keep_unseen=2",), "loss.keep_unseen=2 is out of range"),
-    (("+init_from=/x", "ckpt_path=/y"), "ckpt_path and init_from are both set"),
+    (("init_from=/x", "ckpt_path=/y"), "ckpt_path and init_from are both set"),
 ]
 
 
@@ -221,7 +221,7 @@ def test_a_checkpoint_of_another_run_is_refused(compose_cfg, photos) -> None:
     assert "split.seed: 1 there, 0 here" in str(info.value)
     assert f"init_from={ckpt}" in str(info.value)
     # init_from: a new run from its weights, recorded
-    metrics, out = fit(compose_cfg, photos, "trainer.max_epochs=1", f"+init_from={ckpt}")
+    metrics, out = fit(compose_cfg, photos, "trainer.max_epochs=1", f"init_from={ckpt}")
     run = json.loads((out / "run.json").read_text())
     assert run["checkpoints"]["init_from"] == str(ckpt)
     # its "pretrained" stage is the checkpoint's weights: the other run's fine-tuned logits

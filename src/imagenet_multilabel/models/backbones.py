@@ -109,7 +109,8 @@ def read_checkpoint(path: str | Path, damaged_hint: str = "") -> Any:
                 f"cannot load checkpoint {path} safely ({type(e).__name__}): "
                 "save a plain state_dict with torch.save(model.state_dict(), path)"
             ) from None
-        detail = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        text = str(e).strip()
+        detail = text.splitlines()[0].split(". ")[0][:120] if text else type(e).__name__
         raise ModelError(
             f"checkpoint {path} is damaged (cut short, or not a checkpoint: {detail}): "
             + (damaged_hint or "replace it with a complete copy")

@@ -104,13 +104,14 @@ def read_checkpoint(path: str | Path, damaged_hint: str = "") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        if "Weights only load failed" in str(e):
+        if "Weights only load failed" in str(e) and "GLOBAL" in str(e):  # not plain tensors
             raise ModelError(
                 f"cannot load checkpoint {path} safely ({type(e).__name__}): "
                 "save a plain state_dict with torch.save(model.state_dict(), path)"
             ) from None
-        text = str(e).strip()
-        detail = text.splitlines()[0].split(". ")[0][:120] if text else type(e).__name__
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        first = next((ln for ln in lines if ln.startswith("Unsupported")), (lines or [""])[0])
+        detail = first.split(". ")[0][:120] or type(e).__name__
         raise ModelError(
             f"checkpoint {path} is damaged (cut short, or not a checkpoint: {detail}): "
             + (damaged_hint or "replace it with a complete copy")

@@ -47,6 +47,7 @@ DEMO = REPO / "src" / "imagenet_multilabel" / "assets" / "demo"
 PHOTOS = sorted(DEMO.glob("n*.JPEG"))
 TINY = "model=test_tiny"
 TIMES: dict[str, float] = {}  # case -> seconds to its error line
+ABBREVIATIONS: dict[str, str] = {}  # in the table's commands: text -> its short name
 
 
 # ------------------------------------------------------------------------------ results
@@ -515,6 +516,8 @@ def judge(case: Case, res: Result, d: Path) -> str:
 def command_text(case: Case, args: list[str], tmp: Path) -> str:
     tool = " ".join(a.replace(sys.executable, "python") for a in CLI[case.tool])
     text = " ".join([tool, *args]).replace(str(tmp), "$T")
+    for long, short in ABBREVIATIONS.items():
+        text = text.replace(long, short)
     prefix = " ".join(f"{k}={v or '<unset>'}" for k, v in case.env.items())
     text = f"{prefix} {text}".strip()
     return text + ("" if case.cli else " (in-process)")

@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bad_inputs import (
+    ABBREVIATIONS,
     TINY,
     Case,
     Result,
@@ -38,6 +39,8 @@ BASE = [
     "batch_size=8",
     "train_batch_size=8",
 ]
+
+ABBREVIATIONS[" ".join(BASE)] = "$BASE"
 
 # setting -> (the values to try, a part of the line); ints must be whole, floats finite
 WHOLE = {

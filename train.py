@@ -12,14 +12,22 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from imagenet_multilabel.cli import hydra_main, run_task
+from imagenet_multilabel.cli import hydra_main, in_multirun, run_task
+from imagenet_multilabel.preflight import check_train_settings
 from imagenet_multilabel.sweeps.launch import prepare_argv_or_exit
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> dict:
-    # in a sweep a failing job is recorded and the sweep goes on (sweeps/jobs.py)
-    return run_task("imagenet_multilabel.sweeps.jobs:train_job", cfg, trainer=True)
+    # A single run reports a config error before torch and the rest are imported; in a
+    # sweep the job checks its settings when it starts, records a failure and the sweep
+    # goes on (sweeps/jobs.py).
+    return run_task(
+        "imagenet_multilabel.sweeps.jobs:train_job",
+        cfg,
+        trainer=True,
+        check=None if in_multirun() else check_train_settings,
+    )
 
 
 if __name__ == "__main__":

@@ -46,6 +46,8 @@ from PIL import Image  # noqa: E402
 DEMO = REPO / "src" / "imagenet_multilabel" / "assets" / "demo"
 PHOTOS = sorted(DEMO.glob("n*.JPEG"))
 TINY = "model=test_tiny"
+TIMES: dict[str, float] = {}  # case -> seconds to its error line
+ABBREVIATIONS: dict[str, str] = {}  # in the table's commands: text -> its short name
 
 
 # ------------------------------------------------------------------------------ results
@@ -299,6 +301,10 @@ def _task(tool: str):
         from imagenet_multilabel.tasks.label_report import stats
 
         return stats, False
+    if tool == "train":
+        from imagenet_multilabel.tasks.train import train
+
+        return train, True
     from imagenet_multilabel.tasks.gap_report import gap
 
     return gap, False
@@ -373,6 +379,7 @@ CLI = {
     "stats": [sys.executable, "-m", "imagenet_multilabel.stats"],
     "gap": [sys.executable, "-m", "imagenet_multilabel.gap"],
     "prepare": [sys.executable, "-m", "imagenet_multilabel.prepare"],
+    "train": [sys.executable, "train.py"],
 }
 
 
@@ -381,7 +388,7 @@ def run_cli(case: Case, args: list[str], d: Path) -> Result:
     argv = list(args)
     if case.tool != "prepare" and not any(a.startswith("hydra.run.dir=") for a in argv):
         argv.append(f"hydra.run.dir={out}")
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), **case.env}
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}", **case.env}
     for key, value in case.env.items():
         if value == "":
             env.pop(key)
@@ -405,7 +412,7 @@ def run_cli(case: Case, args: list[str], d: Path) -> Result:
         stdout, stderr = proc.communicate()
         code, stderr = -999, stderr + f"\n(timed out after {case.timeout:.0f} s)"
     code = 128 - code if code < 0 and code != -999 else code
-    log = out / "evaluate.log"
+    log = out / f"{case.tool if case.tool == 'train' else 'evaluate'}.log"
     logs = log.read_text(errors="replace") if log.is_file() else ""
     return Result(code, stderr, stdout, logs, out, time.perf_counter() - started)
 
@@ -509,6 +516,8 @@ def judge(case: Case, res: Result, d: Path) -> str:
 def command_text(case: Case, args: list[str], tmp: Path) -> str:
     tool = " ".join(a.replace(sys.executable, "python") for a in CLI[case.tool])
     text = " ".join([tool, *args]).replace(str(tmp), "$T")
+    for long, short in ABBREVIATIONS.items():
+        text = text.replace(long, short)
     prefix = " ".join(f"{k}={v or '<unset>'}" for k, v in case.env.items())
     text = f"{prefix} {text}".strip()
     return text + ("" if case.cli else " (in-process)")
@@ -1258,7 +1267,17 @@ def finished_runs(tmp: Path) -> dict[str, Path]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    trial(all_cases, finished_runs, __doc__)
+
+
+def trial(
+    make_cases: Callable[[], list[Case]],
+    make_shared: Callable[[Path], dict[str, Path]],
+    doc: str,
+) -> None:
+    """Run the cases of ``make_cases`` (``make_shared``: what they share, e.g. finished runs)
+    and print the table."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--only", help="run the cases whose name contains one of these (a,b)")
     parser.add_argument("--no-cli", action="store_true", help="skip command-line cases")
     parser.add_argument("--cli-only", action="store_true", help="only command-line cases")
@@ -1274,10 +1293,10 @@ def main() -> None:
             tmp.mkdir(parents=True)
         else:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="badinput-")))
-        shared = finished_runs(tmp)
+        shared = make_shared(tmp)
         SHARED_RUNS.update(shared)
         only = args.only.split(",") if args.only else []
-        cases = [c for c in all_cases() if not only or any(o in c.name for o in only)]
+        cases = [c for c in make_cases() if not only or any(o in c.name for o in only)]
         if args.no_cli or args.cli_only:
             cases = [c for c in cases if c.cli == args.cli_only]
         rows, bad = [], 0
@@ -1297,8 +1316,17 @@ def main() -> None:
             rows.append(row)
             print(row, flush=True)
             print(f"  ({res.seconds:.1f} s)", file=sys.stderr, flush=True)
+            if case.expect == "error" and res.code == 2:
+                TIMES[f"{case.group}: {case.name}"] = res.seconds
         took = time.perf_counter() - started
         print(f"\n{len(cases)} cases, {bad} handled badly, {took:.0f} s")
+        groups: dict[str, int] = {}
+        for case in cases:
+            groups[case.group] = groups.get(case.group, 0) + 1
+        print("by family: " + ", ".join(f"{g} {n}" for g, n in groups.items()))
+        slowest = max(TIMES.items(), key=lambda kv: kv[1], default=None)
+        if slowest:
+            print(f"slowest error line: {slowest[0]} ({slowest[1]:.1f} s)")
 
 
 if __name__ == "__main__":

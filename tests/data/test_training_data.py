@@ -59,3 +59,22 @@ def test_ranks_split_an_epoch_without_overlap() -> None:
     indices = [[i for batch in s for _, i in batch] for s in shares]
     assert all(len(x) == 4 for x in indices)  # padded to 12
     assert set().union(*map(set, indices)) == set(range(10))
+
+
+def test_the_epoch_lightning_starts_wins_over_the_loaders_own_count() -> None:
+    """A checkpoint saved at the end of an epoch: Lightning restores its epoch count (and
+    calls set_epoch) but not the loader's state; the fresh loader must hand out that epoch,
+    not epoch 0 again."""
+    whole = [[b["x"].tolist() for b in dl] for dl in [loader()] for _ in range(3)]
+    fresh = loader()
+    fresh.batch_sampler.sampler.set_epoch(2)  # what Lightning calls (_set_sampler_epoch)
+    assert [b["x"].tolist() for b in fresh] == whole[2]
+    # a loaded mid-epoch position of the same epoch is kept
+    first = loader()
+    it = iter(first)
+    next(it)
+    state = first.state_dict()
+    resumed = loader()
+    resumed.load_state_dict(state)
+    resumed.batch_sampler.sampler.set_epoch(0)
+    assert [b["x"].tolist() for b in resumed] == whole[0][1:]

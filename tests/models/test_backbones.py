@@ -100,8 +100,17 @@ def test_checkpoint_errors(tmp_path: Path) -> None:
         create_backbone("test_efficientnet", checkpoint=tmp_path / "missing.pth")
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(ModelError, match="cannot load checkpoint"):
+    with pytest.raises(ModelError, match="bad.pth is damaged .cut short, or not a checkpoint"):
         create_backbone("test_efficientnet", checkpoint=bad)
+    cut = tmp_path / "cut.pth"
+    torch.save(timm.create_model("test_efficientnet").state_dict(), cut)
+    cut.write_bytes(cut.read_bytes()[:3000])
+    with pytest.raises(ModelError, match="cut.pth is damaged"):
+        create_backbone("test_efficientnet", checkpoint=cut)
+    unsafe = tmp_path / "unsafe.pth"
+    torch.save({"model": Path.cwd}, unsafe)  # a pickled function: not loaded weights_only
+    with pytest.raises(ModelError, match="cannot load checkpoint .* safely"):
+        create_backbone("test_efficientnet", checkpoint=unsafe)
     other = tmp_path / "other.pth"
     torch.save(timm.create_model("test_resnet").state_dict(), other)
     with pytest.raises(ModelError, match="do not fit this model"):

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..errors import DataError
 from .composites import CompositeDataset
 from .datasets import ImageDataset
 from .module import EvalDataModule
@@ -54,7 +55,10 @@ class NewComposites(CompositeDataset):
                     out[i] = pick
                     break
             else:
-                raise RuntimeError("could not draw a new combination of tiles")
+                raise DataError(
+                    f"could not draw {count} new combinations of the training photos' tiles "
+                    f"(only {i} found): lower composites.eval_images"
+                )
         return out
 
 
@@ -124,6 +128,15 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
         self.size, self.batch_size, self.seed = size, batch_size, seed
         self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
         self.epoch, self.skip = 0, 0
+        self.given_epoch: int | None = None
+        # Lightning calls ``set_epoch`` on ``loader.batch_sampler.sampler`` at the start of
+        # every epoch, with its own epoch count: here, this sampler itself
+        self.sampler = self
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch Lightning is starting (its count, restored from a checkpoint also where
+        it does not restore the loader's state: a run saved at the end of an epoch)."""
+        self.given_epoch = int(epoch)
 
     def per_rank(self) -> int:
         return math.ceil(self.size / self.world_size)
@@ -159,9 +172,15 @@ class ResumableLoader(DataLoader):
 
     def __iter__(self) -> Iterator[Any]:
         sampler: EpochBatchSampler = self.batch_sampler  # type: ignore[assignment]
-        self._epoch, self._handed_out = self._next_epoch, self._skip
-        sampler.epoch, sampler.skip = self._epoch, self._skip
-        self._next_epoch, self._skip = self._epoch + 1, 0
+        # the epoch Lightning starts wins over this loader's own count: resuming a checkpoint
+        # saved at the end of an epoch, Lightning gives the next epoch but not the loader's
+        # state (a fresh loader would start over at epoch 0)
+        epoch = self._next_epoch if sampler.given_epoch is None else sampler.given_epoch
+        skip = self._skip if epoch == self._next_epoch else 0
+        sampler.given_epoch = None
+        self._epoch, self._handed_out = epoch, skip
+        sampler.epoch, sampler.skip = epoch, skip
+        self._next_epoch, self._skip = epoch + 1, 0
         for batch in super().__iter__():
             self._handed_out += 1
             yield batch

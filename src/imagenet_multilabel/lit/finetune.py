@@ -9,6 +9,7 @@ one drew.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..errors import UserError
 from ..scoring import Scorer
 from ..training.losses import Loss, finite_or_raise
 from ..training.params import Trainable, build_optimizer, build_scheduler
@@ -88,6 +90,7 @@ class FineTuneModule(EvaluationModule):
         optim, sched: the ``optim`` / ``sched`` config nodes.
         seed: seeds each step's random draws.
         anchor: optional :class:`HeadAnchor` of the classifier.
+        run_identity: the settings that define the run, stored in each checkpoint.
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class FineTuneModule(EvaluationModule):
         sched: Mapping[str, Any] | None,
         seed: int = 0,
         anchor: HeadAnchor | None = None,
+        run_identity: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(backbone, scorer, dataset_sizes, with_valid, **kwargs)
@@ -112,6 +116,12 @@ class FineTuneModule(EvaluationModule):
         self.optim, self.sched = dict(optim), dict(sched or {})
         self.seed = seed
         self.anchor = anchor
+        self.run_identity = None if run_identity is None else dict(run_identity)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # what defines the run (tasks/train.py: run_identity), checked on resume
+        if self.run_identity is not None:
+            checkpoint["run_identity"] = json.dumps(self.run_identity, sort_keys=True)
 
     @property
     def classifier(self) -> nn.Module:
@@ -191,6 +201,14 @@ class FineTuneModule(EvaluationModule):
         scheduler.step_update(num_updates=self.global_step)  # timm's: lr of the next update
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
-        super().optimizer_step(*args, **kwargs)
+        try:
+            super().optimizer_step(*args, **kwargs)
+        except RuntimeError as e:
+            if "overflow" not in str(e):
+                raise
+            raise UserError(
+                f"the optimizer's step overflows float32 at step {self.global_step} ({e}): "
+                "lower optim.lr"
+            ) from None
         if self.anchor is not None:
             self.anchor.restore_rows(self.classifier)

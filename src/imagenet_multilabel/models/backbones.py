@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
@@ -93,20 +94,41 @@ def check_model_name(name: str) -> str:
     raise ModelError(f"unknown timm model '{name}'{hint} (see timm.list_models())")
 
 
-def load_checkpoint_state(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state dict from a local file (``weights_only=True``), unwrapping the usual
-    ``state_dict`` / ``model`` / ``state_dict_ema`` containers, ``module.`` / ``model.``
-    prefixes, and the ``backbone.`` part of a Lightning checkpoint of this package."""
+def read_checkpoint(path: str | Path, damaged_hint: str = "") -> Any:
+    """A checkpoint file's contents as saved, loaded safely (``weights_only=True``). A file
+    that is cut short or not a checkpoint at all is named as damaged (``damaged_hint``:
+    what to do instead; default: replace the file)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ModelError(f"checkpoint {path} does not exist: check model.checkpoint")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
+        if "Weights only load failed" in str(e) and "GLOBAL" in str(e):  # not plain tensors
+            raise ModelError(
+                f"cannot load checkpoint {path} safely ({type(e).__name__}): "
+                "save a plain state_dict with torch.save(model.state_dict(), path)"
+            ) from None
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        first = next((ln for ln in lines if ln.startswith("Unsupported")), (lines or [""])[0])
+        detail = first.split(". ")[0][:120] or type(e).__name__
         raise ModelError(
-            f"cannot load checkpoint {path} safely ({type(e).__name__}): "
-            "save a plain state_dict with torch.save(model.state_dict(), path)"
+            f"checkpoint {path} is damaged (cut short, or not a checkpoint: {detail}): "
+            + (damaged_hint or "replace it with a complete copy")
         ) from None
+
+
+def load_checkpoint_state(path: str | Path, damaged_hint: str = "") -> dict[str, torch.Tensor]:
+    """A state dict from a local file (``weights_only=True``), unwrapping the usual
+    ``state_dict`` / ``model`` / ``state_dict_ema`` containers, ``module.`` / ``model.``
+    prefixes, and the ``backbone.`` part of a Lightning checkpoint of this package.
+    Weights that are NaN or infinite are refused (their logits would be meaningless)."""
+    path = Path(path).expanduser()
+    return unwrap_state(read_checkpoint(path, damaged_hint), path)
+
+
+def unwrap_state(obj: Any, path: str | Path) -> dict[str, torch.Tensor]:
+    """The model's state dict inside a checkpoint's contents (:func:`load_checkpoint_state`)."""
     lightning = isinstance(obj, dict) and "pytorch-lightning_version" in obj
     for key in ("state_dict", "model", "state_dict_ema", "model_ema"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
@@ -120,6 +142,17 @@ def load_checkpoint_state(path: str | Path) -> dict[str, torch.Tensor]:
     for prefix in ("module.", "model.", BACKBONE_PREFIX):
         if obj and all(k.startswith(prefix) for k in obj):
             obj = {k[len(prefix) :]: v for k, v in obj.items()}
+    for key, value in obj.items():
+        if (
+            isinstance(value, torch.Tensor)
+            and value.is_floating_point()
+            and not bool(torch.isfinite(value).all())
+        ):
+            raise ModelError(
+                f"checkpoint {path} holds weights that are not finite ({key}: NaN or inf), "
+                "so every logit would be meaningless: use a checkpoint of a run that did not "
+                "diverge"
+            )
     return obj
 
 

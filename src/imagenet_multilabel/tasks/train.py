@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -36,6 +38,7 @@ from ..builders import (
     finish_wandb,
     loader_settings,
 )
+from ..data.cache import dataset_identity
 from ..data.labels import ResolvedLabels
 from ..data.training import FeatureDataset, FitDataModule
 from ..data.transforms import Normalize
@@ -44,8 +47,15 @@ from ..lit.evaluation import EvaluationModule
 from ..lit.features import FeatureExtraction
 from ..lit.finetune import FineTuneModule, HeadAnchor
 from ..metrics.buffer import Predictions
-from ..models.backbones import load_checkpoint_state
+from ..models.backbones import load_checkpoint_state, read_checkpoint, unwrap_state
 from ..outputs import atomic_write_bytes, flatten_metrics, write_json, write_predictions
+from ..preflight import (
+    FIT_STAGES,
+    check_model,
+    check_train_parts,
+    check_train_settings,
+    lr_warning,
+)
 from ..runtime import keep_freed_memory, set_cpu_threads
 from ..scoring import Scorer
 from ..summary import print_summary
@@ -56,7 +66,7 @@ from .evaluate import run_record
 
 log = logging.getLogger(__name__)
 
-STAGES = ("pretrained", "finetuned", "delta")
+STAGES = FIT_STAGES
 MONITOR_AUTO = (
     "heldout_seen/vartopk_strict",
     "train_recombined/vartopk_strict",
@@ -67,21 +77,27 @@ MONITOR_AUTO = (
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fine-tune and compare; returns metrics.json's contents."""
     started = time.perf_counter()
-    check_config(cfg)
+    check_train_settings(cfg)  # also run before torch is imported (train.py)
+    if (warning := lr_warning(cfg)) is not None:
+        log.warning(warning)
+    check_model(cfg.model)
     out = Path(cfg.paths.output_dir)
     resume = resume_path(cfg, out)
     kept = keep_freed_memory() if cfg.get("keep_freed_memory", True) else False
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     backbone = build_backbone(cfg)
-    if resume is not None:
-        check_fits(resume, backbone.model)
+    init_from = start_weights(cfg, backbone.model)
     loss = build_loss(cfg.loss)
     eval_tf = backbone.eval_transform(normalize=not cfg.normalize_on_device)
     sets = build_fit_sets(cfg, eval_tf, loss.multilabel, loss.name)
+    identity = run_identity(cfg, sets)
+    if resume is not None:
+        check_resume(cfg.ckpt_path, resume, backbone.model, identity)
     cached = cfg.finetune.mode == "head" and bool(cfg.finetune.cache_features)
     train_tf, augmentation = training_transform(cfg, backbone, cached)
     scorer = build_scorer(cfg.head)
+    check_train_parts(cfg, len(sets.train), list(sets.evals), metric_names(scorer, sets))
     validate_on = [n for n in cfg.validate_on if n in sets.evals]
     monitor = resolve_monitor(cfg.checkpoint.monitor, validate_on)
     callbacks = fit_callbacks(cfg, out, monitor)
@@ -89,7 +105,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer = build_trainer(cfg, loggers, callbacks=list(callbacks.values()))
     threads = set_cpu_threads(cfg.cpu_threads, cfg.num_workers, trainer.num_devices)
     common = module_options(cfg, backbone, threads)
-    write_json(out / "split.json", sets.split.record(sets.source.dataset.files))
 
     try:
         # 1. pretrained logits (and pooled features) of the held-out sets
@@ -114,6 +129,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             loss,
             trainable,
             common,
+            identity,
         )
         t0 = time.perf_counter()
         with warnings.catch_warnings():
@@ -122,6 +138,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             warnings.filterwarnings("ignore", message=".*when logging on epoch level in distrib.*")
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
         fit_seconds = time.perf_counter() - t0
+        finite_weights_or_raise(backbone.model, f"after step {trainer.global_step}")
 
         # 3. the best checkpoint, evaluated as evaluate.py evaluates it
         t0 = time.perf_counter()
@@ -132,6 +149,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         backbone.model.load_state_dict(load_checkpoint_state(best))
         backbone.model.eval()
         finetuned = final_evaluation(cfg, trainer, backbone, scorer, sets, extracted, common)
+        finite_logits_or_raise(finetuned, best)
         final_seconds = time.perf_counter() - t0
     finally:
         if trainer.is_global_zero:
@@ -177,6 +195,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             "monitor": monitor,
             "best_score": _score(callbacks["best"].best_model_score),
             "resumed_from": None if resume is None else str(resume),
+            "init_from": init_from,
         },
         validate_on=validate_on,
         final_evaluation=cfg.final_eval,
@@ -185,6 +204,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         fit_seconds=round(fit_seconds, 3),
         final_seconds=round(final_seconds, 3),
     )
+    write_json(out / "split.json", sets.split.record(sets.source.dataset.files))
     write_json(out / "run.json", run)
     write_json(out / "metrics.json", metrics)  # last: its presence marks a complete run
     print_comparison(per_set, cfg, trainer.global_step)
@@ -195,26 +215,44 @@ def train(cfg: DictConfig) -> dict[str, float]:
 # ----------------------------------------------------------------------------- checks
 
 
-def check_config(cfg: DictConfig) -> None:
-    """Settings that can be refused before anything is loaded."""
-    precision = str(cfg.trainer.precision)
-    if precision.startswith("16") and str(cfg.trainer.accelerator) == "cpu":
-        raise UserError(f"precision={precision} needs a GPU: use bf16-mixed or 32-true on CPU")
-    if cfg.final_eval not in ("images", "features"):
-        raise UserError(f"final_eval={cfg.final_eval!r} must be images or features")
-    if cfg.final_eval == "features" and not (
-        cfg.finetune.mode == "head" and cfg.finetune.cache_features
-    ):
-        raise UserError("final_eval=features needs finetune.mode=head with cached features")
-    if cfg.cpu_parallel not in ("batches", "ops"):
-        raise UserError(f"cpu_parallel must be 'batches' or 'ops', got {cfg.cpu_parallel!r}")
-    if int(cfg.train_batch_size) < 1:
-        raise UserError("train_batch_size must be at least 1")
-    if cfg.loss.get("keep_unseen") and cfg.finetune.mode != "head":
-        raise UserError(
-            f"loss.keep_unseen needs finetune.mode=head (the pretrained logits of the frozen "
-            f"backbone): for finetune.mode={cfg.finetune.mode} use loss=soft_ce or another loss"
-        )
+def metric_names(scorer: Scorer, sets: FitSets) -> dict[str, list[str]]:
+    """The metrics each held-out set will have (its heads scored on two dummy rows): what
+    ``checkpoint.monitor`` and ``optimized_metric`` are checked against before the run."""
+    from ..classes import NUM_CLASSES
+
+    names = {}
+    logits = torch.zeros(2, NUM_CLASSES)
+    logits[:, 0] = 1.0
+    target = torch.tensor([0, 1])
+    for name, s in sets.evals.items():
+        valid = None
+        if s.valid is not None:
+            valid = torch.zeros(2, NUM_CLASSES, dtype=torch.bool)
+            valid[0, 0] = valid[1, 1] = True
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            names[name] = list(scorer.score(name, logits, target, valid))
+    return names
+
+
+def finite_weights_or_raise(model: torch.nn.Module, when: str) -> None:
+    """Weights that became NaN or infinite (a step too large) end the run before anything
+    is evaluated or written."""
+    for name, p in model.state_dict().items():
+        if p.is_floating_point() and not bool(torch.isfinite(p).all()):
+            raise UserError(
+                f"the weights are not finite {when} ({name} holds NaN or inf): nothing was "
+                "written; lower optim.lr or set trainer.gradient_clip_val=1.0"
+            )
+
+
+def finite_logits_or_raise(preds: dict[str, Predictions], source: Path) -> None:
+    for name, p in preds.items():
+        if not bool(torch.isfinite(p.logits).all()):
+            raise UserError(
+                f"the fine-tuned logits of {name} are not finite (weights of {source}): "
+                "nothing was written; lower optim.lr or set trainer.gradient_clip_val=1.0"
+            )
 
 
 def resume_path(cfg: DictConfig, out: Path) -> Path | None:
@@ -230,17 +268,120 @@ def resume_path(cfg: DictConfig, out: Path) -> Path | None:
     return path
 
 
-def check_fits(path: Path, model: torch.nn.Module) -> None:
-    """A checkpoint to resume must hold this model's parameters with their shapes."""
-    state = load_checkpoint_state(path)
+def check_fits(state: dict[str, torch.Tensor], model: torch.nn.Module, path: Path) -> None:
+    """A checkpoint to resume or start from holds this model's parameters with their shapes."""
     own = model.state_dict()
     wrong = [k for k in own if k not in state or tuple(state[k].shape) != tuple(own[k].shape)]
     if wrong or len(state) != len(own):
         what = wrong[0] if wrong else next(k for k in state if k not in own)
         raise ModelError(
-            f"checkpoint {path} is of another model (e.g. {what} differs): resume with the "
+            f"checkpoint {path} is of another model (e.g. {what} differs): use the "
             "model.name and class count it was trained with"
         )
+
+
+def previous_checkpoint(path: Path) -> Path:
+    """Where the checkpoint saved before ``path`` is kept (:class:`KeepPrevious`)."""
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def check_resume(value: str, path: Path, model: torch.nn.Module, identity: dict) -> None:
+    """``ckpt_path``: a complete checkpoint of this model, written by a run with the same
+    defining settings (:func:`run_identity`); else one line naming what differs."""
+    prev = previous_checkpoint(path)
+    hint = (
+        f"resume from the previous one, kept for this: ckpt_path={prev}"
+        if prev.is_file()
+        else "start the run again without ckpt_path"
+    )
+    raw = read_checkpoint(path, damaged_hint=hint)
+    check_fits(unwrap_state(raw, path), model, path)
+    theirs = raw.get("run_identity") if isinstance(raw, dict) else None
+    if theirs is None:
+        raise UserError(
+            f"ckpt_path={value}: {path} records no run settings (not a checkpoint of "
+            f"train.py's runs): start a new run from its weights with init_from={path}"
+        )
+    diffs = identity_differences(json.loads(theirs), identity)
+    if diffs:
+        shown = "; ".join(diffs[:4]) + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else "")
+        raise UserError(
+            f"ckpt_path={value}: {path} is a checkpoint of another run ({shown}): resume "
+            f"with the settings it was trained with, or start a new run from its weights "
+            f"with init_from={path}"
+        )
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: value}
+
+
+def identity_differences(theirs: dict, ours: dict) -> list[str]:
+    """``key: <theirs> there, <ours> here`` for each defining setting that differs."""
+    a, b = _flat(theirs), _flat(ours)
+    return [
+        f"{k}: {a.get(k)!r} there, {b.get(k)!r} here"
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k)
+    ]
+
+
+def run_identity(cfg: DictConfig, sets: FitSets) -> dict[str, Any]:
+    """What defines a run, stored in its checkpoints: a checkpoint resumes only a run with
+    the same (model and start weights, split, loss, optimizer, schedule, data and labels,
+    composites, batches, augmentation). The length (max_epochs / max_steps) is not part of
+    it: a run stopped early by trainer.max_steps resumes with a larger one."""
+
+    def plain(node: Any) -> Any:
+        return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+    data = dataset_identity(sets.source.dataset)
+    valid = sets.source.valid
+    return {
+        "model": plain(cfg.model),
+        "init_from": cfg.get("init_from"),
+        "preprocess": plain(cfg.preprocess),
+        "seed": cfg.seed,
+        "split": plain(cfg.split),
+        "loss": plain(cfg.loss),
+        "optim": plain(cfg.optim),
+        "sched": plain(cfg.sched),
+        "finetune": plain(cfg.finetune),
+        "regularize": plain(cfg.regularize),
+        "augment": plain(cfg.augment),
+        "composites": plain(cfg.composites),
+        "train_batch_size": cfg.train_batch_size,
+        "drop_last": cfg.drop_last,
+        "accumulate_grad_batches": cfg.trainer.accumulate_grad_batches,
+        "data": {
+            "config": plain(cfg.data),
+            "files": hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16],
+            "labels": None
+            if valid is None
+            else hashlib.sha256(valid.numpy().tobytes()).hexdigest()[:16],
+        },
+    }
+
+
+def start_weights(cfg: DictConfig, model: torch.nn.Module) -> str | None:
+    """``init_from``: a new run that starts from the weights of a checkpoint (of this
+    model: same parameters and shapes) instead of the pretrained ones."""
+    value = cfg.get("init_from")
+    if not value:
+        return None
+    path = Path(str(value)).expanduser()
+    if not path.is_file():
+        raise UserError(f"init_from={value}: {path} does not exist")
+    state = load_checkpoint_state(path)
+    check_fits(state, model, path)
+    model.load_state_dict(state)
+    log.info("weights: from %s (init_from)", path)
+    return str(path)
 
 
 def resolve_monitor(value: str | None, validate_on: list[str]) -> str | None:
@@ -297,6 +438,23 @@ def training_transform(cfg: DictConfig, backbone: Backbone, cached: bool):
 def fit_callbacks(cfg: DictConfig, out: Path, monitor: str | None) -> dict[str, Any]:
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 
+    class KeepPrevious(ModelCheckpoint):
+        """last.ckpt, the one before it kept as last.prev.ckpt (a hard link: no copy; the
+        new file replaces the name atomically), so that a damaged last.ckpt can be given up
+        for the previous one."""
+
+        def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+            if trainer.is_global_zero and os.path.isfile(filepath):
+                prev = previous_checkpoint(Path(filepath))
+                tmp = prev.with_name(prev.name + ".tmp")
+                tmp.unlink(missing_ok=True)
+                try:
+                    os.link(filepath, tmp)
+                except OSError:
+                    shutil.copy2(filepath, tmp)
+                os.replace(tmp, prev)
+            super()._save_checkpoint(trainer, filepath)
+
     node = cfg.checkpoint
     dirpath = out / "checkpoints"
     callbacks: dict[str, Any] = {
@@ -310,7 +468,7 @@ def fit_callbacks(cfg: DictConfig, out: Path, monitor: str | None) -> dict[str, 
             enable_version_counter=False,
             save_on_train_epoch_end=False if monitor else None,
         ),
-        "last": ModelCheckpoint(
+        "last": KeepPrevious(
             dirpath=dirpath,
             filename="last",
             save_top_k=1,
@@ -336,10 +494,14 @@ _FEATURE_MEMO: dict[str, dict[str, tuple[torch.Tensor, Predictions]]] = {}
 
 
 def _memo_key(cfg: DictConfig, backbone: Backbone, sets: dict[str, EvalSet]) -> str:
-    """Everything the pretrained pass depends on (jobs of a multirun share it)."""
+    """Everything the pretrained pass depends on (jobs of a multirun share it): the model
+    and its start weights, the preprocessing, and each set's images (file names, sizes and
+    modification times, composites' tiles: :func:`~..data.cache.dataset_identity`) and
+    labels (their content)."""
     parts = {
         "model": OmegaConf.to_container(cfg.model, resolve=True),
         "weights": backbone.weights,
+        "init_from": cfg.get("init_from"),
         "preprocessing": backbone.preprocessing,
         "options": [
             cfg.batch_size,
@@ -349,9 +511,8 @@ def _memo_key(cfg: DictConfig, backbone: Backbone, sets: dict[str, EvalSet]) -> 
         ],
         "sets": {
             n: [
-                str(s.dataset.root),
-                s.dataset.files,
-                None if s.valid is None else int(s.valid.sum()),
+                dataset_identity(s.dataset),
+                None if s.valid is None else hashlib.sha256(s.valid.numpy().tobytes()).hexdigest(),
             ]
             for n, s in sets.items()
         },
@@ -377,11 +538,12 @@ def extract(
         Path(cfg.feature_cache).expanduser() / f"{key}.pt" if cfg.get("feature_cache") else None
     )
     if stored is not None and stored.is_file():
-        log.info("pretrained features: read from %s", stored)
-        gathered = read_features(stored)
-        _FEATURE_MEMO.clear()
-        _FEATURE_MEMO[key] = gathered
-        return gathered
+        gathered = read_features(stored, {n: len(s.dataset) for n, s in sets.items()})
+        if gathered is not None:
+            log.info("pretrained features: read from %s", stored)
+            _FEATURE_MEMO.clear()
+            _FEATURE_MEMO[key] = gathered
+            return gathered
     module = FeatureExtraction(
         backbone.model,
         scorer,
@@ -419,16 +581,40 @@ def write_features(path: Path, gathered: dict[str, tuple[torch.Tensor, Predictio
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def read_features(path: Path) -> dict[str, tuple[torch.Tensor, Predictions]]:
-    data = torch.load(path, map_location="cpu", weights_only=True)
-    return {
-        name: (d["features"], Predictions(d["logits"], d["target"], d["valid"]))
-        for name, d in data.items()
-    }
+def read_features(
+    path: Path, sizes: dict[str, int]
+) -> dict[str, tuple[torch.Tensor, Predictions]] | None:
+    """The cached pass of sets of ``sizes`` (name -> images), or None (with a warning line)
+    when the file is damaged: cut short, not a cache file, or of other sets."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        gathered = {
+            name: (d["features"], Predictions(d["logits"], d["target"], d["valid"]))
+            for name, d in data.items()
+        }
+        if {n: len(p.logits) for n, (_, p) in gathered.items()} != sizes:
+            raise ValueError("its sets differ from this run's")
+        if any(len(f) != len(p.logits) for f, p in gathered.values()):
+            raise ValueError("features and logits differ in length")
+    except Exception as e:
+        reason = str(e).strip().splitlines()[0][:100] if str(e).strip() else type(e).__name__
+        log.warning("pretrained features: %s is damaged (%s): computing them again", path, reason)
+        return None
+    return gathered
 
 
 def fit_parts(
-    cfg, backbone, scorer, sets: FitSets, extracted, train_tf, validate_on, loss, trainable, common
+    cfg,
+    backbone,
+    scorer,
+    sets: FitSets,
+    extracted,
+    train_tf,
+    validate_on,
+    loss,
+    trainable,
+    common,
+    identity=None,
 ):
     """The fitting module and its data: images, or cached features (``extracted``)."""
     if extracted is not None:
@@ -450,6 +636,7 @@ def fit_parts(
         sched=OmegaConf.to_container(cfg.sched, resolve=True),
         seed=int(cfg.seed),
         anchor=anchor,
+        run_identity=identity,
         **{
             **common,
             "parallel_batches": 1 if extracted is not None else common["parallel_batches"],

@@ -11,8 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-
-FINETUNE_MODES = ("head", "last_n", "full")
+from ..preflight import FINETUNE_MODES
 
 
 @dataclass

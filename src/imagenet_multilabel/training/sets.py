@@ -27,8 +27,7 @@ from ..data.labels import ResolvedLabels
 from ..data.splits import Split, make_split
 from ..data.training import NewComposites, subset
 from ..errors import UserError
-
-SET_NAMES = ("heldout_seen", "train_recombined", "heldout_classes", "single_photos")
+from ..preflight import FIT_SET_NAMES as SET_NAMES
 
 
 @dataclass

@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import DataError, UserError
 from ..outputs import read_json, write_json
+from .fingerprint import listing
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +55,6 @@ LIBRARIES = ("pillow", "torchvision", "timm")
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _file_stats(root: Path, files: list[str]) -> str:
-    """A digest of every existing file's name, size and mtime (a changed file: a miss)."""
-    h = hashlib.sha256()
-    for name in files:
-        try:
-            st = os.stat(root / name)
-        except OSError:
-            continue  # not a file of its own (a composite's name); its parts are stat-ed
-        h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
 
 
 def _describe(value: Any) -> Any:
@@ -94,7 +83,7 @@ def dataset_identity(dataset: Dataset) -> dict[str, Any]:
             out[key] = _describe(value)
     root, files = getattr(dataset, "root", None), getattr(dataset, "files", None)
     if root is not None and files:
-        out["file_stats"] = _file_stats(Path(root), list(files))
+        out["file_stats"] = listing(Path(root), list(files))[0]  # names, sizes, mtimes
     return out
 
 

@@ -31,7 +31,7 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _listing(root: Path, files: Sequence[str]) -> tuple[str, int, int]:
+def listing(root: Path, files: Sequence[str]) -> tuple[str, int, int]:
     """(sha256 of the name/size/mtime lines, total bytes, newest mtime in ns); a file that
     cannot be read counts with size -1."""
     digest = hashlib.sha256()
@@ -60,7 +60,7 @@ def fingerprint(
     ``labels`` (path -> sha256, or null for a path that is not a file), ``newest`` (the
     newest image's modification time) and ``read`` (when the fingerprint was taken: when
     the run read its data). Two runs read the same data when :func:`same_data` says so."""
-    files_sha256, total, newest = _listing(Path(root), files)
+    files_sha256, total, newest = listing(Path(root), files)
     labels = {}
     for path in label_files:
         path = Path(path).expanduser()

@@ -187,13 +187,14 @@ def read_label_json(path: Path) -> dict[str, list[int]]:
 
 @pytest.fixture(scope="session")
 def slurm_cluster():
-    """A real one-node Slurm on this machine, with accounting (tests/slurm_cluster.py):
-    installed where missing (root, apt), started for the session, stopped at its end.
-    Skips with the reason where Slurm can neither be found nor installed."""
+    """A real Slurm on this machine, with accounting (tests/slurm_cluster.py): two nodes,
+    each a slurmd of this machine (partition ``cpu``, the default, has the first alone;
+    ``all`` both); installed where missing (root, apt), started for the session, stopped
+    at its end. Skips with the reason where Slurm can neither be found nor installed."""
     from .slurm_cluster import Unavailable, start_cluster
 
     try:
-        cluster = start_cluster()
+        cluster = start_cluster(nodes=2)
     except Unavailable as e:
         pytest.skip(str(e))
     print(f"slurm cluster up in {cluster.startup_s:.1f} s ({cluster.root})")

@@ -1,10 +1,12 @@
-"""A real one-node Slurm on this machine for the tests (Debian's slurm-wlm, munge, and a
-MariaDB behind slurmdbd so that ``sacct`` answers as on a real cluster).
+"""A real Slurm on this machine for the tests (Debian's slurm-wlm, munge, and a MariaDB
+behind slurmdbd so that ``sacct`` answers as on a real cluster), of one node or more:
+each node a slurmd of this machine (``slurmd -N <node>``, its own port, spool folder, pid
+and log file). Partition ``cpu`` (the default) has the first node alone, ``all`` every node.
 
 :func:`start_cluster` installs what is missing (as root, with apt), writes every file it
 uses below one folder (configs, sockets, state, logs: nothing in /etc or /run), starts
-munged, mariadbd, slurmdbd, slurmctld and slurmd on free ports, and waits until the node
-is idle. :meth:`SlurmCluster.stop` stops what it started. :class:`Unavailable` says why
+munged, mariadbd, slurmdbd, slurmctld and the slurmds on free ports, and waits until the
+nodes are idle. :meth:`SlurmCluster.stop` stops what it started. :class:`Unavailable` says why
 there can be no cluster here (the tests then skip with that reason).
 
 Clients find the cluster through ``SLURM_CONF`` (:attr:`SlurmCluster.env`).
@@ -24,7 +26,8 @@ from pathlib import Path
 
 PACKAGES = ("slurm-wlm", "munge", "mariadb-server", "slurmdbd")
 PROGRAMS = ("munged", "mariadbd", "mariadb-install-db", "slurmdbd", "slurmctld", "slurmd")
-PARTITION = "cpu"
+PARTITION = "cpu"  # the first node alone (the default)
+PARTITION_ALL = "all"  # every node
 CLUSTER = "imltest"
 DB_USER, DB_PASSWORD, DB_NAME = "slurm", "slurm-test", "slurm_acct_db"
 
@@ -90,6 +93,12 @@ class SlurmCluster:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     pid_files: dict[str, Path] = field(default_factory=dict)
     startup_s: float = 0.0
+    nodes: int = 1  # slurmd daemons on this machine, each a node of its own (slurmd -N)
+
+    @property
+    def node_names(self) -> list[str]:
+        """The first node is this host; the others ``<host>-<n>`` (slurmd -N)."""
+        return [self.host] + [f"{self.host}-{n}" for n in range(2, self.nodes + 1)]
 
     @property
     def conf(self) -> Path:
@@ -150,7 +159,9 @@ class SlurmCluster:
         started = time.monotonic()
         for sub in ("log", "state", "spool", "munge", "db", "run"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        self.db_port, self.dbd_port, self.ctld_port, self.slurmd_port = _free_ports(4)
+        self.db_port, self.dbd_port, self.ctld_port, *self.slurmd_ports = _free_ports(
+            3 + self.nodes
+        )
         self._start_munge()
         self._start_mariadb()
         self._write_configs()
@@ -159,8 +170,10 @@ class SlurmCluster:
         self.run("sacctmgr", "-i", "add", "cluster", CLUSTER)
         self._spawn("slurmctld", ["slurmctld", "-D", "-i", "-f", str(self.conf)])
         self._wait("slurmctld", lambda: self._port_open(self.ctld_port))
-        self._spawn("slurmd", ["slurmd", "-D", "-f", str(self.conf)])
-        self._wait("the node to be idle", self._node_idle, timeout=90)
+        for node in self.node_names:
+            (self.root / "spool" / node).mkdir(exist_ok=True)
+            self._spawn(f"slurmd.{node}", ["slurmd", "-D", "-N", node, "-f", str(self.conf)])
+        self._wait("the nodes to be idle", self._node_idle, timeout=90)
         self.startup_s = time.monotonic() - started
         return self
 
@@ -255,13 +268,13 @@ class SlurmCluster:
             f"ClusterName={CLUSTER}\nSlurmctldHost={self.host}(127.0.0.1)\n"
             + auth
             + "CredType=cred/munge\n"
-            f"SlurmctldPort={self.ctld_port}\nSlurmdPort={self.slurmd_port}\n"
+            f"SlurmctldPort={self.ctld_port}\nSlurmdPort={self.slurmd_ports[0]}\n"
             "SlurmUser=root\nSlurmdUser=root\n"
-            f"StateSaveLocation={r / 'state'}\nSlurmdSpoolDir={r / 'spool'}\n"
+            f"StateSaveLocation={r / 'state'}\nSlurmdSpoolDir={r / 'spool' / '%n'}\n"
             f"SlurmctldPidFile={r / 'run' / 'slurmctld.pid'}\n"
-            f"SlurmdPidFile={r / 'run' / 'slurmd.pid'}\n"
+            f"SlurmdPidFile={r / 'run' / 'slurmd.%n.pid'}\n"
             f"SlurmctldLogFile={r / 'log' / 'slurmctld.log'}\n"
-            f"SlurmdLogFile={r / 'log' / 'slurmd.log'}\n"
+            f"SlurmdLogFile={r / 'log' / 'slurmd.%n.log'}\n"
             "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\n"
             "SelectType=select/cons_tres\nSelectTypeParameters=CR_CPU\n"
             "JobAcctGatherType=jobacct_gather/none\nJobCompType=jobcomp/none\n"
@@ -272,9 +285,19 @@ class SlurmCluster:
             "SchedulerType=sched/backfill\nSchedulerParameters=sched_interval=1\n"
             "MinJobAge=600\nKillWait=5\nInactiveLimit=0\nWaitTime=0\n"
             "SlurmctldTimeout=30\nSlurmdTimeout=30\nMessageTimeout=20\n"
-            f"NodeName={self.host} NodeAddr=127.0.0.1 CPUs={self.cpus} State=UNKNOWN\n"
-            f"PartitionName={PARTITION} Nodes={self.host} Default=YES MaxTime=INFINITE "
+            + "".join(
+                f"NodeName={node} NodeHostname={self.host} NodeAddr=127.0.0.1 Port={port} "
+                f"CPUs={self.cpus} State=UNKNOWN\n"
+                for node, port in zip(self.node_names, self.slurmd_ports, strict=True)
+            )
+            + f"PartitionName={PARTITION} Nodes={self.host} Default=YES MaxTime=INFINITE "
             "State=UP OverSubscribe=NO\n"
+            + (
+                f"PartitionName={PARTITION_ALL} Nodes={','.join(self.node_names)} "
+                "MaxTime=INFINITE State=UP OverSubscribe=NO\n"
+                if self.nodes > 1
+                else ""
+            )
         )
 
     # -- stop -------------------------------------------------------------------------
@@ -295,12 +318,12 @@ class SlurmCluster:
         self.procs.clear()
 
 
-def start_cluster(root: Path | None = None) -> SlurmCluster:
+def start_cluster(root: Path | None = None, nodes: int = 1) -> SlurmCluster:
     """Install what is missing and start a cluster below ``root`` (a new folder in /tmp:
     short, for the sockets' path limit). Raises :class:`Unavailable` where Slurm cannot be
     installed; a cluster that fails to start is stopped and its error raised."""
     install()
-    cluster = SlurmCluster(Path(root or tempfile.mkdtemp(prefix="slurm-")))
+    cluster = SlurmCluster(Path(root or tempfile.mkdtemp(prefix="slurm-")), nodes=nodes)
     try:
         return cluster.start()
     except BaseException:

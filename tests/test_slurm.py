@@ -1,6 +1,8 @@
 """The shipped SLURM launcher (conf/hydra/launcher/submitit_slurm.yaml) against a real
-one-node Slurm started on this machine (the ``slurm_cluster`` fixture, with accounting:
-``sacct`` answers as on a real cluster). Small: the tiny test models on demo photos."""
+Slurm started on this machine (the ``slurm_cluster`` fixture, with accounting: ``sacct``
+answers as on a real cluster): two nodes, each a slurmd of this machine; jobs go to the
+first alone unless they ask for partition ``all``. Small: the tiny test models on demo
+photos."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import pytest
 from imagenet_multilabel.outputs import RunDir
 
 from .conftest import DEMO_PHOTOS, REPO, entry_point, run_entry_point
+from .slurm_cluster import PARTITION_ALL
 
 # 23 photos in batches of 5: 5 batches, the last one partial; 3 and 2 on two ranks
 COMMON = (
@@ -38,6 +41,35 @@ def photos(tmp_path_factory) -> Path:
     for photo in DEMO_PHOTOS[:23]:
         shutil.copyfile(photo, root / photo.name)
     return root
+
+
+@pytest.fixture(scope="module")
+def one_process(photos, tmp_path_factory) -> dict[str, RunDir]:
+    """The runs of both MODELS in one local process: what every DDP job must equal."""
+    sweep = tmp_path_factory.mktemp("one_process") / "sweep"
+    proc = run_entry_point(
+        "evaluate.py",
+        "-m",
+        *COMMON,
+        f"data.root={photos}",
+        f"model.name={','.join(MODELS)}",
+        f"hydra.sweep.dir={sweep}",
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = runs_by_model(sweep)
+    assert sorted(runs) == sorted(MODELS)
+    assert all(run.info["trainer"]["world_size"] == 1 for run in runs.values())
+    return runs
+
+
+def assert_bits_equal(run: RunDir, reference: RunDir) -> None:
+    """Metrics and every array of the predictions bit for bit those of ``reference``."""
+    np.testing.assert_equal(run.metrics, reference.metrics)
+    mine, theirs = run.predictions("demo"), reference.predictions("demo")
+    assert mine.keys() == theirs.keys()
+    for key in mine:
+        assert np.array_equal(mine[key], theirs[key]), (run.path, key)
 
 
 def evaluate(cluster, *args: str, timeout: int = 600):
@@ -183,13 +215,14 @@ def test_cpu_trainer_asks_slurm_for_no_gpus(slurm_cluster, photos, tmp_path) -> 
 @pytest.mark.slow
 @pytest.mark.slurm
 @pytest.mark.ddp
-def test_ddp_jobs_through_slurm_equal_one_process(slurm_cluster, photos, tmp_path) -> None:
+def test_ddp_jobs_through_slurm_equal_one_process(
+    slurm_cluster, photos, one_process, tmp_path
+) -> None:
     """2 models x trainer=ddp trainer.devices=2 as SLURM jobs (2 tasks each, rank =
     SLURM_PROCID): metrics and predictions bit for bit those of one local process; rank
     1's log beside rank 0's."""
-    models = "model.name=test_batch_sensitive,test_efficientnet"
-    data = (*COMMON, f"data.root={photos}", models)
-    slurm, local = tmp_path / "slurm", tmp_path / "local"
+    data = (*COMMON, f"data.root={photos}", f"model.name={','.join(MODELS)}")
+    slurm = tmp_path / "slurm"
     proc = evaluate(
         slurm_cluster,
         "-m",
@@ -204,25 +237,58 @@ def test_ddp_jobs_through_slurm_equal_one_process(slurm_cluster, photos, tmp_pat
     (script,) = submissions(slurm)  # one job array
     assert "--array=0-1" in script and "--ntasks-per-node=2" in script and "gpu" not in script
     assert list(sacct_states(slurm_cluster, slurm).values()) == ["COMPLETED"] * 2
-    proc = evaluate(slurm_cluster, "-m", *data, f"hydra.sweep.dir={local}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    through_slurm, one_process = runs_by_model(slurm), runs_by_model(local)
-    models = ["test_batch_sensitive", "test_efficientnet"]
-    assert sorted(through_slurm) == sorted(one_process) == models
+    through_slurm = runs_by_model(slurm)
+    assert sorted(through_slurm) == sorted(MODELS)
     for name, run in through_slurm.items():
         assert run.info["trainer"]["world_size"] == 2
-        assert one_process[name].info["trainer"]["world_size"] == 1
         assert sorted(p.name for p in run.path.glob("*.log")) == [
             "evaluate.log",
             "evaluate.rank1.log",
         ]
         assert "wrote" in (run.path / "evaluate.log").read_text()
-        np.testing.assert_equal(run.metrics, one_process[name].metrics)
-        mine, theirs = run.predictions("demo"), one_process[name].predictions("demo")
-        assert mine.keys() == theirs.keys()
-        for key in mine:
-            assert np.array_equal(mine[key], theirs[key]), (name, key)
+        assert_bits_equal(run, one_process[name])
     assert (slurm / "leaderboard.md").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+@pytest.mark.ddp
+def test_a_two_node_job_equals_one_process(slurm_cluster, photos, one_process, tmp_path) -> None:
+    """trainer.num_nodes=2 trainer.devices=1: one SLURM job of 2 nodes, one task on each
+    (two slurmd of this machine; node rank = SLURM_NODEID, rank = SLURM_PROCID): the
+    batch-sensitive model's metrics and predictions bit for bit those of one process."""
+    sweep = tmp_path / "sweep"
+    proc = evaluate(
+        slurm_cluster,
+        "-m",
+        *SLURM,
+        *COMMON,
+        f"data.root={photos}",
+        f"model.name={MODELS[0]}",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.num_nodes=2",
+        "trainer.devices=1",
+        f"hydra.launcher.partition={PARTITION_ALL}",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (script,) = submissions(sweep)
+    assert "--nodes=2" in script and "--ntasks-per-node=1" in script, script
+    ((job, state),) = sacct_states(slurm_cluster, sweep).items()
+    assert state == "COMPLETED"
+    # the step of the tasks (submitit's srun): 2 tasks on the 2 nodes
+    steps = slurm_cluster.run("sacct", "-n", "-P", "-o", "JobID,NNodes,NTasks,NodeList", "-j", job)
+    print(f"job {job} (JobID|NNodes|NTasks|NodeList):\n{steps.strip()}")
+    (step,) = [line.split("|") for line in steps.split() if line.startswith(f"{job}.0|")]
+    assert step[1:3] == ["2", "2"], steps
+    hosts = slurm_cluster.run("scontrol", "show", "hostnames", step[3]).split()
+    assert hosts == slurm_cluster.node_names, steps
+    (run,) = runs_by_model(sweep).values()
+    trainer = run.info["trainer"]
+    assert (trainer["num_nodes"], trainer["devices"], trainer["world_size"]) == (2, 1, 2)
+    assert sorted(p.name for p in run.path.glob("*.log")) == ["evaluate.log", "evaluate.rank1.log"]
+    assert_bits_equal(run, one_process[MODELS[0]])
 
 
 # -- SLURM refuses a job ---------------------------------------------------------------

@@ -1,7 +1,9 @@
-"""Where conf/ lives, and instantiating name -> spec mappings of it (loggers, callbacks)."""
+"""Where conf/ lives, instantiating name -> spec mappings of it (loggers, callbacks), and
+nested settings as dotted keys."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +60,14 @@ def instantiate_map(node: DictConfig | None, skip: tuple[str, ...] = ()) -> dict
             spec.pop(k, None)
         out[str(key)] = instantiate(spec, _convert_="all")
     return out
+
+
+def dotted(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level of dotted keys (``{"a": {"b": 1}}`` -> ``{"a.b": 1}``),
+    as the settings are spelt on the command line."""
+    if isinstance(tree, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(dotted(value, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): tree}

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import dotted
 from ..errors import UserError
 from ..outputs import atomic_write_bytes, write_json
 from .gather import Job, find_jobs
@@ -65,15 +66,6 @@ FILES = ("leaderboard.csv", "leaderboard.md", "leaderboard.json")
 TEXT_COLUMNS = ("model", "weights", "settings", "labels", "input", "data read", "status")
 
 
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, Mapping):
-        out: dict[str, Any] = {}
-        for key, value in tree.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): tree}
-
-
 def _dropped(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in NOT_SETTINGS)
 
@@ -81,9 +73,9 @@ def _dropped(key: str) -> bool:
 def settings_of(info: Mapping[str, Any], head: Any = None) -> dict[str, Any]:
     """The entries of run.json that may change results, flattened (``trainer.precision``),
     with the heads' configuration (``head.multilabel.mode``) where job.json records it."""
-    out = {k: v for k, v in _flatten(info).items() if not _dropped(k)}
+    out = {k: v for k, v in dotted(info).items() if not _dropped(k)}
     if head:
-        out.update(_flatten({"head": head}))
+        out.update(dotted({"head": head}))
     return out
 
 
@@ -111,11 +103,11 @@ def config_key(identity: Mapping[str, Any] | None) -> str | None:
 def _config_label(config: Mapping[str, Any], others: Sequence[Row]) -> str:
     """``preprocess.img_size=192``: how an unfinished job's configuration differs from
     that of another row of its model."""
-    mine = _flatten(config)
+    mine = dotted(config)
     for row in others:
         if row.config is None:
             continue
-        theirs = _flatten(row.config)
+        theirs = dotted(row.config)
         differ = [k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
         if differ:
             return ", ".join(f"{k}={_short(mine.get(k))}" for k in differ)
@@ -415,7 +407,7 @@ def _rows_of(jobs: Sequence[Job]) -> tuple[list[Row], list[str]]:
 def _descriptor(row: Row) -> dict[str, Any]:
     desc = dict(row.settings)
     for dataset, record in row.records.items():
-        for k, v in _flatten(record).items():
+        for k, v in dotted(record).items():
             if k != "num_images" and not k.startswith("fingerprint."):
                 desc[f"{dataset}.{k}"] = v
     return desc

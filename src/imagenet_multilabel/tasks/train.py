@@ -38,6 +38,7 @@ from ..builders import (
     finish_wandb,
     loader_settings,
 )
+from ..config import dotted
 from ..data.cache import dataset_identity
 from ..data.labels import ResolvedLabels
 from ..data.training import FeatureDataset, FitDataModule
@@ -312,18 +313,9 @@ def check_resume(value: str, path: Path, model: torch.nn.Module, identity: dict)
         )
 
 
-def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(_flat(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: value}
-
-
 def identity_differences(theirs: dict, ours: dict) -> list[str]:
     """``key: <theirs> there, <ours> here`` for each defining setting that differs."""
-    a, b = _flat(theirs), _flat(ours)
+    a, b = dotted(theirs), dotted(ours)
     return [
         f"{k}: {a.get(k)!r} there, {b.get(k)!r} here"
         for k in sorted(set(a) | set(b))

@@ -6,12 +6,14 @@ photos."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -340,6 +342,22 @@ def _wait_for_a_running_job(cluster, sweep: Path, timeout: float = 300) -> str:
     raise AssertionError("no job of the sweep started running")
 
 
+@contextlib.contextmanager
+def _running_sweep(cluster, sweep: Path, *args: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``evaluate.py *args`` started in the background with its sweep folder ``sweep``, and
+    the SLURM id of its first running job; the process is killed on the way out, so a
+    failing test leaves no sweep behind."""
+    command, env = entry_point("evaluate.py", *args, f"hydra.sweep.dir={sweep}")
+    env.update(cluster.env_overrides)
+    with subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            yield proc, _wait_for_a_running_job(cluster, sweep)
+        finally:
+            proc.kill()
+
+
 @pytest.mark.slow
 @pytest.mark.slurm
 def test_a_cancelled_job_fails_alone_and_resume_runs_it(slurm_cluster, photos, tmp_path) -> None:
@@ -353,24 +371,16 @@ def test_a_cancelled_job_fails_alone_and_resume_runs_it(slurm_cluster, photos, t
         f"data.root={photos}",
         "model.name=test_efficientnet,test_batch_sensitive,test_efficientnet_gn",
     )
-    command, env = entry_point("evaluate.py", *args, f"hydra.sweep.dir={sweep}")
-    env.update(slurm_cluster.env_overrides)
-    with subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    ) as proc:
-        try:
-            job = _wait_for_a_running_job(slurm_cluster, sweep)
-            print(slurm_cluster.run("sinfo"))
-            slurm_cluster.run("scancel", job)
-            for _ in range(20):  # what accounting shows once the job is cancelled
-                listed = slurm_cluster.run("sacct", "-j", job, "-o", "JobID,JobName,State")
-                if "CANCELLED" in listed:
-                    break
-                time.sleep(1)
-            print(listed)
-            err = proc.communicate(timeout=300)[1]  # no hang
-        finally:
-            proc.kill()
+    with _running_sweep(slurm_cluster, sweep, *args) as (proc, job):
+        print(slurm_cluster.run("sinfo"))
+        slurm_cluster.run("scancel", job)
+        for _ in range(20):  # what accounting shows once the job is cancelled
+            listed = slurm_cluster.run("sacct", "-j", job, "-o", "JobID,JobName,State")
+            if "CANCELLED" in listed:
+                break
+            time.sleep(1)
+        print(listed)
+        err = proc.communicate(timeout=300)[1]  # no hang
     assert proc.returncode == 1, err[-3000:]  # a sweep with a failed job, once its table is written
     assert f"SLURM job {job} ended without a result: cancelled" in err, err[-3000:]
     assert err.strip().splitlines()[-1].startswith("error: 1 job(s) of the sweep failed: ")
@@ -404,19 +414,11 @@ def test_a_requeued_job_starts_over_and_the_sweep_equals_an_uninterrupted_one(
     that nobody interrupted."""
     args = (*COMMON, f"data.root={photos}", f"model.name={','.join(MODELS)}")
     sweep, plain = tmp_path / "sweep", tmp_path / "plain"
-    command, env = entry_point("evaluate.py", "-m", *SLURM, *args, f"hydra.sweep.dir={sweep}")
-    env.update(slurm_cluster.env_overrides)
-    with subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    ) as proc:
-        try:
-            job = _wait_for_a_running_job(slurm_cluster, sweep)
-            slurm_cluster.run("scontrol", "requeue", job)
-            time.sleep(1)  # SLURM holds a requeued job 2 minutes: let it start at once
-            slurm_cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now", check=False)
-            err = proc.communicate(timeout=400)[1]
-        finally:
-            proc.kill()
+    with _running_sweep(slurm_cluster, sweep, "-m", *SLURM, *args) as (proc, job):
+        slurm_cluster.run("scontrol", "requeue", job)
+        time.sleep(1)  # SLURM holds a requeued job 2 minutes: let it start at once
+        slurm_cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now", check=False)
+        err = proc.communicate(timeout=400)[1]
     assert proc.returncode == 0, err[-3000:]
     # the job's two runs in SLURM's accounting, once the second is recorded as finished
     for _ in range(60):

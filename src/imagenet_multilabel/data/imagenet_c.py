@@ -20,7 +20,13 @@ from PIL import Image
 
 from ..errors import DataError
 from .class_subsets import ClassSubsetSpec
-from .corruptions import CORRUPTIONS, check_corruption, check_implementation, corrupt
+from .corruptions import (
+    CORRUPTIONS,
+    FAMILIES,
+    check_corruption,
+    check_implementation,
+    corrupt,
+)
 from .datasets import (
     ImageDataset,
     ImageNetADataset,
@@ -36,10 +42,7 @@ from .datasets import (
 
 # The release: archive (zenodo.org/records/2235448) -> the corruptions it holds.
 RELEASED = {
-    "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
-    "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
-    "weather": ("snow", "frost", "fog", "brightness"),
-    "digital": ("contrast", "elastic_transform", "pixelate", "jpeg_compression"),
+    **FAMILIES,
     "extra": ("speckle_noise", "spatter", "gaussian_blur", "saturate"),
 }
 RELEASED_CORRUPTIONS = tuple(c for group in RELEASED.values() for c in group)

@@ -30,6 +30,21 @@ def _umask_mode() -> int:
     return 0o666 & ~mask
 
 
+def replace_dir(built: Path, out: Path) -> None:
+    """Put the folder ``built`` (made beside ``out``) at ``out``, replacing a previous one
+    there: the old folder is moved aside first, so ``out`` is always either the old or the
+    new whole folder, never a mix."""
+    import shutil
+
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old."))
+        os.replace(out, old / out.name)
+    os.replace(built, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

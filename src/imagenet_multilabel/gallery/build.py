@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from ..errors import DataError, UserError
-from ..outputs import RunDir, atomic_write_bytes
+from ..outputs import RunDir, atomic_write_bytes, replace_dir
 from .exemplars import ExemplarPool, pick_exemplars, write_exemplars
 from .options import RUN, GalleryOptions, gallery_options
 from .page import DatasetView, render_page
@@ -167,17 +167,6 @@ def _umask() -> int:
     return mask
 
 
-def _replace_dir(built: Path, out: Path) -> None:
-    """Put ``built`` at ``out``, replacing a previous gallery there."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old."))
-        os.replace(out, old / out.name)
-    os.replace(built, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def write_gallery(
     run_dir: str | Path, cfg_node: OptionsNode = None, datasets: Sequence[str] | None = None
 ) -> Path:
@@ -217,7 +206,7 @@ def write_gallery(
             examples,
         )
         atomic_write_bytes(built / PAGE, page.encode("utf-8"))
-        _replace_dir(built, out)
+        replace_dir(built, out)
     except BaseException:
         shutil.rmtree(built, ignore_errors=True)
         raise

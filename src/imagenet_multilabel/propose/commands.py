@@ -18,7 +18,7 @@ from ..classes import class_names
 from ..errors import UserError
 from ..gallery.exemplars import ExemplarPool, pick_exemplars, write_exemplars
 from ..gallery.samples import ImageLocator, labeled_tiles
-from ..outputs import atomic_write_bytes
+from ..outputs import atomic_write_bytes, replace_dir
 from .candidates import Ensemble, Rule, image_candidates, load_ensemble
 from .labelsets import (
     Merge,
@@ -112,10 +112,8 @@ def propose(
         examples = _exemplars(read, ens, root, exemplars, built / EXEMPLARS)
         page = render_review_page(read, photos, examples)
         atomic_write_bytes(built / PAGE, page.encode("utf-8"))
-        if folder.exists():
-            shutil.rmtree(folder)  # the same proposals: the page made again
         built.chmod(0o755)
-        built.rename(folder)
+        replace_dir(built, folder)  # an earlier page of the same proposals: made again
     except BaseException:
         shutil.rmtree(built, ignore_errors=True)
         raise

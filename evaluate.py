@@ -12,17 +12,17 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from imagenet_multilabel.cli import hydra_main, in_multirun, run_task
-from imagenet_multilabel.preflight import check_run_settings
+from imagenet_multilabel.commands.run import hydra_main, in_multirun, run_task
+from imagenet_multilabel.core.checks import check_run_settings
 from imagenet_multilabel.sweeps.launch import prepare_argv_or_exit
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> dict:
     # A single run reports a config error before torch and the rest are imported; in a
-    # sweep the job records its error and the sweep goes on (sweeps/jobs.py).
+    # sweep the job records its error and the sweep goes on (sweeps/job.py).
     return run_task(
-        "imagenet_multilabel.sweeps.jobs:evaluate_job",
+        "imagenet_multilabel.sweeps.job:evaluate_job",
         cfg,
         trainer=True,
         check=None if in_multirun() else check_run_settings,

@@ -12,8 +12,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from imagenet_multilabel.cli import hydra_main, in_multirun, run_task
-from imagenet_multilabel.preflight import check_train_settings
+from imagenet_multilabel.commands.run import hydra_main, in_multirun, run_task
+from imagenet_multilabel.core.checks import check_train_settings
 from imagenet_multilabel.sweeps.launch import prepare_argv_or_exit
 
 
@@ -21,9 +21,9 @@ from imagenet_multilabel.sweeps.launch import prepare_argv_or_exit
 def main(cfg: DictConfig) -> dict:
     # A single run reports a config error before torch and the rest are imported; in a
     # sweep the job checks its settings when it starts, records a failure and the sweep
-    # goes on (sweeps/jobs.py).
+    # goes on (sweeps/job.py).
     return run_task(
-        "imagenet_multilabel.sweeps.jobs:train_job",
+        "imagenet_multilabel.sweeps.job:train_job",
         cfg,
         trainer=True,
         check=None if in_multirun() else check_train_settings,

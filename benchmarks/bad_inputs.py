@@ -212,7 +212,7 @@ def decoded_like(reference: Callable[[], Image.Image], tol: float = 8.0):
     """Check: the bad image decodes (load_rgb) to RGB close to ``reference()``."""
 
     def check(res: Result, d: Path) -> str | None:
-        from imagenet_multilabel.data.datasets import load_rgb
+        from imagenet_multilabel.data.datasets.folders import load_rgb
 
         files = [p for p in (d / "val").rglob("bad*") if p.is_file()]
         got = np.asarray(load_rgb(files[0]), dtype=np.float64)
@@ -268,7 +268,7 @@ def _compose(tool: str, overrides: list[str], out: Path):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from imagenet_multilabel.config import CONFIG_DIR
+    from imagenet_multilabel.core.config import CONFIG_DIR
 
     for o in overrides:  # the run folder the user asked for (else the case's)
         if o.startswith("hydra.run.dir="):
@@ -294,18 +294,18 @@ def _task(tool: str):
 
         return evaluate, True
     if tool == "score":
-        from imagenet_multilabel.tasks.rescore import score
+        from imagenet_multilabel.tasks.score import score
 
         return score, False
     if tool == "stats":
-        from imagenet_multilabel.tasks.label_report import stats
+        from imagenet_multilabel.tasks.stats import stats
 
         return stats, False
     if tool == "train":
         from imagenet_multilabel.tasks.train import train
 
         return train, True
-    from imagenet_multilabel.tasks.gap_report import gap
+    from imagenet_multilabel.tasks.gap import gap
 
     return gap, False
 
@@ -321,8 +321,8 @@ class _Capture(logging.Handler):
 
 def run_inproc(case: Case, args: list[str], d: Path) -> Result:
     """The task through cli.run_task (its exit codes and error line), in this process."""
-    from imagenet_multilabel.cli import run_task
-    from imagenet_multilabel.errors import one_line
+    from imagenet_multilabel.commands.run import run_task
+    from imagenet_multilabel.core.errors import one_line
 
     out = d / "out"
     err, std, capture = io.StringIO(), io.StringIO(), _Capture()
@@ -339,7 +339,7 @@ def run_inproc(case: Case, args: list[str], d: Path) -> Result:
         ):
             try:
                 if case.tool == "prepare":
-                    from imagenet_multilabel.prepare import main
+                    from imagenet_multilabel.commands.prepare import main
 
                     code = main(args)
                 else:
@@ -375,10 +375,10 @@ def run_inproc(case: Case, args: list[str], d: Path) -> Result:
 
 CLI = {
     "evaluate": [sys.executable, "evaluate.py"],
-    "score": [sys.executable, "-m", "imagenet_multilabel.score"],
-    "stats": [sys.executable, "-m", "imagenet_multilabel.stats"],
-    "gap": [sys.executable, "-m", "imagenet_multilabel.gap"],
-    "prepare": [sys.executable, "-m", "imagenet_multilabel.prepare"],
+    "score": [sys.executable, "-m", "imagenet_multilabel", "score"],
+    "stats": [sys.executable, "-m", "imagenet_multilabel", "stats"],
+    "gap": [sys.executable, "-m", "imagenet_multilabel", "gap"],
+    "prepare": [sys.executable, "-m", "imagenet_multilabel", "prepare"],
     "train": [sys.executable, "train.py"],
 }
 
@@ -603,7 +603,7 @@ def _image_cases() -> list[Case]:
         bad_image(d, f"{t}/my photo é 東京.JPEG", lambda p: save(photo(0), p, "JPEG"))
 
     def unicode_check(res: Result, d: Path) -> str | None:
-        from imagenet_multilabel.outputs import read_predictions
+        from imagenet_multilabel.runs.rundir import read_predictions
 
         paths = list(read_predictions(res.out / "predictions" / "folder.npz")["path"])
         return None if f"{t}/my photo é 東京.JPEG" in paths else f"paths: {paths}"
@@ -708,7 +708,7 @@ def _root_cases() -> list[Case]:
             write(d / "val_labels.txt", "".join(lines))
 
     def v2_check(res: Result, d: Path) -> str | None:
-        from imagenet_multilabel.outputs import read_predictions
+        from imagenet_multilabel.runs.rundir import read_predictions
 
         data = read_predictions(res.out / "predictions" / "imagenetv2.npz")
         got = {str(p): int(t) for p, t in zip(data["path"], data["target"], strict=True)}

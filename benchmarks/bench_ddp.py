@@ -27,7 +27,7 @@ import lightning as L
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))  # measure this checkout, not an installed copy
 
-from imagenet_multilabel.outputs import RunDir  # noqa: E402
+from imagenet_multilabel.runs.rundir import RunDir  # noqa: E402
 
 
 class EvalTimer(L.Callback):

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 from common import SAMPLE
 
-from imagenet_multilabel.data.datasets import DEMO_ROOT
-from imagenet_multilabel.gallery import write_gallery
-from imagenet_multilabel.outputs import write_json, write_predictions
+from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
+from imagenet_multilabel.reports.gallery import write_gallery
+from imagenet_multilabel.runs.rundir import write_json, write_predictions
 
 
 def synthetic_predictions(n: int, c: int, seed: int) -> tuple[np.ndarray, ...]:

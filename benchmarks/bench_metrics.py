@@ -24,17 +24,20 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from imagenet_multilabel.metrics.average_precision import scores_average_precision
-from imagenet_multilabel.metrics.multilabel import (
+from imagenet_multilabel.scoring.heads import MultiLabelHead, SingleLabelHead
+from imagenet_multilabel.scoring.metrics.average_precision import scores_average_precision
+from imagenet_multilabel.scoring.metrics.multilabel import (
     multilabel_ranks,
     predicted_set_counts,
     set_metrics,
 )
-from imagenet_multilabel.metrics.ranking import Ranking, RowSummary
-from imagenet_multilabel.metrics.scores import ClassScores
-from imagenet_multilabel.metrics.single import expected_calibration_error, single_label_metrics
-from imagenet_multilabel.models.heads import MultiLabelHead, SingleLabelHead
-from imagenet_multilabel.scoring import HeadSpec, Scorer
+from imagenet_multilabel.scoring.metrics.ranking import Ranking, RowSummary
+from imagenet_multilabel.scoring.metrics.scores import ClassScores
+from imagenet_multilabel.scoring.metrics.single import (
+    expected_calibration_error,
+    single_label_metrics,
+)
+from imagenet_multilabel.scoring.scorer import HeadSpec, Scorer
 
 TARGET_S = 1.0
 

@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))  # measure this checkout, not an installed copy
 
-from imagenet_multilabel.outputs import RunDir  # noqa: E402
+from imagenet_multilabel.runs.rundir import RunDir  # noqa: E402
 
 SAMPLE = Path(
     os.environ.get("IMAGENET_ML_SAMPLE", REPO.parent / "shared" / "data" / "imagenet-sample")
@@ -54,7 +54,7 @@ def has_cuda() -> bool:
 
 
 def cores() -> int:
-    from imagenet_multilabel.runtime import available_cores
+    from imagenet_multilabel.core.runtime import available_cores
 
     return available_cores()
 

@@ -17,8 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from imagenet_multilabel.errors import DataError
-from imagenet_multilabel.outputs import RunDir
+from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.runs.rundir import RunDir
 
 SETTINGS = (
     ("loss", lambda i: i["loss"]["name"]),

@@ -23,9 +23,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per measurement, as a 
 import numpy as np
 from common import REPO  # noqa: F401  (puts this checkout's src first on the path)
 
-from imagenet_multilabel.data.corruptions import BENCHMARK, NEEDS_EXTRA, corrupt
-from imagenet_multilabel.data.datasets import WnidFilesDataset, load_rgb
-from imagenet_multilabel.data.imagenet_c import center_crop, imagenet_c
+from imagenet_multilabel.data.datasets.corruptions import BENCHMARK, NEEDS_EXTRA, corrupt
+from imagenet_multilabel.data.datasets.folders import WnidFilesDataset, load_rgb
+from imagenet_multilabel.data.datasets.imagenet_c import center_crop, imagenet_c
 
 IMPLEMENTATIONS = ("ours", "corrupt_tta")
 

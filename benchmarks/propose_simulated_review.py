@@ -106,7 +106,7 @@ def main() -> None:
         for p, v in zip(ens.paths.tolist(), ens.valid, strict=True)
     }
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}  # this checkout's package
-    propose = [sys.executable, "-m", "imagenet_multilabel.propose"]
+    propose = [sys.executable, "-m", "imagenet_multilabel", "propose"]
     subprocess.run(
         [*propose, f"runs={args.runs}", f"out={args.out / 'review'}", f"exemplars={SAMPLE}"],
         check=True,

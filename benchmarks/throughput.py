@@ -120,14 +120,14 @@ def forward_only(
 
     import torch
 
-    from imagenet_multilabel.data.datasets import WnidFolderDataset
-    from imagenet_multilabel.data.transforms import (
+    from imagenet_multilabel.core.runtime import keep_freed_memory
+    from imagenet_multilabel.data.datasets.folders import WnidFolderDataset
+    from imagenet_multilabel.data.loading.transforms import (
         Normalize,
         eval_transform,
         resolve_preprocessing,
     )
     from imagenet_multilabel.models.backbones import create_backbone
-    from imagenet_multilabel.runtime import keep_freed_memory
 
     if os.environ.get("BENCH_KEEP_FREED", "1") == "1":
         keep_freed_memory()  # as evaluate.py does (keep_freed_memory: true)

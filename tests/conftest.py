@@ -32,9 +32,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 import imagenet_multilabel
-from imagenet_multilabel.classes import wnid_to_index, wnids
-from imagenet_multilabel.config import CONFIG_DIR
-from imagenet_multilabel.outputs import RunDir, unflatten_metrics
+from imagenet_multilabel.core.classes import wnid_to_index, wnids
+from imagenet_multilabel.core.config import CONFIG_DIR
+from imagenet_multilabel.runs.rundir import RunDir, unflatten_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,9 +11,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from imagenet_multilabel.builders import dataset_specs
-from imagenet_multilabel.config import CONFIG_DIR, instantiate_map
+from imagenet_multilabel.core.config import CONFIG_DIR, instantiate_map
 from imagenet_multilabel.models.backbones import check_model_name
-from imagenet_multilabel.models.heads import Head
+from imagenet_multilabel.scoring.heads import Head
 from imagenet_multilabel.tasks.evaluate import evaluate
 
 
@@ -132,8 +132,8 @@ def test_data_options_compose(compose_cfg, option: str) -> None:
 def test_settings_are_checked_before_anything_is_built(compose_cfg, overrides, expected) -> None:
     """These fail in preflight, which imports neither torch nor timm (the entry point runs
     it before importing the task)."""
-    from imagenet_multilabel.errors import UserError
-    from imagenet_multilabel.preflight import check_run_settings
+    from imagenet_multilabel.core.checks import check_run_settings
+    from imagenet_multilabel.core.errors import UserError
 
     with pytest.raises(UserError, match=expected):
         check_run_settings(compose_cfg(*overrides))
@@ -148,7 +148,7 @@ def test_preflight_imports_nothing_heavy() -> None:
     import sys
 
     code = (
-        "import sys, imagenet_multilabel.preflight, imagenet_multilabel.cli; "
+        "import sys, imagenet_multilabel.core.checks, imagenet_multilabel.commands.run; "
         "print(sorted(m for m in ('torch', 'timm', 'lightning', 'wandb') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -164,8 +164,8 @@ def test_preflight_imports_nothing_heavy() -> None:
     ],
 )
 def test_model_checked_before_it_is_created(name: str, expected: str) -> None:
-    from imagenet_multilabel.errors import ModelError
-    from imagenet_multilabel.preflight import check_model
+    from imagenet_multilabel.core.checks import check_model
+    from imagenet_multilabel.core.errors import ModelError
 
     with pytest.raises(ModelError, match=expected):
         check_model({"name": name, "kwargs": {}})
@@ -181,7 +181,7 @@ def test_loader_settings_follow_the_device(compose_cfg) -> None:
     import lightning as L
 
     from imagenet_multilabel.builders import loader_settings
-    from imagenet_multilabel.runtime import available_cores
+    from imagenet_multilabel.core.runtime import available_cores
 
     cfg = compose_cfg()
     cfg.num_workers = None  # (the fixture sets 0)

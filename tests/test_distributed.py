@@ -20,10 +20,10 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from imagenet_multilabel import distributed
-from imagenet_multilabel.data.module import EvalDataModule
-from imagenet_multilabel.errors import DataError
-from imagenet_multilabel.outputs import RunDir
+from imagenet_multilabel.core import distributed
+from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.data.loading.module import EvalDataModule
+from imagenet_multilabel.runs.rundir import RunDir
 
 from .conftest import (
     DEMO_CLASSES,
@@ -85,7 +85,7 @@ def test_job_file_holds_the_resolved_job(compose_cfg, tmp_path: Path) -> None:
 
     with distributed.hydra_job(evaluate, cfg):
         command, cwd = distributed.rank_command(1)
-    assert command[:3] == [sys.executable, "-m", "imagenet_multilabel.rank_worker"]
+    assert command[:3] == [sys.executable, "-m", "imagenet_multilabel.commands.rank_worker"]
     assert cwd == os.getcwd()
     from omegaconf import OmegaConf
 
@@ -126,7 +126,7 @@ def test_a_rank_without_a_batch_still_runs_its_validation_epoch() -> None:
     """10 images in one batch of 16 on 2 ranks: rank 1 has no batch. Its loader says 1 (a
     length of 0 would make Lightning skip the epoch's end, where all ranks gather) and
     yields nothing; rank 0's has the batch."""
-    from imagenet_multilabel.data.module import ShardBatches, StopOnError
+    from imagenet_multilabel.data.loading.module import ShardBatches, StopOnError
 
     loaders = [
         StopOnError(_Good(), failure={}, batch_sampler=ShardBatches(10, 16, rank, 2))
@@ -143,7 +143,7 @@ def test_a_rank_without_a_batch_still_runs_its_validation_epoch() -> None:
 def _gather_worker(rank: int, world: int, port: int, out: str) -> None:
     import torch.distributed as dist
 
-    from imagenet_multilabel.metrics.buffer import PredictionBuffer
+    from imagenet_multilabel.scoring.metrics.buffer import PredictionBuffer
 
     url = f"tcp://127.0.0.1:{port}"
     dist.init_process_group("gloo", init_method=url, rank=rank, world_size=world)

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imagenet_multilabel import outputs
-from imagenet_multilabel.errors import DataError, UserError
-from imagenet_multilabel.outputs import (
+from imagenet_multilabel.core.errors import DataError, UserError
+from imagenet_multilabel.runs import rundir as outputs
+from imagenet_multilabel.runs.rundir import (
     RunDir,
     atomic_write_bytes,
     read_predictions,

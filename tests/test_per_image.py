@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imagenet_multilabel.classes import class_names
-from imagenet_multilabel.errors import DataError
-from imagenet_multilabel.outputs import write_json, write_predictions
-from imagenet_multilabel.per_image import per_image_rows
+from imagenet_multilabel.core.classes import class_names
+from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.reports.per_image import per_image_rows
+from imagenet_multilabel.runs.rundir import write_json, write_predictions
 
 
 def predictions(n: int = 10) -> dict[str, np.ndarray]:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from imagenet_multilabel.data.datasets import DEMO_ROOT
-from imagenet_multilabel.errors import UserError
-from imagenet_multilabel.preflight import check_input_sizes, check_run_settings
+from imagenet_multilabel.core.checks import check_input_sizes, check_run_settings
+from imagenet_multilabel.core.errors import UserError
+from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
 from imagenet_multilabel.tasks.evaluate import evaluate
 
 
@@ -96,8 +96,8 @@ def vit() -> torch.nn.Module:
 def test_fixed_size_model_on_composites(vit) -> None:
     """A ViT without dynamic_img_size on 224x448 composites failed in the forward pass with
     an AssertionError traceback."""
-    from imagenet_multilabel.data.composites import CompositeDataset
-    from imagenet_multilabel.data.datasets import WnidFilesDataset
+    from imagenet_multilabel.data.datasets.composites import CompositeDataset
+    from imagenet_multilabel.data.datasets.folders import WnidFilesDataset
 
     base = WnidFilesDataset()
     pre = {"input_size": (3, 224, 224)}
@@ -116,8 +116,8 @@ def test_fixed_size_model_on_composites(vit) -> None:
 def test_models_that_take_any_size_pass(vit) -> None:
     import timm
 
-    from imagenet_multilabel.data.composites import CompositeDataset
-    from imagenet_multilabel.data.datasets import WnidFilesDataset
+    from imagenet_multilabel.data.datasets.composites import CompositeDataset
+    from imagenet_multilabel.data.datasets.folders import WnidFilesDataset
 
     sets = {"patchml": CompositeDataset(WnidFilesDataset(), num_images=2)}
     dynamic = timm.create_model("vit_tiny_patch16_224", dynamic_img_size=True)

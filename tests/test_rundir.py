@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imagenet_multilabel.errors import DataError
-from imagenet_multilabel.outputs import RunDir, write_json, write_predictions
+from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.runs.rundir import RunDir, write_json, write_predictions
 
 
 def _run(folder: Path, counted: int, stored: int) -> RunDir:

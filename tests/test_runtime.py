@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from imagenet_multilabel import runtime
+from imagenet_multilabel.core import runtime
 
 
 @pytest.fixture(autouse=True)

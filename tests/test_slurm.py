@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imagenet_multilabel.outputs import RunDir
+from imagenet_multilabel.runs.rundir import RunDir
 
 from .conftest import DEMO_PHOTOS, REPO, entry_point, run_entry_point
 from .slurm_cluster import PARTITION_ALL
@@ -114,8 +114,8 @@ def test_gpus_per_node_follows_the_accelerator() -> None:
     """Composed (no cluster): a CPU trainer asks for no GPUs, any other for its devices."""
     from hydra import compose, initialize_config_dir
 
-    from imagenet_multilabel import distributed  # noqa: F401  (registers the resolvers)
-    from imagenet_multilabel.config import CONFIG_DIR
+    from imagenet_multilabel.core import distributed  # noqa: F401  (registers the resolvers)
+    from imagenet_multilabel.core.config import CONFIG_DIR
 
     asked = {}
     for accelerator in ("cpu", "gpu", "auto"):
@@ -160,7 +160,7 @@ def test_submitits_sacct_warning_is_shown_once(caplog) -> None:
     the first is shown, the others are dropped."""
     import logging
 
-    from imagenet_multilabel import cli  # noqa: F401  (installs the filter)
+    from imagenet_multilabel.commands import run as cli  # noqa: F401  (installs the filter)
 
     logger = logging.getLogger("submitit")
     with caplog.at_level(logging.WARNING, logger="submitit"):

@@ -16,15 +16,15 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from .config import config_option, dataset_specs, instantiate_map
-from .data.datasets import ImageDataset
-from .data.fingerprint import dataset_fingerprint
-from .data.labels import ResolvedLabels, resolve_labels
-from .data.module import EvalDataModule
-from .data.transforms import eval_transform, resolve_preprocessing
-from .errors import UserError
-from .models.backbones import create_backbone
-from .scoring import HeadSpec, Scorer
+from imagenet_multilabel.core.config import config_option, dataset_specs, instantiate_map
+from imagenet_multilabel.core.errors import UserError
+from imagenet_multilabel.data.datasets.folders import ImageDataset
+from imagenet_multilabel.data.fingerprint import dataset_fingerprint
+from imagenet_multilabel.data.labels.sets import ResolvedLabels, resolve_labels
+from imagenet_multilabel.data.loading.module import EvalDataModule
+from imagenet_multilabel.data.loading.transforms import eval_transform, resolve_preprocessing
+from imagenet_multilabel.models.backbones import create_backbone
+from imagenet_multilabel.scoring.scorer import HeadSpec, Scorer
 
 
 def _plain(node: Any) -> Any:
@@ -186,7 +186,7 @@ def loader_settings(cfg: DictConfig, trainer: L.Trainer) -> LoaderSettings:
     """``batch_size``, ``num_workers`` and ``pin_memory`` of ``cfg``, where null (auto)
     resolved for the trainer's device: CPU 16 images, 1 worker, no pinning; GPU 256
     images, the cores per device (at most 8) as workers, pinned memory."""
-    from .runtime import available_cores
+    from imagenet_multilabel.core.runtime import available_cores
 
     gpu = trainer.strategy.root_device.type == "cuda"
     per_device = max(1, available_cores() // max(1, trainer.num_devices))
@@ -207,12 +207,12 @@ def build_datamodule(
     cfg: DictConfig, settings: LoaderSettings, sets: Mapping[str, EvalSet]
 ) -> EvalDataModule:
     """The data module; with ``data.cache=<dir>`` its datasets read their crops from the
-    decode cache, filled first where it has none (data/cache.py)."""
+    decode cache, filled first where it has none (data/loading/cache.py)."""
     datasets = {name: s.dataset for name, s in sets.items()}
     cache_info = None
     cache_dir = cfg.data.get("cache") if cfg.get("data") is not None else None
     if cache_dir:
-        from .data.cache import cache_datasets, fill_workers
+        from imagenet_multilabel.data.loading.cache import cache_datasets, fill_workers
 
         if not cfg.normalize_on_device:
             raise UserError("data.cache keeps uint8 crops: it needs normalize_on_device=true")
@@ -260,7 +260,7 @@ def build_loggers(cfg: DictConfig) -> list:
 
 def log_finished_run(loggers: list, run_dir: str | Path) -> None:
     """After a run's results are on disk: loggers that describe a finished run (W&B:
-    tables and figures, tracking.py) read it from its folder; then W&B runs end."""
+    tables and figures, tracking/logger.py) read it from its folder; then W&B runs end."""
     for logger in loggers:
         if hasattr(logger, "log_run"):
             logger.log_run(run_dir)

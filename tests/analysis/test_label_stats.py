@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from imagenet_multilabel.analysis.label_stats import (
+from imagenet_multilabel.core.errors import DataError, UserError
+from imagenet_multilabel.data.labels.sets import LabelSet
+from imagenet_multilabel.reports.analysis.label_stats import (
     label_stats,
     plot_label_counts,
     render_table,
 )
-from imagenet_multilabel.data.labels import LabelSet
-from imagenet_multilabel.errors import DataError, UserError
-from imagenet_multilabel.tasks.label_report import stats
+from imagenet_multilabel.tasks.stats import stats
 
 from ..conftest import MULTILABELFY_JSON, REAL_JSON, REPO
 
@@ -98,7 +98,7 @@ def test_stats_task_skips_none_and_needs_a_set(tmp_path: Path) -> None:
     user.write_text(json.dumps({"a.jpg": [1, 2], "b.jpg": [3]}))
     nodes = [
         OmegaConf.load(REPO / "conf" / "labels" / "none.yaml"),
-        {"_target_": "imagenet_multilabel.data.labels.load_label_file", "path": str(user)},
+        {"_target_": "imagenet_multilabel.data.labels.sets.load_label_file", "path": str(user)},
     ]
     metrics = stats({"labels": nodes}, output_dir=tmp_path / "out")
     assert metrics["file/images"] == 2 and metrics["file/multi_share"] == 0.5

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from imagenet_multilabel.analysis.reweighting import explain_gap
-from imagenet_multilabel.errors import DataError, UserError
-from imagenet_multilabel.tasks.gap_report import gap
+from imagenet_multilabel.core.errors import DataError, UserError
+from imagenet_multilabel.reports.analysis.reweighting import explain_gap
+from imagenet_multilabel.tasks.gap import gap
 
 
 def run_metrics(counts, top1, asma=None) -> dict[str, float]:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from imagenet_multilabel.data.class_subsets import official_wnids
-from imagenet_multilabel.data.datasets import DEMO_ROOT
+from imagenet_multilabel.data.datasets.class_subsets import official_wnids
+from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
 
 from ..conftest import SAMPLE
 

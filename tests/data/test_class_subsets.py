@@ -13,21 +13,21 @@ import pytest
 import timm.data
 import torch
 
-from imagenet_multilabel.classes import wnid_to_index, wnids
-from imagenet_multilabel.data.class_subsets import (
+from imagenet_multilabel.core.classes import wnid_to_index, wnids
+from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.data.datasets.class_subsets import (
     official_wnids,
     parse_class_subset,
     restrict_logits,
 )
-from imagenet_multilabel.data.datasets import (
+from imagenet_multilabel.data.datasets.folders import (
     ImageNetADataset,
     ImageNetRDataset,
     ImageNetSketchDataset,
     WnidFolderDataset,
 )
-from imagenet_multilabel.errors import DataError
-from imagenet_multilabel.metrics.multilabel import multilabel_metrics
-from imagenet_multilabel.metrics.single import single_label_metrics
+from imagenet_multilabel.scoring.metrics.multilabel import multilabel_metrics
+from imagenet_multilabel.scoring.metrics.single import single_label_metrics
 
 from .arrange import demo_arrangement, sample_arrangement, sample_available
 
@@ -235,7 +235,7 @@ def test_metrics_with_a_label_outside_the_subset_stay_finite() -> None:
 def test_evaluate_on_a_200_class_subset_of_the_real_sample(tmp_path: Path, compose_cfg) -> None:
     """End to end, real weights: ``data=imagenet_a`` on one real photo of each of its 200
     classes; the run's top-1 is the NumPy argmax of its saved logits masked to the 200."""
-    from imagenet_multilabel.outputs import RunDir
+    from imagenet_multilabel.runs.rundir import RunDir
     from imagenet_multilabel.tasks.evaluate import evaluate
 
     root = sample_arrangement(tmp_path / "imagenet-a", "imagenet_a")

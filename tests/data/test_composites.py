@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from imagenet_multilabel.data.composites import CompositeDataset
-from imagenet_multilabel.data.datasets import WnidFilesDataset
-from imagenet_multilabel.errors import DataError
+from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.data.datasets.composites import CompositeDataset
+from imagenet_multilabel.data.datasets.folders import WnidFilesDataset
 
 
 def tile_transform(image):

@@ -10,8 +10,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from imagenet_multilabel.builders import build_dataset
-from imagenet_multilabel.data.datasets import ImageDataset
-from imagenet_multilabel.data.labels import LabelSet, load_label_set
+from imagenet_multilabel.data.datasets.folders import ImageDataset
+from imagenet_multilabel.data.labels.sets import LabelSet, load_label_set
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 

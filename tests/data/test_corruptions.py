@@ -11,16 +11,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagenet_multilabel.data.composites import CompositeDataset
-from imagenet_multilabel.data.corruptions import BENCHMARK, CORRUPTIONS, NEEDS_EXTRA, corrupt
-from imagenet_multilabel.data.datasets import ImageNetADataset, WnidFilesDataset, load_rgb
-from imagenet_multilabel.data.imagenet_c import (
+from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.data.datasets.composites import CompositeDataset
+from imagenet_multilabel.data.datasets.corruptions import (
+    BENCHMARK,
+    CORRUPTIONS,
+    NEEDS_EXTRA,
+    corrupt,
+)
+from imagenet_multilabel.data.datasets.folders import ImageNetADataset, WnidFilesDataset, load_rgb
+from imagenet_multilabel.data.datasets.imagenet_c import (
     CorruptedDataset,
     ImageNetCFolderDataset,
     center_crop,
     imagenet_c,
 )
-from imagenet_multilabel.errors import DataError
 
 from .arrange import demo_arrangement
 

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from imagenet_multilabel.classes import wnids
-from imagenet_multilabel.data.datasets import (
+from imagenet_multilabel.core.classes import wnids
+from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.data.datasets.folders import (
     ImageNetV2Dataset,
     ImageNetValDataset,
     LabelFileDataset,
     WnidFolderDataset,
 )
-from imagenet_multilabel.errors import DataError
 
 VAL_SUBSET = {1: 65, 2: 970, 3: 230, 17: 2, 293: 0}  # as in conftest.flat_val
 VAL_FILES = [f"ILSVRC2012_val_{n:08d}.JPEG" for n in sorted(VAL_SUBSET)]

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from imagenet_multilabel.classes import wnid_to_index
-from imagenet_multilabel.data.datasets import (
+from imagenet_multilabel.core.classes import wnid_to_index
+from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.data.datasets.folders import (
     DEMO_ROOT,
     LabelFileDataset,
     WnidFilesDataset,
     WnidFolderDataset,
 )
-from imagenet_multilabel.data.module import ShardBatches
-from imagenet_multilabel.errors import DataError
+from imagenet_multilabel.data.loading.module import ShardBatches
 
 
 def test_wnid_folders_give_standard_indices(wnid_folder: Path) -> None:

@@ -12,10 +12,14 @@ import torch
 from PIL import Image
 from timm.data import create_transform, resolve_data_config
 
-from imagenet_multilabel.data.datasets import load_rgb
-from imagenet_multilabel.data.transforms import Normalize, eval_transform, resolve_preprocessing
+from imagenet_multilabel.data.datasets.folders import load_rgb
+from imagenet_multilabel.data.loading.transforms import (
+    Normalize,
+    eval_transform,
+    resolve_preprocessing,
+)
 from imagenet_multilabel.models.backbones import create_backbone
-from imagenet_multilabel.outputs import read_predictions
+from imagenet_multilabel.runs.rundir import read_predictions
 from imagenet_multilabel.tasks.evaluate import evaluate
 
 from ..conftest import HAVE_SAMPLE, photo, photo_name

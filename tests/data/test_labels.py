@@ -13,9 +13,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from imagenet_multilabel.classes import wnids
-from imagenet_multilabel.data.datasets import ImageNetV2Dataset, ImageNetValDataset
-from imagenet_multilabel.data.labels import (
+from imagenet_multilabel.core.classes import wnids
+from imagenet_multilabel.core.errors import DataError, UserError
+from imagenet_multilabel.data.datasets.folders import ImageNetV2Dataset, ImageNetValDataset
+from imagenet_multilabel.data.labels.sets import (
     LabelSet,
     label_counts,
     load_label_file,
@@ -25,7 +26,6 @@ from imagenet_multilabel.data.labels import (
     load_shankar,
     val_file_name,
 )
-from imagenet_multilabel.errors import DataError, UserError
 
 from ..conftest import MULTILABELFY_JSON, REAL_JSON, REPO, SHARED_LABELS, requires_shared_labels
 

@@ -13,13 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from imagenet_multilabel.commands.prepare import main
+from imagenet_multilabel.core.errors import DataError
 from imagenet_multilabel.data import prepare as prep
-from imagenet_multilabel.data.datasets import (
+from imagenet_multilabel.data.datasets.folders import (
     DEMO_ROOT,
     ImageNetADataset,
     ImageNetSketchDataset,
 )
-from imagenet_multilabel.data.imagenet_c import RELEASED, imagenet_c
+from imagenet_multilabel.data.datasets.imagenet_c import RELEASED, imagenet_c
 from imagenet_multilabel.data.prepare import (
     Archive,
     checksum_note,
@@ -27,8 +29,6 @@ from imagenet_multilabel.data.prepare import (
     prepare_archive,
     prepare_imagenet_c,
 )
-from imagenet_multilabel.errors import DataError
-from imagenet_multilabel.prepare import main
 
 from .arrange import demo_arrangement
 

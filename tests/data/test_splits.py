@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from imagenet_multilabel.data.splits import make_split
-from imagenet_multilabel.errors import DataError
+from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.training.splits import make_split
 
 
 def test_split_is_stratified_disjoint_and_seeded() -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from imagenet_multilabel.data.training import EpochBatchSampler, ResumableLoader, SeededItems
+from imagenet_multilabel.training.data import EpochBatchSampler, ResumableLoader, SeededItems
 
 
 class Draws(Dataset):

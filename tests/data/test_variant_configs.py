@@ -10,19 +10,19 @@ from pathlib import Path
 import pytest
 
 from imagenet_multilabel.builders import build_dataset
-from imagenet_multilabel.config import dataset_specs
-from imagenet_multilabel.data.class_subsets import parse_class_subset
-from imagenet_multilabel.data.datasets import (
+from imagenet_multilabel.core.config import dataset_specs
+from imagenet_multilabel.core.errors import DataError, find_user_error, one_line
+from imagenet_multilabel.data.datasets.class_subsets import parse_class_subset
+from imagenet_multilabel.data.datasets.folders import (
     ImageNetADataset,
     ImageNetRDataset,
     ImageNetSketchDataset,
     WnidFilesDataset,
     WnidFolderDataset,
 )
-from imagenet_multilabel.data.imagenet_c import CorruptedDataset, ImageNetCFolderDataset
-from imagenet_multilabel.data.labels import resolve_labels
-from imagenet_multilabel.errors import DataError, find_user_error, one_line
-from imagenet_multilabel.outputs import unflatten_metrics
+from imagenet_multilabel.data.datasets.imagenet_c import CorruptedDataset, ImageNetCFolderDataset
+from imagenet_multilabel.data.labels.sets import resolve_labels
+from imagenet_multilabel.runs.rundir import unflatten_metrics
 from imagenet_multilabel.tasks.evaluate import evaluate
 
 from .arrange import demo_arrangement
@@ -98,7 +98,7 @@ def test_imagenet_c_options_build(compose_cfg, tmp_path: Path) -> None:
     # any dataset config as the base
     cfg = compose_cfg(
         "data=imagenet_c",
-        "data.base={_target_:imagenet_multilabel.data.datasets.WnidFilesDataset}",
+        "data.base={_target_:imagenet_multilabel.data.datasets.folders.WnidFilesDataset}",
         "data.severity=5",
     )
     ds = _build(cfg)
@@ -155,8 +155,8 @@ def test_evaluation_scores_only_the_datasets_classes(compose_cfg, a_root: Path) 
     same from the run's record."""
     import numpy as np
 
-    from imagenet_multilabel.outputs import RunDir
-    from imagenet_multilabel.tasks.rescore import score
+    from imagenet_multilabel.runs.rundir import RunDir
+    from imagenet_multilabel.tasks.score import score
 
     cfg = compose_cfg("model=test_tiny", "data=imagenet_a", f"data.root={a_root}")
     flat = evaluate(cfg)

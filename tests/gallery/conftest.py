@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from imagenet_multilabel.classes import NUM_CLASSES, wnid_to_index
-from imagenet_multilabel.data.datasets import DEMO_ROOT
-from imagenet_multilabel.metrics.multilabel import multilabel_metrics
-from imagenet_multilabel.metrics.single import single_label_metrics
-from imagenet_multilabel.outputs import flatten_metrics, write_json, write_predictions
+from imagenet_multilabel.core.classes import NUM_CLASSES, wnid_to_index
+from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
+from imagenet_multilabel.runs.rundir import flatten_metrics, write_json, write_predictions
+from imagenet_multilabel.scoring.metrics.multilabel import multilabel_metrics
+from imagenet_multilabel.scoring.metrics.single import single_label_metrics
 
 # one kind per image, in turn: what the image's logits and valid labels are made to be
 KINDS = (
@@ -80,7 +80,7 @@ def plain_dataset(with_labels: bool = True, seed: int = 0) -> Dataset:
 
 
 def composite_dataset(seed: int = 1) -> Dataset:
-    """2-tile composites of distinct demo photos (as data/composites.py names them): the
+    """2-tile composites of distinct demo photos (as data/datasets/composites.py names them): the
     second tile's class is top-1; the first (original label) is ranked 2nd or far down."""
     rng = np.random.default_rng(seed)
     photos = demo_photos()[NUM_PLAIN : NUM_PLAIN + 2 * NUM_COMPOSITES]

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagenet_multilabel.classes import class_names, wnids
-from imagenet_multilabel.data.datasets import DEMO_ROOT
-from imagenet_multilabel.gallery import write_gallery
-from imagenet_multilabel.gallery.selection import row_stats
-from imagenet_multilabel.gallery.thumbnails import thumbnail_name
+from imagenet_multilabel.core.classes import class_names, wnids
+from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
+from imagenet_multilabel.reports.gallery import write_gallery
+from imagenet_multilabel.reports.gallery.selection import row_stats
+from imagenet_multilabel.reports.gallery.thumbnails import thumbnail_name
 
 from ..conftest import SAMPLE, requires_sample
 from .cdp import Browser, apt_install, find_chromium

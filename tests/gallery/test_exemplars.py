@@ -9,10 +9,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imagenet_multilabel.classes import wnid_to_index
-from imagenet_multilabel.data.datasets import DEMO_ROOT
-from imagenet_multilabel.errors import DataError
-from imagenet_multilabel.gallery.exemplars import ExemplarPool, pick_exemplars, write_exemplars
+from imagenet_multilabel.core.classes import wnid_to_index
+from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
+from imagenet_multilabel.reports.gallery.exemplars import (
+    ExemplarPool,
+    pick_exemplars,
+    write_exemplars,
+)
 
 from .conftest import class_of, demo_photos
 

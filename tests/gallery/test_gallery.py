@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from imagenet_multilabel.classes import class_names
-from imagenet_multilabel.errors import DataError, UserError
-from imagenet_multilabel.gallery import gallery_rows, write_gallery
-from imagenet_multilabel.gallery.build import gallery
-from imagenet_multilabel.gallery.options import gallery_options
-from imagenet_multilabel.outputs import write_json, write_predictions
+from imagenet_multilabel.core.classes import class_names
+from imagenet_multilabel.core.errors import DataError, UserError
+from imagenet_multilabel.reports.gallery import gallery_rows, write_gallery
+from imagenet_multilabel.reports.gallery.build import gallery
+from imagenet_multilabel.reports.gallery.options import gallery_options
+from imagenet_multilabel.runs.rundir import write_json, write_predictions
 
 from .conftest import (
     NUM_COMPOSITES,
@@ -139,7 +139,7 @@ def test_moved_photos_are_placeholders_until_image_root_finds_them(tmp_path, cap
     )
     # the photos now lie flat in another folder, one unreadable
     moved.mkdir()
-    from imagenet_multilabel.data.datasets import DEMO_ROOT
+    from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
 
     for name in datasets["demo"].files:
         os.symlink(DEMO_ROOT / name, moved / name)
@@ -259,7 +259,7 @@ def test_gallery_rows_are_the_page_samples(labeled_run) -> None:
 
 def test_wandb_table_of_rows(labeled_run) -> None:
     wandb = pytest.importorskip("wandb")
-    from imagenet_multilabel.gallery.wandb_table import COLUMNS, wandb_table
+    from imagenet_multilabel.tracking.gallery_table import COLUMNS, wandb_table
 
     rows = gallery_rows(labeled_run[0], {"per_section": 1})
     table = wandb_table(rows)
@@ -269,7 +269,7 @@ def test_wandb_table_of_rows(labeled_run) -> None:
 
 def test_bounded_page_of_a_large_run(tmp_path) -> None:
     """20,000 images: a page of bounded size in seconds (photos cycle the demo photos)."""
-    from imagenet_multilabel.data.datasets import DEMO_ROOT
+    from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
 
     rng = np.random.default_rng(0)
     n = 20_000
@@ -327,7 +327,7 @@ def test_evaluate_config_has_the_gallery_switch(compose_cfg) -> None:
 def run_module(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
     return subprocess.run(
-        [sys.executable, "-m", "imagenet_multilabel.gallery", *args],
+        [sys.executable, "-m", "imagenet_multilabel", "gallery", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

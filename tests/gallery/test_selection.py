@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imagenet_multilabel.gallery.samples import ImageLocator, build_samples, tile_classes
-from imagenet_multilabel.gallery.selection import (
+from imagenet_multilabel.reports.gallery.samples import ImageLocator, build_samples, tile_classes
+from imagenet_multilabel.reports.gallery.selection import (
     RowStats,
     ranking,
     row_stats,
     select_sections,
     softmax64,
 )
-from imagenet_multilabel.outputs import RunDir
+from imagenet_multilabel.runs.rundir import RunDir
 
 from .conftest import class_of, composite_dataset, plain_dataset
 

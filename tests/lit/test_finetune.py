@@ -10,12 +10,12 @@ import timm
 import torch
 from omegaconf import OmegaConf
 
-from imagenet_multilabel.config import CONFIG_DIR
-from imagenet_multilabel.data.transforms import Normalize
-from imagenet_multilabel.errors import UserError
+from imagenet_multilabel.core.config import CONFIG_DIR
+from imagenet_multilabel.core.errors import UserError
+from imagenet_multilabel.data.loading.transforms import Normalize
 from imagenet_multilabel.lit.finetune import FineTuneModule, HeadAnchor
-from imagenet_multilabel.models.heads import SingleLabelHead
-from imagenet_multilabel.scoring import HeadSpec, Scorer
+from imagenet_multilabel.scoring.heads import SingleLabelHead
+from imagenet_multilabel.scoring.scorer import HeadSpec, Scorer
 from imagenet_multilabel.training.losses import Loss, build_loss, finite_or_raise, soft_target
 from imagenet_multilabel.training.params import build_optimizer, set_trainable
 

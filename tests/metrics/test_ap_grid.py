@@ -14,11 +14,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imagenet_multilabel.metrics import average_precision as AP
-from imagenet_multilabel.metrics.multilabel import multilabel_metrics
-from imagenet_multilabel.metrics.ranking import RowSummary, ranked_topk
-from imagenet_multilabel.metrics.scores import ClassScores
-from imagenet_multilabel.metrics.single import single_label_metrics
+from imagenet_multilabel.scoring.metrics import average_precision as AP
+from imagenet_multilabel.scoring.metrics.multilabel import multilabel_metrics
+from imagenet_multilabel.scoring.metrics.ranking import RowSummary, ranked_topk
+from imagenet_multilabel.scoring.metrics.scores import ClassScores
+from imagenet_multilabel.scoring.metrics.single import single_label_metrics
 from tests.metrics.np_reference import average_precision as ref_ap
 from tests.metrics.np_reference import close
 
@@ -148,8 +148,8 @@ def test_grid_ap_falls_back_to_sorting(case):
 
 
 def test_row_summary_shared_by_heads_equals_separate_calls():
-    from imagenet_multilabel.models.heads import MultiLabelHead, SingleLabelHead
-    from imagenet_multilabel.scoring import HeadSpec, Scorer
+    from imagenet_multilabel.scoring.heads import MultiLabelHead, SingleLabelHead
+    from imagenet_multilabel.scoring.scorer import HeadSpec, Scorer
 
     g = torch.Generator().manual_seed(5)
     logits = torch.randn(200, 12, generator=g)

@@ -1,4 +1,4 @@
-"""Average precision (metrics/average_precision.py): hand-computed ties and the NumPy
+"""Average precision (scoring/metrics/average_precision.py): hand-computed ties and the NumPy
 reference of scikit-learn's definition, on given scores; the softmax path of the heads
 against the generic one (the grid itself: test_ap_grid.py)."""
 
@@ -11,12 +11,12 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imagenet_multilabel.metrics.average_precision import (
+from imagenet_multilabel.scoring.metrics.average_precision import (
     average_precision,
     mean_average_precision,
     scores_average_precision,
 )
-from imagenet_multilabel.metrics.scores import ClassScores
+from imagenet_multilabel.scoring.metrics.scores import ClassScores
 from tests.metrics.np_reference import average_precision as ref_ap
 from tests.metrics.np_reference import close
 

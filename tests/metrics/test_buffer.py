@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from imagenet_multilabel.metrics.buffer import PredictionBuffer, Predictions
-from imagenet_multilabel.models.heads import MultiLabelHead, SingleLabelHead
-from imagenet_multilabel.scoring import HeadSpec, Scorer
+from imagenet_multilabel.scoring.heads import MultiLabelHead, SingleLabelHead
+from imagenet_multilabel.scoring.metrics.buffer import PredictionBuffer, Predictions
+from imagenet_multilabel.scoring.scorer import HeadSpec, Scorer
 
 N, C = 57, 11
 HEAD_SETS = {  # one multi-label head per set: heads of a set share metric names

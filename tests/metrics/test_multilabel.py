@@ -1,4 +1,4 @@
-"""Multi-label metrics (metrics/multilabel.py): hand-computed cases, edge cases, and
+"""Multi-label metrics (scoring/metrics/multilabel.py): hand-computed cases, edge cases, and
 property tests against the independent NumPy reference in np_reference.py."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imagenet_multilabel.metrics.multilabel import PRED_MODES, multilabel_metrics
+from imagenet_multilabel.scoring.metrics.multilabel import PRED_MODES, multilabel_metrics
 from tests.metrics.np_reference import close
 from tests.metrics.np_reference import multilabel as ref_multilabel
 

@@ -1,4 +1,4 @@
-"""Rankings (metrics/ranking.py): ties broken by the lower class index, the shared row
+"""Rankings (scoring/metrics/ranking.py): ties broken by the lower class index, the shared row
 summary, label counts."""
 
 from __future__ import annotations
@@ -8,7 +8,12 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imagenet_multilabel.metrics.ranking import Ranking, RowSummary, label_counts, ranked_topk
+from imagenet_multilabel.scoring.metrics.ranking import (
+    Ranking,
+    RowSummary,
+    label_counts,
+    ranked_topk,
+)
 from tests.metrics.np_reference import ranking as ref_ranking
 from tests.metrics.np_reference import softmax as ref_softmax
 

@@ -1,4 +1,4 @@
-"""Single-label metrics (metrics/single.py) against the independent NumPy reference."""
+"""Single-label metrics (scoring/metrics/single.py) against the independent NumPy reference."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imagenet_multilabel.metrics.single import expected_calibration_error, single_label_metrics
+from imagenet_multilabel.scoring.metrics.single import (
+    expected_calibration_error,
+    single_label_metrics,
+)
 from tests.metrics.np_reference import close, ece
 from tests.metrics.np_reference import single_label as ref_single_label
 

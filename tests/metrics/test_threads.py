@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from imagenet_multilabel.models.heads import MultiLabelHead, SingleLabelHead
-from imagenet_multilabel.scoring import HeadSpec, Scorer
+from imagenet_multilabel.scoring.heads import MultiLabelHead, SingleLabelHead
+from imagenet_multilabel.scoring.scorer import HeadSpec, Scorer
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])

@@ -8,9 +8,9 @@ import pytest
 import timm
 import torch
 
-from imagenet_multilabel.data.datasets import DEMO_ROOT, load_rgb
-from imagenet_multilabel.data.transforms import eval_transform, resolve_preprocessing
-from imagenet_multilabel.errors import ModelError
+from imagenet_multilabel.core.errors import ModelError
+from imagenet_multilabel.data.datasets.folders import DEMO_ROOT, load_rgb
+from imagenet_multilabel.data.loading.transforms import eval_transform, resolve_preprocessing
 from imagenet_multilabel.models.backbones import (
     create_backbone,
     lite0_package_state_dict,
@@ -50,7 +50,7 @@ def test_lite0_classifies_real_photos() -> None:
     images = torch.stack([transform(load_rgb(p)) for p in photos])
     with torch.inference_mode():
         predicted = model(images).argmax(1).tolist()
-    from imagenet_multilabel.classes import wnid_to_index
+    from imagenet_multilabel.core.classes import wnid_to_index
 
     truth = [wnid_to_index()[p.name.split("_")[0]] for p in photos]
     assert sum(p == t for p, t in zip(predicted, truth, strict=True)) >= 6

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from imagenet_multilabel.errors import UserError
-from imagenet_multilabel.models.heads import MultiLabelHead, SingleLabelHead
+from imagenet_multilabel.core.errors import UserError
+from imagenet_multilabel.scoring.heads import MultiLabelHead, SingleLabelHead
 from tests.metrics.np_reference import close
 from tests.metrics.np_reference import multilabel as ref_multilabel
 from tests.metrics.np_reference import single_label as ref_single_label
@@ -101,7 +101,7 @@ def test_bad_head_arguments_are_user_errors(kwargs):
 
 
 def test_head_configs(compose_cfg):
-    from imagenet_multilabel.config import instantiate_map
+    from imagenet_multilabel.core.config import instantiate_map
 
     default = compose_cfg("head=default").head
     assert set(default) == {"single", "multilabel"} and default.multilabel.if_labels

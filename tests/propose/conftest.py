@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imagenet_multilabel.classes import NUM_CLASSES
+from imagenet_multilabel.core.classes import NUM_CLASSES
 
 from ..conftest import REPO
 from ..gallery.conftest import Dataset, class_of, demo_photos, write_run
@@ -42,9 +42,9 @@ def make_runs(tmp_path: Path, per_model: list[list[dict[int, float]]]) -> list[P
 
 
 def run_propose(*args: str) -> subprocess.CompletedProcess:
-    """``python -m imagenet_multilabel.propose args...`` as a user runs it."""
+    """``python -m imagenet_multilabel propose args...`` as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "imagenet_multilabel.propose", *args],
+        [sys.executable, "-m", "imagenet_multilabel", "propose", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imagenet_multilabel.errors import DataError, UserError
+from imagenet_multilabel.core.errors import DataError, UserError
 from imagenet_multilabel.propose.candidates import Rule, image_candidates, load_ensemble
-from imagenet_multilabel.propose.commands import propose
 from imagenet_multilabel.propose.proposals import read_proposals
+from imagenet_multilabel.propose.tasks import propose
 
 from ..gallery.conftest import class_of, demo_photos, write_run
 from .conftest import dataset, make_runs, run_propose

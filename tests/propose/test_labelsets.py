@@ -11,12 +11,12 @@ from urllib.parse import unquote
 
 import pytest
 
-from imagenet_multilabel.data.labels import resolve_labels
-from imagenet_multilabel.errors import DataError, UserError
-from imagenet_multilabel.outputs import read_json, write_json
-from imagenet_multilabel.propose.commands import auto, merge, propose
+from imagenet_multilabel.core.errors import DataError, UserError
+from imagenet_multilabel.data.labels.sets import resolve_labels
 from imagenet_multilabel.propose.proposals import read_proposals
-from imagenet_multilabel.sweeps.table import gather
+from imagenet_multilabel.propose.tasks import auto, merge, propose
+from imagenet_multilabel.reports.leaderboard import gather
+from imagenet_multilabel.runs.rundir import read_json, write_json
 
 from ..gallery.conftest import class_of, demo_photos
 from .conftest import make_runs, run_propose
@@ -106,7 +106,7 @@ def test_model_made_set_and_origin_in_runs_and_leaderboard(proposals: Path, tmp_
     assert made[f[0]] == sorted([class_of(f[0]), A])  # 0.4 and 0.3 kept, B (0.2) not
     assert made["_origin"]["kind"] == "model-made"
 
-    spec = {"_target_": "imagenet_multilabel.data.labels.load_label_file", "name": "file"}
+    spec = {"_target_": "imagenet_multilabel.data.labels.sets.load_label_file", "name": "file"}
     got = resolve_labels({**spec, "path": str(out)}, f)
     assert got.info["label_origin"] == "model-made"
     one = export(tmp_path / "r1.json", {x: [class_of(x)] for x in f}, proposals)

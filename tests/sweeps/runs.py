@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from imagenet_multilabel.outputs import flatten_metrics, write_json
+from imagenet_multilabel.runs.rundir import flatten_metrics, write_json
 
 PP_LITE0 = {
     "input_size": [3, 224, 224],

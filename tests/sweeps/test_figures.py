@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imagenet_multilabel.analysis.reweighting import explain_gap
-from imagenet_multilabel.sweeps.figures import run_figures
-from imagenet_multilabel.sweeps.reporting import write_report
+from imagenet_multilabel.reports.analysis.reweighting import explain_gap
+from imagenet_multilabel.reports.figures import run_figures
+from imagenet_multilabel.reports.write import write_report
 
 from .runs import subgroup_metrics, write_run
 

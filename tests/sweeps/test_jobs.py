@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imagenet_multilabel.outputs import (
+from imagenet_multilabel.runs.rundir import (
     RunDir,
     flatten_metrics,
     read_json,
     write_json,
     write_predictions,
 )
-from imagenet_multilabel.sweeps.jobs import (
+from imagenet_multilabel.sweeps.job import (
     data_fingerprints,
     expected_metric_names,
     identity,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imagenet_multilabel.errors import UserError
+from imagenet_multilabel.core.errors import UserError
 from imagenet_multilabel.sweeps.dirs import MAX_NAME, job_dirname
 from imagenet_multilabel.sweeps.launch import prepare_argv, resolve_model_names
 

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from imagenet_multilabel.errors import UserError
-from imagenet_multilabel.outputs import write_json
-from imagenet_multilabel.report import main
-from imagenet_multilabel.sweeps.published import (
+from imagenet_multilabel.commands.report import main
+from imagenet_multilabel.core.errors import UserError
+from imagenet_multilabel.reports.leaderboard import _preprocessing_key, gather, input_text
+from imagenet_multilabel.reports.published import (
     Entry,
     compare,
     load,
     same_preprocessing,
     timm_weights,
 )
-from imagenet_multilabel.sweeps.table import _preprocessing_key, gather, input_text
+from imagenet_multilabel.runs.rundir import write_json
 
 from .runs import PP_LITE0, write_failed, write_run
 

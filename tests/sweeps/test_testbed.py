@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagenet_multilabel.outputs import RunDir
-from imagenet_multilabel.sweeps.figures import row_names
-from imagenet_multilabel.sweeps.reporting import write_report
-from imagenet_multilabel.sweeps.table import gather
-from imagenet_multilabel.sweeps.testbed import CLIP, effective_robustness, fit_logit
+from imagenet_multilabel.reports.figures import row_names
+from imagenet_multilabel.reports.leaderboard import gather
+from imagenet_multilabel.reports.testbed import CLIP, effective_robustness, fit_logit
+from imagenet_multilabel.reports.write import write_report
+from imagenet_multilabel.runs.rundir import RunDir
 
 from ..conftest import DEMO_PHOTOS
 from .runs import PP_LITE0, write_run
@@ -202,7 +202,7 @@ def test_the_leaderboard_command_writes_them(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     _sweep(sweep)
     proc = subprocess.run(
-        [sys.executable, "-m", "imagenet_multilabel.report", str(sweep), "--reference", "val"],
+        [sys.executable, "-m", "imagenet_multilabel", "report", str(sweep), "--reference", "val"],
         env=env(),
         capture_output=True,
         text=True,
@@ -217,8 +217,8 @@ def test_imagenet_c_shown_as_the_mean_of_its_15_corruptions(tmp_path: Path) -> N
     """Datasets named as data=imagenet_c names them, covering all 15 corruptions at two
     severities: one variant, each model's mean over the corruptions of its mean over the
     severities; a model without one corruption has none; the single datasets leave."""
-    from imagenet_multilabel.data.corruptions import BENCHMARK
-    from imagenet_multilabel.sweeps.testbed import IMAGENET_C_MEAN
+    from imagenet_multilabel.data.datasets.corruptions import BENCHMARK
+    from imagenet_multilabel.reports.testbed import IMAGENET_C_MEAN
 
     sweep = tmp_path / "sweep"
     want = {}

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from imagenet_multilabel.commands.report import main as report
+from imagenet_multilabel.core.errors import DataError, UserError
 from imagenet_multilabel.data.fingerprint import changes, fingerprint, same_data
-from imagenet_multilabel.errors import DataError, UserError
-from imagenet_multilabel.outputs import RunDir
-from imagenet_multilabel.report import main as report
-from imagenet_multilabel.sweeps.table import gather
+from imagenet_multilabel.reports.leaderboard import gather
+from imagenet_multilabel.runs.rundir import RunDir
 
 from ..conftest import run_entry_point
 from .runs import write_failed, write_run
@@ -245,15 +245,15 @@ def test_a_train_run_is_read_as_its_fine_tuned_model(tmp_path: Path, compose_cfg
     assert view.metrics["heldout_classes"]["top1"] == metrics["heldout_classes/finetuned.top1"]
     assert set(view.prediction_files) == set(view.metrics)  # no @pretrained ones
 
-    from imagenet_multilabel.gallery import write_gallery
-    from imagenet_multilabel.gallery.page import _pct
+    from imagenet_multilabel.reports.gallery import write_gallery
+    from imagenet_multilabel.reports.gallery.page import _pct
 
     page = write_gallery(out).read_text()  # the summary cards: the fine-tuned metrics
     for name in view.metrics:
         top1 = metrics[f"{name}/finetuned.top1"]
         assert f'<span class="v">{_pct(top1)}</span>' in page
 
-    from imagenet_multilabel.tasks.gap_report import gap
+    from imagenet_multilabel.tasks.gap import gap
 
     # the label-count subgroups of the fine-tuned model (finetuned.top1@labels=...)
     pair = (f"a={out}", f"b={out}", "a_dataset=heldout_classes", "b_dataset=heldout_classes")

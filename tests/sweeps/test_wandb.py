@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imagenet_multilabel.errors import DataError
+from imagenet_multilabel.core.errors import DataError
 from imagenet_multilabel.tasks.evaluate import evaluate
-from imagenet_multilabel.tracking import PER_IMAGE_COLUMNS, log_leaderboard
+from imagenet_multilabel.tracking.logger import PER_IMAGE_COLUMNS, log_leaderboard
 
 from ..conftest import DEMO_CLASSES, make_wnid_folders
 from .wandb_records import OfflineRun

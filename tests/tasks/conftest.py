@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from imagenet_multilabel.data.datasets import DEMO_ROOT
+from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
 
 
 @pytest.fixture

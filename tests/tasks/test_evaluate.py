@@ -13,8 +13,8 @@ import pytest
 import timm
 import torch
 
-from imagenet_multilabel.metrics.single import single_label_metrics
-from imagenet_multilabel.outputs import RunDir, read_predictions
+from imagenet_multilabel.runs.rundir import RunDir, read_predictions
+from imagenet_multilabel.scoring.metrics.single import single_label_metrics
 from imagenet_multilabel.tasks.evaluate import evaluate
 
 from ..conftest import dataset_metrics, make_wnid_folders

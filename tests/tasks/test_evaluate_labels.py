@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imagenet_multilabel.classes import wnids
-from imagenet_multilabel.errors import DataError, UserError
-from imagenet_multilabel.outputs import RunDir, read_predictions
+from imagenet_multilabel.core.classes import wnids
+from imagenet_multilabel.core.errors import DataError, UserError
+from imagenet_multilabel.runs.rundir import RunDir, read_predictions
 from imagenet_multilabel.tasks.evaluate import evaluate
-from imagenet_multilabel.tasks.rescore import score
+from imagenet_multilabel.tasks.score import score
 
 from ..conftest import (
     DEMO_CLASSES,
@@ -175,7 +175,7 @@ def test_multilabel_head_without_labels_is_an_error(compose_cfg, wnid_folder) ->
 
 
 def test_stats_over_a_datasets_images(compose_cfg, flat_val) -> None:
-    from imagenet_multilabel.tasks.label_report import stats
+    from imagenet_multilabel.tasks.stats import stats
 
     cfg = compose_cfg("data=imagenet", f"data.root={flat_val}", config_name="stats")
     metrics = stats(cfg, output_dir=cfg.paths.output_dir)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from imagenet_multilabel.outputs import read_predictions
+from imagenet_multilabel.runs.rundir import read_predictions
 from imagenet_multilabel.tasks.evaluate import evaluate
 
 
@@ -86,7 +86,7 @@ def test_batches_at_once_give_the_logits_of_one_at_a_time(compose_cfg, wnid_fold
 
 
 def test_unknown_cpu_parallel_is_one_line(compose_cfg, wnid_folder) -> None:
-    from imagenet_multilabel.errors import UserError
+    from imagenet_multilabel.core.errors import UserError
 
     cfg = compose_cfg("model=test_tiny", "data=folder", f"data.root={wnid_folder}")
     cfg.cpu_parallel = "threads"
@@ -97,13 +97,17 @@ def test_unknown_cpu_parallel_is_one_line(compose_cfg, wnid_folder) -> None:
 def test_an_error_in_a_forward_thread_reaches_the_caller(wnid_folder) -> None:
     import lightning as L
 
-    from imagenet_multilabel.data.datasets import WnidFolderDataset
-    from imagenet_multilabel.data.module import EvalDataModule
-    from imagenet_multilabel.data.transforms import Normalize, eval_transform, resolve_preprocessing
+    from imagenet_multilabel.data.datasets.folders import WnidFolderDataset
+    from imagenet_multilabel.data.loading.module import EvalDataModule
+    from imagenet_multilabel.data.loading.transforms import (
+        Normalize,
+        eval_transform,
+        resolve_preprocessing,
+    )
     from imagenet_multilabel.lit.evaluation import EvaluationModule
     from imagenet_multilabel.models.backbones import create_backbone
-    from imagenet_multilabel.models.heads import SingleLabelHead
-    from imagenet_multilabel.scoring import HeadSpec, Scorer
+    from imagenet_multilabel.scoring.heads import SingleLabelHead
+    from imagenet_multilabel.scoring.scorer import HeadSpec, Scorer
 
     model, _ = create_backbone("test_efficientnet", weights="none")
     pp = resolve_preprocessing(model)
@@ -151,13 +155,13 @@ class _FirstBatchLast(torch.nn.Module):
 def test_batches_finishing_out_of_order_are_stored_by_image(wnid_folder) -> None:
     import lightning as L
 
-    from imagenet_multilabel.data.datasets import WnidFolderDataset
-    from imagenet_multilabel.data.module import EvalDataModule
-    from imagenet_multilabel.data.transforms import eval_transform, resolve_preprocessing
+    from imagenet_multilabel.data.datasets.folders import WnidFolderDataset
+    from imagenet_multilabel.data.loading.module import EvalDataModule
+    from imagenet_multilabel.data.loading.transforms import eval_transform, resolve_preprocessing
     from imagenet_multilabel.lit.evaluation import EvaluationModule
     from imagenet_multilabel.models.backbones import create_backbone
-    from imagenet_multilabel.models.heads import SingleLabelHead
-    from imagenet_multilabel.scoring import HeadSpec, Scorer
+    from imagenet_multilabel.scoring.heads import SingleLabelHead
+    from imagenet_multilabel.scoring.scorer import HeadSpec, Scorer
 
     model, _ = create_backbone("test_efficientnet", weights="none")
     data = WnidFolderDataset(wnid_folder, transform=eval_transform(resolve_preprocessing(model)))

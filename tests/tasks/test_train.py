@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from imagenet_multilabel.data.datasets import DEMO_ROOT
-from imagenet_multilabel.errors import DataError, ModelError, UserError
-from imagenet_multilabel.outputs import RunDir
+from imagenet_multilabel.core.errors import DataError, ModelError, UserError
+from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
+from imagenet_multilabel.runs.rundir import RunDir
 from imagenet_multilabel.tasks.evaluate import evaluate
 from imagenet_multilabel.tasks.train import train
 
@@ -433,7 +433,7 @@ def test_cli_bad_input_is_one_line(tmp_path: Path, photos: Path) -> None:
 
 
 def test_stored_features_read_back_as_written(tmp_path: Path) -> None:
-    from imagenet_multilabel.metrics.buffer import Predictions
+    from imagenet_multilabel.scoring.metrics.buffer import Predictions
     from imagenet_multilabel.tasks.train import read_features, write_features
 
     valid = torch.rand(3, 1000) > 0.99

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from imagenet_multilabel.errors import ModelError, UserError
-from imagenet_multilabel.outputs import RunDir
-from imagenet_multilabel.preflight import check_train_settings
+from imagenet_multilabel.core.checks import check_train_settings
+from imagenet_multilabel.core.errors import ModelError, UserError
+from imagenet_multilabel.runs.rundir import RunDir
 from imagenet_multilabel.tasks.evaluate import evaluate
 from imagenet_multilabel.tasks.train import train
 
@@ -177,7 +177,7 @@ def test_a_checkpoint_with_nan_weights_is_refused_by_evaluate(compose_cfg, tmp_p
 
 
 def test_the_feature_cache_follows_the_photos(compose_cfg, photos, tmp_path, caplog) -> None:
-    from imagenet_multilabel.data.datasets import DEMO_ROOT
+    from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
     from imagenet_multilabel.tasks import train as task
 
     caplog.set_level(logging.INFO, logger="imagenet_multilabel")

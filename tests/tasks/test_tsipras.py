@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imagenet_multilabel.classes import wnids
-from imagenet_multilabel.data.labels import load_tsipras
-from imagenet_multilabel.errors import DataError
-from imagenet_multilabel.outputs import RunDir, read_predictions
+from imagenet_multilabel.core.classes import wnids
+from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.data.labels.sets import load_tsipras
+from imagenet_multilabel.runs.rundir import RunDir, read_predictions
 from imagenet_multilabel.tasks.evaluate import evaluate
-from imagenet_multilabel.tasks.rescore import score
+from imagenet_multilabel.tasks.score import score
 
 from ..conftest import DEMO_CLASSES, PACKAGE, REPO, SHARED_LABELS, photo
 from ..metrics.np_reference import GROUPS, close, pct, ranking, single_label
@@ -96,7 +96,7 @@ def test_tsipras_run_every_metric_and_main_top1(compose_cfg, tsipras_val, tmp_pa
     assert not any("main_top1" in k for k in score(cfg_real))
 
     # gap reads the label-count subgroups of two such runs
-    from imagenet_multilabel.tasks.gap_report import gap
+    from imagenet_multilabel.tasks.gap import gap
 
     other = compose_cfg("data=folder", f"data.root={root}", "labels=tsipras", "model=test_tiny")
     evaluate(other)
@@ -108,7 +108,7 @@ def test_tsipras_run_every_metric_and_main_top1(compose_cfg, tsipras_val, tmp_pa
 
 
 def test_stats_of_tsipras_beside_real_and_multilabelfy(compose_cfg) -> None:
-    from imagenet_multilabel.tasks.label_report import stats
+    from imagenet_multilabel.tasks.stats import stats
 
     cfg = compose_cfg("labels=tsipras", "compare=[real,multilabelfy]", config_name="stats")
     metrics = stats(cfg, output_dir=cfg.paths.output_dir)

@@ -71,7 +71,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Any:
         from submitit.core.utils import FailedJobError
 
-        from imagenet_multilabel.errors import UserError
+        from imagenet_multilabel.core.errors import UserError
 
         # submitit prints sbatch's stderr itself before it raises: keep it for the one line
         held = io.StringIO()
@@ -153,7 +153,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         from hydra.core.hydra_config import HydraConfig
 
         from imagenet_multilabel.sweeps import dirs  # noqa: F401  (${job_dirname:})
-        from imagenet_multilabel.sweeps.jobs import METRICS_FILE, _failed_value, record_failure
+        from imagenet_multilabel.sweeps.job import METRICS_FILE, _failed_value, record_failure
 
         assert self.hydra_context is not None and self.config is not None
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))

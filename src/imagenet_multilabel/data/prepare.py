@@ -30,11 +30,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..classes import is_wnid
-from ..errors import DataError
-from .datasets import ImageNetValDataset, _is_image
-from .imagenet_c import RELEASED
-from .variants import IMAGENETV2_VARIANTS
+from imagenet_multilabel.core.classes import is_wnid
+from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.data.datasets.folders import ImageNetValDataset, _is_image
+from imagenet_multilabel.data.datasets.imagenet_c import RELEASED
+from imagenet_multilabel.data.datasets.variants import IMAGENETV2_VARIANTS
 
 MARKER = ".complete"
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
@@ -137,7 +137,7 @@ IMAGENET_HOWTO = (
     "https://image-net.org/download-images, accept the terms of access, download "
     "ILSVRC2012_img_val.tar (6.3 GB, 50,000 JPEGs) and ILSVRC2012_devkit_t12.tar.gz, extract "
     "the images into one folder and the devkit beside it, then run: python -m "
-    "imagenet_multilabel.prepare imagenet --root /path/to/val"
+    "imagenet_multilabel prepare imagenet --root /path/to/val"
 )
 
 

@@ -12,11 +12,11 @@ import lightning as L
 import torch
 from torch import nn
 
-from ..distributed import raise_if_any_rank_failed
-from ..metrics.buffer import PredictionBuffer, Predictions
-from ..outputs import flatten_metrics
-from ..runtime import InFlight, one_torch_thread
-from ..scoring import Scorer
+from imagenet_multilabel.core.distributed import raise_if_any_rank_failed
+from imagenet_multilabel.core.runtime import InFlight, one_torch_thread
+from imagenet_multilabel.runs.rundir import flatten_metrics
+from imagenet_multilabel.scoring.metrics.buffer import PredictionBuffer, Predictions
+from imagenet_multilabel.scoring.scorer import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class EvaluationModule(L.LightningModule):
             loader's batch size), so that logits are bitwise the same however the images
             are sharded and batched (see docs/distributed.md).
         normalize: turns the loader's uint8 batches into the backbone's input on the
-            device (see :class:`~imagenet_multilabel.data.transforms.Normalize`); None when
+            device (see :class:`~imagenet_multilabel.data.loading.transforms.Normalize`); None when
             the loader already yields normalised float images.
         parallel_batches: on CPU, run this many batches at once, each on its own thread
             with one torch thread (torch's thread count is set to 1 for the loop and

@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..metrics.buffer import Predictions
-from .evaluation import EvaluationModule
+from imagenet_multilabel.lit.evaluation import EvaluationModule
+from imagenet_multilabel.scoring.metrics.buffer import Predictions
 
 
 class PooledAndLogits(nn.Module):

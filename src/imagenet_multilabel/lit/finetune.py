@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import UserError
-from ..scoring import Scorer
-from ..training.losses import Loss, finite_or_raise
-from ..training.params import Trainable, build_optimizer, build_scheduler
-from .evaluation import EvaluationModule
+from imagenet_multilabel.core.errors import UserError
+from imagenet_multilabel.lit.evaluation import EvaluationModule
+from imagenet_multilabel.scoring.scorer import Scorer
+from imagenet_multilabel.training.losses import Loss, finite_or_raise
+from imagenet_multilabel.training.params import Trainable, build_optimizer, build_scheduler
 
 
 class HeadAnchor(nn.Module):

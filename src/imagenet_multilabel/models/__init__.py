@@ -1,3 +1,3 @@
 """Backbones (timm models and their weight sources) and heads."""
 
-from . import testing  # noqa: F401  (registers the test models with timm)
+from imagenet_multilabel.models import testing  # noqa: F401  (registers the test models with timm)

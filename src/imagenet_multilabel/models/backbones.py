@@ -19,7 +19,7 @@ from typing import Any
 import timm
 import torch
 
-from ..errors import ModelError
+from imagenet_multilabel.core.errors import ModelError
 
 WEIGHT_SOURCES = ("hub", "lite0_package", "none")
 BACKBONE_PREFIX = "backbone."  # the timm model inside this package's LightningModules

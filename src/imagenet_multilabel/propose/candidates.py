@@ -2,7 +2,7 @@
 it ranks within its top-k or gives at least probability p; a candidate's support is the
 number of models that propose it.
 
-The runs are read through :class:`~imagenet_multilabel.outputs.RunDir` (a sweep folder
+The runs are read through :class:`~imagenet_multilabel.runs.rundir.RunDir` (a sweep folder
 stands for its finished jobs); they must hold predictions of the same images in the same
 order, with the same original labels.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, UserError
-from ..outputs import RunDir
+from imagenet_multilabel.core.errors import DataError, UserError
+from imagenet_multilabel.runs.rundir import RunDir
 
 # The defaults, chosen from benchmarks/propose_recall.py (docs/propose.md): on 200 two-photo
 # composites of the 1000-photo ImageNet sample, tf_efficientnet_lite0 at 4 sizes x hflip.

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from ..classes import NUM_CLASSES
-from ..data.label_files import ORIGIN_KEY, read_json, read_origin
-from ..errors import DataError, UserError
-from ..outputs import write_json
-from .proposals import Proposals
+from imagenet_multilabel.core.classes import NUM_CLASSES
+from imagenet_multilabel.core.errors import DataError, UserError
+from imagenet_multilabel.data.labels.files import ORIGIN_KEY, read_json, read_origin
+from imagenet_multilabel.propose.proposals import Proposals
+from imagenet_multilabel.runs.rundir import write_json
 
 
 @dataclass(frozen=True)

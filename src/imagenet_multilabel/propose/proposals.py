@@ -3,7 +3,7 @@ runs, models and rule they came from, and a hash of the content (the review page
 reviewer's progress under it; merged and reviewed files name it).
 
 A label file's key for an image is its base name, as label sets join by base name
-(:meth:`~imagenet_multilabel.data.labels.LabelSet.join`)."""
+(:meth:`~imagenet_multilabel.data.labels.sets.LabelSet.join`)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
-from ..outputs import read_json, write_json
-from .candidates import Candidate, Ensemble, Rule
+from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.propose.candidates import Candidate, Ensemble, Rule
+from imagenet_multilabel.runs.rundir import read_json, write_json
 
 FORMAT = "imagenet-multilabel proposals 1"
 FILE = "proposals.json"
@@ -112,12 +112,12 @@ def read_proposals(path: str | Path) -> Proposals:
     if not path.is_file():
         raise DataError(
             f"{path} does not exist: pass proposals=<the folder python -m "
-            "imagenet_multilabel.propose wrote>"
+            "imagenet_multilabel propose wrote>"
         )
     data = read_json(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT or "images" not in data:
         raise DataError(
-            f"{path} is not a proposals file: make one with python -m imagenet_multilabel.propose"
+            f"{path} is not a proposals file: make one with python -m imagenet_multilabel propose"
         )
     if content_hash(data["dataset"], data["images"]) != data.get("hash"):
         raise DataError(f"{path} was changed after it was written (its hash differs): remake it")

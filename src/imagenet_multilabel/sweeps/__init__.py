@@ -11,7 +11,7 @@
   (each variant against ImageNet val, logit axes, effective robustness); :mod:`.report`:
   tables and figures together;
 - :mod:`.callback`: the Hydra callback that writes them at the end of a multirun
-  (``python -m imagenet_multilabel.report`` on demand).
+  (``python -m imagenet_multilabel report`` on demand).
 
 See docs/sweeps.md.
 """

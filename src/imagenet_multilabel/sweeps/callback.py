@@ -11,7 +11,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from . import dirs  # noqa: F401  (registers ${job_dirname:})
+from imagenet_multilabel.sweeps import dirs  # noqa: F401  (registers ${job_dirname:})
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 class LeaderboardCallback(Callback):
     """``on_multirun_end``: the sweep folder's jobs -> leaderboard.csv / .md / .json and
     figures there. Whatever goes wrong here is reported in one line and loses nothing (the
-    runs are on disk: ``python -m imagenet_multilabel.report <sweep dir>``)."""
+    runs are on disk: ``python -m imagenet_multilabel report <sweep dir>``)."""
 
     def __init__(
         self,
@@ -34,7 +34,7 @@ class LeaderboardCallback(Callback):
         self.reference = reference
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from .. import cli
+        from imagenet_multilabel.commands import run as cli
 
         sweep = Path(str(config.hydra.sweep.dir))
         try:
@@ -43,8 +43,8 @@ class LeaderboardCallback(Callback):
             cli.failed_jobs[:] = sorted(p.parent.name for p in sweep.glob("*/failed.json"))
 
     def _report(self, config: DictConfig, sweep: Path) -> None:
-        from ..errors import one_line
-        from .reporting import write_report
+        from imagenet_multilabel.core.errors import one_line
+        from imagenet_multilabel.reports.write import write_report
 
         try:
             board, written = write_report(
@@ -58,7 +58,7 @@ class LeaderboardCallback(Callback):
         except Exception as e:
             print(
                 f"error: no leaderboard for {sweep}: {one_line(e)} (run python -m "
-                f"imagenet_multilabel.report {sweep} once it is fixed)",
+                f"imagenet_multilabel report {sweep} once it is fixed)",
                 file=sys.stderr,
                 flush=True,
             )
@@ -78,8 +78,8 @@ class LeaderboardCallback(Callback):
     @staticmethod
     def _to_wandb(config: DictConfig, sweep: Path, board, written: list[Path]) -> None:
         """The leaderboard and its figures as a W&B run of the sweep's group."""
-        from ..errors import one_line
-        from ..tracking import log_leaderboard
+        from imagenet_multilabel.core.errors import one_line
+        from imagenet_multilabel.tracking.logger import log_leaderboard
 
         node = config.logger.wandb
         try:

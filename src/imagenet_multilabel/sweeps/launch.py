@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import ModelError, UserError
+from imagenet_multilabel.core.errors import ModelError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def resolve_model_names(spec: str, cwd: Path | None = None) -> list[str]:
 def warn_unknown(names: Sequence[str]) -> list[str]:
     """Names timm does not know: each gets a warning line (its job will be listed as failed
     in the leaderboard, the other jobs run)."""
-    from ..models.backbones import check_model_name
+    from imagenet_multilabel.models.backbones import check_model_name
 
     unknown = []
     for name in names:

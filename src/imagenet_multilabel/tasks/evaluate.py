@@ -15,7 +15,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from ..builders import (
+from imagenet_multilabel.builders import (
     Backbone,
     EvalSet,
     build_backbone,
@@ -28,20 +28,25 @@ from ..builders import (
     loader_settings,
     log_finished_run,
 )
-from ..data.transforms import Normalize
-from ..distributed import is_global_zero
-from ..lit.evaluation import EvaluationModule
-from ..outputs import flatten_metrics, start_run_dir, write_json, write_predictions
-from ..preflight import (
+from imagenet_multilabel.core.checks import (
     check_input_sizes,
     check_model,
     check_optimized_metric,
     check_optimized_metric_name,
     check_run_settings,
 )
-from ..runinfo import git_commit, host_info, package_versions
-from ..runtime import keep_freed_memory, set_cpu_threads
-from ..summary import print_summary
+from imagenet_multilabel.core.distributed import is_global_zero
+from imagenet_multilabel.core.runtime import keep_freed_memory, set_cpu_threads
+from imagenet_multilabel.data.loading.transforms import Normalize
+from imagenet_multilabel.lit.evaluation import EvaluationModule
+from imagenet_multilabel.runs.record import git_commit, host_info, package_versions
+from imagenet_multilabel.runs.rundir import (
+    flatten_metrics,
+    start_run_dir,
+    write_json,
+    write_predictions,
+)
+from imagenet_multilabel.runs.summary import print_summary
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +66,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     labelled = {name: s.valid is not None for name, s in sets.items()}
     scorer.check_labels(labelled)
     if cfg.get("optimized_metric"):
-        from ..sweeps.jobs import expected_metric_names
+        from imagenet_multilabel.sweeps.job import expected_metric_names
 
         check_optimized_metric_name(
             cfg.optimized_metric, labelled, *expected_metric_names(cfg.head)
@@ -131,7 +136,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     write_json(out / "run.json", run)
     write_json(out / "metrics.json", metrics)  # last: its presence marks a complete run
     if cfg.get("gallery"):
-        from ..gallery import write_gallery
+        from imagenet_multilabel.reports.gallery import write_gallery
 
         try:
             write_gallery(out, cfg.gallery)

@@ -27,7 +27,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..builders import (
+from imagenet_multilabel.builders import (
     Backbone,
     EvalSet,
     build_backbone,
@@ -38,32 +38,41 @@ from ..builders import (
     finish_wandb,
     loader_settings,
 )
-from ..config import dotted
-from ..data.cache import dataset_identity
-from ..data.labels import ResolvedLabels
-from ..data.training import FeatureDataset, FitDataModule
-from ..data.transforms import Normalize
-from ..errors import ModelError, UserError
-from ..lit.evaluation import EvaluationModule
-from ..lit.features import FeatureExtraction
-from ..lit.finetune import FineTuneModule, HeadAnchor
-from ..metrics.buffer import Predictions
-from ..models.backbones import load_checkpoint_state, read_checkpoint, unwrap_state
-from ..outputs import atomic_write_bytes, flatten_metrics, write_json, write_predictions
-from ..preflight import (
+from imagenet_multilabel.core.checks import (
     FIT_STAGES,
     check_model,
     check_train_parts,
     check_train_settings,
     lr_warning,
 )
-from ..runtime import keep_freed_memory, set_cpu_threads
-from ..scoring import Scorer
-from ..summary import print_summary
-from ..training.losses import build_loss
-from ..training.params import set_trainable
-from ..training.sets import FitSets, build_fit_sets
-from .evaluate import run_record
+from imagenet_multilabel.core.config import dotted
+from imagenet_multilabel.core.errors import ModelError, UserError
+from imagenet_multilabel.core.runtime import keep_freed_memory, set_cpu_threads
+from imagenet_multilabel.data.labels.sets import ResolvedLabels
+from imagenet_multilabel.data.loading.cache import dataset_identity
+from imagenet_multilabel.data.loading.transforms import Normalize
+from imagenet_multilabel.lit.evaluation import EvaluationModule
+from imagenet_multilabel.lit.features import FeatureExtraction
+from imagenet_multilabel.lit.finetune import FineTuneModule, HeadAnchor
+from imagenet_multilabel.models.backbones import (
+    load_checkpoint_state,
+    read_checkpoint,
+    unwrap_state,
+)
+from imagenet_multilabel.runs.rundir import (
+    atomic_write_bytes,
+    flatten_metrics,
+    write_json,
+    write_predictions,
+)
+from imagenet_multilabel.runs.summary import print_summary
+from imagenet_multilabel.scoring.metrics.buffer import Predictions
+from imagenet_multilabel.scoring.scorer import Scorer
+from imagenet_multilabel.tasks.evaluate import run_record
+from imagenet_multilabel.training.data import FeatureDataset, FitDataModule
+from imagenet_multilabel.training.losses import build_loss
+from imagenet_multilabel.training.params import set_trainable
+from imagenet_multilabel.training.sets import FitSets, build_fit_sets
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +228,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 def metric_names(scorer: Scorer, sets: FitSets) -> dict[str, list[str]]:
     """The metrics each held-out set will have (its heads scored on two dummy rows): what
     ``checkpoint.monitor`` and ``optimized_metric`` are checked against before the run."""
-    from ..classes import NUM_CLASSES
+    from imagenet_multilabel.core.classes import NUM_CLASSES
 
     names = {}
     logits = torch.zeros(2, NUM_CLASSES)

@@ -23,7 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from ..errors import UserError
+from imagenet_multilabel.core.errors import UserError
 
 TARGETS = ("multi_hot", "uniform", "single")
 

@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import UserError
-from ..preflight import FINETUNE_MODES
+from imagenet_multilabel.core.checks import FINETUNE_MODES
+from imagenet_multilabel.core.errors import UserError
 
 
 @dataclass

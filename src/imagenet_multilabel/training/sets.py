@@ -19,15 +19,15 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from ..builders import EvalSet, build_datasets
-from ..classes import NUM_CLASSES
-from ..data.composites import CompositeDataset
-from ..data.datasets import ImageDataset
-from ..data.labels import ResolvedLabels
-from ..data.splits import Split, make_split
-from ..data.training import NewComposites, subset
-from ..errors import UserError
-from ..preflight import FIT_SET_NAMES as SET_NAMES
+from imagenet_multilabel.builders import EvalSet, build_datasets
+from imagenet_multilabel.core.checks import FIT_SET_NAMES as SET_NAMES
+from imagenet_multilabel.core.classes import NUM_CLASSES
+from imagenet_multilabel.core.errors import UserError
+from imagenet_multilabel.data.datasets.composites import CompositeDataset
+from imagenet_multilabel.data.datasets.folders import ImageDataset
+from imagenet_multilabel.data.labels.sets import ResolvedLabels
+from imagenet_multilabel.training.data import NewComposites, subset
+from imagenet_multilabel.training.splits import Split, make_split
 
 
 @dataclass

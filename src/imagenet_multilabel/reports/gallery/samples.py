@@ -1,0 +1,205 @@
+"""What the gallery shows of each selected image: its photo(s) on disk, labels and top-5,
+as plain data (the page and the W&B rows are both made from it)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from imagenet_multilabel.core.classes import NUM_CLASSES, class_names, wnid_to_index
+from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.reports.gallery.selection import Section, ranking, softmax64
+
+log = logging.getLogger(__name__)
+
+TOP_K = 5
+COMPOSITE_CLASS = "CompositeDataset"
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One photo of an image (a plain image has one, a composite 2-4)."""
+
+    file: str  # as stored in the predictions (relative to the dataset root)
+    source: Path | None  # where it is on disk now; None: not found
+    label: int | None  # its class, when known
+    rank: int | None  # rank of that class in the model's ranking (1 = top-1)
+
+
+@dataclass(frozen=True)
+class Sample:
+    index: int
+    path: str
+    tiles: tuple[Tile, ...]
+    target: int
+    valid: tuple[int, ...] | None  # None: the run has no label set
+    top: tuple[tuple[int, float], ...]  # (class, probability), best first
+    confidence: float
+    valid_ranks: tuple[tuple[int, int], ...]  # (class, rank) of the valid labels, by rank
+
+    @property
+    def file_name(self) -> str:
+        return "+".join(t.file.rsplit("/", 1)[-1] for t in self.tiles)
+
+    def is_valid(self, cls: int) -> bool:
+        """Valid label (without a label set: the original label)."""
+        return cls in self.valid if self.valid is not None else cls == self.target
+
+
+class ImageLocator:
+    """Finds a run's photos: ``<root>/<path>``, and with ``image_root`` (photos moved)
+    ``<image_root>/<path>`` then ``<image_root>/<file name>``."""
+
+    def __init__(self, root: str | Path | None, image_root: Path | None = None) -> None:
+        if image_root is not None and not image_root.is_dir():
+            raise DataError(
+                f"gallery.image_root={image_root} is not a folder: point it at the run's photos"
+            )
+        self.roots = [image_root] if image_root is not None else []
+        if root and image_root is None:
+            self.roots.append(Path(root))
+
+    def find(self, path: str) -> Path | None:
+        rel = Path(path)
+        candidates = [r / rel for r in self.roots] + [r / rel.name for r in self.roots]
+        if rel.is_absolute():
+            candidates.insert(0, rel)
+        return next((p for p in candidates if p.is_file()), None)
+
+
+def is_composite(paths: np.ndarray, dataset_class: str | None) -> bool:
+    """Rows name several photos joined by ``+`` (see data/datasets/composites.py)."""
+    if dataset_class is not None:
+        return dataset_class == COMPOSITE_CLASS
+    return len(paths) > 0 and all("+" in str(p) for p in paths[:100])
+
+
+def _class_of_name(file: str) -> int | None:
+    """The class a file's name or folder states (``n01440764_x.JPEG``, ``n01440764/x.JPEG``)."""
+    parts = file.split("/")
+    for part in (parts[-1].split("_", 1)[0], *(parts[-2:-1])):
+        if part in wnid_to_index():
+            return wnid_to_index()[part]
+    return None
+
+
+def tile_classes(paths: np.ndarray, target: np.ndarray) -> dict[str, int]:
+    """Class of every tile that is some composite's first tile (a composite's original
+    label is its first tile's: see data/datasets/composites.py)."""
+    return {str(p).split("+", 1)[0]: int(t) for p, t in zip(paths, target, strict=True)}
+
+
+def _tile_labels(
+    files: list[str], target: int, valid: tuple[int, ...] | None, known: dict[str, int]
+) -> list[int | None]:
+    labels: list[int | None] = [target] + [known.get(f, _class_of_name(f)) for f in files[1:]]
+    left = set(valid or ()) - {x for x in labels if x is not None}
+    if labels.count(None) == 1 and len(left) == 1:  # the one tile the union leaves
+        labels[labels.index(None)] = left.pop()
+    return labels
+
+
+def labeled_tiles(data: dict[str, np.ndarray]) -> dict[str, int]:
+    """Class of every tile of a composite dataset whose class is known: first tiles by the
+    original label, the others by name or as the one class the valid set leaves."""
+    known = tile_classes(data["path"], data["target"])
+    valid_all = data.get("valid")
+    out = dict(known)
+    for i, path in enumerate(data["path"]):
+        files = str(path).split("+")
+        valid = tuple(np.flatnonzero(valid_all[i]).tolist()) if valid_all is not None else None
+        labels = _tile_labels(files, int(data["target"][i]), valid, known)
+        for file, label in zip(files, labels, strict=True):
+            if label is not None:
+                out.setdefault(file, label)
+    return out
+
+
+def build_samples(
+    data: dict[str, np.ndarray],
+    rows: Iterable[int],
+    locator: ImageLocator,
+    composite: bool,
+) -> dict[int, Sample]:
+    """Samples of the given dataset rows (each once, however many sections show it)."""
+    rows = np.unique(np.fromiter(rows, dtype=np.int64))
+    if len(rows) == 0:
+        return {}
+    logits = data["logits"][rows]
+    order = ranking(logits)
+    rank_of = np.empty_like(order)
+    np.put_along_axis(rank_of, order, np.arange(1, order.shape[1] + 1)[None, :], axis=1)
+    probs = softmax64(logits)
+    known = tile_classes(data["path"], data["target"]) if composite else {}
+    valid_all = data.get("valid")
+    out = {}
+    for k, i in enumerate(rows.tolist()):
+        path = str(data["path"][i])
+        target = int(data["target"][i])
+        valid = tuple(np.flatnonzero(valid_all[i]).tolist()) if valid_all is not None else None
+        files = path.split("+") if composite else [path]
+        labels = _tile_labels(files, target, valid, known) if composite else [target]
+        tiles = tuple(
+            Tile(f, locator.find(f), c, None if c is None else int(rank_of[k, c]))
+            for f, c in zip(files, labels, strict=True)
+        )
+        top = tuple((int(c), float(probs[k, c])) for c in order[k, :TOP_K])
+        ranks = sorted((int(rank_of[k, c]), c) for c in valid or ())
+        out[i] = Sample(
+            index=i,
+            path=path,
+            tiles=tiles,
+            target=target,
+            valid=valid,
+            top=top,
+            confidence=top[0][1],
+            valid_ranks=tuple((c, r) for r, c in ranks),
+        )
+    return out
+
+
+def check_class_space(data: dict[str, np.ndarray], where: str | Path) -> None:
+    c = data["logits"].shape[1]
+    if c != NUM_CLASSES:
+        raise DataError(
+            f"{where} holds logits over {c} classes, not the {NUM_CLASSES} ImageNet-1k classes "
+            "whose names the gallery shows"
+        )
+
+
+def sample_rows(
+    dataset: str, sections: list[Section], samples: dict[int, Sample]
+) -> list[dict[str, object]]:
+    """One plain dict per shown image and section, e.g. for a W&B table: ``dataset``,
+    ``section``, ``index``, ``file``, ``image`` (path of the first photo, None if not
+    found), ``label``, ``valid`` (names, ``; ``-joined; None without a label set),
+    ``top5`` (``name p% ✓``...), ``confidence``, ``num_valid``, ``worst_rank``."""
+    names = class_names()
+    out = []
+    for section in sections:
+        for i in section.rows.tolist():
+            s = samples[i]
+            top5 = ", ".join(
+                f"{names[c]} {100 * p:.1f}%{' ✓' if s.is_valid(c) else ''}" for c, p in s.top
+            )
+            source = s.tiles[0].source
+            out.append(
+                {
+                    "dataset": dataset,
+                    "section": section.spec.title,
+                    "index": s.index,
+                    "file": s.file_name,
+                    "image": None if source is None else str(source),
+                    "label": names[s.target],
+                    "valid": None if s.valid is None else "; ".join(names[c] for c in s.valid),
+                    "top5": top5,
+                    "confidence": s.confidence,
+                    "num_valid": None if s.valid is None else len(s.valid),
+                    "worst_rank": s.valid_ranks[-1][1] if s.valid_ranks else None,
+                }
+            )
+    return out

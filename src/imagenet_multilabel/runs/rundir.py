@@ -1,0 +1,306 @@
+"""Run results on disk: written atomically (temp file + rename), read back with checks.
+
+A run directory holds ``metrics.json`` (flat: name -> number), ``run.json`` (what is needed
+to compare and reproduce the run), ``predictions.npz`` or ``predictions/<dataset>.npz``
+(per-image logits in dataset order), the resolved ``.hydra/config.yaml`` and the log.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imagenet_multilabel.core.errors import DataError
+
+PREDICTION_KEYS = ("index", "path", "target", "logits")
+
+
+def _umask_mode() -> int:
+    """0o666 less the process umask: what a plain open() would create (mkstemp uses 0o600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def replace_dir(built: Path, out: Path) -> None:
+    """Put the folder ``built`` (made beside ``out``) at ``out``, replacing a previous one
+    there: the old folder is moved aside first, so ``out`` is always either the old or the
+    new whole folder, never a mix."""
+    import shutil
+
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old."))
+        os.replace(out, old / out.name)
+    os.replace(built, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, _umask_mode())
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        return _jsonable(value.item())
+    return value
+
+
+def write_json(path: str | Path, obj: Mapping[str, Any]) -> None:
+    text = json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n"
+    atomic_write_bytes(path, text.encode())
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path} does not exist: is this a finished run directory?") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path} is not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def write_predictions(
+    path: str | Path,
+    *,
+    index: np.ndarray,
+    files: list[str],
+    target: np.ndarray,
+    logits: np.ndarray,
+    valid: np.ndarray | None = None,
+    main: np.ndarray | None = None,
+    logits_dtype: str = "float32",
+) -> None:
+    """Per-image predictions in dataset order. ``valid`` (bool N x C) is stored packed;
+    ``main`` (N, the main object of each image, -1 for none) where the label set names one."""
+    arrays: dict[str, np.ndarray] = {
+        "index": np.asarray(index, dtype=np.int64),
+        "path": np.asarray(files, dtype=np.str_),
+        "target": np.asarray(target, dtype=np.int64),
+        "logits": np.asarray(logits, dtype=np.dtype(logits_dtype)),
+    }
+    if valid is not None:
+        arrays["valid_packed"] = np.packbits(np.asarray(valid, dtype=bool), axis=1)
+    if main is not None:
+        arrays["main"] = np.asarray(main, dtype=np.int16)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+    os.fchmod(fd, _umask_mode())
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_predictions(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a predictions file and check that it is complete and consistent."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise DataError(f"predictions file {path} does not exist") from None
+    except Exception as e:
+        raise DataError(f"predictions file {path} is corrupt ({type(e).__name__})") from None
+    missing = [k for k in PREDICTION_KEYS if k not in data]
+    if missing:
+        raise DataError(f"predictions file {path} lacks {', '.join(missing)}: rerun evaluation")
+    n = len(data["index"])
+    if data["logits"].ndim != 2 or any(len(data[k]) != n for k in PREDICTION_KEYS):
+        raise DataError(f"predictions file {path} is incomplete: arrays differ in length")
+    if not np.array_equal(data["index"], np.arange(n)):
+        raise DataError(f"predictions file {path} is not a complete run in dataset order")
+    if "valid_packed" in data:
+        c = data["logits"].shape[1]
+        data["valid"] = np.unpackbits(data.pop("valid_packed"), axis=1, count=c).astype(bool)
+    return data
+
+
+def start_run_dir(path: str | Path) -> Path:
+    """Before a run works: its folder exists and can be written, and holds no metrics.json
+    of an earlier run (a reused folder), so that "metrics.json means finished" holds."""
+    from imagenet_multilabel.core.checks import check_output_dir
+
+    path = check_output_dir(path)
+    (path / "metrics.json").unlink(missing_ok=True)
+    return path
+
+
+# ------------------------------------------------------------------- metric keys and runs
+
+KEY_SEP = "/"
+
+
+def metric_key(dataset: str, metric: str) -> str:
+    """The metrics.json key of ``metric`` on ``dataset``: always ``<dataset>/<metric>``."""
+    return f"{dataset}{KEY_SEP}{metric}"
+
+
+def flatten_metrics(per_dataset: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """``{dataset: {metric: value}}`` -> ``{"<dataset>/<metric>": value}``, the one format of
+    metrics.json (a single-dataset run too). A dataset name with the separator in it, or a
+    key that two entries would share, is an error rather than a silent overwrite."""
+    flat: dict[str, float] = {}
+    for dataset, metrics in per_dataset.items():
+        if not dataset or KEY_SEP in dataset:
+            raise ValueError(f"dataset name {dataset!r} must be non-empty and have no '/'")
+        for metric, value in metrics.items():
+            key = metric_key(dataset, metric)
+            if key in flat:
+                raise ValueError(f"metric key {key!r} written twice")
+            flat[key] = value
+    return flat
+
+
+def unflatten_metrics(flat: Mapping[str, Any], source: str | Path = "metrics") -> dict[str, dict]:
+    """The inverse of :func:`flatten_metrics`; a key without a dataset is a DataError."""
+    per_dataset: dict[str, dict[str, Any]] = {}
+    for key, value in flat.items():
+        dataset, sep, metric = key.partition(KEY_SEP)
+        if not sep or not dataset or not metric:
+            raise DataError(
+                f"{source}: key {key!r} is not '<dataset>/<metric>' (written by an older "
+                "version: run it again)"
+            )
+        per_dataset.setdefault(dataset, {})[metric] = float("nan") if value is None else value
+    return per_dataset
+
+
+def _job_folders(path: Path) -> list[Path]:
+    """The finished job folders of a sweep folder (``multirun.yaml`` of Hydra, or folders
+    holding metrics.json), first the finished ones."""
+    try:
+        children = sorted(p for p in path.iterdir() if p.is_dir())
+    except OSError:
+        return []
+    finished = [p for p in children if (p / "metrics.json").is_file()]
+    started = [p for p in children if (p / "job.json").is_file() or (p / ".hydra").is_dir()]
+    if finished or (path / "multirun.yaml").is_file():
+        return finished or started
+    return []
+
+
+class RunDir:
+    """A finished run directory, read back: the one reader that ``score``, ``gap``, the
+    leaderboard and the gallery use.
+
+    ``metrics``: ``{dataset: {metric: value}}`` (null in the file -> NaN); ``info``: run.json;
+    ``prediction_files``: ``{dataset: path}`` of ``predictions/<dataset>.npz``. A folder
+    without metrics.json did not finish and is an error (metrics.json is written last).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        if not self.path.is_dir():
+            what = "is not a folder" if self.path.exists() else "does not exist"
+            raise DataError(f"run folder {self.path} {what}: pass the folder of a finished run")
+        if not (self.path / "metrics.json").is_file():
+            jobs = _job_folders(self.path)
+            if jobs:
+                raise DataError(
+                    f"{self.path} is a sweep folder: pass one of its job folders, e.g. {jobs[0]}"
+                )
+            raise DataError(f"{self.path} has no metrics.json: that run did not finish")
+        self.metrics = unflatten_metrics(
+            read_json(self.path / "metrics.json"), self.path / "metrics.json"
+        )
+        info = self.path / "run.json"
+        self.info: dict[str, Any] = read_json(info) if info.is_file() else {}
+        self.prediction_files = {
+            p.stem: p for p in sorted((self.path / "predictions").glob("*.npz"))
+        }
+
+    @property
+    def datasets(self) -> list[str]:
+        return list(self.metrics)
+
+    @property
+    def task(self) -> str:
+        return str(self.info.get("task") or "evaluate")
+
+    def view(self, which: str = "finetuned") -> RunDir:
+        """The run as an evaluation of one model. A train.py run holds two, under
+        ``<set>/finetuned.<metric>`` and ``<set>/pretrained.<metric>`` (and their
+        ``delta.``), with predictions ``<set>.npz`` and ``<set>@pretrained.npz``: its view
+        has ``which`` model's metrics under the evaluation's names (``<set>/top1``) and its
+        predictions, and run.json's model records the weights (``fine-tuned:<run>``).
+        Any other run is its own view."""
+        if self.task != "train":
+            return self
+        if which not in ("finetuned", "pretrained"):
+            raise ValueError(f"which={which!r}: finetuned or pretrained")
+        prefix = f"{which}."
+        out = copy.copy(self)
+        out.metrics = {
+            name: {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
+            for name, metrics in self.metrics.items()
+        }
+        suffix = "@pretrained" if which == "pretrained" else ""
+        out.prediction_files = {
+            name: self.prediction_files[name + suffix]
+            for name in out.metrics
+            if name + suffix in self.prediction_files
+        }
+        model = dict(self.info.get("model") or {})
+        if which == "finetuned":
+            model["weights"] = f"fine-tuned:{self.path.resolve()}"
+        out.info = {**self.info, "model": model, "task": "evaluate"}
+        return out
+
+    def dataset_metrics(self, dataset: str | None = None) -> tuple[str, dict[str, Any]]:
+        """``(name, metrics)`` of one dataset; ``dataset=None`` is allowed when the run has
+        exactly one."""
+        if dataset is None:
+            if len(self.metrics) != 1:
+                raise DataError(f"{self.path} holds datasets {', '.join(self.metrics)}: choose one")
+            dataset = next(iter(self.metrics))
+        if dataset not in self.metrics:
+            raise DataError(
+                f"{self.path} has no dataset '{dataset}' (it has {', '.join(self.metrics)})"
+            )
+        return dataset, self.metrics[dataset]
+
+    def predictions(self, dataset: str) -> dict[str, np.ndarray]:
+        if dataset not in self.prediction_files:
+            have = ", ".join(self.prediction_files) or "none"
+            raise DataError(f"{self.path} has no predictions of '{dataset}' (it has {have})")
+        data = read_predictions(self.prediction_files[dataset])
+        counted = self.metrics.get(dataset, {}).get("num_images")
+        if counted is not None and counted == counted and int(counted) != len(data["index"]):
+            raise DataError(
+                f"{self.prediction_files[dataset]} holds {len(data['index'])} images but "
+                f"metrics.json counts {int(counted)}: the folder mixes two runs; run it again"
+            )
+        return data

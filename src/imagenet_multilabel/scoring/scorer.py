@@ -1,0 +1,105 @@
+"""The scorer: a dataset's gathered predictions -> heads -> metrics.
+
+The one path from logits to numbers, used by the evaluation module (after its predictions
+are gathered across ranks), by ``score`` (from saved predictions) and by fine-tuning's
+validation. The heads of a dataset share one :class:`~.metrics.ranking.RowSummary`
+(ranking and softmax statistics computed once).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from imagenet_multilabel.core.errors import UserError
+from imagenet_multilabel.core.runtime import one_torch_thread
+from imagenet_multilabel.data.datasets.class_subsets import restrict_logits
+from imagenet_multilabel.scoring.heads import Head
+from imagenet_multilabel.scoring.metrics.multilabel import main_object_metrics
+from imagenet_multilabel.scoring.metrics.ranking import RowSummary
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """A configured head: ``optional`` heads that need labels are skipped for datasets
+    without a label set (the default multi-label head); ``prefix`` goes before each of its
+    metric names (to keep two heads with the same metrics apart)."""
+
+    head: Head
+    optional: bool = False
+    prefix: str = ""
+
+
+class Scorer:
+    """Scores datasets with a fixed set of heads (name -> :class:`HeadSpec`)."""
+
+    def __init__(self, heads: Mapping[str, HeadSpec]) -> None:
+        if not heads:
+            raise UserError("no head configured: use head=default")
+        self.heads = dict(heads)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.heads)
+
+    def check_labels(self, datasets_with_labels: Mapping[str, bool]) -> None:
+        """Before any work: a head that needs labels and is not optional needs every
+        dataset to have a label set."""
+        for name, spec in self.heads.items():
+            if not spec.head.needs_labels or spec.optional:
+                continue
+            missing = [d for d, has in datasets_with_labels.items() if not has]
+            if missing:
+                raise UserError(
+                    f"head '{name}' needs a label set but dataset '{missing[0]}' has none: "
+                    "pass labels=... or use head=single"
+                )
+
+    def score(
+        self,
+        dataset: str,
+        logits: Tensor,
+        target: Tensor,
+        valid: Tensor | None,
+        class_subset: Sequence[int] | None = None,
+        main: Tensor | None = None,
+    ) -> dict[str, float]:
+        """Every head's metrics for one dataset, ``num_images`` first. A metric name that
+        two heads write with different values is an error (never a silent overwrite).
+        ``class_subset``: the dataset's classes (e.g. the 200 of ImageNet-A); the logits of
+        every other class are excluded before any metric (the standard protocol).
+        ``main``: each image's main object (label sets that name one, -1 where none):
+        adds ``main_top1`` and its label-count subgroups, whatever the heads."""
+        self.check_labels({dataset: valid is not None})
+        logits = restrict_logits(logits, class_subset)
+        used = {n: s for n, s in self.heads.items() if valid is not None or not s.head.needs_labels}
+        metrics: dict[str, float] = {"num_images": int(target.shape[0])}
+        if not used:
+            return metrics
+        compatible = valid is None or (valid.ndim == 2 and valid.shape == logits.shape)
+        ranks = max(s.head.ranks(valid if compatible else None) for s in used.values())
+        writer: dict[str, str] = {"num_images": "scorer"}
+        with one_torch_thread():
+            summary = RowSummary(logits, ranks)
+            for name, spec in used.items():
+                for key, value in spec.head.metrics(logits, target, valid, summary).items():
+                    key = spec.prefix + key
+                    if key in metrics and not _same(metrics[key], value):
+                        raise UserError(
+                            f"heads '{writer[key]}' and '{name}' both write metric '{key}': "
+                            f"give one a prefix, e.g. head.{name}.prefix={name}."
+                        )
+                    metrics[key] = value
+                    writer.setdefault(key, name)
+            if main is not None:
+                metrics.update(main_object_metrics(logits, main, valid, summary))
+        return metrics
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (
+        isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
+    )

@@ -1,0 +1,97 @@
+"""The ``stats`` task: label-count statistics of one or more label sets.
+
+Writes ``stats.json``, ``label_stats.txt`` (the comparison table) and
+``label_counts.png`` to the run's output folder and returns flat metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from imagenet_multilabel.core.config import config_option
+from imagenet_multilabel.core.errors import UserError
+from imagenet_multilabel.data.labels.sets import LabelSet, load_label_set
+from imagenet_multilabel.reports.analysis.label_stats import (
+    label_stats,
+    plot_label_counts,
+    render_table,
+)
+from imagenet_multilabel.runs.rundir import atomic_write_bytes, write_json
+
+
+def _label_sets(node: Any) -> list[LabelSet]:
+    """Instantiate ``cfg.labels``: one Hydra node or a list of them; ``none`` nodes skipped."""
+    nodes = list(node) if isinstance(node, (list, tuple, ListConfig)) else [node]
+    sets = []
+    for item in nodes:
+        if isinstance(item, DictConfig):
+            item = OmegaConf.to_container(item, resolve=True)
+        if dict(item).get("_target_") is None:  # labels=none
+            continue
+        sets.append(load_label_set(item)[0])
+    return sets
+
+
+def _first(nodes: list) -> Any:
+    node = nodes[0]
+    return node if hasattr(node, "get") else {}
+
+
+def _dataset_files(data: Any) -> list[str] | None:
+    """The file names of ``data=...`` (every dataset of a suite), to restrict the
+    statistics to the images one has; None without a data option."""
+    if not data:
+        return None
+    from imagenet_multilabel.builders import build_dataset, dataset_specs
+
+    files: list[str] = []
+    for key, spec in dataset_specs(data).items():
+        files += build_dataset(spec, None, None if key == "data" else key).file_names
+    return files
+
+
+def _output_dir(output_dir: str | Path | None) -> Path:
+    if output_dir is not None:
+        return Path(output_dir)
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def stats(cfg: Mapping[str, Any], output_dir: str | Path | None = None) -> dict[str, float]:
+    """Compute, print and save label statistics of ``cfg.labels``.
+
+    Returns:
+        ``{"<name>/images": ..., "<name>/empty": ..., "<name>/labels_<k>": ...,
+        "<name>/multi_share": ..., "<name>/multi_share_labeled": ...}``.
+    """
+    labels = cfg["labels"]
+    nodes = list(labels) if isinstance(labels, (list, tuple, ListConfig)) else [labels]
+    nodes += [config_option("labels", str(n)) for n in (cfg.get("compare") or [])]
+    sets = _label_sets(nodes)
+    if not sets:
+        raise UserError("no label set to describe: choose one, e.g. labels=real")
+    files = _dataset_files(cfg.get("data"))
+    allow_missing = bool(_first(nodes).get("allow_missing", False)) if nodes else False
+    results = [label_stats(s, files, allow_missing=allow_missing) for s in sets]
+    out = _output_dir(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table = render_table(results)
+    print(table)
+    atomic_write_bytes(out / "label_stats.txt", (table + "\n").encode())
+    write_json(out / "stats.json", {r.name: r.to_dict() for r in results})
+    plot_label_counts(results, out / "label_counts.png")
+    metrics: dict[str, float] = {}
+    for r in results:
+        metrics[f"{r.name}/images"] = r.images
+        metrics[f"{r.name}/empty"] = r.empty
+        for b, n in r.by_count.items():
+            if b != "0":
+                metrics[f"{r.name}/labels_{b}"] = n
+        metrics[f"{r.name}/multi_share"] = r.multi_share
+        metrics[f"{r.name}/multi_share_labeled"] = r.multi_share_labeled
+    return metrics

@@ -12,21 +12,21 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from imagenet_multilabel.commands.run import hydra_main, in_multirun, run_task
-from imagenet_multilabel.core.checks import check_train_settings
+from imagenet_multilabel.checks import check_train_settings
+from imagenet_multilabel.commands.run import hydra_main, run_task
+from imagenet_multilabel.core.config import in_multirun
 from imagenet_multilabel.sweeps.launch import prepare_argv_or_exit
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> dict:
-    # A single run reports a config error before torch and the rest are imported; in a
-    # sweep the job checks its settings when it starts, records a failure and the sweep
-    # goes on (sweeps/job.py).
+    if in_multirun():
+        # a job of a sweep: complete work skipped, a failure recorded while the sweep goes
+        # on; it checks its settings itself (sweeps/job.py)
+        return run_task("imagenet_multilabel.sweeps.job:train_job", cfg, trainer=True)
+    # the settings are checked before torch and the task's modules are imported
     return run_task(
-        "imagenet_multilabel.sweeps.job:train_job",
-        cfg,
-        trainer=True,
-        check=None if in_multirun() else check_train_settings,
+        "imagenet_multilabel.tasks.train:train", cfg, trainer=True, check=check_train_settings
     )
 
 

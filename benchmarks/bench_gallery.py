@@ -25,7 +25,7 @@ import numpy as np
 from common import SAMPLE
 
 from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
-from imagenet_multilabel.reports.gallery import write_gallery
+from imagenet_multilabel.reports.gallery.build import write_gallery
 from imagenet_multilabel.runs.rundir import write_json, write_predictions
 
 

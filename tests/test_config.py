@@ -132,7 +132,7 @@ def test_data_options_compose(compose_cfg, option: str) -> None:
 def test_settings_are_checked_before_anything_is_built(compose_cfg, overrides, expected) -> None:
     """These fail in preflight, which imports neither torch nor timm (the entry point runs
     it before importing the task)."""
-    from imagenet_multilabel.core.checks import check_run_settings
+    from imagenet_multilabel.checks import check_run_settings
     from imagenet_multilabel.core.errors import UserError
 
     with pytest.raises(UserError, match=expected):
@@ -148,7 +148,7 @@ def test_preflight_imports_nothing_heavy() -> None:
     import sys
 
     code = (
-        "import sys, imagenet_multilabel.core.checks, imagenet_multilabel.commands.run; "
+        "import sys, imagenet_multilabel.checks, imagenet_multilabel.commands.run; "
         "print(sorted(m for m in ('torch', 'timm', 'lightning', 'wandb') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -164,7 +164,7 @@ def test_preflight_imports_nothing_heavy() -> None:
     ],
 )
 def test_model_checked_before_it_is_created(name: str, expected: str) -> None:
-    from imagenet_multilabel.core.checks import check_model
+    from imagenet_multilabel.checks import check_model
     from imagenet_multilabel.core.errors import ModelError
 
     with pytest.raises(ModelError, match=expected):

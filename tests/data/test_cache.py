@@ -13,9 +13,9 @@ import timm
 import torch
 
 from imagenet_multilabel.core.errors import UserError
-from imagenet_multilabel.data.loading import cache as decode_cache
 from imagenet_multilabel.data.datasets.composites import CompositeDataset
 from imagenet_multilabel.data.datasets.folders import WnidFilesDataset
+from imagenet_multilabel.data.loading import cache as decode_cache
 from imagenet_multilabel.data.loading.transforms import eval_transform, resolve_preprocessing
 from imagenet_multilabel.runs.rundir import RunDir, read_predictions
 from imagenet_multilabel.tasks.evaluate import evaluate

@@ -13,7 +13,7 @@ from PIL import Image
 
 from imagenet_multilabel.core.classes import class_names, wnids
 from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
-from imagenet_multilabel.reports.gallery import write_gallery
+from imagenet_multilabel.reports.gallery.build import write_gallery
 from imagenet_multilabel.reports.gallery.selection import row_stats
 from imagenet_multilabel.reports.gallery.thumbnails import thumbnail_name
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagenet_multilabel.reports.figures import row_names
 from imagenet_multilabel.reports.leaderboard import gather
+from imagenet_multilabel.reports.plotting import row_names
 from imagenet_multilabel.reports.testbed import CLIP, effective_robustness, fit_logit
 from imagenet_multilabel.reports.write import write_report
 from imagenet_multilabel.runs.rundir import RunDir

@@ -245,7 +245,7 @@ def test_a_train_run_is_read_as_its_fine_tuned_model(tmp_path: Path, compose_cfg
     assert view.metrics["heldout_classes"]["top1"] == metrics["heldout_classes/finetuned.top1"]
     assert set(view.prediction_files) == set(view.metrics)  # no @pretrained ones
 
-    from imagenet_multilabel.reports.gallery import write_gallery
+    from imagenet_multilabel.reports.gallery.build import write_gallery
     from imagenet_multilabel.reports.gallery.page import _pct
 
     page = write_gallery(out).read_text()  # the summary cards: the fine-tuned metrics

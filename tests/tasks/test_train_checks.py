@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from imagenet_multilabel.core.checks import check_train_settings
+from imagenet_multilabel.checks import check_train_settings
 from imagenet_multilabel.core.errors import ModelError, UserError
 from imagenet_multilabel.runs.rundir import RunDir
 from imagenet_multilabel.tasks.evaluate import evaluate

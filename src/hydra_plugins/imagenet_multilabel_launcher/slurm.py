@@ -152,8 +152,9 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         fails (unless the job finished its results), and the return of a failed job."""
         from hydra.core.hydra_config import HydraConfig
 
+        from imagenet_multilabel.runs.rundir import METRICS_FILE
         from imagenet_multilabel.sweeps import dirs  # noqa: F401  (${job_dirname:})
-        from imagenet_multilabel.sweeps.job import METRICS_FILE, _failed_value, record_failure
+        from imagenet_multilabel.sweeps.job import _failed_value, record_failure
 
         assert self.hydra_context is not None and self.config is not None
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))

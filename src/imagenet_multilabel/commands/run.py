@@ -16,7 +16,9 @@ from typing import Any
 from omegaconf import DictConfig
 
 from imagenet_multilabel.core import distributed  # also registers the resolvers conf/hydra/ uses
+from imagenet_multilabel.core.config import in_multirun
 from imagenet_multilabel.core.errors import Interrupted, UserError, find_user_error, one_line
+from imagenet_multilabel.tracking.session import close_open_run
 
 log = logging.getLogger("imagenet_multilabel")
 # conf/hydra/launcher/submitit_*.yaml extend the plugin's schemas of the same name, which
@@ -87,11 +89,16 @@ def run_task(
                 check(cfg)
             if isinstance(task, str):
                 task = import_task(task)
-            if trainer:
-                with distributed.hydra_job(task, cfg):
+            failed = True
+            try:
+                if trainer:
+                    with distributed.hydra_job(task, cfg):
+                        metrics = task(cfg)
+                else:
                     metrics = task(cfg)
-            else:
-                metrics = task(cfg)
+                failed = False
+            finally:
+                close_open_run(failed)
     except (Exception, Interrupted) as e:
         user_error = find_user_error(e)
         if user_error is None:
@@ -161,14 +168,6 @@ def _hydra_error(e: BaseException) -> tuple[str, int] | None:
     return None
 
 
-def in_multirun() -> bool:
-    """Whether this process runs a job of a Hydra multirun (``-m``)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
 def forget_earlier_result(cfg: DictConfig) -> None:
     """A run in a reused folder first removes the metrics.json an earlier run left there, so
     that it cannot stand beside this run's config when this one fails ("metrics.json means
@@ -232,7 +231,7 @@ def interrupts_raise() -> Iterator[None]:
 
 def optimized_value(metrics: Mapping[str, float], name: str | None) -> Any:
     """``metrics[name]`` (a ``<dataset>/<metric>`` key) when ``name`` is set, else ``metrics``."""
-    from imagenet_multilabel.core.checks import check_optimized_metric
+    from imagenet_multilabel.checks import check_optimized_metric
 
     if not name:
         return metrics

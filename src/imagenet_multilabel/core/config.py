@@ -47,6 +47,34 @@ def dataset_specs(data: DictConfig) -> dict[str, DictConfig]:
     return specs
 
 
+def dataset_names(cfg: DictConfig) -> list[str]:
+    """The names the datasets of ``cfg.data`` will have (for a job that failed before)."""
+    from hydra.utils import get_class  # imports the dataset's module only when it has no name
+
+    try:
+        specs = dataset_specs(cfg.data)
+    except Exception:
+        return []
+    names = []
+    for key, spec in specs.items():
+        name = spec.get("name")
+        if not name and key == "data":
+            try:
+                name = getattr(get_class(spec._target_), "name", None)
+            except Exception:
+                name = None
+        names.append(str(name or key))
+    return names
+
+
+def in_multirun() -> bool:
+    """Whether this process runs a job of a Hydra multirun (``-m``)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def instantiate_map(node: DictConfig | None, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """Instantiate each child of a name -> spec mapping (heads, loggers, callbacks)."""
     from hydra.utils import instantiate

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from imagenet_multilabel.core.errors import DataError
 from imagenet_multilabel.reports.analysis.reweighting import (
@@ -32,6 +30,8 @@ from imagenet_multilabel.reports.analysis.reweighting import (
     subgroup_weights,
 )
 from imagenet_multilabel.reports.leaderboard import Leaderboard, Row
+from imagenet_multilabel.reports.plotting import dataset_classes, pyplot, row_name, row_names, slug
+from imagenet_multilabel.reports.testbed import write_testbed
 from imagenet_multilabel.runs.rundir import atomic_write_bytes
 from imagenet_multilabel.scoring.metrics.names import LABEL_GROUPS as GROUPS
 from imagenet_multilabel.scoring.metrics.names import SUBGROUP_ACCURACIES as GAP_METRICS
@@ -42,22 +42,9 @@ log = logging.getLogger(__name__)
 PAIR_METRICS = ("top1", "real_top1", "asma")
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _value(metrics: Mapping[str, float] | None, key: str) -> float:
     value = (metrics or {}).get(key)
     return math.nan if value is None else float(value)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
 
 
 def has_subgroups(metrics: Mapping[str, float] | None) -> bool:
@@ -89,7 +76,7 @@ def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    _plt().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -101,7 +88,7 @@ def plot_label_counts(
     series = {name: m for name, m in series.items() if has_subgroups(m)}
     if not series:
         return None
-    plt = _plt()
+    plt = pyplot()
     metrics = [m for m in GAP_METRICS if any(subgroup(m, "1") in s for s in series.values())]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.8), squeeze=False)
     labels = [f"{g}\n(n={_counts(series, g)})" for g in GROUPS]
@@ -116,15 +103,6 @@ def plot_label_counts(
 def _counts(series: Mapping[str, Mapping[str, float]], group: str) -> str:
     counts = {int(_value(m, subgroup(SUBGROUP_COUNT, group)) or 0) for m in series.values()}
     return "/".join(str(c) for c in sorted(counts))
-
-
-def dataset_classes(board: Leaderboard) -> dict[str, str]:
-    """Each dataset's class as run.json records it (``ImageNetValDataset``, ...)."""
-    classes: dict[str, str] = {}
-    for row in board.rows:
-        for dataset, record in row.records.items():
-            classes.setdefault(dataset, str(record.get("class")))
-    return classes
 
 
 def benchmark_pair(board: Leaderboard, pair: Sequence[str] | None = None) -> tuple[str, str] | None:
@@ -148,7 +126,7 @@ def plot_pair(rows: Sequence[Row], a: str, b: str, path: Path) -> Path | None:
     rows = [r for r in rows if a in r.metrics and b in r.metrics]
     if not rows:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(4 + 1.2 * len(rows) * 3, 4), squeeze=False)
     names = row_names(rows)
     for ax, metric in zip(axes[0], PAIR_METRICS, strict=True):
@@ -157,41 +135,6 @@ def plot_pair(rows: Sequence[Row], a: str, b: str, path: Path) -> Path | None:
         ax.set(title=metric)
     fig.suptitle(f"{a} vs {b}")
     return _save(fig, path)
-
-
-def _name(row: Row) -> str:
-    return row.model + (f" [{row.label}]" if row.label else "")
-
-
-def _pp_text(key: str, value: Any) -> str:
-    if key == "input_size" and isinstance(value, Sequence) and value:
-        return f"{value[-1]}px"
-    if key == "crop_pct" and isinstance(value, (int, float)):
-        return f"crop {value:g}"
-    if key in ("interpolation", "crop_mode"):
-        return str(value)
-    return f"{key}={value}"
-
-
-def row_names(rows: Sequence[Row]) -> list[str]:
-    """A name per row: the model (and its settings label); rows that share one, as a model
-    at several input sizes, get the preprocessing that tells them apart
-    (``tf_efficientnet_lite0 160px``)."""
-    names = [_name(r) for r in rows]
-    for name in set(names):
-        same = [i for i, n in enumerate(names) if n == name]
-        if len(same) < 2:
-            continue
-        pps = [rows[i].preprocessing or {} for i in same]
-        keys = [
-            k
-            for k in dict.fromkeys(k for pp in pps for k in pp)
-            if len({repr(pp.get(k)) for pp in pps}) > 1
-        ]
-        for i, pp in zip(same, pps, strict=True):
-            if keys:
-                names[i] += " " + ", ".join(_pp_text(k, pp.get(k)) for k in keys)
-    return names
 
 
 def plot_gaps(rows: Sequence[Row], a: str, b: str, folder: Path) -> tuple[list[Path], list[str]]:
@@ -207,24 +150,24 @@ def plot_gaps(rows: Sequence[Row], a: str, b: str, folder: Path) -> tuple[list[P
         try:
             gaps = explain_gap(ma, mb, a, b)
         except DataError as e:
-            failures.setdefault(str(e), []).append(_name(row))
+            failures.setdefault(str(e), []).append(row_name(row))
             continue
         decomposed.append((row, gaps))
         texts.append(
-            f"## {_name(row)}\n\n"
+            f"## {row_name(row)}\n\n"
             + gap_markdown(gaps, a, b, subgroup_weights(ma, a), subgroup_weights(mb, b)).split(
                 "\n", 1
             )[1]
         )
-        written.append(plot_gap(ma, mb, a, b, folder / f"gap_{_slug(_name(row))}.png"))
+        written.append(plot_gap(ma, mb, a, b, folder / f"gap_{slug(row_name(row))}.png"))
     notes = [f"gap of {', '.join(models)}: {reason}" for reason, models in failures.items()]
     if not decomposed:
         return written, notes
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(
         1, len(GAP_METRICS), figsize=(4 + 1.4 * len(decomposed) * 3, 4), squeeze=False
     )
-    names = [_name(r) for r, _ in decomposed]
+    names = [row_name(r) for r, _ in decomposed]
     for ax, metric in zip(axes[0], GAP_METRICS, strict=True):
         found = [next(g for g in gaps if g.metric == metric) for _, gaps in decomposed]
         explained = [g.explained or 0.0 for g in found]
@@ -254,8 +197,6 @@ def write_figures(
     """Every figure the leaderboard's runs allow, into ``folder``; returns the files and
     notes on what could not be drawn. ``reference``: the testbed's reference dataset
     (:mod:`.testbed`; default ImageNet val, else the first dataset)."""
-    from imagenet_multilabel.reports.testbed import write_testbed
-
     folder = Path(folder)
     rows = [r for r in board.rows if r.done]
     written: list[Path] = []
@@ -266,7 +207,7 @@ def write_figures(
         path = plot_label_counts(
             series,
             f"accuracy per label count: {dataset}",
-            folder / f"label_counts_{_slug(dataset)}.png",
+            folder / f"label_counts_{slug(dataset)}.png",
         )
         if path is not None:
             written.append(path)

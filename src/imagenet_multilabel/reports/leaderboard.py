@@ -17,7 +17,7 @@ from typing import Any
 
 from imagenet_multilabel.core.config import dotted
 from imagenet_multilabel.core.errors import UserError
-from imagenet_multilabel.reports.published import Comparison, compare
+from imagenet_multilabel.reports.published import SOURCES, Comparison, benchmark, compare
 from imagenet_multilabel.runs.gather import Job, find_jobs
 from imagenet_multilabel.runs.rundir import atomic_write_bytes, write_json
 
@@ -488,8 +488,6 @@ def default_sort(datasets: Sequence[str], rows: Sequence[Row]) -> str | None:
 def _dataset_order(jobs: Sequence[Job]) -> dict[str, None]:
     """The benchmarks timm publishes first (ImageNet val, then ImageNetV2), then the other
     datasets in the order of the job folders."""
-    from imagenet_multilabel.reports.published import SOURCES, benchmark
-
     order = {b: i for i, b in enumerate(SOURCES)}
     first: dict[str, int] = {}
     for job in jobs:

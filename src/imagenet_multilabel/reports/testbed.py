@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from imagenet_multilabel.core.errors import DataError, one_line
-from imagenet_multilabel.reports.figures import _plt, _slug, dataset_classes, row_names
 from imagenet_multilabel.reports.leaderboard import Leaderboard, Row, input_text
+from imagenet_multilabel.reports.plotting import dataset_classes, pyplot, row_names, slug
 from imagenet_multilabel.runs.rundir import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -251,7 +251,7 @@ def plot_testbed(tb: Testbed, path: Path) -> Path:
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-    plt = _plt()
+    plt = pyplot()
     n = len(tb.variants)
     cols = min(n, 3)
     grid = math.ceil(n / cols)
@@ -423,10 +423,10 @@ def write_testbed(
             if metric == "top1":
                 return [], [f"no testbed figures: no model has top1 on {reference} and a variant"]
             continue
-        slug = _slug(metric)
-        written.append(plot_testbed(tb, folder / f"testbed_{slug}.png"))
+        name = slug(metric)
+        written.append(plot_testbed(tb, folder / f"testbed_{name}.png"))
         for suffix, text in ((".md", to_markdown(tb)), (".csv", to_csv(tb))):
-            path = folder / f"variants_{slug}{suffix}"
+            path = folder / f"variants_{name}{suffix}"
             atomic_write_bytes(path, text.encode())
             written.append(path)
     return written, []

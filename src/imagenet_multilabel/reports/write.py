@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from imagenet_multilabel.core.errors import UserError, one_line
+from imagenet_multilabel.reports.figures import write_figures
 from imagenet_multilabel.reports.leaderboard import Leaderboard, gather
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,6 @@ def write_report(
     board = gather(paths, sort)
     written: list[Path] = []
     if figures:
-        from imagenet_multilabel.reports.figures import write_figures
-
         try:
             written, notes = write_figures(board, Path(out) / FIGURES, pair, reference)
             board.notes += notes

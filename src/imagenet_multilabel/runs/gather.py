@@ -12,9 +12,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from imagenet_multilabel.core.config import dataset_names
 from imagenet_multilabel.core.errors import DataError, UserError
-from imagenet_multilabel.runs.rundir import RunDir, read_json
-from imagenet_multilabel.sweeps.job import FAILED_FILE, JOB_FILE, METRICS_FILE
+from imagenet_multilabel.runs.rundir import FAILED_FILE, JOB_FILE, METRICS_FILE, RunDir, read_json
 
 MARKERS = (METRICS_FILE, FAILED_FILE, JOB_FILE, ".hydra/config.yaml")
 NOT_RUNS = {"predictions", "csv", "wandb", "figures", "lightning_logs"}
@@ -49,8 +49,6 @@ class Job:
         if self.failure is not None:
             return list(self.failure.get("datasets") or [])
         if self.config and self.config.get("data"):
-            from imagenet_multilabel.sweeps.job import dataset_names
-
             return dataset_names(OmegaConf.create({"data": self.config["data"]}))
         return []
 

@@ -18,9 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.core.errors import DataError, UserError
 
 PREDICTION_KEYS = ("index", "path", "target", "logits")
+# the files of a run folder that mark its state
+METRICS_FILE = "metrics.json"  # written last: its presence marks a complete run
+JOB_FILE = "job.json"  # a sweep job's configuration and data, written when it starts
+FAILED_FILE = "failed.json"  # a sweep job's one-line reason for failing
 
 
 def _umask_mode() -> int:
@@ -28,6 +32,25 @@ def _umask_mode() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
+
+
+def check_output_dir(path: str | Path) -> Path:
+    """The run folder exists and can be written (before any work is done)."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(
+            f"cannot write the run folder {path} ({e.strerror}): choose another with "
+            "hydra.run.dir=..."
+        ) from None
+    return path
 
 
 def replace_dir(built: Path, out: Path) -> None:
@@ -151,8 +174,6 @@ def read_predictions(path: str | Path) -> dict[str, np.ndarray]:
 def start_run_dir(path: str | Path) -> Path:
     """Before a run works: its folder exists and can be written, and holds no metrics.json
     of an earlier run (a reused folder), so that "metrics.json means finished" holds."""
-    from imagenet_multilabel.core.checks import check_output_dir
-
     path = check_output_dir(path)
     (path / "metrics.json").unlink(missing_ok=True)
     return path

@@ -12,8 +12,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
+from imagenet_multilabel.core.classes import NUM_CLASSES
 from imagenet_multilabel.core.errors import UserError
 from imagenet_multilabel.core.runtime import one_torch_thread
 from imagenet_multilabel.data.datasets.class_subsets import restrict_logits
@@ -97,6 +99,18 @@ class Scorer:
             if main is not None:
                 metrics.update(main_object_metrics(logits, main, valid, summary))
         return metrics
+
+    def metric_names(self) -> tuple[set[str], set[str]]:
+        """The metric names the heads write for a dataset without and with a label set
+        (scored on a few made-up images: the names do not depend on the data)."""
+        logits = torch.linspace(-1, 1, 4 * NUM_CLASSES).reshape(4, NUM_CLASSES)
+        target = torch.tensor([0, 1, 2, 3])
+        valid = torch.zeros(4, NUM_CLASSES, dtype=torch.bool)
+        valid[torch.arange(4), target] = True
+        valid[0, 5] = True
+        return set(self.score("names", logits, target, None)), set(
+            self.score("names", logits, target, valid)
+        )
 
 
 def _same(a: float, b: float) -> bool:

@@ -1,7 +1,7 @@
-"""The task of ``evaluate.py``: :func:`evaluate` itself, and in a multirun a resumable,
-failure-tolerant job.
+"""A job of a multirun of ``evaluate.py`` or ``train.py``: the task wrapped so that a sweep
+can be resumed and survives a failing job (a single run calls the task itself).
 
-In a multirun each job, before any work, compares its folder with its configuration:
+Each job, before any work, compares its folder with its configuration:
 
 - ``metrics.json`` present (it is written last), ``job.json`` (written when the job
   started) records the same configuration and run.json the same data (the fingerprint of
@@ -33,24 +33,41 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from imagenet_multilabel.commands.run import in_multirun
+from imagenet_multilabel.builders import (
+    build_datasets,
+    build_loggers,
+    build_scorer,
+    finish_wandb,
+    log_finished_run,
+)
+from imagenet_multilabel.core.config import dataset_names
 from imagenet_multilabel.core.distributed import rank_suffix
 from imagenet_multilabel.core.errors import DataError, find_user_error, one_line
-from imagenet_multilabel.runs.rundir import RunDir, flatten_metrics, read_json, write_json
+from imagenet_multilabel.data.fingerprint import changes, same_data
+from imagenet_multilabel.runs.rundir import (
+    FAILED_FILE,
+    JOB_FILE,
+    METRICS_FILE,
+    RunDir,
+    flatten_metrics,
+    read_json,
+    write_json,
+)
+from imagenet_multilabel.runs.summary import print_summary
 from imagenet_multilabel.sweeps import dirs  # noqa: F401  (registers ${job_dirname:} for hydra.sweep.subdir)
+from imagenet_multilabel.tasks.evaluate import evaluate
+from imagenet_multilabel.tasks.score import rescore_run
+from imagenet_multilabel.tasks.train import train
 
 log = logging.getLogger(__name__)
-
-JOB_FILE = "job.json"
-FAILED_FILE = "failed.json"
-METRICS_FILE = "metrics.json"
 
 # What a job's identity leaves out: output plumbing, and the heads (compared on their own:
 # other heads only need the metrics recomputed). Everything else counts, also settings that
@@ -105,28 +122,9 @@ def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
 # ------------------------------------------------------------------------ metric names
 
 
-def expected_metric_names(head: DictConfig) -> tuple[set[str], set[str]]:
-    """The metric names the configured heads write for a dataset without and with a label
-    set (scored on a few made-up images: the names do not depend on the data)."""
-    import torch
-
-    from imagenet_multilabel.builders import build_scorer
-    from imagenet_multilabel.core.classes import NUM_CLASSES
-
-    scorer = build_scorer(head)
-    logits = torch.linspace(-1, 1, 4 * NUM_CLASSES).reshape(4, NUM_CLASSES)
-    target = torch.tensor([0, 1, 2, 3])
-    valid = torch.zeros(4, NUM_CLASSES, dtype=torch.bool)
-    valid[torch.arange(4), target] = True
-    valid[0, 5] = True
-    single = scorer.score("names", logits, target, None)
-    multi = scorer.score("names", logits, target, valid)
-    return set(single), set(multi)
-
-
 def missing_metrics(run: RunDir, head: DictConfig) -> list[str]:
     """``<dataset>/<metric>`` names the heads write now that the run's metrics lack."""
-    single, multi = expected_metric_names(head)
+    single, multi = build_scorer(head).metric_names()
     labelled_only = multi - single
     missing = []
     for dataset, stored in run.metrics.items():
@@ -162,8 +160,6 @@ def _finished(job_dir: Path) -> tuple[dict[str, Any], RunDir] | None:
 def data_fingerprints(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     """The fingerprint of every dataset of the job as it is now (data/fingerprint.py): the
     datasets are listed (no image is read) and their label sets resolved."""
-    from imagenet_multilabel.builders import build_datasets
-
     sets = build_datasets(cfg.data, cfg.get("labels"), transform=None)
     return {name: s.fingerprint or {} for name, s in sets.items()}
 
@@ -171,8 +167,6 @@ def data_fingerprints(cfg: DictConfig) -> dict[str, dict[str, Any]]:
 def data_changes(record: Mapping[str, Any], data: Mapping[str, Mapping[str, Any]]) -> str:
     """What differs between the data a job read (job.json's ``data``, taken when it
     started) and ``data`` now ("" where nothing does)."""
-    from imagenet_multilabel.data.fingerprint import changes, same_data
-
     before = record.get("data")
     if not isinstance(before, Mapping):
         return "its results record no data fingerprint (an older version)"
@@ -273,10 +267,6 @@ def rescore(
     default) with the configured heads and the label sets stored with the predictions
     (``tasks.rescore.rescore_run``, as ``score`` does); another job's predictions are
     linked in first; run.json is updated, metrics.json written last."""
-    from imagenet_multilabel.builders import build_scorer
-    from imagenet_multilabel.runs.summary import print_summary
-    from imagenet_multilabel.tasks.score import rescore_run
-
     source = source or job_dir
     if source != job_dir:
         start(job_dir, cfg, data)
@@ -301,8 +291,6 @@ def rescore(
 def log_rescored(cfg: DictConfig, job_dir: Path, metrics: Mapping[str, float]) -> None:
     """The run's loggers (W&B) get the recomputed metrics, tables and figures as if it had
     been evaluated now."""
-    from imagenet_multilabel.builders import build_loggers, finish_wandb, log_finished_run
-
     loggers = build_loggers(cfg)
     try:
         for logger in loggers:
@@ -315,8 +303,6 @@ def log_rescored(cfg: DictConfig, job_dir: Path, metrics: Mapping[str, float]) -
 
 
 def _overrides() -> list[str]:
-    from hydra.core.hydra_config import HydraConfig
-
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
@@ -342,28 +328,6 @@ def start(job_dir: Path, cfg: DictConfig, data: Mapping[str, Any] | None = None)
         (job_dir / name).unlink(missing_ok=True)
     shutil.rmtree(job_dir / "predictions", ignore_errors=True)
     _write_job_record(job_dir, cfg, data)
-
-
-def dataset_names(cfg: DictConfig) -> list[str]:
-    """The names the datasets of ``cfg.data`` will have (for a job that failed before)."""
-    from hydra.utils import get_class
-
-    from imagenet_multilabel.builders import dataset_specs
-
-    try:
-        specs = dataset_specs(cfg.data)
-    except Exception:
-        return []
-    names = []
-    for key, spec in specs.items():
-        name = spec.get("name")
-        if not name and key == "data":
-            try:
-                name = getattr(get_class(spec._target_), "name", None)
-            except Exception:
-                name = None
-        names.append(str(name or key))
-    return names
 
 
 def describe(error: BaseException) -> str:
@@ -398,46 +362,28 @@ def _failed_value(cfg: DictConfig) -> dict[str, float]:
     return {name: math.nan} if name else {}
 
 
-# ------------------------------------------------------------------------------- task
-
-
-def finish_tracking(failed: bool) -> None:
-    """Close a W&B run left open (an error before the task finished it): the next job of
-    a multirun must start its own."""
-    wandb = sys.modules.get("wandb")
-    if wandb is not None and getattr(wandb, "run", None) is not None:
-        wandb.finish(exit_code=1 if failed else 0)
+# ------------------------------------------------------------------------------- jobs
 
 
 def evaluate_job(cfg: DictConfig) -> Mapping[str, float]:
-    """``evaluate(cfg)``; in a multirun, a job that skips complete work and records its
-    failure instead of ending the sweep (see the module docstring)."""
-    from imagenet_multilabel.tasks.evaluate import evaluate
-
-    return _job(evaluate, cfg, rescorable=True)
+    """:func:`~imagenet_multilabel.tasks.evaluate.evaluate` as a job of a multirun: complete
+    work is skipped, changed heads re-scored, a failure recorded while the sweep goes on
+    (see the module docstring)."""
+    return sweep_job(evaluate, cfg, rescorable=True)
 
 
 def train_job(cfg: DictConfig) -> Mapping[str, float]:
-    """``train(cfg)`` as :func:`evaluate_job`: in a multirun a finished job of the same
-    configuration and data is skipped and a failed one recorded while the sweep goes on;
-    a fine-tuning is never re-scored (its heads decided its training): anything but
-    complete results of the same configuration runs it again."""
-    from imagenet_multilabel.tasks.train import train
-
-    return _job(train, cfg, rescorable=False)
+    """:func:`~imagenet_multilabel.tasks.train.train` as a job of a multirun, as
+    :func:`evaluate_job`; a fine-tuning is never re-scored (its heads decided its
+    training): anything but complete results of the same configuration runs it again."""
+    return sweep_job(train, cfg, rescorable=False)
 
 
-def _job(task, cfg: DictConfig, rescorable: bool) -> Mapping[str, float]:
-    failed = True
-    try:
-        metrics = _sweep_job(task, cfg, rescorable) if in_multirun() else task(cfg)
-        failed = False
-        return metrics
-    finally:
-        finish_tracking(failed)
-
-
-def _sweep_job(task, cfg: DictConfig, rescorable: bool = True) -> Mapping[str, float]:
+def sweep_job(
+    task: Callable[[DictConfig], Mapping[str, float]], cfg: DictConfig, rescorable: bool = True
+) -> Mapping[str, float]:
+    """Run ``task(cfg)`` as the job of a multirun it is: planned from what its folder and
+    the sweep folder hold (:func:`plan`), its failure recorded in ``failed.json``."""
     job_dir = Path(cfg.paths.output_dir)
     writer = rank_suffix() == ""  # rank 0 (or no DDP) writes; every rank decides alike
     try:

@@ -28,7 +28,7 @@ from imagenet_multilabel.builders import (
     loader_settings,
     log_finished_run,
 )
-from imagenet_multilabel.core.checks import (
+from imagenet_multilabel.checks import (
     check_input_sizes,
     check_model,
     check_optimized_metric,
@@ -39,6 +39,7 @@ from imagenet_multilabel.core.distributed import is_global_zero
 from imagenet_multilabel.core.runtime import keep_freed_memory, set_cpu_threads
 from imagenet_multilabel.data.loading.transforms import Normalize
 from imagenet_multilabel.lit.evaluation import EvaluationModule
+from imagenet_multilabel.reports.gallery.build import write_gallery
 from imagenet_multilabel.runs.record import git_commit, host_info, package_versions
 from imagenet_multilabel.runs.rundir import (
     flatten_metrics,
@@ -66,11 +67,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     labelled = {name: s.valid is not None for name, s in sets.items()}
     scorer.check_labels(labelled)
     if cfg.get("optimized_metric"):
-        from imagenet_multilabel.sweeps.job import expected_metric_names
-
-        check_optimized_metric_name(
-            cfg.optimized_metric, labelled, *expected_metric_names(cfg.head)
-        )
+        check_optimized_metric_name(cfg.optimized_metric, labelled, *scorer.metric_names())
 
     cpu_parallel = cfg.get("cpu_parallel", "batches")
     kept = keep_freed_memory() if cfg.get("keep_freed_memory", True) else False
@@ -136,8 +133,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     write_json(out / "run.json", run)
     write_json(out / "metrics.json", metrics)  # last: its presence marks a complete run
     if cfg.get("gallery"):
-        from imagenet_multilabel.reports.gallery import write_gallery
-
         try:
             write_gallery(out, cfg.gallery)
         except BaseException:  # not finished: no metrics.json (the rest stays, to look at)

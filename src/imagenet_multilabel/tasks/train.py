@@ -38,7 +38,7 @@ from imagenet_multilabel.builders import (
     finish_wandb,
     loader_settings,
 )
-from imagenet_multilabel.core.checks import (
+from imagenet_multilabel.checks import (
     FIT_STAGES,
     check_model,
     check_train_parts,

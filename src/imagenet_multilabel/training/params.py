@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from imagenet_multilabel.core.checks import FINETUNE_MODES
 from imagenet_multilabel.core.errors import UserError
+from imagenet_multilabel.training.names import FINETUNE_MODES
 
 
 @dataclass

@@ -20,13 +20,13 @@ import torch
 from omegaconf import DictConfig
 
 from imagenet_multilabel.builders import EvalSet, build_datasets
-from imagenet_multilabel.core.checks import FIT_SET_NAMES as SET_NAMES
 from imagenet_multilabel.core.classes import NUM_CLASSES
 from imagenet_multilabel.core.errors import UserError
 from imagenet_multilabel.data.datasets.composites import CompositeDataset
 from imagenet_multilabel.data.datasets.folders import ImageDataset
 from imagenet_multilabel.data.labels.sets import ResolvedLabels
 from imagenet_multilabel.training.data import NewComposites, subset
+from imagenet_multilabel.training.names import FIT_SET_NAMES as SET_NAMES
 from imagenet_multilabel.training.splits import Split, make_split
 
 

@@ -22,12 +22,14 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
 from imagenet_multilabel.core.classes import NUM_CLASSES, wnid_to_index
-from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.core.errors import DataError, UserError
 
 LabelTable = dict[str, tuple[int, ...]]
 ORIGIN_KEY = "_origin"  # a JSON label file's record of where its labels came from
@@ -223,3 +225,22 @@ def read_label_table(path: str | Path) -> LabelTable:
             "give a .json object or a .csv table"
         )
     return _read_table(path)
+
+
+def check_labels_option(labels: Mapping[str, Any] | None) -> None:
+    """A ``labels`` option has its mandatory values (``???`` in conf/labels, e.g. the
+    file of labels=file); a null ``path`` is the shipped copy (labels=real, multilabelfy)."""
+    if labels is None:
+        return
+    missing = [str(k) for k in labels if _is_missing(labels, k)]
+    if missing:
+        key = missing[0]
+        value = "/path/to/labels" if key == "path" else "..."
+        name = labels.get("name")
+        raise UserError(f"labels={name} needs labels.{key}: pass labels.{key}={value}")
+
+
+def _is_missing(node: Mapping[str, Any], key: Any) -> bool:
+    if isinstance(node, DictConfig):
+        return OmegaConf.is_missing(node, key)
+    return node.get(key) == "???"

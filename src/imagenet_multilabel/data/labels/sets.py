@@ -32,6 +32,7 @@ from imagenet_multilabel.core.classes import NUM_CLASSES
 from imagenet_multilabel.core.config import ASSETS as PACKAGE_ASSETS
 from imagenet_multilabel.core.errors import DataError
 from imagenet_multilabel.data.labels.files import (
+    check_labels_option,
     origin_text,
     parse_classes,
     read_json,
@@ -403,8 +404,6 @@ def load_label_set(spec: Mapping[str, Any]) -> tuple[LabelSet, bool]:
     """Instantiate a label-set option (a node of conf/labels with a ``_target_``); returns
     the set and its ``allow_missing`` flag."""
     from hydra.utils import instantiate
-
-    from imagenet_multilabel.core.checks import check_labels_option
 
     check_labels_option(spec)  # e.g. labels=file without labels.path
     node = dict(spec)

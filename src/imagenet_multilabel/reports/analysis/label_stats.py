@@ -12,6 +12,7 @@ from typing import Any
 
 from imagenet_multilabel.core.classes import class_names
 from imagenet_multilabel.data.labels.sets import LabelSet
+from imagenet_multilabel.reports.plotting import pyplot
 
 COUNT_BINS = ("0", "1", "2", "3", "4", "5+")
 
@@ -126,10 +127,7 @@ def render_table(stats: Sequence[LabelStats], top_k: int = 5) -> str:
 
 def plot_label_counts(stats: Sequence[LabelStats], path: str | Path) -> Path:
     """Bar plot (PNG) of the share of images with 0, 1, 2, 3, 4, 5+ labels per label set."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.reports.plotting import pyplot
 from imagenet_multilabel.scoring.metrics.names import (
     LABEL_GROUPS,
     SUBGROUP_ACCURACIES,
@@ -138,10 +139,7 @@ def plot_gap(
     a: Mapping[str, float], b: Mapping[str, float], a_label: str, b_label: str, path: Path
 ) -> Path:
     """Per-label-count vartopk_strict accuracy of A and B, and their label-count shares."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     wa, wb = subgroup_weights(a, a_label), subgroup_weights(b, b_label)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))

@@ -6,9 +6,5 @@ missed second objects, images no label fits, composites' tiles).
 
 Modules: ``options`` (the ``gallery:`` config node), ``selection`` (which images, numpy),
 ``samples`` (what is shown of each), ``thumbnails``, ``page`` (the HTML), ``build`` (the
-task), ``wandb_table`` (the same samples as a W&B table).
+task). ``options`` imports nothing heavy: the config check reads it before torch.
 """
-
-from imagenet_multilabel.reports.gallery.build import gallery_rows, write_gallery
-
-__all__ = ["gallery_rows", "write_gallery"]

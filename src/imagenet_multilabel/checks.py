@@ -10,8 +10,13 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from imagenet_multilabel.core.config import dataset_specs
 from imagenet_multilabel.core.errors import ModelError, UserError
+from imagenet_multilabel.data.datasets.variants import check_imagenetv2_variant
+from imagenet_multilabel.data.labels.files import check_labels_option
+from imagenet_multilabel.reports.gallery.options import gallery_options
 from imagenet_multilabel.scoring.metrics.names import is_count
+from imagenet_multilabel.training.names import FINETUNE_MODES, FIT_SET_NAMES, FIT_STAGES
 
 LOGITS_DTYPES = ("float32", "float16")
 CROP_MODES = ("center", "squash", "border")  # timm's eval transform
@@ -57,8 +62,6 @@ def check_run_settings(cfg: DictConfig, trainer: bool = True) -> None:
     if trainer and cfg.get("trainer") is not None:
         check_trainer(cfg.trainer)
     if cfg.get("gallery") not in (None, False):  # what the run writes at its end
-        from imagenet_multilabel.reports.gallery.options import gallery_options
-
         options = gallery_options(cfg.gallery)
         if options.output_dir is not None:
             check_can_create(options.output_dir, "gallery.output_dir")
@@ -77,19 +80,6 @@ def check_run_settings(cfg: DictConfig, trainer: bool = True) -> None:
         )
 
 
-def check_labels_option(labels: Mapping[str, Any] | None) -> None:
-    """A ``labels`` option has its mandatory values (``???`` in conf/labels, e.g. the
-    file of labels=file); a null ``path`` is the shipped copy (labels=real, multilabelfy)."""
-    if labels is None:
-        return
-    missing = [str(k) for k in labels if _is_missing(labels, k)]
-    if missing:
-        key = missing[0]
-        value = "/path/to/labels" if key == "path" else "..."
-        name = labels.get("name")
-        raise UserError(f"labels={name} needs labels.{key}: pass labels.{key}={value}")
-
-
 def _is_missing(node: Mapping[str, Any], key: Any) -> bool:
     if isinstance(node, DictConfig):
         return OmegaConf.is_missing(node, key)
@@ -104,8 +94,6 @@ def _declares(node: DictConfig, key: str) -> bool:
 def check_data_roots(data: DictConfig) -> None:
     """Every dataset that needs a folder has one that exists (a file is not a folder), and
     a named variant (ImageNetV2's) is one there is."""
-    from imagenet_multilabel.core.config import dataset_specs
-    from imagenet_multilabel.data.datasets.variants import check_imagenetv2_variant
 
     for key, spec in dataset_specs(data).items():
         if str(spec.get("_target_", "")).endswith(".ImageNetV2Dataset"):
@@ -335,25 +323,6 @@ def check_can_create(path: str | Path, setting: str) -> None:
         raise UserError(f"{setting}={path} cannot be written here: choose another folder")
 
 
-def check_output_dir(path: str | Path) -> Path:
-    """The run folder exists and can be written (before any work is done)."""
-    import os
-    import tempfile
-
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise UserError(
-            f"cannot write the run folder {path} ({e.strerror}): choose another with "
-            "hydra.run.dir=..."
-        ) from None
-    return path
-
-
 def check_optimized_metric_name(
     name: str | None, datasets: Mapping[str, bool], single: set[str], multi: set[str]
 ) -> None:
@@ -386,10 +355,6 @@ def check_optimized_metric(metrics: Mapping[str, float], name: str | None) -> No
 
 # ----------------------------------------------------------------------------- train.py
 
-# the held-out sets of a fine-tuning run (training/sets.py builds those the split gives)
-FIT_SET_NAMES = ("heldout_seen", "train_recombined", "heldout_classes", "single_photos")
-FIT_STAGES = ("pretrained", "finetuned", "delta")  # metrics.json: <set>/<stage>.<metric>
-FINETUNE_MODES = ("head", "last_n", "full")
 SCHEDULES = ("cosine", "constant")
 FLOAT32_MAX = 3.4028234663852886e38
 # on/off settings of conf/train.yaml beyond SWITCHES

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from imagenet_multilabel.core import distributed  # also registers the resolvers conf/hydra/ uses
 from imagenet_multilabel.core.config import in_multirun
 from imagenet_multilabel.core.errors import Interrupted, UserError, find_user_error, one_line
+from imagenet_multilabel.sweeps.callback import failed_jobs
 from imagenet_multilabel.tracking.session import close_open_run
 
 log = logging.getLogger("imagenet_multilabel")
@@ -56,9 +57,6 @@ logging.getLogger("submitit").addFilter(_OnceOnly())
 
 
 _task_started = False  # set by run_task: errors after it are the task's, not Hydra's
-# jobs of a multirun that failed, set by the sweep's leaderboard callback: the command then
-# ends with exit code 1 once the leaderboard is written (sweeps/callback.py)
-failed_jobs: list[str] = []
 FAILED_JOBS_EXIT = 1
 
 

@@ -11,9 +11,14 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from imagenet_multilabel.core.errors import one_line
 from imagenet_multilabel.sweeps import dirs  # noqa: F401  (registers ${job_dirname:})
 
 log = logging.getLogger(__name__)
+
+# the failed jobs of the multirun that just ended, set by its callback: the command then ends
+# with exit code 1 once the leaderboard is written (commands/run.py, hydra_main)
+failed_jobs: list[str] = []
 
 
 class LeaderboardCallback(Callback):
@@ -34,16 +39,15 @@ class LeaderboardCallback(Callback):
         self.reference = reference
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from imagenet_multilabel.commands import run as cli
-
         sweep = Path(str(config.hydra.sweep.dir))
         try:
             self._report(config, sweep)
-        finally:  # the command ends with exit code 1 when a job failed (cli.hydra_main)
-            cli.failed_jobs[:] = sorted(p.parent.name for p in sweep.glob("*/failed.json"))
+        finally:
+            failed_jobs[:] = sorted(p.parent.name for p in sweep.glob("*/failed.json"))
 
     def _report(self, config: DictConfig, sweep: Path) -> None:
-        from imagenet_multilabel.core.errors import one_line
+        # imported here: Hydra loads this callback at start-up, before the config check,
+        # which must not wait for torch
         from imagenet_multilabel.reports.write import write_report
 
         try:
@@ -78,8 +82,7 @@ class LeaderboardCallback(Callback):
     @staticmethod
     def _to_wandb(config: DictConfig, sweep: Path, board, written: list[Path]) -> None:
         """The leaderboard and its figures as a W&B run of the sweep's group."""
-        from imagenet_multilabel.core.errors import one_line
-        from imagenet_multilabel.tracking.logger import log_leaderboard
+        from imagenet_multilabel.tracking.logger import log_leaderboard  # as above
 
         node = config.logger.wandb
         try:

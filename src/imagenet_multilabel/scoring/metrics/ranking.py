@@ -16,11 +16,11 @@ from __future__ import annotations
 import itertools
 import math
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from imagenet_multilabel.core.runtime import one_torch_thread, outer_threads, run_in_threads
+from imagenet_multilabel.data.labels.sets import label_counts
 from imagenet_multilabel.scoring.metrics.names import LABEL_GROUPS
 
 
@@ -46,16 +46,6 @@ def ranked_topk(scores: Tensor, k: int) -> Tensor:
     vals, idx = torch.topk(scores, min(k + 1, c), dim=1, largest=True, sorted=True)
     _break_ties(scores, vals, idx)
     return idx[:, :k]
-
-
-def label_counts(valid: Tensor) -> Tensor:
-    """Number of valid labels of each image ``(N,)`` int64, as ``valid.sum(dim=1)`` (on
-    CPU counted from the positions of the True entries: much faster on a bool matrix)."""
-    n, c = valid.shape
-    if valid.device.type != "cpu" or valid.dtype != torch.bool or c == 0:
-        return valid.sum(dim=1)
-    at = np.flatnonzero(valid.contiguous().numpy())
-    return torch.from_numpy(np.bincount(at // c, minlength=n).astype(np.int64))
 
 
 class RowSummary:

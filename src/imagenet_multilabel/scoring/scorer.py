@@ -9,11 +9,14 @@ validation. The heads of a dataset share one :class:`~.metrics.ranking.RowSummar
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
+from imagenet_multilabel.core.classes import NUM_CLASSES
 from imagenet_multilabel.core.errors import UserError
 from imagenet_multilabel.core.runtime import one_torch_thread
 from imagenet_multilabel.data.datasets.class_subsets import restrict_logits
@@ -44,6 +47,22 @@ class Scorer:
     @property
     def names(self) -> list[str]:
         return list(self.heads)
+
+    def metric_names(self, labelled: bool) -> list[str]:
+        """The metric names the heads write for a dataset with (``labelled``) or without a
+        label set, in the order :meth:`score` writes them: scored on four made-up images
+        (the names do not depend on the data). What ``optimized_metric`` and
+        ``checkpoint.monitor`` are checked against before a run."""
+        logits = torch.linspace(-1, 1, 4 * NUM_CLASSES).reshape(4, NUM_CLASSES)
+        target = torch.tensor([0, 1, 2, 3])
+        valid = None
+        if labelled:
+            valid = torch.zeros(4, NUM_CLASSES, dtype=torch.bool)
+            valid[torch.arange(4), target] = True
+            valid[0, 5] = True
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return list(self.score("names", logits, target, valid))
 
     def check_labels(self, datasets_with_labels: Mapping[str, bool]) -> None:
         """Before any work: a head that needs labels and is not optional needs every

@@ -180,8 +180,8 @@ def test_loader_settings_follow_the_device(compose_cfg) -> None:
 
     import lightning as L
 
-    from imagenet_multilabel.builders import loader_settings
     from imagenet_multilabel.core.runtime import available_cores
+    from imagenet_multilabel.data.loading.settings import loader_settings
 
     cfg = compose_cfg()
     cfg.num_workers = None  # (the fixture sets 0)

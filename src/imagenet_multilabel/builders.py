@@ -8,22 +8,22 @@ callbacks. ``evaluate``, ``score``, ``stats`` and fine-tuning all build through 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
-from torch import nn
 
 from imagenet_multilabel.core.config import config_option, dataset_specs, instantiate_map
 from imagenet_multilabel.core.errors import UserError
 from imagenet_multilabel.data.datasets.folders import ImageDataset
+from imagenet_multilabel.data.evalset import EvalSet
 from imagenet_multilabel.data.fingerprint import dataset_fingerprint
-from imagenet_multilabel.data.labels.sets import ResolvedLabels, resolve_labels
+from imagenet_multilabel.data.labels.sets import resolve_labels
 from imagenet_multilabel.data.loading.module import EvalDataModule
-from imagenet_multilabel.data.loading.transforms import eval_transform, resolve_preprocessing
-from imagenet_multilabel.models.backbones import create_backbone
+from imagenet_multilabel.data.loading.settings import LoaderSettings
+from imagenet_multilabel.data.loading.transforms import resolve_preprocessing
+from imagenet_multilabel.models.backbones import Backbone, create_backbone
 from imagenet_multilabel.scoring.scorer import HeadSpec, Scorer
 
 
@@ -32,27 +32,6 @@ def _plain(node: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- backbone
-
-
-@dataclass
-class Backbone:
-    """A timm model in eval mode, where its weights came from, and its preprocessing as
-    resolved for evaluation (recorded beside every result)."""
-
-    model: nn.Module
-    name: str
-    weights: str
-    preprocessing: dict[str, Any]
-
-    @property
-    def num_params(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
-
-    def eval_transform(self, normalize: bool = True) -> Callable:
-        return eval_transform(self.preprocessing, normalize=normalize)
-
-    def record(self) -> dict[str, Any]:
-        return {"name": self.name, "weights": self.weights, "num_params": self.num_params}
 
 
 def build_backbone(cfg: DictConfig) -> Backbone:
@@ -68,39 +47,6 @@ def build_backbone(cfg: DictConfig) -> Backbone:
 
 
 # --------------------------------------------------------------------------- datasets
-
-
-@dataclass
-class EvalSet:
-    """A dataset with its resolved label set."""
-
-    dataset: ImageDataset
-    labels: ResolvedLabels = field(default_factory=lambda: ResolvedLabels(None, {"labels": "none"}))
-    fingerprint: dict[str, Any] | None = None  # what was read (data/fingerprint.py)
-
-    @property
-    def valid(self):
-        return self.labels.valid
-
-    @property
-    def main(self):
-        """Each image's main object (label sets that name one), else None."""
-        return self.labels.main
-
-    def record(self) -> dict[str, Any]:
-        return {
-            "class": type(self.dataset).__name__,
-            "root": str(self.dataset.root),
-            "num_images": len(self.dataset),
-            "class_subset": _subset(self.dataset),
-            **self.labels.info,
-            "fingerprint": self.fingerprint,
-        }
-
-
-def _subset(dataset: ImageDataset) -> list[int] | None:
-    subset = getattr(dataset, "class_subset", None)
-    return None if subset is None else [int(c) for c in subset]
 
 
 def build_dataset(spec: DictConfig, transform: Callable | None, name: str | None = None):
@@ -165,42 +111,6 @@ def _default_labels(spec: DictConfig, dataset: ImageDataset) -> DictConfig | Non
     if composed is not None and composed.get("name") == wanted:
         return composed
     return config_option("labels", wanted)
-
-
-@dataclass(frozen=True)
-class LoaderSettings:
-    """Batch size, decoding workers and pinned memory as resolved for the device."""
-
-    batch_size: int
-    num_workers: int
-    pin_memory: bool
-    prefetch_factor: int | None = None
-
-
-# measured on a 2-core CPU machine (see conf/evaluate.yaml); a GPU wants large batches fed
-# by several decoding processes
-CPU_BATCH, GPU_BATCH, GPU_WORKERS_MAX = 16, 256, 8
-
-
-def loader_settings(cfg: DictConfig, trainer: L.Trainer) -> LoaderSettings:
-    """``batch_size``, ``num_workers`` and ``pin_memory`` of ``cfg``, where null (auto)
-    resolved for the trainer's device: CPU 16 images, 1 worker, no pinning; GPU 256
-    images, the cores per device (at most 8) as workers, pinned memory."""
-    from imagenet_multilabel.core.runtime import available_cores
-
-    gpu = trainer.strategy.root_device.type == "cuda"
-    per_device = max(1, available_cores() // max(1, trainer.num_devices))
-    batch = cfg.get("batch_size")
-    workers = cfg.get("num_workers")
-    pin = cfg.get("pin_memory")
-    return LoaderSettings(
-        batch_size=int(batch if batch is not None else GPU_BATCH if gpu else CPU_BATCH),
-        num_workers=int(
-            workers if workers is not None else min(GPU_WORKERS_MAX, per_device) if gpu else 1
-        ),
-        pin_memory=bool(pin if pin is not None else gpu),
-        prefetch_factor=cfg.get("prefetch_factor"),
-    )
 
 
 def build_datamodule(

@@ -328,7 +328,7 @@ def check_optimized_metric_name(
 ) -> None:
     """Before a run works: ``optimized_metric`` names one of the metrics it will write,
     given its datasets (name -> has a label set) and the metric names the heads write
-    without and with a label set (sweeps.jobs.expected_metric_names)."""
+    without and with a label set (Scorer.metric_names)."""
     if not name:
         return
     expected = {

@@ -51,7 +51,7 @@ def test_plan_from_what_the_folder_holds(compose_cfg) -> None:
     start(job, cfg)
     assert not (job / "predictions").exists()
     assert plan(job, cfg).reason == "incomplete results (the job was stopped)"
-    single, _ = build_scorer(cfg.head).metric_names()
+    single = set(build_scorer(cfg.head).metric_names(False))
     assert {"num_images", "top1", "top5", "nll", "ece"} <= single
     _finish(job, cfg, {"demo": dict.fromkeys(single, 1.0)})
     assert plan(job, cfg).action == "skip"
@@ -134,7 +134,7 @@ def test_a_job_whose_photos_or_labels_changed_runs_again(compose_cfg, tmp_path: 
     args = ("model=test_tiny", "data=demo", f"data.root={root}", "labels=file")
     cfg = compose_cfg(*args, f"labels.path={labels}")
     job = Path(cfg.paths.output_dir)
-    _, multi = build_scorer(cfg.head).metric_names()
+    multi = set(build_scorer(cfg.head).metric_names(True))
     start(job, cfg)
     _finish(job, cfg, {"demo": dict.fromkeys(multi, 1.0)})
     assert plan(job, cfg).action == "skip"

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import timm
 import torch
+from torch import nn
 
 from imagenet_multilabel.core.errors import ModelError
+from imagenet_multilabel.data.loading.transforms import eval_transform
 
 WEIGHT_SOURCES = ("hub", "lite0_package", "none")
 BACKBONE_PREFIX = "backbone."  # the timm model inside this package's LightningModules
@@ -254,3 +258,24 @@ def _chain(exc: BaseException | None):
         seen.add(id(exc))
         yield exc
         exc = exc.__cause__ or exc.__context__
+
+
+@dataclass
+class Backbone:
+    """A timm model in eval mode, where its weights came from, and its preprocessing as
+    resolved for evaluation (recorded beside every result)."""
+
+    model: nn.Module
+    name: str
+    weights: str
+    preprocessing: dict[str, Any]
+
+    @property
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def eval_transform(self, normalize: bool = True) -> Callable:
+        return eval_transform(self.preprocessing, normalize=normalize)
+
+    def record(self) -> dict[str, Any]:
+        return {"name": self.name, "weights": self.weights, "num_params": self.num_params}

@@ -1,4 +1,6 @@
-"""What a run records to be compared and reproduced: versions, git commit, host."""
+"""What a run records to be compared and reproduced (run.json): the model, datasets and
+settings (:func:`run_record`, evaluate's and train's common part), versions, git commit,
+host."""
 
 from __future__ import annotations
 
@@ -6,6 +8,15 @@ import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # annotations only: reading versions imports neither torch nor timm
+    import lightning as L
+    from omegaconf import DictConfig
+
+    from imagenet_multilabel.data.evalset import EvalSet
+    from imagenet_multilabel.data.loading.settings import LoaderSettings
+    from imagenet_multilabel.models.backbones import Backbone
 
 PACKAGES = (
     "imagenet-multilabel",
@@ -68,3 +79,45 @@ def host_info() -> dict[str, str | int]:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def run_record(
+    cfg: DictConfig,
+    backbone: Backbone,
+    sets: dict[str, EvalSet],
+    heads: list[str],
+    trainer: L.Trainer,
+    loader: LoaderSettings,
+    threads: int,
+    cpu_parallel: str,
+    kept: bool,
+) -> dict[str, Any]:
+    """What run.json records of every run (evaluate's and train's): enough to compare and
+    reproduce it; each task adds its own (sizes and times, training settings)."""
+    return {
+        "task": str(cfg.get("task_name", "evaluate")),
+        "model": backbone.record(),
+        "preprocessing": backbone.preprocessing,
+        "datasets": {name: s.record() for name, s in sets.items()},
+        "heads": heads,
+        "seed": cfg.seed,
+        "channels_last": cfg.channels_last,
+        "cpu_threads": threads,
+        "cpu_parallel": cpu_parallel if trainer.strategy.root_device.type == "cpu" else None,
+        "normalize_on_device": cfg.normalize_on_device,
+        "keep_freed_memory": kept,
+        "compile": cfg.compile,
+        "trainer": {
+            "accelerator": str(cfg.trainer.accelerator),
+            "devices": trainer.num_devices,
+            "num_nodes": trainer.num_nodes,
+            "world_size": trainer.world_size,
+            "precision": str(cfg.trainer.precision),
+        },
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "host": host_info(),
+        "batch_size": loader.batch_size,
+        "num_workers": loader.num_workers,
+        "pin_memory": loader.pin_memory,
+    }

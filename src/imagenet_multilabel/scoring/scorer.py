@@ -9,6 +9,7 @@ validation. The heads of a dataset share one :class:`~.metrics.ranking.RowSummar
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -46,6 +47,22 @@ class Scorer:
     @property
     def names(self) -> list[str]:
         return list(self.heads)
+
+    def metric_names(self, labelled: bool) -> list[str]:
+        """The metric names the heads write for a dataset with (``labelled``) or without a
+        label set, in the order :meth:`score` writes them: scored on four made-up images
+        (the names do not depend on the data). What ``optimized_metric`` and
+        ``checkpoint.monitor`` are checked against before a run."""
+        logits = torch.linspace(-1, 1, 4 * NUM_CLASSES).reshape(4, NUM_CLASSES)
+        target = torch.tensor([0, 1, 2, 3])
+        valid = None
+        if labelled:
+            valid = torch.zeros(4, NUM_CLASSES, dtype=torch.bool)
+            valid[torch.arange(4), target] = True
+            valid[0, 5] = True
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return list(self.score("names", logits, target, valid))
 
     def check_labels(self, datasets_with_labels: Mapping[str, bool]) -> None:
         """Before any work: a head that needs labels and is not optional needs every
@@ -99,18 +116,6 @@ class Scorer:
             if main is not None:
                 metrics.update(main_object_metrics(logits, main, valid, summary))
         return metrics
-
-    def metric_names(self) -> tuple[set[str], set[str]]:
-        """The metric names the heads write for a dataset without and with a label set
-        (scored on a few made-up images: the names do not depend on the data)."""
-        logits = torch.linspace(-1, 1, 4 * NUM_CLASSES).reshape(4, NUM_CLASSES)
-        target = torch.tensor([0, 1, 2, 3])
-        valid = torch.zeros(4, NUM_CLASSES, dtype=torch.bool)
-        valid[torch.arange(4), target] = True
-        valid[0, 5] = True
-        return set(self.score("names", logits, target, None)), set(
-            self.score("names", logits, target, valid)
-        )
 
 
 def _same(a: float, b: float) -> bool:

@@ -124,7 +124,8 @@ def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
 
 def missing_metrics(run: RunDir, head: DictConfig) -> list[str]:
     """``<dataset>/<metric>`` names the heads write now that the run's metrics lack."""
-    single, multi = build_scorer(head).metric_names()
+    scorer = build_scorer(head)
+    single, multi = set(scorer.metric_names(False)), set(scorer.metric_names(True))
     labelled_only = multi - single
     missing = []
     for dataset, stored in run.metrics.items():

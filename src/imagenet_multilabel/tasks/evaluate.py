@@ -9,15 +9,11 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 import lightning as L
-import torch
 from omegaconf import DictConfig
 
 from imagenet_multilabel.builders import (
-    Backbone,
-    EvalSet,
     build_backbone,
     build_datamodule,
     build_datasets,
@@ -25,7 +21,6 @@ from imagenet_multilabel.builders import (
     build_scorer,
     build_trainer,
     finish_wandb,
-    loader_settings,
     log_finished_run,
 )
 from imagenet_multilabel.checks import (
@@ -37,16 +32,13 @@ from imagenet_multilabel.checks import (
 )
 from imagenet_multilabel.core.distributed import is_global_zero
 from imagenet_multilabel.core.runtime import keep_freed_memory, set_cpu_threads
+from imagenet_multilabel.data.loading.settings import loader_settings
 from imagenet_multilabel.data.loading.transforms import Normalize
 from imagenet_multilabel.lit.evaluation import EvaluationModule
 from imagenet_multilabel.reports.gallery.build import write_gallery
-from imagenet_multilabel.runs.record import git_commit, host_info, package_versions
-from imagenet_multilabel.runs.rundir import (
-    flatten_metrics,
-    start_run_dir,
-    write_json,
-    write_predictions,
-)
+from imagenet_multilabel.runs.predictions import write_set_predictions
+from imagenet_multilabel.runs.record import run_record
+from imagenet_multilabel.runs.rundir import flatten_metrics, start_run_dir, write_json
 from imagenet_multilabel.runs.summary import print_summary
 
 log = logging.getLogger(__name__)
@@ -67,7 +59,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     labelled = {name: s.valid is not None for name, s in sets.items()}
     scorer.check_labels(labelled)
     if cfg.get("optimized_metric"):
-        check_optimized_metric_name(cfg.optimized_metric, labelled, *scorer.metric_names())
+        single = set(scorer.metric_names(False)) if not all(labelled.values()) else set()
+        multi = set(scorer.metric_names(True)) if any(labelled.values()) else set()
+        check_optimized_metric_name(cfg.optimized_metric, labelled, single, multi)
 
     cpu_parallel = cfg.get("cpu_parallel", "batches")
     kept = keep_freed_memory() if cfg.get("keep_freed_memory", True) else False
@@ -118,11 +112,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         return metrics
 
     check_optimized_metric(metrics, cfg.get("optimized_metric"))  # before anything is written
-    write_dataset_predictions(out, module, sets, cfg.predictions.logits_dtype)
+    for name, (_, preds) in module.results.items():
+        write_set_predictions(out, name, sets[name], preds, cfg.predictions.logits_dtype)
     num_images = sum(len(s.dataset) for s in sets.values())
-    run = run_record(cfg, backbone, sets, scorer.names, trainer, threads, cpu_parallel, kept)
-    run.update(batch_size=loader.batch_size, num_workers=loader.num_workers)
-    run["pin_memory"] = loader.pin_memory
+    run = run_record(
+        cfg, backbone, sets, scorer.names, trainer, loader, threads, cpu_parallel, kept
+    )
     run.update(
         num_images=num_images,
         wall_seconds=round(time.perf_counter() - started, 3),
@@ -145,56 +140,3 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     )
     log.info("wrote %s", out / "metrics.json")
     return metrics
-
-
-def write_dataset_predictions(
-    out: Path, module: EvaluationModule, sets: dict[str, EvalSet], logits_dtype: str
-) -> None:
-    for name, (_, preds) in module.results.items():
-        write_predictions(
-            out / "predictions" / f"{name}.npz",
-            index=torch.arange(len(preds)).numpy(),
-            files=sets[name].dataset.files,
-            target=preds.target.numpy(),
-            logits=preds.logits.numpy(),
-            valid=None if preds.valid is None else preds.valid.numpy(),
-            main=None if sets[name].main is None else sets[name].main.numpy(),
-            logits_dtype=logits_dtype,
-        )
-
-
-def run_record(
-    cfg: DictConfig,
-    backbone: Backbone,
-    sets: dict[str, EvalSet],
-    heads: list[str],
-    trainer: L.Trainer,
-    threads: int,
-    cpu_parallel: str,
-    kept: bool,
-) -> dict[str, Any]:
-    """What run.json records: enough to compare and reproduce the run."""
-    return {
-        "task": str(cfg.get("task_name", "evaluate")),
-        "model": backbone.record(),
-        "preprocessing": backbone.preprocessing,
-        "datasets": {name: s.record() for name, s in sets.items()},
-        "heads": heads,
-        "seed": cfg.seed,
-        "channels_last": cfg.channels_last,
-        "cpu_threads": threads,
-        "cpu_parallel": cpu_parallel if trainer.strategy.root_device.type == "cpu" else None,
-        "normalize_on_device": cfg.normalize_on_device,
-        "keep_freed_memory": kept,
-        "compile": cfg.compile,
-        "trainer": {
-            "accelerator": str(cfg.trainer.accelerator),
-            "devices": trainer.num_devices,
-            "num_nodes": trainer.num_nodes,
-            "world_size": trainer.world_size,
-            "precision": str(cfg.trainer.precision),
-        },
-        "versions": package_versions(),
-        "git_commit": git_commit(),
-        "host": host_info(),
-    }

@@ -28,18 +28,17 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from imagenet_multilabel.builders import (
-    Backbone,
-    EvalSet,
     build_backbone,
     build_datamodule,
+    build_datasets,
     build_loggers,
     build_scorer,
     build_trainer,
     finish_wandb,
-    loader_settings,
 )
 from imagenet_multilabel.checks import (
     FIT_STAGES,
+    check_input_sizes,
     check_model,
     check_train_parts,
     check_train_settings,
@@ -48,27 +47,26 @@ from imagenet_multilabel.checks import (
 from imagenet_multilabel.core.config import dotted
 from imagenet_multilabel.core.errors import ModelError, UserError
 from imagenet_multilabel.core.runtime import keep_freed_memory, set_cpu_threads
+from imagenet_multilabel.data.evalset import EvalSet
 from imagenet_multilabel.data.labels.sets import ResolvedLabels
 from imagenet_multilabel.data.loading.cache import dataset_identity
+from imagenet_multilabel.data.loading.settings import LoaderSettings, loader_settings
 from imagenet_multilabel.data.loading.transforms import Normalize
 from imagenet_multilabel.lit.evaluation import EvaluationModule
 from imagenet_multilabel.lit.features import FeatureExtraction
 from imagenet_multilabel.lit.finetune import FineTuneModule, HeadAnchor
 from imagenet_multilabel.models.backbones import (
+    Backbone,
     load_checkpoint_state,
     read_checkpoint,
     unwrap_state,
 )
-from imagenet_multilabel.runs.rundir import (
-    atomic_write_bytes,
-    flatten_metrics,
-    write_json,
-    write_predictions,
-)
+from imagenet_multilabel.runs.predictions import write_set_predictions
+from imagenet_multilabel.runs.record import run_record
+from imagenet_multilabel.runs.rundir import atomic_write_bytes, flatten_metrics, write_json
 from imagenet_multilabel.runs.summary import print_summary
 from imagenet_multilabel.scoring.metrics.buffer import Predictions
 from imagenet_multilabel.scoring.scorer import Scorer
-from imagenet_multilabel.tasks.evaluate import run_record
 from imagenet_multilabel.training.data import FeatureDataset, FitDataModule
 from imagenet_multilabel.training.losses import build_loss
 from imagenet_multilabel.training.params import set_trainable
@@ -100,21 +98,29 @@ def train(cfg: DictConfig) -> dict[str, float]:
     init_from = start_weights(cfg, backbone.model)
     loss = build_loss(cfg.loss)
     eval_tf = backbone.eval_transform(normalize=not cfg.normalize_on_device)
-    sets = build_fit_sets(cfg, eval_tf, loss.multilabel, loss.name)
+    built = build_datasets(cfg.data, cfg.get("labels"), eval_tf)
+    sets = build_fit_sets(cfg, built, eval_tf, loss.multilabel, loss.name)
+    check_input_sizes(
+        backbone.model,
+        backbone.preprocessing,
+        {"train": sets.train, **{n: s.dataset for n, s in sets.evals.items()}},
+    )
     identity = run_identity(cfg, sets)
     if resume is not None:
         check_resume(cfg.ckpt_path, resume, backbone.model, identity)
     cached = cfg.finetune.mode == "head" and bool(cfg.finetune.cache_features)
     train_tf, augmentation = training_transform(cfg, backbone, cached)
     scorer = build_scorer(cfg.head)
-    check_train_parts(cfg, len(sets.train), list(sets.evals), metric_names(scorer, sets))
+    names = {n: scorer.metric_names(s.valid is not None) for n, s in sets.evals.items()}
+    check_train_parts(cfg, len(sets.train), list(sets.evals), names)
     validate_on = [n for n in cfg.validate_on if n in sets.evals]
     monitor = resolve_monitor(cfg.checkpoint.monitor, validate_on)
     callbacks = fit_callbacks(cfg, out, monitor)
     loggers = build_loggers(cfg)
     trainer = build_trainer(cfg, loggers, callbacks=list(callbacks.values()))
-    threads = set_cpu_threads(cfg.cpu_threads, cfg.num_workers, trainer.num_devices)
-    common = module_options(cfg, backbone, threads)
+    loader = loader_settings(cfg, trainer)  # as evaluate.py resolves them
+    threads = set_cpu_threads(cfg.cpu_threads, loader.num_workers, trainer.num_devices)
+    common = module_options(cfg, backbone, loader, threads)
 
     try:
         # 1. pretrained logits (and pooled features) of the held-out sets
@@ -122,7 +128,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         passes = dict(sets.evals)
         if cached:
             passes["train"] = EvalSet(sets.train, ResolvedLabels(sets.train_valid, {}))
-        extracted = extract(trainer, backbone, scorer, passes, cfg, common)
+        extracted = extract(trainer, backbone, scorer, passes, cfg, loader, common)
         pretrained = {n: extracted[n][1] for n in sets.evals}
         extract_seconds = time.perf_counter() - t0
 
@@ -138,6 +144,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             validate_on,
             loss,
             trainable,
+            loader,
             common,
             identity,
         )
@@ -158,8 +165,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
             raise UserError("training saved no checkpoint: let it run at least one step")
         backbone.model.load_state_dict(load_checkpoint_state(best))
         backbone.model.eval()
-        finetuned = final_evaluation(cfg, trainer, backbone, scorer, sets, extracted, common)
-        finite_logits_or_raise(finetuned, best)
+        finetuned = final_evaluation(
+            cfg, trainer, backbone, scorer, sets, extracted, loader, common
+        )
+        finite_logits_or_raise({n: preds for n, (_, preds) in finetuned.items()}, best)
         final_seconds = time.perf_counter() - t0
     finally:
         if trainer.is_global_zero:
@@ -169,17 +178,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics = flatten_metrics(per_set)
     if not trainer.is_global_zero:
         return metrics
-    for name, preds in finetuned.items():
-        save_predictions(out, name, sets.evals[name], preds, cfg.predictions.logits_dtype)
-        save_predictions(
-            out,
-            f"{name}@pretrained",
-            sets.evals[name],
-            pretrained[name],
-            cfg.predictions.logits_dtype,
-        )
+    dtype = cfg.predictions.logits_dtype
+    for name, (_, preds) in finetuned.items():
+        write_set_predictions(out, name, sets.evals[name], preds, dtype)
+        write_set_predictions(out, f"{name}@pretrained", sets.evals[name], pretrained[name], dtype)
     run = run_record(
-        cfg, backbone, sets.evals, scorer.names, trainer, threads, cfg.cpu_parallel, kept
+        cfg, backbone, sets.evals, scorer.names, trainer, loader, threads, cfg.cpu_parallel, kept
     )
     run.update(
         loss=loss.record(OmegaConf.to_container(cfg.loss, resolve=True)),
@@ -223,26 +227,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------- checks
-
-
-def metric_names(scorer: Scorer, sets: FitSets) -> dict[str, list[str]]:
-    """The metrics each held-out set will have (its heads scored on two dummy rows): what
-    ``checkpoint.monitor`` and ``optimized_metric`` are checked against before the run."""
-    from imagenet_multilabel.core.classes import NUM_CLASSES
-
-    names = {}
-    logits = torch.zeros(2, NUM_CLASSES)
-    logits[:, 0] = 1.0
-    target = torch.tensor([0, 1])
-    for name, s in sets.evals.items():
-        valid = None
-        if s.valid is not None:
-            valid = torch.zeros(2, NUM_CLASSES, dtype=torch.bool)
-            valid[0, 0] = valid[1, 1] = True
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            names[name] = list(scorer.score(name, logits, target, valid))
-    return names
 
 
 def finite_weights_or_raise(model: torch.nn.Module, when: str) -> None:
@@ -403,11 +387,13 @@ def resolve_monitor(value: str | None, validate_on: list[str]) -> str | None:
 # ----------------------------------------------------------------------------- parts
 
 
-def module_options(cfg: DictConfig, backbone: Backbone, threads: int) -> dict[str, Any]:
+def module_options(
+    cfg: DictConfig, backbone: Backbone, loader: LoaderSettings, threads: int
+) -> dict[str, Any]:
     p = backbone.preprocessing
     return {
         "channels_last": cfg.channels_last,
-        "forward_batch_size": cfg.batch_size,
+        "forward_batch_size": loader.batch_size,
         "normalize": Normalize(p["mean"], p["std"]) if cfg.normalize_on_device else None,
         "parallel_batches": threads if cfg.cpu_parallel == "batches" else 1,
     }
@@ -494,7 +480,9 @@ def fit_callbacks(cfg: DictConfig, out: Path, monitor: str | None) -> dict[str, 
 _FEATURE_MEMO: dict[str, dict[str, tuple[torch.Tensor, Predictions]]] = {}
 
 
-def _memo_key(cfg: DictConfig, backbone: Backbone, sets: dict[str, EvalSet]) -> str:
+def _memo_key(
+    cfg: DictConfig, backbone: Backbone, sets: dict[str, EvalSet], batch_size: int
+) -> str:
     """Everything the pretrained pass depends on (jobs of a multirun share it): the model
     and its start weights, the preprocessing, and each set's images (file names, sizes and
     modification times, composites' tiles: :func:`~..data.cache.dataset_identity`) and
@@ -505,7 +493,7 @@ def _memo_key(cfg: DictConfig, backbone: Backbone, sets: dict[str, EvalSet]) -> 
         "init_from": cfg.get("init_from"),
         "preprocessing": backbone.preprocessing,
         "options": [
-            cfg.batch_size,
+            batch_size,
             cfg.channels_last,
             cfg.normalize_on_device,
             str(cfg.trainer.precision),
@@ -527,11 +515,12 @@ def extract(
     scorer: Scorer,
     sets: dict[str, EvalSet],
     cfg: DictConfig,
+    loader: LoaderSettings,
     common: dict[str, Any],
 ) -> dict[str, tuple[torch.Tensor, Predictions]]:
     """Pooled features and pretrained logits of every image of ``sets``, once per process
     for the same model and images."""
-    key = _memo_key(cfg, backbone, sets)
+    key = _memo_key(cfg, backbone, sets, loader.batch_size)
     if key in _FEATURE_MEMO:
         log.info("pretrained features: reused from an earlier job of this process")
         return _FEATURE_MEMO[key]
@@ -555,7 +544,7 @@ def extract(
     try:
         trainer.validate(
             module,
-            datamodule=build_datamodule(cfg, loader_settings(cfg, trainer), sets),
+            datamodule=build_datamodule(cfg, loader, sets),
             verbose=False,
         )
     finally:
@@ -614,6 +603,7 @@ def fit_parts(
     validate_on,
     loss,
     trainable,
+    loader: LoaderSettings,
     common,
     identity=None,
 ):
@@ -649,13 +639,13 @@ def fit_parts(
         val,
         {n: sets.evals[n].valid for n in validate_on},
         train_batch_size=int(cfg.train_batch_size),
-        batch_size=int(cfg.batch_size),
+        batch_size=loader.batch_size,
         seed=int(cfg.seed),
         seeded_items=extracted is None,
         # cached feature rows need no decoding: workers would only add start-up and copies
-        num_workers=0 if extracted is not None else cfg.num_workers,
-        pin_memory=bool(cfg.get("pin_memory", False)),
-        prefetch_factor=cfg.get("prefetch_factor"),
+        num_workers=0 if extracted is not None else loader.num_workers,
+        pin_memory=loader.pin_memory,
+        prefetch_factor=loader.prefetch_factor,
         drop_last=bool(cfg.get("drop_last", False)),
     )
     return module, datamodule
@@ -694,20 +684,21 @@ def seen_classes(sets: FitSets, num_classes: int) -> torch.Tensor:
 
 
 def final_evaluation(
-    cfg, trainer, backbone, scorer, sets: FitSets, extracted, common
-) -> dict[str, Predictions]:
-    """Fine-tuned logits of every held-out set: over the images through the evaluation
-    module (what ``evaluate.py model.checkpoint=<best.ckpt>`` reproduces), or with
+    cfg, trainer, backbone, scorer, sets: FitSets, extracted, loader: LoaderSettings, common
+) -> dict[str, tuple[dict[str, float], Predictions]]:
+    """Fine-tuned metrics and logits of every held-out set, scored once: over the images
+    through the evaluation module, which scores them as evaluate.py does (what
+    ``evaluate.py model.checkpoint=<best.ckpt>`` reproduces), or with
     ``final_eval=features`` the classifier on the cached features."""
     if cfg.final_eval == "features":
         classifier = backbone.model.get_classifier()
-        with torch.no_grad():
-            return {
-                n: Predictions(
-                    classifier(extracted[n][0]), extracted[n][1].target, extracted[n][1].valid
-                )
-                for n in sets.evals
-            }
+        results = {}
+        for n in sets.evals:
+            features, pre = extracted[n]
+            with torch.no_grad():
+                preds = Predictions(classifier(features), pre.target, pre.valid)
+            results[n] = (scorer.score(n, preds.logits, preds.target, preds.valid), preds)
+        return results
     module = EvaluationModule(
         backbone.model,
         scorer,
@@ -718,27 +709,31 @@ def final_evaluation(
     try:
         trainer.validate(
             module,
-            datamodule=build_datamodule(cfg, loader_settings(cfg, trainer), sets.evals),
+            datamodule=build_datamodule(cfg, loader, sets.evals),
             verbose=False,
         )
     finally:
         module.release()
-    return {name: preds for name, (_, preds) in module.results.items()}
+    return dict(module.results)
 
 
 # ----------------------------------------------------------------------------- results
 
 
-def compare(scorer: Scorer, sets: FitSets, pretrained, finetuned) -> dict[str, dict[str, float]]:
-    """Per set: every metric pretrained and fine-tuned, and their difference."""
+def compare(
+    scorer: Scorer,
+    sets: FitSets,
+    pretrained: dict[str, Predictions],
+    finetuned: dict[str, tuple[dict[str, float], Predictions]],
+) -> dict[str, dict[str, float]]:
+    """Per set: every metric pretrained (scored here) and fine-tuned (as
+    :func:`final_evaluation` scored them), and their difference."""
     per_set: dict[str, dict[str, float]] = {}
     for name in sets.evals:
         pre = scorer.score(
             name, pretrained[name].logits, pretrained[name].target, pretrained[name].valid
         )
-        ft = scorer.score(
-            name, finetuned[name].logits, finetuned[name].target, finetuned[name].valid
-        )
+        ft = finetuned[name][0]
         row = {f"pretrained.{k}": v for k, v in pre.items()}
         row.update({f"finetuned.{k}": v for k, v in ft.items()})
         row.update(
@@ -772,20 +767,6 @@ def print_comparison(per_set: dict[str, dict[str, float]], cfg: DictConfig, step
             },
             title=f"{name}: {cfg.model.name} ({cfg.finetune.mode}, {cfg.loss.name}, {steps} steps)",
         )
-
-
-def save_predictions(
-    out: Path, name: str, evalset: EvalSet, preds: Predictions, dtype: str
-) -> None:
-    write_predictions(
-        out / "predictions" / f"{name}.npz",
-        index=torch.arange(len(preds)).numpy(),
-        files=evalset.dataset.files,
-        target=preds.target.numpy(),
-        logits=preds.logits.detach().numpy(),
-        valid=None if preds.valid is None else preds.valid.numpy(),
-        logits_dtype=dtype,
-    )
 
 
 def _score(value: Any) -> float | None:

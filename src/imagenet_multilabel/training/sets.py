@@ -19,11 +19,11 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from imagenet_multilabel.builders import EvalSet, build_datasets
 from imagenet_multilabel.core.classes import NUM_CLASSES
 from imagenet_multilabel.core.errors import UserError
 from imagenet_multilabel.data.datasets.composites import CompositeDataset
 from imagenet_multilabel.data.datasets.folders import ImageDataset
+from imagenet_multilabel.data.evalset import EvalSet
 from imagenet_multilabel.data.labels.sets import ResolvedLabels
 from imagenet_multilabel.training.data import NewComposites, subset
 from imagenet_multilabel.training.names import FIT_SET_NAMES as SET_NAMES
@@ -55,8 +55,9 @@ def _one_hot(targets: list[int]) -> torch.Tensor:
     return valid
 
 
-def source_set(cfg: DictConfig, transform: Callable) -> EvalSet:
-    sets = build_datasets(cfg.data, cfg.get("labels"), transform)
+def source_set(sets: dict[str, EvalSet]) -> EvalSet:
+    """The one photo set of the data config (``sets``: as :func:`..builders.build_datasets`
+    built them)."""
     if len(sets) != 1:
         raise UserError(
             f"fine-tuning takes one photo set, the data config has {len(sets)} "
@@ -77,11 +78,16 @@ def _labelled(dataset: ImageDataset, valid: torch.Tensor | None, info: dict) -> 
 
 
 def build_fit_sets(
-    cfg: DictConfig, transform: Callable, multilabel_loss: bool, loss_name: str
+    cfg: DictConfig,
+    built: dict[str, EvalSet],
+    transform: Callable,
+    multilabel_loss: bool,
+    loss_name: str,
 ) -> FitSets:
-    """Source photos -> split -> training images and held-out sets (``transform``: the
-    evaluation transform, also of the training images; training may swap it)."""
-    source = source_set(cfg, transform)
+    """Source photos (``built``: the data config's sets, with ``transform``) -> split ->
+    training images and held-out sets (``transform``: the evaluation transform, also of the
+    training images; training may swap it)."""
+    source = source_set(built)
     photos, valid = source.dataset, source.valid
     comp = cfg.composites
     if multilabel_loss and valid is None and not comp.enabled:

@@ -1,0 +1,323 @@
+"""The metrics as a public API: ``MultiLabelCapability`` (a torchmetrics ``Metric``) and
+``multilabel_capability``, used as a user would (their own LightningModule, a plain loop,
+DDP with Lightning's default sampler), give exactly the numbers ``evaluate.py`` writes to
+metrics.json for the same model and data: every key, bit for bit.
+
+The user's side is written here with timm, torch and Lightning only; the package gives the
+data (its demo photos and two-photo composites with their valid labels) and the metric. The
+model is timm's tiny ``test_efficientnet`` with random weights from seed 0, as
+``evaluate.py model=test_tiny`` creates it. ``evaluate.py`` pads a partial batch to the
+batch size (kernels round by shape); the user's forward here does the same, so each
+image's logits are those of ``evaluate.py`` whatever batch or rank it falls in; it also
+runs channels-last, as ``evaluate.py`` does by default.
+
+Run as a script (``python tests/scoring/test_capability.py OUT DEVICES``), this module is
+the user's training script: Lightning's ``ddp`` strategy starts the other ranks by running
+it again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import timm
+import torch
+from timm.data import create_transform, resolve_data_config
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from imagenet_multilabel.data.datasets.composites import CompositeDataset
+from imagenet_multilabel.data.datasets.folders import WnidFilesDataset
+from imagenet_multilabel.scoring import MultiLabelCapability, multilabel_capability
+
+MODEL = "test_efficientnet"  # evaluate.py model=test_tiny
+BATCH = 16  # 100 photos = 6 x 16 + 4, 49 composites = 3 x 16 + 1: partial batches
+COMPOSITES = 49  # odd: under DDP, DistributedSampler repeats one to even out the shards
+EVALUATE_ARGS = (
+    "model=test_tiny",
+    "data=demo_suite",
+    f"data.patchml.num_images={COMPOSITES}",
+    f"batch_size={BATCH}",
+    "num_workers=0",
+    "callbacks=none",
+)
+
+
+# -- the user's code ------------------------------------------------------------------------
+
+
+class WithValid(Dataset):
+    """Adds each image's multi-hot valid labels to its item (an all-false row: none)."""
+
+    def __init__(self, dataset: Dataset, valid: torch.Tensor) -> None:
+        self.dataset, self.valid = dataset, valid
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict:
+        return {**self.dataset[i], "valid": self.valid[i]}
+
+
+def user_model() -> nn.Module:
+    L.seed_everything(0, verbose=False)  # evaluate.py's seed, before it creates the model
+    model = timm.create_model(MODEL).eval()
+    return model.to(memory_format=torch.channels_last)  # as evaluate.py (channels_last=true)
+
+
+def user_datasets(model: nn.Module) -> dict[str, Dataset]:
+    """The demo photos (no label set) and composites of two (valid: both tiles' classes),
+    items ``{"image", "target", "index"[, "valid"]}``, with timm's eval transform."""
+    transform = create_transform(**resolve_data_config(model=model), is_training=False)
+    demo = WnidFilesDataset(transform=transform)
+    base = WnidFilesDataset()
+    patchml = CompositeDataset(base, rows=1, cols=2, num_images=COMPOSITES, transform=transform)
+    return {"demo": demo, "patchml": WithValid(patchml, patchml.valid_labels)}
+
+
+def padded(images: torch.Tensor) -> torch.Tensor:
+    """The batch padded to BATCH images, as evaluate.py pads a partial one, channels-last
+    as evaluate.py feeds it (kernels round by shape and memory format)."""
+    pad = images.new_zeros((BATCH - len(images), *images.shape[1:]))
+    return torch.cat([images, pad]).contiguous(memory_format=torch.channels_last)
+
+
+class UserModule(L.LightningModule):
+    """A user's LightningModule: a timm model, one metric per validation dataloader (and a
+    second that is given no index), updated in ``validation_step``, logged at the end."""
+
+    def __init__(self, model: nn.Module, datasets: dict[str, Dataset]) -> None:
+        super().__init__()
+        self.model = model
+        self.names = list(datasets)
+        labelled = {name: "valid" in ds[0] for name, ds in datasets.items()}
+        self.by_index = nn.ModuleDict(
+            {name: MultiLabelCapability(with_valid=v) for name, v in labelled.items()}
+        )
+        self.by_order = nn.ModuleDict(  # no index: DistributedSampler's order, dataset_size
+            {
+                name: MultiLabelCapability(with_valid=v, dataset_size=len(datasets[name]))
+                for name, v in labelled.items()
+            }
+        )
+        self.results: dict[str, dict[str, float]] = {}
+        self.seen = dict.fromkeys(self.names, 0)  # images this rank updated with
+
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        images = batch["image"]
+        logits = self.model(padded(images))[: len(images)]
+        name = self.names[dataloader_idx]
+        self.seen[name] += len(images)
+        valid = batch.get("valid")
+        self.by_index[name].update(logits, batch["target"], valid, index=batch["index"])
+        self.by_order[name](logits, batch["target"], valid)  # calling it updates it
+
+    def on_validation_epoch_end(self) -> None:
+        for name in self.names:
+            metrics = self.by_index[name].compute()  # collective under DDP
+            self.results[name] = metrics
+            self.results[f"{name}.by_order"] = self.by_order[name].compute()
+            self.log_dict({f"{name}/{k}": float(v) for k, v in metrics.items()})
+            self.by_index[name].reset()
+            self.by_order[name].reset()
+
+
+def user_loaders(datasets: dict[str, Dataset]) -> list[DataLoader]:
+    return [DataLoader(ds, batch_size=BATCH, num_workers=0) for ds in datasets.values()]
+
+
+def run_lightning(devices: int = 1) -> tuple[dict[str, dict[str, float]], L.Trainer]:
+    """Validate the user's module on the demo data with a real Trainer (CPU)."""
+    model = user_model()
+    datasets = user_datasets(model)
+    module = UserModule(model, datasets)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=devices,
+        strategy="ddp" if devices > 1 else "auto",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+    trainer.validate(module, dataloaders=user_loaders(datasets), verbose=False)
+    return module.results, trainer
+
+
+# -- comparing with evaluate.py -------------------------------------------------------------
+
+
+def same(a: float, b: float) -> bool:
+    """Equal to the last bit (NaN equals NaN; metrics.json writes NaN as null)."""
+    if b is None or (isinstance(b, float) and math.isnan(b)):
+        return isinstance(a, float) and math.isnan(a)
+    return type(a) is type(b) and a == b
+
+
+def assert_same_metrics(got: dict[str, float], written: dict[str, float]) -> None:
+    """``got``: a dataset's metrics; ``written``: the same dataset's keys of metrics.json."""
+    assert list(got) == list(written)  # the same keys, in the same order
+    differ = {k: (got[k], written[k]) for k in written if not same(got[k], written[k])}
+    assert not differ
+
+
+def per_dataset(flat: dict[str, float]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for key, value in flat.items():
+        dataset, _, metric = key.partition("/")
+        out.setdefault(dataset, {})[metric] = value
+    return out
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory) -> dict[str, dict[str, float]]:
+    """metrics.json of ``python evaluate.py`` on the demo photos and composites, by dataset."""
+    from ..conftest import run_entry_point
+
+    run_dir = tmp_path_factory.mktemp("evaluate") / "run"
+    proc = run_entry_point("evaluate.py", *EVALUATE_ARGS, f"hydra.run.dir={run_dir}", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = per_dataset(json.loads((run_dir / "metrics.json").read_text()))
+    assert metrics["demo"]["num_images"] == 100
+    assert metrics["patchml"]["num_images"] == COMPOSITES == metrics["patchml"]["num_labeled"]
+    assert "real_top1" not in metrics["demo"] and "asma" in metrics["patchml"]
+    return metrics
+
+
+@pytest.fixture
+def one_thread():
+    """evaluate.py runs with OMP_NUM_THREADS=1 here: float results of oneDNN depend on a
+    process's thread count, so the in-process user code uses one thread too."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# -- the tests ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_users_lightning_module_gives_evaluates_numbers(evaluated, one_thread) -> None:
+    results, _ = run_lightning()
+    for name in ("demo", "patchml"):
+        assert_same_metrics(results[name], evaluated[name])
+        assert_same_metrics(results[f"{name}.by_order"], evaluated[name])
+
+
+@pytest.mark.slow
+def test_plain_loop_class_and_functional_give_evaluates_numbers(evaluated, one_thread) -> None:
+    model = user_model()
+    datasets = user_datasets(model)
+    for name, dataset in datasets.items():
+        labelled = "valid" in dataset[0]
+        metric = MultiLabelCapability(with_valid=labelled)
+        batches = []
+        with torch.inference_mode():
+            for batch in DataLoader(dataset, batch_size=BATCH):
+                images = batch["image"]
+                logits = model(padded(images))[: len(images)]
+                metric.update(logits, batch["target"], batch.get("valid"))
+                batches.append((logits, batch["target"], batch.get("valid")))
+        logits, target, valid = (
+            torch.cat(t) if t[0] is not None else None for t in zip(*batches, strict=True)
+        )
+        assert_same_metrics(metric.compute(), evaluated[name])
+        assert_same_metrics(multilabel_capability(logits, target, valid), evaluated[name])
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_ddp_two_processes_give_one_process_numbers(evaluated, tmp_path: Path) -> None:
+    """The user's module under Lightning's ``ddp`` (2 CPU processes, gloo, the default
+    DistributedSampler: 25 + 25 composites, one of them a repeat): every rank gets the
+    numbers of one process and of evaluate.py, by index and by order."""
+    from ..conftest import run_entry_point
+
+    script = Path(__file__).relative_to(Path(__file__).parents[2]).as_posix()
+    runs = {}
+    for devices in (1, 2):
+        out = tmp_path / f"devices{devices}"
+        proc = run_entry_point(script, str(out), str(devices), timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[devices] = [json.loads((out / f"rank{r}.json").read_text()) for r in range(devices)]
+    assert runs[2][0]["world_size"] == 2 and runs[1][0]["world_size"] == 1
+    assert runs[1][0]["seen"] == {"demo": 100, "patchml": COMPOSITES}
+    for rank in runs[2]:  # 50 + 50 photos; 25 + 25 composites: 49 and a repeat
+        assert rank["seen"] == {"demo": 50, "patchml": 25}
+    for results in (*runs[1], *runs[2]):
+        for name in ("demo", "patchml"):
+            assert_same_metrics(results[name], evaluated[name])
+            assert_same_metrics(results[f"{name}.by_order"], evaluated[name])
+
+
+# -- smaller checks of the contract ---------------------------------------------------------
+
+
+def random_batch(n: int = 23, c: int = 1000) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(n, c, generator=g)
+    target = torch.randint(0, c, (n,), generator=g)
+    valid = torch.zeros(n, c, dtype=torch.bool)
+    valid[torch.arange(n), target] = True
+    valid[::3, 7] = True
+    valid[::5] = False  # images without a valid label
+    return logits, target, valid
+
+
+def test_updates_in_any_order_with_repeats_give_the_whole_tensors_numbers() -> None:
+    logits, target, valid = random_batch()
+    want = multilabel_capability(logits, target, valid)
+    metric = MultiLabelCapability(dataset_size=len(target))
+    order = torch.cat([torch.randperm(len(target)), torch.tensor([0, 4])])  # 2 repeats
+    for rows in order.split(5):
+        metric.update(logits[rows], target[rows], valid[rows], index=rows)
+    assert_same_metrics(metric.compute(), want)
+    assert want["num_unlabeled"] == 5
+
+
+def test_an_index_for_two_images_or_a_missing_image_is_an_error() -> None:
+    logits, target, valid = random_batch()
+    metric = MultiLabelCapability(dataset_size=len(target))
+    metric.update(logits, target, valid, index=torch.arange(len(target)).roll(1).clamp(max=21))
+    with pytest.raises(RuntimeError, match="two different images|every image of"):
+        metric.compute()
+    metric = MultiLabelCapability(dataset_size=len(target) + 1)
+    metric.update(logits, target, valid)
+    with pytest.raises(RuntimeError, match="every image of 0..23"):
+        metric.compute()
+
+
+def test_head_options_map_to_the_head_config() -> None:
+    logits, target, valid = random_batch()
+    metric = MultiLabelCapability(heads="multilabel", mode="topk", k=3, confidences=[0.9])
+    metric.update(logits, target, valid)
+    got = metric.compute()
+    assert "top1" not in got and "confident_errors_valid@p>=0.9" in got
+    options = {"heads": "multilabel", "mode": "topk", "k": 3, "confidences": [0.9]}
+    assert_same_metrics(got, multilabel_capability(logits, target, valid, **options))
+    with pytest.raises(Exception, match="needs a label set"):
+        MultiLabelCapability(heads="multilabel", with_valid=False)
+    single = MultiLabelCapability(with_valid=False)
+    single.update(logits, target)
+    assert list(single.compute()) == ["num_images", "top1", "top5", "nll", "ece"]
+
+
+# -- the user's script under DDP -----------------------------------------------------------
+
+
+def main(out: str, devices: int) -> None:
+    torch.set_num_threads(1)
+    results, trainer = run_lightning(devices)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    record = {**results, "world_size": trainer.world_size, "seen": trainer.lightning_module.seen}
+    (Path(out) / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]))

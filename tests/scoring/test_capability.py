@@ -4,9 +4,12 @@ DDP with Lightning's default sampler), give exactly the numbers ``evaluate.py`` 
 metrics.json for the same model and data: every key, bit for bit.
 
 The user's side is written here with timm, torch and Lightning only; the package gives the
-data (its demo photos and two-photo composites with their valid labels) and the metric. The
-model is timm's tiny ``test_efficientnet`` with random weights from seed 0, as
-``evaluate.py model=test_tiny`` creates it. ``evaluate.py`` pads a partial batch to the
+data (its demo photos and two-photo composites with their valid labels), the ImageNet weights
+of the default model and the metric. The model is the default one, timm's
+``tf_efficientnet_lite0`` with the weights ``evaluate.py`` loads: real predictions, so that
+every metric is far from a trivial value (a random-weight model predicts nearly uniform
+softmax scores: every top-1 score in ECE's first bin, every accuracy 0, so that a wrong
+option of a head can go unseen). ``evaluate.py`` pads a partial batch to the
 batch size (kernels round by shape); the user's forward here does the same, so each
 image's logits are those of ``evaluate.py`` whatever batch or rank it falls in; it also
 runs channels-last, as ``evaluate.py`` does by default.
@@ -33,13 +36,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from imagenet_multilabel.data.datasets.composites import CompositeDataset
 from imagenet_multilabel.data.datasets.folders import WnidFilesDataset
+from imagenet_multilabel.models.backbones import lite0_package_state_dict
 from imagenet_multilabel.scoring import MultiLabelCapability, multilabel_capability
 
-MODEL = "test_efficientnet"  # evaluate.py model=test_tiny
+MODEL = "tf_efficientnet_lite0"  # evaluate.py's default model
 BATCH = 16  # 100 photos = 6 x 16 + 4, 49 composites = 3 x 16 + 1: partial batches
 COMPOSITES = 49  # odd: under DDP, DistributedSampler repeats one to even out the shards
 EVALUATE_ARGS = (
-    "model=test_tiny",
     "data=demo_suite",
     f"data.patchml.num_images={COMPOSITES}",
     f"batch_size={BATCH}",
@@ -65,8 +68,8 @@ class WithValid(Dataset):
 
 
 def user_model() -> nn.Module:
-    L.seed_everything(0, verbose=False)  # evaluate.py's seed, before it creates the model
     model = timm.create_model(MODEL).eval()
+    model.load_state_dict(lite0_package_state_dict())  # the weights evaluate.py loads
     return model.to(memory_format=torch.channels_last)  # as evaluate.py (channels_last=true)
 
 
@@ -186,6 +189,7 @@ def evaluated(tmp_path_factory) -> dict[str, dict[str, float]]:
     assert metrics["demo"]["num_images"] == 100
     assert metrics["patchml"]["num_images"] == COMPOSITES == metrics["patchml"]["num_labeled"]
     assert "real_top1" not in metrics["demo"] and "asma" in metrics["patchml"]
+    assert metrics["demo"]["top1"] > 50 and 0 < metrics["patchml"]["asma"] < 100  # real weights
     return metrics
 
 

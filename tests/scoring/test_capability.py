@@ -287,29 +287,72 @@ def test_updates_in_any_order_with_repeats_give_the_whole_tensors_numbers() -> N
 
 def test_an_index_for_two_images_or_a_missing_image_is_an_error() -> None:
     logits, target, valid = random_batch()
-    metric = MultiLabelCapability(dataset_size=len(target))
-    metric.update(logits, target, valid, index=torch.arange(len(target)).roll(1).clamp(max=21))
-    with pytest.raises(RuntimeError, match="two different images|every image of"):
+    index = torch.arange(len(target))
+    index[-1] = 0  # the last image given image 0's index
+    assert target[-1] != target[0]
+    metric = MultiLabelCapability()
+    metric.update(logits, target, valid, index=index)
+    with pytest.raises(RuntimeError, match="index 0 was given for two different images"):
         metric.compute()
     metric = MultiLabelCapability(dataset_size=len(target) + 1)
     metric.update(logits, target, valid)
-    with pytest.raises(RuntimeError, match="every image of 0..23"):
+    with pytest.raises(RuntimeError, match="every image of 0..23 must be scored"):
         metric.compute()
 
 
-def test_head_options_map_to_the_head_config() -> None:
+@pytest.mark.parametrize(
+    ("options", "overrides"),
+    [
+        ({}, []),
+        ({"heads": "single", "ece_bins": 10}, ["head=single", "head.single.ece_bins=10"]),
+        (
+            {"heads": "multilabel", "mode": "topk", "k": 3, "confidences": [0.9]},
+            [
+                "head=multilabel",
+                "head.multilabel.mode=topk",
+                "head.multilabel.k=3",
+                "head.multilabel.confidences=[0.9]",
+            ],
+        ),
+        (
+            {"mode": "threshold", "scores": "sigmoid", "threshold": 0.3, "min_subgroup_size": 2},
+            [
+                "head.multilabel.mode=threshold",
+                "head.multilabel.scores=sigmoid",
+                "head.multilabel.threshold=0.3",
+                "head.multilabel.min_subgroup_size=2",
+            ],
+        ),
+        (
+            {"mode": "cumulative", "mass": 0.5},
+            ["head.multilabel.mode=cumulative", "head.multilabel.mass=0.5"],
+        ),
+    ],
+)
+def test_head_options_are_those_of_the_head_config(compose_cfg, options, overrides) -> None:
+    """The metric's arguments give the numbers of evaluate.py's ``head=...`` options (the
+    scorer that the run builds from the composed config)."""
+    from imagenet_multilabel.builders import build_scorer
+
     logits, target, valid = random_batch()
-    metric = MultiLabelCapability(heads="multilabel", mode="topk", k=3, confidences=[0.9])
+    scorer = build_scorer(compose_cfg(*overrides).head)
+    metric = MultiLabelCapability(**options)
     metric.update(logits, target, valid)
-    got = metric.compute()
-    assert "top1" not in got and "confident_errors_valid@p>=0.9" in got
-    options = {"heads": "multilabel", "mode": "topk", "k": 3, "confidences": [0.9]}
-    assert_same_metrics(got, multilabel_capability(logits, target, valid, **options))
+    assert_same_metrics(metric.compute(), scorer.score("d", logits, target, valid))
+    assert_same_metrics(
+        multilabel_capability(logits, target, valid, **options),
+        scorer.score("d", logits, target, valid),
+    )
+
+
+def test_without_a_label_set_the_single_label_metrics_only() -> None:
+    logits, target, _ = random_batch()
     with pytest.raises(Exception, match="needs a label set"):
         MultiLabelCapability(heads="multilabel", with_valid=False)
     single = MultiLabelCapability(with_valid=False)
     single.update(logits, target)
     assert list(single.compute()) == ["num_images", "top1", "top5", "nll", "ece"]
+    assert_same_metrics(single.compute(), multilabel_capability(logits, target, None))
 
 
 # -- the user's script under DDP -----------------------------------------------------------

@@ -87,13 +87,10 @@ def capability_scorer(
     if isinstance(heads, Mapping):
         specs = {n: h if isinstance(h, HeadSpec) else HeadSpec(h) for n, h in heads.items()}
         return Scorer(specs)
-    names = (
-        list(DEFAULT_HEADS)
-        if heads == "default"
-        else [heads]
-        if isinstance(heads, str)
-        else list(heads)
-    )
+    if heads == "default":
+        names = list(DEFAULT_HEADS)
+    else:
+        names = [heads] if isinstance(heads, str) else list(heads)
     made: dict[str, Callable[[], Head]] = {
         "single": lambda: SingleLabelHead(ece_bins=ece_bins),
         "multilabel": lambda: MultiLabelHead(

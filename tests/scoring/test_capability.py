@@ -125,7 +125,7 @@ class UserModule(L.LightningModule):
             metrics = self.by_index[name].compute()  # collective under DDP
             self.results[name] = metrics
             self.results[f"{name}.by_order"] = self.by_order[name].compute()
-            self.log_dict({f"{name}/{k}": float(v) for k, v in metrics.items()})
+            self.log_dict({f"{name}/{k}": v for k, v in metrics.items()})
             self.by_index[name].reset()
             self.by_order[name].reset()
 

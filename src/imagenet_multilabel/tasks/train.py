@@ -69,6 +69,7 @@ from imagenet_multilabel.scoring.metrics.buffer import Predictions
 from imagenet_multilabel.scoring.scorer import Scorer
 from imagenet_multilabel.training.data import FeatureDataset, FitDataModule
 from imagenet_multilabel.training.losses import build_loss
+from imagenet_multilabel.training.names import FIT_SET_MEASURES
 from imagenet_multilabel.training.params import set_trainable
 from imagenet_multilabel.training.sets import FitSets, build_fit_sets
 
@@ -765,7 +766,8 @@ def print_comparison(per_set: dict[str, dict[str, float]], cfg: DictConfig, step
                 "fine-tuned": stages["finetuned"],
                 "Δ": stages["delta"],
             },
-            title=f"{name}: {cfg.model.name} ({cfg.finetune.mode}, {cfg.loss.name}, {steps} steps)",
+            title=f"{name} ({FIT_SET_MEASURES.get(name, name)}): {cfg.model.name} "
+            f"({cfg.finetune.mode}, {cfg.loss.name}, {steps} steps)",
         )
 
 

@@ -41,13 +41,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from imagenet_multilabel.builders import (
-    build_datasets,
-    build_loggers,
-    build_scorer,
-    finish_wandb,
-    log_finished_run,
-)
+from imagenet_multilabel.builders import build_datasets, build_loggers, build_scorer
 from imagenet_multilabel.core.config import dataset_names
 from imagenet_multilabel.core.distributed import rank_suffix
 from imagenet_multilabel.core.errors import DataError, find_user_error, one_line
@@ -66,6 +60,7 @@ from imagenet_multilabel.sweeps import dirs  # noqa: F401  (registers ${job_dirn
 from imagenet_multilabel.tasks.evaluate import evaluate
 from imagenet_multilabel.tasks.score import rescore_run
 from imagenet_multilabel.tasks.train import train
+from imagenet_multilabel.tracking.session import finish_wandb, log_finished_run
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,6 @@ from imagenet_multilabel.builders import (
     build_loggers,
     build_scorer,
     build_trainer,
-    finish_wandb,
-    log_finished_run,
 )
 from imagenet_multilabel.checks import (
     check_input_sizes,
@@ -40,6 +38,7 @@ from imagenet_multilabel.runs.predictions import write_set_predictions
 from imagenet_multilabel.runs.record import run_record
 from imagenet_multilabel.runs.rundir import flatten_metrics, start_run_dir, write_json
 from imagenet_multilabel.runs.summary import print_summary
+from imagenet_multilabel.tracking.session import finish_wandb, log_finished_run
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,6 @@ from imagenet_multilabel.builders import (
     build_loggers,
     build_scorer,
     build_trainer,
-    finish_wandb,
 )
 from imagenet_multilabel.checks import (
     FIT_STAGES,
@@ -67,6 +66,7 @@ from imagenet_multilabel.runs.rundir import atomic_write_bytes, flatten_metrics,
 from imagenet_multilabel.runs.summary import print_summary
 from imagenet_multilabel.scoring.metrics.buffer import Predictions
 from imagenet_multilabel.scoring.scorer import Scorer
+from imagenet_multilabel.tracking.session import finish_wandb
 from imagenet_multilabel.training.data import FeatureDataset, FitDataModule
 from imagenet_multilabel.training.losses import build_loss
 from imagenet_multilabel.training.params import set_trainable

@@ -175,8 +175,14 @@ def start_run_dir(path: str | Path) -> Path:
     """Before a run works: its folder exists and can be written, and holds no metrics.json
     of an earlier run (a reused folder), so that "metrics.json means finished" holds."""
     path = check_output_dir(path)
-    (path / "metrics.json").unlink(missing_ok=True)
+    forget_result(path)
     return path
+
+
+def forget_result(path: str | Path) -> None:
+    """Remove the metrics.json of a run folder (one an earlier run left, or one of a run
+    that failed after writing it), so that "metrics.json means finished" holds."""
+    (Path(path) / METRICS_FILE).unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------- metric keys and runs

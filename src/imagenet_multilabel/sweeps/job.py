@@ -52,6 +52,7 @@ from imagenet_multilabel.runs.rundir import (
     METRICS_FILE,
     RunDir,
     flatten_metrics,
+    forget_result,
     read_json,
     write_json,
 )
@@ -320,7 +321,8 @@ def _write_job_record(
 def start(job_dir: Path, cfg: DictConfig, data: Mapping[str, Any] | None = None) -> None:
     """Before a job runs: no stale result may mark it complete or failed, nor stale
     predictions (of a dataset the job no longer has) be scored with it."""
-    for name in (METRICS_FILE, FAILED_FILE, "run.json"):
+    forget_result(job_dir)
+    for name in (FAILED_FILE, "run.json"):
         (job_dir / name).unlink(missing_ok=True)
     shutil.rmtree(job_dir / "predictions", ignore_errors=True)
     _write_job_record(job_dir, cfg, data)
@@ -406,7 +408,7 @@ def sweep_job(
         log.error("job %s failed: %s", job_dir.name, reason)
         print(f"error: job {job_dir.name} failed: {reason}", file=sys.stderr, flush=True)
         if writer:
-            (job_dir / METRICS_FILE).unlink(missing_ok=True)  # a failed job is not done
+            forget_result(job_dir)  # a failed job is not done
             record_failure(job_dir, cfg, reason, e)
         gc.collect()
         return _failed_value(cfg)

@@ -57,6 +57,7 @@ from imagenet_multilabel.runs.rundir import (
     write_json,
 )
 from imagenet_multilabel.runs.summary import print_summary
+from imagenet_multilabel.scoring.metrics.names import metric_key
 from imagenet_multilabel.sweeps import dirs  # noqa: F401  (registers ${job_dirname:} for hydra.sweep.subdir)
 from imagenet_multilabel.tasks.evaluate import evaluate
 from imagenet_multilabel.tasks.score import rescore_run
@@ -126,7 +127,7 @@ def missing_metrics(run: RunDir, head: DictConfig) -> list[str]:
     missing = []
     for dataset, stored in run.metrics.items():
         expected = multi if labelled_only & set(stored) else single
-        missing += [f"{dataset}/{m}" for m in sorted(expected - set(stored))]
+        missing += [metric_key(dataset, m) for m in sorted(expected - set(stored))]
     return missing
 
 

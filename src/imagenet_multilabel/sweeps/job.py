@@ -58,7 +58,7 @@ from imagenet_multilabel.runs.rundir import (
 )
 from imagenet_multilabel.runs.summary import print_summary
 from imagenet_multilabel.scoring.metrics.names import metric_key
-from imagenet_multilabel.sweeps import dirs  # noqa: F401  (registers ${job_dirname:} for hydra.sweep.subdir)
+from imagenet_multilabel.sweeps import dirs  # also registers ${job_dirname:} (hydra.sweep.subdir)
 from imagenet_multilabel.tasks.evaluate import evaluate
 from imagenet_multilabel.tasks.score import rescore_run
 from imagenet_multilabel.tasks.train import train
@@ -66,19 +66,17 @@ from imagenet_multilabel.tracking.session import finish_wandb, log_finished_run
 
 log = logging.getLogger(__name__)
 
-# What a job's identity leaves out: output plumbing, and the heads (compared on their own:
-# other heads only need the metrics recomputed). Everything else counts, also settings that
-# only change speed (a sweep over num_workers measures each), so a re-run with other
-# settings evaluates again; data.cache neither changes results nor names job folders.
+# What a job's identity leaves out besides the output plumbing that also names no job
+# folder (sweeps/dirs.plumbing_keys: loggers, callbacks, data.cache, the progress bar): the
+# heads (compared on their own: other heads only need the metrics recomputed), where the
+# run writes and what it returns. Everything else counts, also settings that only change
+# speed (a sweep over num_workers measures each), so a re-run with other settings
+# evaluates again.
 NOT_IDENTITY = (
     "paths",
-    "logger",
-    "callbacks",
     "head",
     "optimized_metric",
     "task_name",
-    "data.cache",
-    "trainer.enable_progress_bar",
     "trainer.enable_model_summary",
 )
 
@@ -89,10 +87,11 @@ def _plain(node: Any) -> Any:
 
 
 def identity(cfg: DictConfig) -> dict[str, Any]:
-    """What decides a job's predictions: the resolved config less :data:`NOT_IDENTITY`."""
+    """What decides a job's predictions: the resolved config less the output plumbing
+    (:func:`~imagenet_multilabel.sweeps.dirs.plumbing_keys`) and :data:`NOT_IDENTITY`."""
     task_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     tree = OmegaConf.to_container(task_cfg, resolve=True, throw_on_missing=False)
-    for key in NOT_IDENTITY:
+    for key in (*dirs.plumbing_keys(), *NOT_IDENTITY):
         node, *rest = key.split(".")
         parent = tree
         for part in rest:

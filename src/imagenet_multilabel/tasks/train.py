@@ -65,7 +65,7 @@ from imagenet_multilabel.runs.record import run_record
 from imagenet_multilabel.runs.rundir import atomic_write_bytes, flatten_metrics, write_json
 from imagenet_multilabel.runs.summary import print_summary
 from imagenet_multilabel.scoring.metrics.buffer import Predictions
-from imagenet_multilabel.scoring.metrics.names import is_metric_key, split_metric_key
+from imagenet_multilabel.scoring.metrics.names import is_count, is_metric_key, split_metric_key
 from imagenet_multilabel.scoring.scorer import Scorer
 from imagenet_multilabel.tracking.session import finish_wandb
 from imagenet_multilabel.training.data import FeatureDataset, FitDataModule
@@ -737,13 +737,7 @@ def compare(
         ft = finetuned[name][0]
         row = {f"pretrained.{k}": v for k, v in pre.items()}
         row.update({f"finetuned.{k}": v for k, v in ft.items()})
-        row.update(
-            {
-                f"delta.{k}": ft[k] - v
-                for k, v in pre.items()
-                if not k.startswith("num_") and k in ft
-            }
-        )
+        row.update({f"delta.{k}": ft[k] - v for k, v in pre.items() if not is_count(k) and k in ft})
         per_set[name] = row
     return per_set
 

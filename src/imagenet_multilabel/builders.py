@@ -8,7 +8,6 @@ callbacks. ``evaluate``, ``score``, ``stats`` and fine-tuning all build through 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -25,6 +24,7 @@ from imagenet_multilabel.data.loading.settings import LoaderSettings
 from imagenet_multilabel.data.loading.transforms import resolve_preprocessing
 from imagenet_multilabel.models.backbones import Backbone, create_backbone
 from imagenet_multilabel.scoring.scorer import HeadSpec, Scorer
+from imagenet_multilabel.tracking.session import start_tracking
 
 
 def _plain(node: Any) -> Any:
@@ -161,20 +161,10 @@ def build_scorer(node: DictConfig) -> Scorer:
 
 
 def build_loggers(cfg: DictConfig) -> list:
+    """``cfg.logger``'s loggers, W&B's with the resolved config (tracking/session.py)."""
     loggers = list(instantiate_map(cfg.get("logger")).values())
-    for logger in loggers:  # W&B (tracking.WandbEvalLogger): the resolved config first
-        if hasattr(logger, "log_config"):
-            logger.log_config(cfg)
+    start_tracking(loggers, cfg)
     return loggers
-
-
-def log_finished_run(loggers: list, run_dir: str | Path) -> None:
-    """After a run's results are on disk: loggers that describe a finished run (W&B:
-    tables and figures, tracking/logger.py) read it from its folder; then W&B runs end."""
-    for logger in loggers:
-        if hasattr(logger, "log_run"):
-            logger.log_run(run_dir)
-    finish_wandb(loggers)
 
 
 def build_trainer(
@@ -192,15 +182,3 @@ def build_trainer(
         _convert_="all",
         **overrides,
     )
-
-
-def finish_wandb(loggers: list, failed: bool = False) -> None:
-    """Close W&B runs, with exit code 1 when the run failed (a multirun's next job must
-    start a new one)."""
-    from lightning.pytorch.loggers import WandbLogger
-
-    for logger in loggers:
-        if hasattr(logger, "finish"):
-            logger.finish(failed=failed)
-        elif isinstance(logger, WandbLogger):
-            logger.experiment.finish(exit_code=1 if failed else 0)

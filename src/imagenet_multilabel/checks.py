@@ -15,7 +15,13 @@ from imagenet_multilabel.core.errors import ModelError, UserError
 from imagenet_multilabel.data.datasets.variants import check_imagenetv2_variant
 from imagenet_multilabel.data.labels.files import check_labels_option
 from imagenet_multilabel.reports.gallery.options import gallery_options
-from imagenet_multilabel.scoring.metrics.names import is_count
+from imagenet_multilabel.scoring.metrics.names import (
+    KEY_SEP,
+    is_count,
+    is_metric_key,
+    metric_key,
+    split_metric_key,
+)
 from imagenet_multilabel.training.names import FINETUNE_MODES, FIT_SET_NAMES, FIT_STAGES
 
 LOGITS_DTYPES = ("float32", "float16")
@@ -73,7 +79,7 @@ def check_run_settings(cfg: DictConfig, trainer: bool = True) -> None:
                 "gallery.exemplars=run (other photos of the run) or none"
             )
     name = cfg.get("optimized_metric")
-    if name is not None and (not isinstance(name, str) or name.count("/") != 1):
+    if name is not None and (not isinstance(name, str) or name.count(KEY_SEP) != 1):
         raise UserError(
             f"optimized_metric={name!r} is not a metric name: give <dataset>/<metric>, "
             "e.g. demo/top1"
@@ -332,7 +338,7 @@ def check_optimized_metric_name(
     if not name:
         return
     expected = {
-        f"{dataset}/{m}"
+        metric_key(dataset, m)
         for dataset, labelled in datasets.items()
         for m in (multi if labelled else single)
     }
@@ -600,8 +606,8 @@ def check_fit_settings(cfg: DictConfig) -> None:
     if monitor not in (None, "auto") and not isinstance(monitor, str):
         raise UserError(f"checkpoint.monitor={monitor!r} is not valid: give <set>/<metric>")
     if isinstance(monitor, str) and monitor not in ("auto", "none", "null"):
-        name = monitor.split("/")[0]
-        if "/" not in monitor or name not in validate_on:
+        name = split_metric_key(monitor)[0]
+        if not is_metric_key(monitor) or name not in validate_on:
             raise UserError(
                 f"checkpoint.monitor={monitor!r} is not '<set>/<metric>' of a validated set "
                 f"(validate_on: {', '.join(validate_on) or 'none'})"
@@ -611,7 +617,8 @@ def check_fit_settings(cfg: DictConfig) -> None:
         and epochs not in (None, -1)
         and ((_get(cfg, "trainer.check_val_every_n_epoch") or 1) <= epochs)
     )
-    if isinstance(monitor, str) and "/" in monitor and epochs not in (None, -1) and not validated:
+    monitored = isinstance(monitor, str) and is_metric_key(monitor)
+    if monitored and epochs not in (None, -1) and not validated:
         raise UserError(
             f"checkpoint.monitor={monitor} needs validation, but trainer.check_val_every_n_epoch"
             f"={cfg.trainer.check_val_every_n_epoch} > trainer.max_epochs={epochs}: no "
@@ -682,7 +689,7 @@ def check_train_optimized_metric(cfg: DictConfig) -> None:
         return
     if not isinstance(name, str) or not name:
         raise UserError(f"optimized_metric={name!r} is not valid: give <set>/<stage>.<metric>")
-    part, _, rest = name.partition("/")
+    part, rest = split_metric_key(name)
     stage = rest.partition(".")[0]
     if part not in FIT_SET_NAMES or stage not in FIT_STAGES or "." not in rest:
         raise UserError(
@@ -720,8 +727,8 @@ def check_train_parts(
             "drop_last=true drops every batch: lower train_batch_size or set drop_last=false"
         )
     monitor = cfg.checkpoint.monitor
-    if isinstance(monitor, str) and "/" in monitor:
-        part, _, metric = monitor.partition("/")
+    if isinstance(monitor, str) and is_metric_key(monitor):
+        part, metric = split_metric_key(monitor)
         if part in metric_names and metric not in metric_names[part]:
             raise UserError(
                 f"checkpoint.monitor={monitor!r}: {part} has no metric {metric!r} (e.g. "
@@ -733,7 +740,7 @@ def check_train_parts(
                 f"{', '.join(set_names)}): monitor another set or set checkpoint.monitor=auto"
             )
     keys = {
-        f"{s}/{stage}.{m}"
+        metric_key(s, f"{stage}.{m}")
         for s, names in metric_names.items()
         for stage in FIT_STAGES
         for m in names

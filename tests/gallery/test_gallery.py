@@ -256,16 +256,6 @@ def test_gallery_rows_are_the_page_samples(labeled_run) -> None:
     assert order == from_page
 
 
-def test_wandb_table_of_rows(labeled_run) -> None:
-    wandb = pytest.importorskip("wandb")
-    from imagenet_multilabel.tracking.gallery_table import COLUMNS, wandb_table
-
-    rows = gallery_rows(labeled_run[0], {"per_section": 1})
-    table = wandb_table(rows)
-    assert isinstance(table, wandb.Table) and table.columns == ["image", *COLUMNS]
-    assert len(table.data) == len(rows)
-
-
 def test_bounded_page_of_a_large_run(tmp_path) -> None:
     """20,000 images: a page of bounded size in seconds (photos cycle the demo photos)."""
     from imagenet_multilabel.data.datasets.folders import DEMO_ROOT

@@ -178,8 +178,10 @@ def forget_earlier_result(cfg: DictConfig) -> None:
     read = cfg.get("run_dir")
     if read and out.resolve() == Path(str(read)).expanduser().resolve():
         return
+    from imagenet_multilabel.runs.rundir import forget_result  # numpy: not at every command start
+
     with contextlib.suppress(OSError):  # an unwritable folder is reported by the task
-        (out / "metrics.json").unlink(missing_ok=True)
+        forget_result(out)
 
 
 def import_task(ref: str) -> Callable[[DictConfig], Mapping[str, float]]:

@@ -20,6 +20,7 @@ from imagenet_multilabel.core.errors import UserError
 from imagenet_multilabel.reports.published import SOURCES, Comparison, benchmark, compare
 from imagenet_multilabel.runs.gather import Job, find_jobs
 from imagenet_multilabel.runs.rundir import atomic_write_bytes, write_json
+from imagenet_multilabel.scoring.metrics.names import metric_key, split_metric_key
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ class Row:
         )
 
     def value(self, column: str) -> float:
-        dataset, _, metric = column.partition("/")
+        dataset, metric = split_metric_key(column)
         value = self.metrics.get(dataset, {}).get(metric)
         return math.nan if value is None else float(value)
 
@@ -243,7 +244,7 @@ class Leaderboard:
             names = [m for m in SHOWN if m in present]
             if not shown_only:
                 names += [m for m in present if m not in SHOWN]
-            columns += [f"{dataset}/{m}" for m in names]
+            columns += [metric_key(dataset, m) for m in names]
         return columns
 
     def compared(self) -> list[tuple[str, str]]:
@@ -279,9 +280,10 @@ class Leaderboard:
                 rec[column] = row.value(column)
             for dataset, metric in compared:
                 c = next((c for c in row.comparisons.get(dataset, []) if c.metric == metric), None)
-                rec[f"{dataset}/{metric} timm"] = None if c is None else c.published
-                rec[f"{dataset}/{metric} diff"] = None if c is None else round(c.diff, 3)
-                rec[f"{dataset}/{metric} flag"] = None if c is None else c.flag
+                key = metric_key(dataset, metric)
+                rec[f"{key} timm"] = None if c is None else c.published
+                rec[f"{key} diff"] = None if c is None else round(c.diff, 3)
+                rec[f"{key} flag"] = None if c is None else c.flag
             rec["images_per_second"] = round(row.images_per_second, 2)
             rec["data_read"] = row.data_read
             rec["status"] = row.status
@@ -468,7 +470,7 @@ def _sort(rows: list[Row], column: str | None) -> None:
     if column is None:
         rows.sort(key=lambda r: (not r.done, r.model))
         return
-    metric = column.partition("/")[2]
+    metric = split_metric_key(column)[1]
     sign = 1 if metric in LOWER_IS_BETTER else -1
 
     def key(row: Row) -> tuple:
@@ -481,7 +483,7 @@ def _sort(rows: list[Row], column: str | None) -> None:
 def default_sort(datasets: Sequence[str], rows: Sequence[Row]) -> str | None:
     for dataset in datasets:
         if any("top1" in r.metrics.get(dataset, {}) for r in rows):
-            return f"{dataset}/top1"
+            return metric_key(dataset, "top1")
     return None
 
 
@@ -524,7 +526,7 @@ def build(jobs: Sequence[Job], sort: str | None = None) -> Leaderboard:
             if note:
                 notes.append(note)
     notes += _mixed_origins(rows)
-    columns = {f"{d}/{m}" for r in rows for d, ms in r.metrics.items() for m in ms}
+    columns = {metric_key(d, m) for r in rows for d, ms in r.metrics.items() for m in ms}
     if sort is not None and sort not in columns:
         example = default_sort(list(datasets), rows) or "<dataset>/top1"
         raise UserError(f"cannot sort by '{sort}': no run has that metric (e.g. {example})")
@@ -600,7 +602,7 @@ def markdown(board: Leaderboard) -> str:
     head += ["labels"] if origins else []
     head += ["input", "params (M)"]
     for column in columns:
-        dataset, _, metric = column.partition("/")
+        dataset, metric = split_metric_key(column)
         head.append(column)
         if (dataset, metric) in compared:
             head += [f"{column} timm", "diff", "flag"]
@@ -623,7 +625,7 @@ def markdown(board: Leaderboard) -> str:
         cells += [row.label_origins or "-"] if origins else []
         cells += [inp, params]
         for column in columns:
-            dataset, _, metric = column.partition("/")
+            dataset, metric = split_metric_key(column)
             cells.append(_fmt(row.value(column)))
             if (dataset, metric) in compared:
                 c = next((c for c in row.comparisons.get(dataset, []) if c.metric == metric), None)

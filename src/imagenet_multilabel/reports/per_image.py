@@ -18,6 +18,7 @@ import numpy as np
 
 from imagenet_multilabel.core.classes import class_names
 from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.reports.gallery.selection import ranking, softmax64
 from imagenet_multilabel.runs.rundir import RunDir
 
 TOP_K = 5
@@ -70,15 +71,6 @@ class ImageRow:
         }
 
 
-def _softmax_top(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    z = logits.astype(np.float64)
-    z -= z.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=1, keepdims=True)
-    top = np.argsort(-p, axis=1, kind="stable")[:, :k]
-    return top, np.take_along_axis(p, top, axis=1)
-
-
 def _files(root: Path | None, path: str) -> list[Path]:
     if root is None:
         return []
@@ -101,7 +93,9 @@ def rows_of_predictions(
     logits = np.asarray(predictions["logits"])
     total = len(logits)
     pick = np.sort(np.random.default_rng(seed).choice(total, min(n, total), replace=False))
-    top, prob = _softmax_top(logits[pick], TOP_K)
+    probs = softmax64(logits[pick])
+    top = ranking(probs)[:, :TOP_K]  # by probability (ties: the lower class index first)
+    prob = np.take_along_axis(probs, top, axis=1)
     valid = predictions.get("valid")
     root = Path(root) if root is not None else None
     rows = []

@@ -38,6 +38,7 @@ from imagenet_multilabel.core.errors import DataError, one_line
 from imagenet_multilabel.reports.leaderboard import Leaderboard, Row, input_text
 from imagenet_multilabel.reports.plotting import dataset_classes, pyplot, row_names, slug
 from imagenet_multilabel.runs.rundir import atomic_write_bytes
+from imagenet_multilabel.scoring.metrics.names import metric_key
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ class Testbed:
     def values(self, dataset: str) -> np.ndarray:
         if dataset == IMAGENET_C_MEAN and self.corrupted:
             return imagenet_c_mean(self.rows, self.metric, self.corrupted)
-        return np.array([r.value(f"{dataset}/{self.metric}") for r in self.rows])
+        return np.array([r.value(metric_key(dataset, self.metric)) for r in self.rows])
 
     def effective(self, variant: str) -> np.ndarray:
         return effective_robustness(
@@ -180,7 +181,7 @@ def imagenet_c_mean(
     for r in rows:
         per = []
         for datasets in corrupted.values():
-            values = [r.value(f"{d}/{metric}") for d in datasets]
+            values = [r.value(metric_key(d, metric)) for d in datasets]
             values = [v for v in values if math.isfinite(v)]
             per.append(float(np.mean(values)) if values else math.nan)
         out.append(float(np.mean(per)))
@@ -192,7 +193,7 @@ def build_testbed(board: Leaderboard, metric: str, reference: str) -> Testbed | 
     ``metric`` on both, models sorted by their reference accuracy; None if there is no
     variant."""
     rows = [r for r in board.rows if r.done]
-    ref = np.array([r.value(f"{reference}/{metric}") for r in rows])
+    ref = np.array([r.value(metric_key(reference, metric)) for r in rows])
     corrupted = imagenet_c_datasets([d for d in board.datasets if d != reference])
     if corrupted is not None and np.any(
         np.isfinite(ref) & np.isfinite(imagenet_c_mean(rows, metric, corrupted))
@@ -214,7 +215,7 @@ def build_testbed(board: Leaderboard, metric: str, reference: str) -> Testbed | 
     finite = np.column_stack([np.isfinite(probe.values(d)) for d in datasets]).any(axis=1)
     keep = [r for r, f in zip(rows, finite, strict=True) if f]
     # best on the reference first; models without it last, in the leaderboard's order
-    keep.sort(key=lambda r: -np.nan_to_num(r.value(f"{reference}/{metric}"), nan=-np.inf))
+    keep.sort(key=lambda r: -np.nan_to_num(r.value(metric_key(reference, metric)), nan=-np.inf))
     tb = Testbed(metric, reference, variants, keep, row_names(keep), {}, corrupted)
     tb.fits = {v: fit_logit(tb.values(reference), tb.values(v)) for v in variants}
     return tb

@@ -19,6 +19,12 @@ from typing import Any
 import numpy as np
 
 from imagenet_multilabel.core.errors import DataError, UserError
+from imagenet_multilabel.scoring.metrics.names import (
+    KEY_SEP,
+    is_metric_key,
+    metric_key,
+    split_metric_key,
+)
 
 PREDICTION_KEYS = ("index", "path", "target", "logits")
 # the files of a run folder that mark its state
@@ -175,18 +181,17 @@ def start_run_dir(path: str | Path) -> Path:
     """Before a run works: its folder exists and can be written, and holds no metrics.json
     of an earlier run (a reused folder), so that "metrics.json means finished" holds."""
     path = check_output_dir(path)
-    (path / "metrics.json").unlink(missing_ok=True)
+    forget_result(path)
     return path
 
 
+def forget_result(path: str | Path) -> None:
+    """Remove the metrics.json of a run folder (one an earlier run left, or one of a run
+    that failed after writing it), so that "metrics.json means finished" holds."""
+    (Path(path) / METRICS_FILE).unlink(missing_ok=True)
+
+
 # ------------------------------------------------------------------- metric keys and runs
-
-KEY_SEP = "/"
-
-
-def metric_key(dataset: str, metric: str) -> str:
-    """The metrics.json key of ``metric`` on ``dataset``: always ``<dataset>/<metric>``."""
-    return f"{dataset}{KEY_SEP}{metric}"
 
 
 def flatten_metrics(per_dataset: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
@@ -209,8 +214,8 @@ def unflatten_metrics(flat: Mapping[str, Any], source: str | Path = "metrics") -
     """The inverse of :func:`flatten_metrics`; a key without a dataset is a DataError."""
     per_dataset: dict[str, dict[str, Any]] = {}
     for key, value in flat.items():
-        dataset, sep, metric = key.partition(KEY_SEP)
-        if not sep or not dataset or not metric:
+        dataset, metric = split_metric_key(key)
+        if not is_metric_key(key) or not dataset or not metric:
             raise DataError(
                 f"{source}: key {key!r} is not '<dataset>/<metric>' (written by an older "
                 "version: run it again)"

@@ -1,15 +1,19 @@
 """One directory per sweep job, named by the job's overrides (not by its position in the
 sweep), so that a re-run of a sweep, with models or datasets added, finds each job's
 earlier results: ``hydra.sweep.subdir: ${job_dirname:${hydra.job.override_dirname}}``
-(conf/hydra/evaluate.yaml; overrides that do not change results, such as ``num_workers``,
-are left out by ``hydra.job.config.override_dirname.exclude_keys``)."""
+(conf/hydra/evaluate.yaml; output plumbing, which changes no result, is left out by
+``hydra.job.config.override_dirname.exclude_keys``: :func:`plumbing_keys`, which a job's
+identity leaves out too, sweeps/job.py)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
 from omegaconf import OmegaConf
+
+from imagenet_multilabel.core.config import config_option
 
 MAX_NAME = 120
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+@-]")
@@ -27,6 +31,16 @@ def job_dirname(override_dirname: str | None) -> str:
         return name
     digest = hashlib.sha1(raw.encode()).hexdigest()[:8]
     return f"{name[: MAX_NAME - 9]}-{digest}"
+
+
+@functools.cache
+def plumbing_keys() -> tuple[str, ...]:
+    """The config keys of output plumbing (loggers, callbacks, the decode cache, the
+    progress bar): they change no result, so they name no job folder and are no part of a
+    job's identity. Kept in one list: conf/hydra/evaluate.yaml's
+    ``hydra.job.config.override_dirname.exclude_keys``."""
+    hydra = config_option("hydra", "evaluate")
+    return tuple(str(k) for k in hydra.job.config.override_dirname.exclude_keys)
 
 
 def register_resolvers() -> None:

@@ -41,13 +41,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from imagenet_multilabel.builders import (
-    build_datasets,
-    build_loggers,
-    build_scorer,
-    finish_wandb,
-    log_finished_run,
-)
+from imagenet_multilabel.builders import build_datasets, build_loggers, build_scorer
 from imagenet_multilabel.core.config import dataset_names
 from imagenet_multilabel.core.distributed import rank_suffix
 from imagenet_multilabel.core.errors import DataError, find_user_error, one_line
@@ -58,30 +52,31 @@ from imagenet_multilabel.runs.rundir import (
     METRICS_FILE,
     RunDir,
     flatten_metrics,
+    forget_result,
     read_json,
     write_json,
 )
 from imagenet_multilabel.runs.summary import print_summary
-from imagenet_multilabel.sweeps import dirs  # noqa: F401  (registers ${job_dirname:} for hydra.sweep.subdir)
+from imagenet_multilabel.scoring.metrics.names import metric_key
+from imagenet_multilabel.sweeps import dirs  # also registers ${job_dirname:} (hydra.sweep.subdir)
 from imagenet_multilabel.tasks.evaluate import evaluate
 from imagenet_multilabel.tasks.score import rescore_run
 from imagenet_multilabel.tasks.train import train
+from imagenet_multilabel.tracking.session import finish_wandb, log_finished_run
 
 log = logging.getLogger(__name__)
 
-# What a job's identity leaves out: output plumbing, and the heads (compared on their own:
-# other heads only need the metrics recomputed). Everything else counts, also settings that
-# only change speed (a sweep over num_workers measures each), so a re-run with other
-# settings evaluates again; data.cache neither changes results nor names job folders.
+# What a job's identity leaves out besides the output plumbing that also names no job
+# folder (sweeps/dirs.plumbing_keys: loggers, callbacks, data.cache, the progress bar): the
+# heads (compared on their own: other heads only need the metrics recomputed), where the
+# run writes and what it returns. Everything else counts, also settings that only change
+# speed (a sweep over num_workers measures each), so a re-run with other settings
+# evaluates again.
 NOT_IDENTITY = (
     "paths",
-    "logger",
-    "callbacks",
     "head",
     "optimized_metric",
     "task_name",
-    "data.cache",
-    "trainer.enable_progress_bar",
     "trainer.enable_model_summary",
 )
 
@@ -92,10 +87,11 @@ def _plain(node: Any) -> Any:
 
 
 def identity(cfg: DictConfig) -> dict[str, Any]:
-    """What decides a job's predictions: the resolved config less :data:`NOT_IDENTITY`."""
+    """What decides a job's predictions: the resolved config less the output plumbing
+    (:func:`~imagenet_multilabel.sweeps.dirs.plumbing_keys`) and :data:`NOT_IDENTITY`."""
     task_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     tree = OmegaConf.to_container(task_cfg, resolve=True, throw_on_missing=False)
-    for key in NOT_IDENTITY:
+    for key in (*dirs.plumbing_keys(), *NOT_IDENTITY):
         node, *rest = key.split(".")
         parent = tree
         for part in rest:
@@ -130,7 +126,7 @@ def missing_metrics(run: RunDir, head: DictConfig) -> list[str]:
     missing = []
     for dataset, stored in run.metrics.items():
         expected = multi if labelled_only & set(stored) else single
-        missing += [f"{dataset}/{m}" for m in sorted(expected - set(stored))]
+        missing += [metric_key(dataset, m) for m in sorted(expected - set(stored))]
     return missing
 
 
@@ -325,7 +321,8 @@ def _write_job_record(
 def start(job_dir: Path, cfg: DictConfig, data: Mapping[str, Any] | None = None) -> None:
     """Before a job runs: no stale result may mark it complete or failed, nor stale
     predictions (of a dataset the job no longer has) be scored with it."""
-    for name in (METRICS_FILE, FAILED_FILE, "run.json"):
+    forget_result(job_dir)
+    for name in (FAILED_FILE, "run.json"):
         (job_dir / name).unlink(missing_ok=True)
     shutil.rmtree(job_dir / "predictions", ignore_errors=True)
     _write_job_record(job_dir, cfg, data)
@@ -411,7 +408,7 @@ def sweep_job(
         log.error("job %s failed: %s", job_dir.name, reason)
         print(f"error: job {job_dir.name} failed: {reason}", file=sys.stderr, flush=True)
         if writer:
-            (job_dir / METRICS_FILE).unlink(missing_ok=True)  # a failed job is not done
+            forget_result(job_dir)  # a failed job is not done
             record_failure(job_dir, cfg, reason, e)
         gc.collect()
         return _failed_value(cfg)

@@ -20,8 +20,6 @@ from imagenet_multilabel.builders import (
     build_loggers,
     build_scorer,
     build_trainer,
-    finish_wandb,
-    log_finished_run,
 )
 from imagenet_multilabel.checks import (
     check_input_sizes,
@@ -38,8 +36,14 @@ from imagenet_multilabel.lit.evaluation import EvaluationModule
 from imagenet_multilabel.reports.gallery.build import write_gallery
 from imagenet_multilabel.runs.predictions import write_set_predictions
 from imagenet_multilabel.runs.record import run_record
-from imagenet_multilabel.runs.rundir import flatten_metrics, start_run_dir, write_json
+from imagenet_multilabel.runs.rundir import (
+    flatten_metrics,
+    forget_result,
+    start_run_dir,
+    write_json,
+)
 from imagenet_multilabel.runs.summary import print_summary
+from imagenet_multilabel.tracking.session import finish_wandb, log_finished_run
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +135,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         try:
             write_gallery(out, cfg.gallery)
         except BaseException:  # not finished: no metrics.json (the rest stays, to look at)
-            (out / "metrics.json").unlink(missing_ok=True)
+            forget_result(out)
             raise
     log_finished_run(loggers, out)  # W&B: tables and figures of the run, then it ends
     print_summary(

@@ -21,6 +21,7 @@ from imagenet_multilabel.reports.analysis.label_stats import (
     render_table,
 )
 from imagenet_multilabel.runs.rundir import atomic_write_bytes, write_json
+from imagenet_multilabel.scoring.metrics.names import metric_key
 
 
 def _label_sets(node: Any) -> list[LabelSet]:
@@ -87,11 +88,11 @@ def stats(cfg: Mapping[str, Any], output_dir: str | Path | None = None) -> dict[
     plot_label_counts(results, out / "label_counts.png")
     metrics: dict[str, float] = {}
     for r in results:
-        metrics[f"{r.name}/images"] = r.images
-        metrics[f"{r.name}/empty"] = r.empty
+        metrics[metric_key(r.name, "images")] = r.images
+        metrics[metric_key(r.name, "empty")] = r.empty
         for b, n in r.by_count.items():
             if b != "0":
-                metrics[f"{r.name}/labels_{b}"] = n
-        metrics[f"{r.name}/multi_share"] = r.multi_share
-        metrics[f"{r.name}/multi_share_labeled"] = r.multi_share_labeled
+                metrics[metric_key(r.name, f"labels_{b}")] = n
+        metrics[metric_key(r.name, "multi_share")] = r.multi_share
+        metrics[metric_key(r.name, "multi_share_labeled")] = r.multi_share_labeled
     return metrics

@@ -34,7 +34,6 @@ from imagenet_multilabel.builders import (
     build_loggers,
     build_scorer,
     build_trainer,
-    finish_wandb,
 )
 from imagenet_multilabel.checks import (
     FIT_STAGES,
@@ -66,7 +65,9 @@ from imagenet_multilabel.runs.record import run_record
 from imagenet_multilabel.runs.rundir import atomic_write_bytes, flatten_metrics, write_json
 from imagenet_multilabel.runs.summary import print_summary
 from imagenet_multilabel.scoring.metrics.buffer import Predictions
+from imagenet_multilabel.scoring.metrics.names import is_count, is_metric_key, split_metric_key
 from imagenet_multilabel.scoring.scorer import Scorer
+from imagenet_multilabel.tracking.session import finish_wandb
 from imagenet_multilabel.training.data import FeatureDataset, FitDataModule
 from imagenet_multilabel.training.losses import build_loss
 from imagenet_multilabel.training.names import FIT_SET_MEASURES
@@ -376,8 +377,8 @@ def resolve_monitor(value: str | None, validate_on: list[str]) -> str | None:
     if value in (None, "none", "null"):
         return None
     if value == "auto":
-        return next((m for m in MONITOR_AUTO if m.split("/")[0] in validate_on), None)
-    if "/" not in value or value.split("/")[0] not in validate_on:
+        return next((m for m in MONITOR_AUTO if split_metric_key(m)[0] in validate_on), None)
+    if not is_metric_key(value) or split_metric_key(value)[0] not in validate_on:
         raise UserError(
             f"checkpoint.monitor={value!r} is not '<set>/<metric>' of a validated set "
             f"({', '.join(validate_on) or 'none'})"
@@ -737,13 +738,7 @@ def compare(
         ft = finetuned[name][0]
         row = {f"pretrained.{k}": v for k, v in pre.items()}
         row.update({f"finetuned.{k}": v for k, v in ft.items()})
-        row.update(
-            {
-                f"delta.{k}": ft[k] - v
-                for k, v in pre.items()
-                if not k.startswith("num_") and k in ft
-            }
-        )
+        row.update({f"delta.{k}": ft[k] - v for k, v in pre.items() if not is_count(k) and k in ft})
         per_set[name] = row
     return per_set
 

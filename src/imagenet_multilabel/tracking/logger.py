@@ -27,7 +27,8 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from imagenet_multilabel.reports.per_image import ImageRow, per_image_rows
+from imagenet_multilabel.reports.gallery.thumbnails import strip
+from imagenet_multilabel.reports.per_image import per_image_rows
 from imagenet_multilabel.runs.rundir import RunDir
 from imagenet_multilabel.scoring.metrics.names import LABEL_GROUPS as GROUPS
 from imagenet_multilabel.scoring.metrics.names import SUBGROUP_ACCURACIES as SUBGROUP_METRICS
@@ -75,26 +76,6 @@ def subgroup_rows(metrics: Mapping[str, Mapping[str, float]]) -> list[list[Any]]
             values = [m.get(subgroup(k, g)) for k in SUBGROUP_METRICS]
             rows.append([dataset, g, n, *[v if n and finite(v) else None for v in values]])
     return rows
-
-
-def thumbnail(row: ImageRow, size: int):
-    """The image (a composite: its tiles side by side) at most ``size`` px high."""
-    from PIL import Image
-
-    if not row.files:
-        return None
-    tiles = []
-    for path in row.files:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            im.thumbnail((size * 4, size))
-            tiles.append(im)
-    out = Image.new("RGB", (sum(t.width for t in tiles), max(t.height for t in tiles)))
-    x = 0
-    for tile in tiles:
-        out.paste(tile, (x, 0))
-        x += tile.width
-    return out
 
 
 class WandbEvalLogger(WandbLogger):
@@ -161,7 +142,7 @@ class WandbEvalLogger(WandbLogger):
 
         table = wandb.Table(columns=list(PER_IMAGE_COLUMNS))
         for row in per_image_rows(run, self.per_image, self.seed):
-            image = thumbnail(row, self.thumbnail_size)
+            image = strip(row.files, self.thumbnail_size)
             d = row.as_dict()
             table.add_data(
                 row.dataset,

@@ -233,8 +233,7 @@ def gallery_rows(
     run_dir: str | Path, cfg_node: OptionsNode = None, datasets: Sequence[str] | None = None
 ) -> list[dict[str, object]]:
     """The page's samples as plain dicts (one per image and section, same seed, same
-    order; see :func:`~imagenet_multilabel.reports.gallery.samples.sample_rows`), e.g. for a
-    W&B table (:func:`~imagenet_multilabel.tracking.gallery_table.wandb_table`)."""
+    order; see :func:`~imagenet_multilabel.reports.gallery.samples.sample_rows`)."""
     options = gallery_options(cfg_node)
     views = dataset_views(RunDir(run_dir).view("finetuned"), options, datasets)
     return [row for v in views for row in sample_rows(v.name, v.sections, v.samples)]

@@ -1,5 +1,7 @@
 """Metric names: the one place where the composite keys of metrics.json are built.
 
+Every metrics.json key is ``<dataset>/<metric>`` (train.py's ``<set>/<stage>.<metric>``):
+:func:`metric_key` builds it and :func:`split_metric_key` takes it apart, everywhere.
 Label-count subgroups are the images with 1, 2, 3 and 4 or more valid labels; their
 metrics are named ``<metric>@labels=<g>`` (``num_images@labels=2``, ``top1@labels=4+``).
 The uncertainty view names ``confident_errors_valid@p>=<t>`` by its top-1 score threshold.
@@ -7,12 +9,30 @@ The uncertainty view names ``confident_errors_valid@p>=<t>`` by its top-1 score 
 
 from __future__ import annotations
 
+KEY_SEP = "/"  # between the dataset and the metric of a metrics.json key
 LABEL_GROUPS: tuple[str, ...] = ("1", "2", "3", "4+")
 SINGLE_METRICS: tuple[str, ...] = ("top1", "top5", "nll", "ece")  # the single-label head's
 SUBGROUP_COUNT = "num_images"  # images per subgroup
 SUBGROUP_ACCURACIES: tuple[str, ...] = ("top1", "real_top1", "vartopk_strict")
 # top-1 against the annotated main object, for label sets that name one (Tsipras et al.)
 MAIN_TOP1 = "main_top1"
+
+
+def metric_key(dataset: str, metric: str) -> str:
+    """The metrics.json key of ``metric`` on ``dataset``: ``<dataset>/<metric>``."""
+    return f"{dataset}{KEY_SEP}{metric}"
+
+
+def split_metric_key(key: str) -> tuple[str, str]:
+    """``<dataset>/<metric>`` -> ``(dataset, metric)``; the metric is empty for a key
+    without the separator (``is_metric_key`` tells)."""
+    dataset, _, metric = key.partition(KEY_SEP)
+    return dataset, metric
+
+
+def is_metric_key(key: str) -> bool:
+    """Whether ``key`` has the ``<dataset>/<metric>`` form (a separator in it)."""
+    return KEY_SEP in key
 
 
 def subgroup(metric: str, group: str) -> str:

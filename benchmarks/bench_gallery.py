@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 from common import SAMPLE
 
+from imagenet_multilabel.core.files import write_json
 from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
 from imagenet_multilabel.reports.gallery.build import write_gallery
-from imagenet_multilabel.runs.rundir import write_json, write_predictions
+from imagenet_multilabel.runs.rundir import write_predictions
 
 
 def synthetic_predictions(n: int, c: int, seed: int) -> tuple[np.ndarray, ...]:

@@ -34,7 +34,8 @@ from omegaconf import DictConfig, open_dict
 import imagenet_multilabel
 from imagenet_multilabel.core.classes import wnid_to_index, wnids
 from imagenet_multilabel.core.config import CONFIG_DIR
-from imagenet_multilabel.runs.rundir import RunDir, unflatten_metrics
+from imagenet_multilabel.runs.rundir import RunDir
+from imagenet_multilabel.scoring.metrics.names import unflatten_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 

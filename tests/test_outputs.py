@@ -13,14 +13,9 @@ import numpy as np
 import pytest
 
 from imagenet_multilabel.core.errors import DataError, UserError
+from imagenet_multilabel.core.files import atomic_write_bytes, write_json
 from imagenet_multilabel.runs import rundir as outputs
-from imagenet_multilabel.runs.rundir import (
-    RunDir,
-    atomic_write_bytes,
-    read_predictions,
-    write_json,
-    write_predictions,
-)
+from imagenet_multilabel.runs.rundir import RunDir, read_predictions, write_predictions
 from imagenet_multilabel.tasks.evaluate import evaluate
 
 

@@ -9,8 +9,9 @@ import pytest
 
 from imagenet_multilabel.core.classes import class_names
 from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.core.files import write_json
 from imagenet_multilabel.reports.per_image import per_image_rows
-from imagenet_multilabel.runs.rundir import write_json, write_predictions
+from imagenet_multilabel.runs.rundir import write_predictions
 
 
 def predictions(n: int = 10) -> dict[str, np.ndarray]:

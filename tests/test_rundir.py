@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from imagenet_multilabel.core.errors import DataError
-from imagenet_multilabel.runs.rundir import RunDir, write_json, write_predictions
+from imagenet_multilabel.core.files import write_json
+from imagenet_multilabel.runs.rundir import RunDir, write_predictions
 
 
 def _run(folder: Path, counted: int, stored: int) -> RunDir:

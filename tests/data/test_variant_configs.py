@@ -22,7 +22,7 @@ from imagenet_multilabel.data.datasets.folders import (
 )
 from imagenet_multilabel.data.datasets.imagenet_c import CorruptedDataset, ImageNetCFolderDataset
 from imagenet_multilabel.data.labels.sets import resolve_labels
-from imagenet_multilabel.runs.rundir import unflatten_metrics
+from imagenet_multilabel.scoring.metrics.names import unflatten_metrics
 from imagenet_multilabel.tasks.evaluate import evaluate
 
 from .arrange import demo_arrangement

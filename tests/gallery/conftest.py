@@ -12,9 +12,11 @@ import pytest
 import torch
 
 from imagenet_multilabel.core.classes import NUM_CLASSES, wnid_to_index
+from imagenet_multilabel.core.files import write_json
 from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
-from imagenet_multilabel.runs.rundir import flatten_metrics, write_json, write_predictions
+from imagenet_multilabel.runs.rundir import write_predictions
 from imagenet_multilabel.scoring.metrics.multilabel import multilabel_metrics
+from imagenet_multilabel.scoring.metrics.names import flatten_metrics
 from imagenet_multilabel.scoring.metrics.single import single_label_metrics
 
 # one kind per image, in turn: what the image's logits and valid labels are made to be

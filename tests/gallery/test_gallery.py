@@ -15,9 +15,10 @@ from omegaconf import OmegaConf
 
 from imagenet_multilabel.core.classes import class_names
 from imagenet_multilabel.core.errors import DataError, UserError
+from imagenet_multilabel.core.files import write_json
 from imagenet_multilabel.reports.gallery.build import gallery, gallery_rows, write_gallery
 from imagenet_multilabel.reports.gallery.options import gallery_options
-from imagenet_multilabel.runs.rundir import write_json, write_predictions
+from imagenet_multilabel.runs.rundir import write_predictions
 
 from .conftest import (
     NUM_COMPOSITES,

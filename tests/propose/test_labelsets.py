@@ -12,11 +12,11 @@ from urllib.parse import unquote
 import pytest
 
 from imagenet_multilabel.core.errors import DataError, UserError
+from imagenet_multilabel.core.files import read_json, write_json
 from imagenet_multilabel.data.labels.sets import resolve_labels
 from imagenet_multilabel.propose.proposals import read_proposals
 from imagenet_multilabel.propose.tasks import auto, merge, propose
 from imagenet_multilabel.reports.leaderboard import gather
-from imagenet_multilabel.runs.rundir import read_json, write_json
 
 from ..gallery.conftest import class_of, demo_photos
 from .conftest import make_runs, run_propose

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from imagenet_multilabel.core.classes import NUM_CLASSES
+from imagenet_multilabel.core.files import read_json
 from imagenet_multilabel.propose.tasks import propose
-from imagenet_multilabel.runs.rundir import read_json
 
 from ..conftest import DEMO_PHOTOS, run_entry_point
 from ..gallery.cdp import apt_install, find_chromium

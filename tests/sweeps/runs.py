@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from imagenet_multilabel.runs.rundir import flatten_metrics, write_json
+from imagenet_multilabel.core.files import write_json
+from imagenet_multilabel.scoring.metrics.names import flatten_metrics
 
 PP_LITE0 = {
     "input_size": [3, 224, 224],

@@ -9,13 +9,9 @@ import numpy as np
 import pytest
 
 from imagenet_multilabel.builders import build_scorer
-from imagenet_multilabel.runs.rundir import (
-    RunDir,
-    flatten_metrics,
-    read_json,
-    write_json,
-    write_predictions,
-)
+from imagenet_multilabel.core.files import read_json, write_json
+from imagenet_multilabel.runs.rundir import RunDir, write_predictions
+from imagenet_multilabel.scoring.metrics.names import flatten_metrics
 from imagenet_multilabel.sweeps.job import (
     data_fingerprints,
     identity,

@@ -10,6 +10,7 @@ import pytest
 
 from imagenet_multilabel.commands.report import main
 from imagenet_multilabel.core.errors import UserError
+from imagenet_multilabel.core.files import write_json
 from imagenet_multilabel.reports.leaderboard import _preprocessing_key, gather, input_text
 from imagenet_multilabel.reports.published import (
     Entry,
@@ -18,7 +19,6 @@ from imagenet_multilabel.reports.published import (
     same_preprocessing,
     timm_weights,
 )
-from imagenet_multilabel.runs.rundir import write_json
 
 from .runs import PP_LITE0, write_failed, write_run
 

@@ -14,8 +14,8 @@ from torch import nn
 
 from imagenet_multilabel.core.distributed import raise_if_any_rank_failed
 from imagenet_multilabel.core.runtime import InFlight, one_torch_thread
-from imagenet_multilabel.runs.rundir import flatten_metrics
 from imagenet_multilabel.scoring.metrics.buffer import PredictionBuffer, Predictions
+from imagenet_multilabel.scoring.metrics.names import flatten_metrics
 from imagenet_multilabel.scoring.scorer import Scorer
 
 log = logging.getLogger(__name__)

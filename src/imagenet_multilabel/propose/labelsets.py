@@ -17,9 +17,9 @@ import numpy as np
 
 from imagenet_multilabel.core.classes import NUM_CLASSES
 from imagenet_multilabel.core.errors import DataError, UserError
+from imagenet_multilabel.core.files import write_json
 from imagenet_multilabel.data.labels.files import ORIGIN_KEY, read_json, read_origin
 from imagenet_multilabel.propose.proposals import Proposals
-from imagenet_multilabel.runs.rundir import write_json
 
 
 @dataclass(frozen=True)

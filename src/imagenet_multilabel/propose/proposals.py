@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.core.files import read_json, write_json
 from imagenet_multilabel.propose.candidates import Candidate, Ensemble, Rule
-from imagenet_multilabel.runs.rundir import read_json, write_json
 
 FORMAT = "imagenet-multilabel proposals 1"
 FILE = "proposals.json"

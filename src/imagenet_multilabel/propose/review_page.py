@@ -16,10 +16,10 @@ from importlib.resources import files
 from pathlib import Path
 
 from imagenet_multilabel.core.classes import class_names, wnids
+from imagenet_multilabel.core.files import read_json, write_json
 from imagenet_multilabel.propose.proposals import Proposals
 from imagenet_multilabel.reports.gallery.samples import ImageLocator
 from imagenet_multilabel.reports.gallery.thumbnails import write_thumbnails
-from imagenet_multilabel.runs.rundir import read_json, write_json
 
 PAGE = "review.html"
 PHOTOS = "photos"

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from imagenet_multilabel.core.classes import class_names
 from imagenet_multilabel.core.errors import UserError
+from imagenet_multilabel.core.files import atomic_write_bytes, replace_dir
 from imagenet_multilabel.propose.candidates import Ensemble, Rule, image_candidates, load_ensemble
 from imagenet_multilabel.propose.labelsets import (
     Merge,
@@ -47,7 +48,6 @@ from imagenet_multilabel.reports.gallery.exemplars import (
     write_exemplars,
 )
 from imagenet_multilabel.reports.gallery.samples import ImageLocator, labeled_tiles
-from imagenet_multilabel.runs.rundir import atomic_write_bytes, replace_dir
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.core.files import atomic_write_bytes
 from imagenet_multilabel.reports.analysis.reweighting import (
     explain_gap,
     gap_markdown,
@@ -32,7 +33,6 @@ from imagenet_multilabel.reports.analysis.reweighting import (
 from imagenet_multilabel.reports.leaderboard import Leaderboard, Row
 from imagenet_multilabel.reports.plotting import dataset_classes, pyplot, row_name, row_names, slug
 from imagenet_multilabel.reports.testbed import write_testbed
-from imagenet_multilabel.runs.rundir import atomic_write_bytes
 from imagenet_multilabel.scoring.metrics.names import LABEL_GROUPS as GROUPS
 from imagenet_multilabel.scoring.metrics.names import SUBGROUP_ACCURACIES as GAP_METRICS
 from imagenet_multilabel.scoring.metrics.names import SUBGROUP_COUNT, subgroup

@@ -17,9 +17,9 @@ from typing import Any
 
 from imagenet_multilabel.core.config import dotted
 from imagenet_multilabel.core.errors import UserError
+from imagenet_multilabel.core.files import atomic_write_bytes, write_json
 from imagenet_multilabel.reports.published import SOURCES, Comparison, benchmark, compare
 from imagenet_multilabel.runs.gather import Job, find_jobs
-from imagenet_multilabel.runs.rundir import atomic_write_bytes, write_json
 from imagenet_multilabel.scoring.metrics.names import metric_key, split_metric_key
 
 log = logging.getLogger(__name__)

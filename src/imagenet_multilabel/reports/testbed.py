@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from imagenet_multilabel.core.errors import DataError, one_line
+from imagenet_multilabel.core.files import atomic_write_bytes
 from imagenet_multilabel.reports.leaderboard import Leaderboard, Row, input_text
 from imagenet_multilabel.reports.plotting import dataset_classes, pyplot, row_names, slug
-from imagenet_multilabel.runs.rundir import atomic_write_bytes
 from imagenet_multilabel.scoring.metrics.names import metric_key
 
 log = logging.getLogger(__name__)

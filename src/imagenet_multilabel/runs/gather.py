@@ -14,7 +14,8 @@ from omegaconf import OmegaConf
 
 from imagenet_multilabel.core.config import dataset_names
 from imagenet_multilabel.core.errors import DataError, UserError
-from imagenet_multilabel.runs.rundir import FAILED_FILE, JOB_FILE, METRICS_FILE, RunDir, read_json
+from imagenet_multilabel.core.files import read_json
+from imagenet_multilabel.runs.rundir import FAILED_FILE, JOB_FILE, METRICS_FILE, RunDir
 
 MARKERS = (METRICS_FILE, FAILED_FILE, JOB_FILE, ".hydra/config.yaml")
 NOT_RUNS = {"predictions", "csv", "wandb", "figures", "lightning_logs"}

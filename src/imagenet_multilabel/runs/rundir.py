@@ -8,22 +8,17 @@ to compare and reproduce the run), ``predictions.npz`` or ``predictions/<dataset
 from __future__ import annotations
 
 import copy
-import json
-import math
 import os
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from imagenet_multilabel.core.errors import DataError, UserError
+from imagenet_multilabel.core.files import new_file_mode, read_json
 from imagenet_multilabel.scoring.metrics.names import (
-    KEY_SEP,
-    is_metric_key,
-    metric_key,
-    split_metric_key,
+    unflatten_metrics,
 )
 
 PREDICTION_KEYS = ("index", "path", "target", "logits")
@@ -31,13 +26,6 @@ PREDICTION_KEYS = ("index", "path", "target", "logits")
 METRICS_FILE = "metrics.json"  # written last: its presence marks a complete run
 JOB_FILE = "job.json"  # a sweep job's configuration and data, written when it starts
 FAILED_FILE = "failed.json"  # a sweep job's one-line reason for failing
-
-
-def _umask_mode() -> int:
-    """0o666 less the process umask: what a plain open() would create (mkstemp uses 0o600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def check_output_dir(path: str | Path) -> Path:
@@ -57,64 +45,6 @@ def check_output_dir(path: str | Path) -> Path:
             "hydra.run.dir=..."
         ) from None
     return path
-
-
-def replace_dir(built: Path, out: Path) -> None:
-    """Put the folder ``built`` (made beside ``out``) at ``out``, replacing a previous one
-    there: the old folder is moved aside first, so ``out`` is always either the old or the
-    new whole folder, never a mix."""
-    import shutil
-
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old."))
-        os.replace(out, old / out.name)
-    os.replace(built, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, _umask_mode())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, np.integer)):
-        return _jsonable(value.item())
-    return value
-
-
-def write_json(path: str | Path, obj: Mapping[str, Any]) -> None:
-    text = json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n"
-    atomic_write_bytes(path, text.encode())
-
-
-def read_json(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path} does not exist: is this a finished run directory?") from None
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path} is not valid JSON ({e.msg} at line {e.lineno})") from None
 
 
 def write_predictions(
@@ -143,7 +73,7 @@ def write_predictions(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.fchmod(fd, _umask_mode())
+    os.fchmod(fd, new_file_mode())
     os.close(fd)
     try:
         np.savez(tmp, **arrays)
@@ -192,36 +122,6 @@ def forget_result(path: str | Path) -> None:
 
 
 # ------------------------------------------------------------------- metric keys and runs
-
-
-def flatten_metrics(per_dataset: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
-    """``{dataset: {metric: value}}`` -> ``{"<dataset>/<metric>": value}``, the one format of
-    metrics.json (a single-dataset run too). A dataset name with the separator in it, or a
-    key that two entries would share, is an error rather than a silent overwrite."""
-    flat: dict[str, float] = {}
-    for dataset, metrics in per_dataset.items():
-        if not dataset or KEY_SEP in dataset:
-            raise ValueError(f"dataset name {dataset!r} must be non-empty and have no '/'")
-        for metric, value in metrics.items():
-            key = metric_key(dataset, metric)
-            if key in flat:
-                raise ValueError(f"metric key {key!r} written twice")
-            flat[key] = value
-    return flat
-
-
-def unflatten_metrics(flat: Mapping[str, Any], source: str | Path = "metrics") -> dict[str, dict]:
-    """The inverse of :func:`flatten_metrics`; a key without a dataset is a DataError."""
-    per_dataset: dict[str, dict[str, Any]] = {}
-    for key, value in flat.items():
-        dataset, metric = split_metric_key(key)
-        if not is_metric_key(key) or not dataset or not metric:
-            raise DataError(
-                f"{source}: key {key!r} is not '<dataset>/<metric>' (written by an older "
-                "version: run it again)"
-            )
-        per_dataset.setdefault(dataset, {})[metric] = float("nan") if value is None else value
-    return per_dataset
 
 
 def _job_folders(path: Path) -> list[Path]:

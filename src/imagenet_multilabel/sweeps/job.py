@@ -45,19 +45,17 @@ from imagenet_multilabel.builders import build_datasets, build_loggers, build_sc
 from imagenet_multilabel.core.config import dataset_names
 from imagenet_multilabel.core.distributed import rank_suffix
 from imagenet_multilabel.core.errors import DataError, find_user_error, one_line
+from imagenet_multilabel.core.files import read_json, write_json
 from imagenet_multilabel.data.fingerprint import changes, same_data
 from imagenet_multilabel.runs.rundir import (
     FAILED_FILE,
     JOB_FILE,
     METRICS_FILE,
     RunDir,
-    flatten_metrics,
     forget_result,
-    read_json,
-    write_json,
 )
 from imagenet_multilabel.runs.summary import print_summary
-from imagenet_multilabel.scoring.metrics.names import metric_key
+from imagenet_multilabel.scoring.metrics.names import flatten_metrics, metric_key
 from imagenet_multilabel.sweeps import dirs  # also registers ${job_dirname:} (hydra.sweep.subdir)
 from imagenet_multilabel.tasks.evaluate import evaluate
 from imagenet_multilabel.tasks.score import rescore_run

@@ -29,6 +29,7 @@ from imagenet_multilabel.checks import (
     check_run_settings,
 )
 from imagenet_multilabel.core.distributed import is_global_zero
+from imagenet_multilabel.core.files import write_json
 from imagenet_multilabel.core.runtime import keep_freed_memory, set_cpu_threads
 from imagenet_multilabel.data.loading.settings import loader_settings
 from imagenet_multilabel.data.loading.transforms import Normalize
@@ -36,13 +37,9 @@ from imagenet_multilabel.lit.evaluation import EvaluationModule
 from imagenet_multilabel.reports.gallery.build import write_gallery
 from imagenet_multilabel.runs.predictions import write_set_predictions
 from imagenet_multilabel.runs.record import run_record
-from imagenet_multilabel.runs.rundir import (
-    flatten_metrics,
-    forget_result,
-    start_run_dir,
-    write_json,
-)
+from imagenet_multilabel.runs.rundir import forget_result, start_run_dir
 from imagenet_multilabel.runs.summary import print_summary
+from imagenet_multilabel.scoring.metrics.names import flatten_metrics
 from imagenet_multilabel.tracking.session import finish_wandb, log_finished_run
 
 log = logging.getLogger(__name__)

@@ -12,6 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from imagenet_multilabel.core.errors import UserError
+from imagenet_multilabel.core.files import atomic_write_bytes, write_json
 from imagenet_multilabel.reports.analysis.reweighting import (
     explain_gap,
     gap_markdown,
@@ -19,7 +20,7 @@ from imagenet_multilabel.reports.analysis.reweighting import (
     rows_as_dicts,
     subgroup_weights,
 )
-from imagenet_multilabel.runs.rundir import RunDir, atomic_write_bytes, write_json
+from imagenet_multilabel.runs.rundir import RunDir
 
 log = logging.getLogger(__name__)
 

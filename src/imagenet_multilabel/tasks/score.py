@@ -17,9 +17,11 @@ from omegaconf import DictConfig, OmegaConf
 from imagenet_multilabel.builders import build_scorer
 from imagenet_multilabel.core.classes import NUM_CLASSES
 from imagenet_multilabel.core.errors import DataError, UserError
+from imagenet_multilabel.core.files import write_json
 from imagenet_multilabel.data.labels.sets import resolve_labels
-from imagenet_multilabel.runs.rundir import RunDir, flatten_metrics, write_json
+from imagenet_multilabel.runs.rundir import RunDir
 from imagenet_multilabel.runs.summary import print_summary
+from imagenet_multilabel.scoring.metrics.names import flatten_metrics
 from imagenet_multilabel.scoring.scorer import Scorer
 
 log = logging.getLogger(__name__)

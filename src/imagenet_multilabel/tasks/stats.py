@@ -14,13 +14,13 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from imagenet_multilabel.core.config import config_option
 from imagenet_multilabel.core.errors import UserError
+from imagenet_multilabel.core.files import atomic_write_bytes, write_json
 from imagenet_multilabel.data.labels.sets import LabelSet, load_label_set
 from imagenet_multilabel.reports.analysis.label_stats import (
     label_stats,
     plot_label_counts,
     render_table,
 )
-from imagenet_multilabel.runs.rundir import atomic_write_bytes, write_json
 from imagenet_multilabel.scoring.metrics.names import metric_key
 
 

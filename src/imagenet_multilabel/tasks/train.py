@@ -45,6 +45,7 @@ from imagenet_multilabel.checks import (
 )
 from imagenet_multilabel.core.config import dotted
 from imagenet_multilabel.core.errors import ModelError, UserError
+from imagenet_multilabel.core.files import atomic_write_bytes, write_json
 from imagenet_multilabel.core.runtime import keep_freed_memory, set_cpu_threads
 from imagenet_multilabel.data.evalset import EvalSet
 from imagenet_multilabel.data.labels.sets import ResolvedLabels
@@ -62,10 +63,14 @@ from imagenet_multilabel.models.backbones import (
 )
 from imagenet_multilabel.runs.predictions import write_set_predictions
 from imagenet_multilabel.runs.record import run_record
-from imagenet_multilabel.runs.rundir import atomic_write_bytes, flatten_metrics, write_json
 from imagenet_multilabel.runs.summary import print_summary
 from imagenet_multilabel.scoring.metrics.buffer import Predictions
-from imagenet_multilabel.scoring.metrics.names import is_count, is_metric_key, split_metric_key
+from imagenet_multilabel.scoring.metrics.names import (
+    flatten_metrics,
+    is_count,
+    is_metric_key,
+    split_metric_key,
+)
 from imagenet_multilabel.scoring.scorer import Scorer
 from imagenet_multilabel.tracking.session import finish_wandb
 from imagenet_multilabel.training.data import FeatureDataset, FitDataModule

@@ -37,8 +37,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from imagenet_multilabel.core.errors import DataError, UserError
+from imagenet_multilabel.core.files import read_json, write_json
 from imagenet_multilabel.data.fingerprint import listing
-from imagenet_multilabel.runs.rundir import read_json, write_json
 
 log = logging.getLogger(__name__)
 

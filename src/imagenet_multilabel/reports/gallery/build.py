@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from imagenet_multilabel.core.errors import DataError, UserError
+from imagenet_multilabel.core.files import atomic_write_bytes, replace_dir
 from imagenet_multilabel.reports.gallery.exemplars import (
     ExemplarPool,
     pick_exemplars,
@@ -36,7 +37,7 @@ from imagenet_multilabel.reports.gallery.samples import (
 )
 from imagenet_multilabel.reports.gallery.selection import row_stats, select_sections
 from imagenet_multilabel.reports.gallery.thumbnails import write_thumbnails
-from imagenet_multilabel.runs.rundir import RunDir, atomic_write_bytes, replace_dir
+from imagenet_multilabel.runs.rundir import RunDir
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,12 @@ The uncertainty view names ``confident_errors_valid@p>=<t>`` by its top-1 score 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from imagenet_multilabel.core.errors import DataError
+
 KEY_SEP = "/"  # between the dataset and the metric of a metrics.json key
 LABEL_GROUPS: tuple[str, ...] = ("1", "2", "3", "4+")
 SINGLE_METRICS: tuple[str, ...] = ("top1", "top5", "nll", "ece")  # the single-label head's
@@ -49,3 +55,33 @@ def confident_errors(threshold: float) -> str:
 def is_count(name: str) -> bool:
     """Whether metric ``name`` counts images (``num_*``) rather than measuring a share."""
     return name.startswith("num_")
+
+
+def flatten_metrics(per_dataset: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """``{dataset: {metric: value}}`` -> ``{"<dataset>/<metric>": value}``, the one format of
+    metrics.json (a single-dataset run too). A dataset name with the separator in it, or a
+    key that two entries would share, is an error rather than a silent overwrite."""
+    flat: dict[str, float] = {}
+    for dataset, metrics in per_dataset.items():
+        if not dataset or KEY_SEP in dataset:
+            raise ValueError(f"dataset name {dataset!r} must be non-empty and have no '/'")
+        for metric, value in metrics.items():
+            key = metric_key(dataset, metric)
+            if key in flat:
+                raise ValueError(f"metric key {key!r} written twice")
+            flat[key] = value
+    return flat
+
+
+def unflatten_metrics(flat: Mapping[str, Any], source: str | Path = "metrics") -> dict[str, dict]:
+    """The inverse of :func:`flatten_metrics`; a key without a dataset is a DataError."""
+    per_dataset: dict[str, dict[str, Any]] = {}
+    for key, value in flat.items():
+        dataset, metric = split_metric_key(key)
+        if not is_metric_key(key) or not dataset or not metric:
+            raise DataError(
+                f"{source}: key {key!r} is not '<dataset>/<metric>' (written by an older "
+                "version: run it again)"
+            )
+        per_dataset.setdefault(dataset, {})[metric] = float("nan") if value is None else value
+    return per_dataset

@@ -19,6 +19,7 @@ from imagenet_multilabel.data.datasets.folders import ImageDataset
 from imagenet_multilabel.data.evalset import EvalSet
 from imagenet_multilabel.data.fingerprint import dataset_fingerprint
 from imagenet_multilabel.data.labels.sets import resolve_labels
+from imagenet_multilabel.data.loading.cache import cache_datasets, fill_workers
 from imagenet_multilabel.data.loading.module import EvalDataModule
 from imagenet_multilabel.data.loading.settings import LoaderSettings
 from imagenet_multilabel.data.loading.transforms import resolve_preprocessing
@@ -122,8 +123,6 @@ def build_datamodule(
     cache_info = None
     cache_dir = cfg.data.get("cache") if cfg.get("data") is not None else None
     if cache_dir:
-        from imagenet_multilabel.data.loading.cache import cache_datasets, fill_workers
-
         if not cfg.normalize_on_device:
             raise UserError("data.cache keeps uint8 crops: it needs normalize_on_device=true")
         datasets, cache_info = cache_datasets(

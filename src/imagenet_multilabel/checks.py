@@ -10,6 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from imagenet_multilabel.core.classes import NUM_CLASSES
 from imagenet_multilabel.core.config import dataset_specs
 from imagenet_multilabel.core.errors import ModelError, UserError
 from imagenet_multilabel.data.datasets.variants import check_imagenetv2_variant
@@ -261,9 +262,9 @@ def _is_int_list(values: Any) -> bool:
 def check_model(model: Mapping[str, Any]) -> None:
     """The model name resolves in timm and predicts the 1000 ImageNet-1k classes, before
     the model is created or any weights are requested."""
+    # timm and the backbones module import torch: only for the model check, after the rest
     from timm.models import get_pretrained_cfg
 
-    from imagenet_multilabel.core.classes import NUM_CLASSES
     from imagenet_multilabel.models.backbones import check_model_name
 
     name = str(model.get("name"))

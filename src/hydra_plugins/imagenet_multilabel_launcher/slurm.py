@@ -69,6 +69,8 @@ def refusal_line(stderr: str) -> str:
 
 class SlurmLauncher(submitit_launcher.SlurmLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Any:
+        # imported here, as below: Hydra imports every plugin at the start of any command,
+        # before the config check, which must not wait for submitit, torch and the rest
         from submitit.core.utils import FailedJobError
 
         from imagenet_multilabel.core.errors import UserError
@@ -152,7 +154,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         fails (unless the job finished its results), and the return of a failed job."""
         from hydra.core.hydra_config import HydraConfig
 
-        from imagenet_multilabel.runs.rundir import METRICS_FILE
+        from imagenet_multilabel.runs.rundir import METRICS_FILE  # (see launch)
         from imagenet_multilabel.sweeps import dirs  # noqa: F401  (${job_dirname:})
         from imagenet_multilabel.sweeps.job import _failed_value, record_failure
 

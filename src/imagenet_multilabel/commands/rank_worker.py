@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 def main(argv: list[str]) -> None:
     if len(argv) != 1:
         raise SystemExit("usage: python -m imagenet_multilabel.commands.rank_worker <job file>")
+    # imported after the usage check, like everything heavy the task brings
     from imagenet_multilabel.commands.run import import_task, run_task
     from imagenet_multilabel.core.distributed import configure_rank_logging
 

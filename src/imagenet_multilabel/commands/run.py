@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from imagenet_multilabel.checks import check_optimized_metric
 from imagenet_multilabel.core import distributed  # also registers the resolvers conf/hydra/ uses
 from imagenet_multilabel.core.config import in_multirun
 from imagenet_multilabel.core.errors import Interrupted, UserError, find_user_error, one_line
@@ -231,8 +232,6 @@ def interrupts_raise() -> Iterator[None]:
 
 def optimized_value(metrics: Mapping[str, float], name: str | None) -> Any:
     """``metrics[name]`` (a ``<dataset>/<metric>`` key) when ``name`` is set, else ``metrics``."""
-    from imagenet_multilabel.checks import check_optimized_metric
-
     if not name:
         return metrics
     try:

@@ -36,6 +36,7 @@ import numpy as np
 
 from imagenet_multilabel.core.errors import DataError, one_line
 from imagenet_multilabel.core.files import atomic_write_bytes
+from imagenet_multilabel.data.datasets.corruptions import BENCHMARK
 from imagenet_multilabel.reports.leaderboard import Leaderboard, Row, input_text
 from imagenet_multilabel.reports.plotting import dataset_classes, pyplot, row_names, slug
 from imagenet_multilabel.scoring.metrics.names import metric_key
@@ -162,8 +163,6 @@ class Testbed:
 
 def imagenet_c_datasets(datasets: Sequence[str]) -> dict[str, list[str]] | None:
     """The ImageNet-C datasets by corruption, when they cover all 15 of the benchmark."""
-    from imagenet_multilabel.data.datasets.corruptions import BENCHMARK
-
     found: dict[str, list[str]] = {}
     for d in datasets:
         match = _IMAGENET_C.fullmatch(d)

@@ -97,6 +97,8 @@ def resolve_model_names(spec: str, cwd: Path | None = None) -> list[str]:
 def warn_unknown(names: Sequence[str]) -> list[str]:
     """Names timm does not know: each gets a warning line (its job will be listed as failed
     in the leaderboard, the other jobs run)."""
+    # timm (and torch) imported only when model names are given: every other command line
+    # is prepared without them
     from imagenet_multilabel.models.backbones import check_model_name
 
     unknown = []

@@ -12,6 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from imagenet_multilabel.builders import build_dataset, dataset_specs
 from imagenet_multilabel.core.config import config_option
 from imagenet_multilabel.core.errors import UserError
 from imagenet_multilabel.core.files import atomic_write_bytes, write_json
@@ -47,8 +48,6 @@ def _dataset_files(data: Any) -> list[str] | None:
     statistics to the images one has; None without a data option."""
     if not data:
         return None
-    from imagenet_multilabel.builders import build_dataset, dataset_specs
-
     files: list[str] = []
     for key, spec in dataset_specs(data).items():
         files += build_dataset(spec, None, None if key == "data" else key).file_names

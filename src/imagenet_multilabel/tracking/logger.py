@@ -27,6 +27,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from imagenet_multilabel.reports.figures import run_figures
 from imagenet_multilabel.reports.gallery.thumbnails import strip
 from imagenet_multilabel.reports.per_image import per_image_rows
 from imagenet_multilabel.runs.rundir import RunDir
@@ -127,8 +128,6 @@ class WandbEvalLogger(WandbLogger):
             logged["subgroups"] = wandb.Table(columns=columns, data=rows)
         if self.per_image > 0 and run.prediction_files:
             logged["per_image"] = self._per_image_table(run)
-        from imagenet_multilabel.reports.figures import run_figures
-
         title = str((run.info.get("model") or {}).get("name") or run.path.name)
         for path in run_figures(run.metrics, run.path / "figures", title):
             logged[f"plots/{path.stem}"] = wandb.Image(str(path))

@@ -42,6 +42,7 @@ single batch mean little (ASMA, mAP, subgroups).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
@@ -61,57 +62,54 @@ IMAGENET_CLASSES = 1000
 HeadsArg = str | Sequence[str] | Mapping[str, Head | HeadSpec]
 
 
-def capability_scorer(
-    heads: HeadsArg = "default",
-    *,
-    mode: str = "vartopk",
-    scores: str = "softmax",
-    k: int = 1,
-    threshold: float = 0.5,
-    mass: float = 0.9,
-    min_subgroup_size: int = 1,
-    ece_bins: int = 15,
-    confidences: Sequence[float] = (0.5, 0.8),
-) -> Scorer:
+def _accepts(cls: type[Head]) -> set[str]:
+    return set(inspect.signature(cls).parameters)
+
+
+#: the heads a name stands for (conf/head/single.yaml, conf/head/multilabel.yaml)
+NAMED_HEADS: dict[str, type[Head]] = {"single": SingleLabelHead, "multilabel": MultiLabelHead}
+#: every option of those heads (their defaults are those of conf/head)
+HEAD_OPTIONS: frozenset[str] = frozenset().union(*(_accepts(c) for c in NAMED_HEADS.values()))
+
+
+def capability_scorer(heads: HeadsArg = "default", **options) -> Scorer:
     """The :class:`Scorer` of the head config these arguments name, as
     ``builders.build_scorer`` makes it from conf/head.
 
     ``heads``: ``"default"`` (``single`` + ``multilabel``, the latter skipped without
     valid labels: conf/head/default.yaml), ``"single"``, ``"multilabel"`` (conf/head/*.yaml),
     a sequence of those names, or a mapping name -> :class:`Head` or :class:`HeadSpec` (any
-    head; the other arguments are then not used). The other arguments are those of
-    :class:`MultiLabelHead` (``mode``, ``scores``, ``k``, ``threshold``, ``mass``,
-    ``min_subgroup_size``, ``confidences``; ``head.multilabel.<arg>=`` in a run) and
-    ``ece_bins`` of both heads; their defaults are those of conf/head.
+    head; no options then). ``options``: the arguments of the named heads' classes, each
+    given to the heads that take it: :class:`MultiLabelHead`'s ``mode``, ``scores``, ``k``,
+    ``threshold``, ``mass``, ``min_subgroup_size``, ``confidences`` (``head.multilabel.<arg>=``
+    in a run) and both heads' ``ece_bins``.
     """
+    unknown = sorted(set(options) - HEAD_OPTIONS)
+    if unknown:
+        known = ", ".join(sorted(HEAD_OPTIONS))
+        raise TypeError(f"unknown head option {unknown[0]!r}: use {known}")
     if isinstance(heads, Mapping):
+        if options:
+            raise TypeError("head options go with named heads, not with Head objects")
         specs = {n: h if isinstance(h, HeadSpec) else HeadSpec(h) for n, h in heads.items()}
         return Scorer(specs)
     if heads == "default":
         names = list(DEFAULT_HEADS)
     else:
         names = [heads] if isinstance(heads, str) else list(heads)
-    made: dict[str, Callable[[], Head]] = {
-        "single": lambda: SingleLabelHead(ece_bins=ece_bins),
-        "multilabel": lambda: MultiLabelHead(
-            mode=mode,
-            scores=scores,
-            k=k,
-            threshold=threshold,
-            mass=mass,
-            min_subgroup_size=min_subgroup_size,
-            ece_bins=ece_bins,
-            confidences=confidences,
-        ),
-    }
-    unknown = [n for n in names if n not in made]
+    unknown = [n for n in names if n not in NAMED_HEADS]
     if unknown or not names:
         raise ValueError(
             f"heads={heads!r}: use 'default', 'single', 'multilabel', a list of those, or a "
             "mapping of names to Head objects"
         )
     optional = heads == "default"  # if_labels: true in conf/head/default.yaml
-    return Scorer({n: HeadSpec(made[n](), optional=optional and n == "multilabel") for n in names})
+    specs = {}
+    for n in names:
+        cls = NAMED_HEADS[n]
+        head = cls(**{k: v for k, v in options.items() if k in _accepts(cls)})
+        specs[n] = HeadSpec(head, optional=optional and n == "multilabel")
+    return Scorer(specs)
 
 
 def multilabel_capability(
@@ -145,15 +143,16 @@ class MultiLabelCapability(PredictionBuffer):
     contract: see :mod:`this module <imagenet_multilabel.scoring.capability>`.
 
     Args:
-        heads, mode, scores, k, threshold, mass, min_subgroup_size, ece_bins, confidences:
-            the heads and their options (:func:`capability_scorer`; defaults: head=default).
+        heads: the heads (:func:`capability_scorer`; default: head=default).
         with_valid: updates give ``valid`` labels (False: a dataset without a label set).
         num_classes: the model's classes (columns of ``logits`` and ``valid``); also the
             shape of an empty shard under DDP.
         dataset_size: the number of images; checks that each was scored exactly once.
             Required under DDP when no ``index`` is given.
         class_subset: the classes the dataset is scored on (others' logits excluded).
-        **kwargs: torchmetrics ``Metric`` options (``process_group``, ...).
+        **kwargs: the heads' options (``mode``, ``scores``, ``k``, ``threshold``, ``mass``,
+            ``min_subgroup_size``, ``ece_bins``, ``confidences``: :func:`capability_scorer`)
+            and torchmetrics ``Metric`` options (``process_group``, ...).
     """
 
     def __init__(
@@ -164,16 +163,9 @@ class MultiLabelCapability(PredictionBuffer):
         num_classes: int = IMAGENET_CLASSES,
         dataset_size: int | None = None,
         class_subset: Sequence[int] | None = None,
-        mode: str = "vartopk",
-        scores: str = "softmax",
-        k: int = 1,
-        threshold: float = 0.5,
-        mass: float = 0.9,
-        min_subgroup_size: int = 1,
-        ece_bins: int = 15,
-        confidences: Sequence[float] = (0.5, 0.8),
         **kwargs,
     ) -> None:
+        head_options = {k: kwargs.pop(k) for k in list(kwargs) if k in HEAD_OPTIONS}
         if dataset_size is not None and dataset_size < 1:
             raise ValueError(f"dataset_size must be at least 1, got {dataset_size}")
         super().__init__(
@@ -181,17 +173,7 @@ class MultiLabelCapability(PredictionBuffer):
         )
         self.expected_size = dataset_size
         self.class_subset = None if class_subset is None else [int(c) for c in class_subset]
-        self.scorer = capability_scorer(
-            heads,
-            mode=mode,
-            scores=scores,
-            k=k,
-            threshold=threshold,
-            mass=mass,
-            min_subgroup_size=min_subgroup_size,
-            ece_bins=ece_bins,
-            confidences=confidences,
-        )
+        self.scorer = capability_scorer(heads, **head_options)
         self.scorer.check_labels({"data": with_valid})  # a head that needs labels, without
         self._seen = 0  # images of this rank so far (the implicit index)
         self._indexed: bool | None = None  # whether the updates give an index

@@ -169,27 +169,3 @@ def test_model_checked_before_it_is_created(name: str, expected: str) -> None:
         check_model({"name": name, "kwargs": {}})
     with pytest.raises(ModelError, match="predicts 10 classes"):
         check_model({"name": "resnet50", "kwargs": {"num_classes": 10}})
-
-
-def test_loader_settings_follow_the_device(compose_cfg) -> None:
-    """null (auto) batch size, workers and pinning: CPU defaults on a CPU trainer, GPU-sized
-    ones on a CUDA device (a trainer's device as Lightning reports it); set values win."""
-    from types import SimpleNamespace
-
-    import lightning as L
-
-    from imagenet_multilabel.builders import loader_settings
-    from imagenet_multilabel.core.runtime import available_cores
-
-    cfg = compose_cfg()
-    cfg.num_workers = None  # (the fixture sets 0)
-    cpu = loader_settings(cfg, L.Trainer(accelerator="cpu", logger=False))
-    assert (cpu.batch_size, cpu.num_workers, cpu.pin_memory) == (16, 1, False)
-    gpu_trainer = SimpleNamespace(
-        strategy=SimpleNamespace(root_device=SimpleNamespace(type="cuda")), num_devices=1
-    )
-    gpu = loader_settings(cfg, gpu_trainer)
-    assert (gpu.batch_size, gpu.pin_memory) == (256, True)
-    assert gpu.num_workers == min(8, available_cores())
-    cfg.batch_size, cfg.num_workers, cfg.pin_memory = 64, 3, False
-    assert loader_settings(cfg, gpu_trainer) == type(gpu)(64, 3, False, None)

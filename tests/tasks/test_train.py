@@ -136,7 +136,7 @@ def test_keep_unseen_trains_on_cached_features_as_on_images(compose_cfg, photos:
 
 
 # mid-epoch, end of epoch (3 batches per epoch); three fits: slow (the loader's own resume
-# is tested fast in tests/data/test_training_data.py)
+# is tested fast in tests/training/test_data.py)
 @pytest.mark.slow
 @pytest.mark.parametrize("at", [2, 3])
 def test_resume_is_bitwise_the_uninterrupted_run(compose_cfg, photos: Path, at: int) -> None:

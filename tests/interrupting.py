@@ -1,5 +1,5 @@
 """A Lightning callback that sends this process a signal during validation, as a scheduler
-pre-empting a job (SIGTERM) or Ctrl-C (SIGINT) would (used by tests/test_interrupts.py
+pre-empting a job (SIGTERM) or Ctrl-C (SIGINT) would (used by tests/core/test_interrupts.py
 through the config)."""
 
 from __future__ import annotations

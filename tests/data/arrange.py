@@ -9,8 +9,7 @@ from pathlib import Path
 
 from imagenet_multilabel.data.datasets.class_subsets import official_wnids
 from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
-
-from ..conftest import SAMPLE
+from tests.helpers import SAMPLE
 
 
 def photos_by_wnid(folder: Path) -> dict[str, Path]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import photo
+from tests.helpers import photo
 
 
 @pytest.fixture

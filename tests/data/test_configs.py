@@ -12,8 +12,9 @@ from omegaconf import OmegaConf
 from imagenet_multilabel.builders import build_dataset
 from imagenet_multilabel.data.datasets.folders import ImageDataset
 from imagenet_multilabel.data.labels.sets import LabelSet, load_label_set
+from tests.helpers import REPO
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+CONF = REPO / "conf"
 
 
 def _node(group: str, name: str, **overrides):

@@ -29,8 +29,7 @@ from imagenet_multilabel.data.prepare import (
     prepare_archive,
     prepare_imagenet_c,
 )
-
-from .arrange import demo_arrangement
+from tests.data.arrange import demo_arrangement
 
 
 def _tar(members: dict[str, bytes]) -> bytes:

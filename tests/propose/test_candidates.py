@@ -13,9 +13,8 @@ from imagenet_multilabel.core.errors import DataError, UserError
 from imagenet_multilabel.propose.candidates import Rule, image_candidates, load_ensemble
 from imagenet_multilabel.propose.proposals import read_proposals
 from imagenet_multilabel.propose.tasks import propose
-
-from ..gallery.conftest import class_of, demo_photos, write_run
-from .conftest import dataset, make_runs, run_propose
+from tests.helpers import class_of, demo_photos, write_run
+from tests.propose.hand_built import dataset, make_runs, run_propose
 
 A, B, C = 501, 502, 503
 
@@ -62,7 +61,8 @@ def test_proposals_file_records_runs_models_rule(tmp_path: Path) -> None:
     props = read_proposals(out)
     data = json.loads((out / "proposals.json").read_text())
     assert data["runs"] == [str(r.resolve()) for r in runs]
-    assert data["models"] == ["hand_built", "hand_built"]
+    # each run's model label, with the input size its run.json records (as evaluate writes)
+    assert data["models"] == ["hand_built@224", "hand_built@224"]
     assert data["rule"] == {"top_k": 2, "min_prob": 0.25, "max_candidates": 8, "min_support": 1}
     first = data["images"][0]
     assert first["file"] == demo_photos()[0] and first["original"] == t0
@@ -78,11 +78,13 @@ def test_runs_of_other_images_or_datasets_are_refused(tmp_path: Path) -> None:
     t0 = class_of(demo_photos()[0])
     runs = make_runs(tmp_path, two_models(t0))
     other = write_run(
-        tmp_path / "other", {"demo": dataset([{A: 0.5}, {B: 0.5}], demo_photos()[5:7])}
+        tmp_path / "other",
+        "hand_built",
+        {"demo": dataset([{A: 0.5}, {B: 0.5}], demo_photos()[5:7])},
     )
     with pytest.raises(DataError, match="different image lists"):
         load_ensemble([runs[0], other])
-    renamed = write_run(tmp_path / "renamed", {"v2": dataset([{A: 0.5}, {B: 0.5}])})
+    renamed = write_run(tmp_path / "renamed", "hand_built", {"v2": dataset([{A: 0.5}, {B: 0.5}])})
     with pytest.raises(DataError, match="share no dataset"):
         load_ensemble([runs[0], renamed])
 
@@ -115,7 +117,9 @@ def test_other_proposals_are_not_overwritten(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "holds other proposals" in proc.stderr, proc.stderr
     assert (out / "proposals.json").read_bytes() == before
     other = write_run(
-        tmp_path / "other", {"demo": dataset([{A: 0.5}, {B: 0.5}], demo_photos()[5:7])}
+        tmp_path / "other",
+        "hand_built",
+        {"demo": dataset([{A: 0.5}, {B: 0.5}], demo_photos()[5:7])},
     )
     proc = run_propose(f"runs={runs[0]},{other}", f"out={tmp_path / 'q'}")
     assert proc.returncode == 2 and "different image lists" in proc.stderr

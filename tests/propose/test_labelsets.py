@@ -17,9 +17,8 @@ from imagenet_multilabel.data.labels.sets import resolve_labels
 from imagenet_multilabel.propose.proposals import read_proposals
 from imagenet_multilabel.propose.tasks import auto, merge, propose
 from imagenet_multilabel.reports.leaderboard import gather
-
-from ..gallery.conftest import class_of, demo_photos
-from .conftest import make_runs, run_propose
+from tests.helpers import class_of, demo_photos
+from tests.propose.hand_built import make_runs, run_propose
 
 A, B, C = 501, 502, 503
 

@@ -18,11 +18,9 @@ import pytest
 from imagenet_multilabel.core.classes import NUM_CLASSES
 from imagenet_multilabel.core.files import read_json
 from imagenet_multilabel.propose.tasks import propose
-
-from ..conftest import DEMO_PHOTOS, run_entry_point
-from ..gallery.cdp import apt_install, find_chromium
-from ..gallery.conftest import Dataset, class_of, write_run
-from .conftest import run_propose
+from tests.cdp import apt_install, find_chromium
+from tests.helpers import DEMO_PHOTOS, ONE_THREAD, Predictions, class_of, evaluate_py, write_run
+from tests.propose.hand_built import run_propose
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium (dev extra)")
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -105,8 +103,8 @@ def review(tmp_path_factory) -> dict[str, Path]:
     runs = []
     for name, flip in (("plain", "false"), ("flipped", "true")):
         out = tmp / name
-        proc = run_entry_point(
-            "evaluate.py", *common, f"preprocess.hflip={flip}", f"hydra.run.dir={out}", timeout=600
+        proc = evaluate_py(
+            *common, f"preprocess.hflip={flip}", f"hydra.run.dir={out}", env=ONE_THREAD
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
         runs.append(out)
@@ -117,8 +115,7 @@ def review(tmp_path_factory) -> dict[str, Path]:
 
 
 def evaluate_with(review: dict[str, Path], labels: Path, out: str) -> dict:
-    proc = run_entry_point(
-        "evaluate.py",
+    proc = evaluate_py(
         "model=test_tiny",
         "data=demo",
         f"data.root={review['photos']}",
@@ -126,7 +123,7 @@ def evaluate_with(review: dict[str, Path], labels: Path, out: str) -> dict:
         "labels=file",
         f"labels.path={labels}",
         f"hydra.run.dir={review['tmp'] / out}",
-        timeout=600,
+        env=ONE_THREAD,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     print(proc.stdout[-1500:])
@@ -242,7 +239,9 @@ def test_key_press_latency_on_1000_images(driver, tmp_path: Path) -> None:
     files = [f"{a}+{b}" for a, b in pairs]
     logits = rng.normal(0, 2, (len(files), NUM_CLASSES)).astype(np.float32)
     target = np.array([class_of(a) for a, _ in pairs])
-    run = write_run(tmp_path / "run", {"patchml": Dataset(files, target, logits, None)})
+    run = write_run(
+        tmp_path / "run", "hand_built", {"patchml": Predictions(files, target, logits, None)}
+    )
     started = time.perf_counter()
     page = propose([str(run)], out=str(tmp_path / "review")) / "review.html"
     build = time.perf_counter() - started

@@ -20,6 +20,7 @@ from imagenet_multilabel.sweeps.job import (
     start,
 )
 from imagenet_multilabel.tasks.evaluate import evaluate
+from tests.helpers import REPO
 
 
 def _fake_predictions(job: Path, dataset: str, n: int = 3) -> None:
@@ -120,7 +121,7 @@ def test_a_job_whose_photos_or_labels_changed_runs_again(compose_cfg, tmp_path: 
     same name, or its label file edited, and the finished job runs again."""
     import shutil
 
-    demo = sorted((Path(__file__).resolve().parents[2] / "src").glob("**/assets/demo/*.JPEG"))
+    demo = sorted((REPO / "src").glob("**/assets/demo/*.JPEG"))
     root = tmp_path / "photos"
     root.mkdir()
     for path in demo[:3]:

@@ -7,33 +7,14 @@ import csv
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import evaluate_py, start
+
 TINY = ("model=test_tiny", "callbacks=none", "num_workers=0")
-
-
-def evaluate_cmd(*args: str) -> list[str]:
-    return [sys.executable, str(REPO / "evaluate.py"), *args]
-
-
-def env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": str(REPO / "src"),
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONWARNINGS": "ignore",
-    }
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        evaluate_cmd(*args), cwd=REPO, env=env(), capture_output=True, text=True, timeout=600
-    )
 
 
 def leaderboard(sweep: Path) -> list[dict[str, str]]:
@@ -44,7 +25,7 @@ def leaderboard(sweep: Path) -> list[dict[str, str]]:
 def test_multirun_gathers_lists_failures_and_resumes(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     args = (*TINY, "model.name=test_efficientnet,test_resnet,resnet5", "data=demo,patchml")
-    proc = run("-m", *args, f"hydra.sweep.dir={sweep}")
+    proc = evaluate_py("-m", *args, f"hydra.sweep.dir={sweep}")
     assert proc.returncode == 1, proc.stderr[-3000:]  # jobs failed: after the leaderboard
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: 2 job(s) of the sweep failed: ")
@@ -74,7 +55,7 @@ def test_multirun_gathers_lists_failures_and_resumes(tmp_path: Path) -> None:
     (
         sweep / "data=patchml,model.name=test_resnet,model=test_tiny,num_workers=0" / "metrics.json"
     ).unlink()
-    proc = run(*args, f"resume={sweep}")
+    proc = evaluate_py(*args, f"resume={sweep}")
     assert proc.returncode == 1, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
     assert log.count("complete results, skipped") == 3
@@ -89,10 +70,8 @@ def test_multirun_gathers_lists_failures_and_resumes(tmp_path: Path) -> None:
 def test_a_sweep_killed_mid_job_loses_only_that_job(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     args = (*TINY, "model.name=test_efficientnet,test_resnet,test_byobnet", "data=demo")
-    proc = subprocess.Popen(
-        evaluate_cmd("-m", *args, f"hydra.sweep.dir={sweep}"),
-        cwd=REPO,
-        env=env(),
+    proc = start(
+        ["evaluate.py", "-m", *args, f"hydra.sweep.dir={sweep}"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -112,7 +91,7 @@ def test_a_sweep_killed_mid_job_loses_only_that_job(tmp_path: Path) -> None:
         "data=demo,model.name=test_efficientnet,model=test_tiny,num_workers=0"
     ]
 
-    proc = run(*args, "resume=" + str(sweep))
+    proc = evaluate_py(*args, "resume=" + str(sweep))
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
     assert log.count("complete results, skipped") == 1

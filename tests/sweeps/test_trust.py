@@ -18,16 +18,13 @@ from imagenet_multilabel.core.errors import DataError, UserError
 from imagenet_multilabel.data.fingerprint import changes, fingerprint, same_data
 from imagenet_multilabel.reports.leaderboard import gather
 from imagenet_multilabel.runs.rundir import RunDir
+from tests.helpers import DEMO_PHOTOS, ONE_THREAD, evaluate_py, train_py, write_failed, write_run
 
-from ..conftest import run_entry_point
-from .runs import write_failed, write_run
-
-DEMO = Path(__file__).resolve().parents[2] / "src" / "imagenet_multilabel" / "assets" / "demo"
 TINY = ("model=test_tiny", "callbacks=none", "num_workers=0")
 
 
 def evaluate(*args: str):
-    return run_entry_point("evaluate.py", *args, timeout=600)
+    return evaluate_py(*args, env=ONE_THREAD)
 
 
 def leaderboard(sweep: Path) -> list[dict[str, str]]:
@@ -36,7 +33,7 @@ def leaderboard(sweep: Path) -> list[dict[str, str]]:
 
 def photos(folder: Path, first: int, last: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    for path in sorted(DEMO.glob("*.JPEG"))[first:last]:
+    for path in DEMO_PHOTOS[first:last]:
         shutil.copy(path, folder / path.name)
     return folder
 
@@ -58,7 +55,7 @@ def test_the_fingerprint_sees_photos_added_replaced_and_labels_edited(tmp_path: 
     photos(root, 3, 4)
     more = sorted(p.name for p in root.iterdir())
     assert changes(first, fingerprint(root, more, [labels])) == "3 -> 4 images"
-    shutil.copy(sorted(DEMO.glob("*.JPEG"))[10], root / files[0])  # another photo, same name
+    shutil.copy(DEMO_PHOTOS[10], root / files[0])  # another photo, same name
     assert changes(first, fingerprint(root, files, [labels])) == "images replaced or modified"
     labels.write_text(json.dumps({"a.JPEG": [2]}))
     now = fingerprint(root, files, [labels])
@@ -72,7 +69,7 @@ def test_the_fingerprint_sees_photos_added_replaced_and_labels_edited(tmp_path: 
 def test_resume_redoes_a_job_whose_photos_or_label_file_changed(tmp_path: Path) -> None:
     root = photos(tmp_path / "photos", 0, 5)
     labels = tmp_path / "labels.json"
-    names = sorted(p.name for p in DEMO.glob("*.JPEG"))[:10]
+    names = [p.name for p in DEMO_PHOTOS[:10]]
     labels.write_text(json.dumps({n: [n.split("_")[0]] for n in names}))
     sweep = tmp_path / "sweep"
     args = (*TINY, "data=demo", f"data.root={root}", "labels=file", f"labels.path={labels}")
@@ -224,8 +221,7 @@ def test_report_and_readers_say_what_they_were_given(tmp_path: Path, capsys) -> 
 @pytest.mark.slow
 def test_a_train_run_is_read_as_its_fine_tuned_model(tmp_path: Path, compose_cfg) -> None:
     out = tmp_path / "train"
-    proc = run_entry_point(
-        "train.py",
+    proc = train_py(
         "model=test_tiny",
         "callbacks=none",
         "num_workers=0",
@@ -233,7 +229,7 @@ def test_a_train_run_is_read_as_its_fine_tuned_model(tmp_path: Path, compose_cfg
         "composites.train_images=32",
         "composites.eval_images=8",
         f"hydra.run.dir={out}",
-        timeout=600,
+        env=ONE_THREAD,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
@@ -279,7 +275,7 @@ def test_a_train_sweep_lists_a_failed_job_goes_on_and_resumes(tmp_path: Path) ->
         "composites.eval_images=6",
         "optim.lr=1e-3,-1",
     )
-    proc = run_entry_point("train.py", "-m", *args, f"hydra.sweep.dir={sweep}", timeout=900)
+    proc = train_py("-m", *args, f"hydra.sweep.dir={sweep}", timeout=900, env=ONE_THREAD)
     assert proc.returncode == 1, proc.stderr[-3000:]
     # folder names are cut to 120 characters with a hash: find the jobs by what they hold
     bad = next(p.parent.name for p in sweep.glob("*/failed.json"))
@@ -294,7 +290,7 @@ def test_a_train_sweep_lists_a_failed_job_goes_on_and_resumes(tmp_path: Path) ->
     metrics = json.loads((sweep / good / "metrics.json").read_text())
     assert float(done["single_photos/top1"]) == metrics["single_photos/finetuned.top1"]
 
-    proc = run_entry_point("train.py", *args, f"resume={sweep}", timeout=900)
+    proc = train_py(*args, f"resume={sweep}", timeout=900, env=ONE_THREAD)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 1 and "+resume" not in log
     assert f"{good}: complete results, skipped" in log

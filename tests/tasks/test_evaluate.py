@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +13,7 @@ import torch
 from imagenet_multilabel.runs.rundir import RunDir, read_predictions
 from imagenet_multilabel.scoring.metrics.single import single_label_metrics
 from imagenet_multilabel.tasks.evaluate import evaluate
-
-from ..conftest import dataset_metrics, make_wnid_folders
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import dataset_metrics, error_line, evaluate_py, make_wnid_folders
 
 
 def test_tiny_model_on_wnid_folders(compose_cfg, wnid_folder: Path) -> None:
@@ -107,28 +101,9 @@ def test_default_model_on_demo_photos_and_composites(compose_cfg) -> None:
     assert metrics["patchml/vartopk_partial"] == pytest.approx(69.0)
 
 
-def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(
-        [sys.executable, str(REPO / "evaluate.py"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-
-
-def error_line(proc: subprocess.CompletedProcess) -> str:
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
-    assert len(lines) == 1, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    return lines[0]
-
-
 @pytest.mark.slow
 def test_cli_writes_run_dir(tmp_path: Path, wnid_folder: Path) -> None:
-    proc = run_cli(
+    proc = evaluate_py(
         "model=test_tiny",
         "data=folder",
         f"data.root={wnid_folder}",
@@ -159,7 +134,7 @@ def test_cli_writes_run_dir(tmp_path: Path, wnid_folder: Path) -> None:
     ],
 )
 def test_cli_bad_input_is_one_line_and_writes_no_metrics(tmp_path, args, expected) -> None:
-    proc = run_cli(*args, f"hydra.run.dir={tmp_path / 'run'}")
+    proc = evaluate_py(*args, f"hydra.run.dir={tmp_path / 'run'}")
     assert proc.returncode == 2
     assert expected in error_line(proc)
     assert not (tmp_path / "run" / "metrics.json").exists()
@@ -169,7 +144,7 @@ def test_cli_bad_input_is_one_line_and_writes_no_metrics(tmp_path, args, expecte
 def test_cli_corrupt_image_in_worker(tmp_path: Path, wnid_folder: Path) -> None:
     bad = sorted(wnid_folder.glob("*/*.JPEG"))[5]
     bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    proc = run_cli(
+    proc = evaluate_py(
         "model=test_tiny",
         "data=folder",
         f"data.root={wnid_folder}",

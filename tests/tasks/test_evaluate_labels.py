@@ -17,8 +17,7 @@ from imagenet_multilabel.core.errors import DataError, UserError
 from imagenet_multilabel.runs.rundir import RunDir, read_predictions
 from imagenet_multilabel.tasks.evaluate import evaluate
 from imagenet_multilabel.tasks.score import score
-
-from ..conftest import (
+from tests.helpers import (
     DEMO_CLASSES,
     MULTILABELFY_JSON,
     REAL_JSON,
@@ -27,7 +26,7 @@ from ..conftest import (
     read_label_json,
     run_metrics,
 )
-from ..metrics.np_reference import multilabel as reference_multilabel
+from tests.scoring.metrics.np_reference import multilabel as reference_multilabel
 
 # image number -> original class of a small flat ILSVRC2012 val subset (ReaL: [] for 1)
 VAL = {1: 65, 2: 970, 3: 230, 4: 809, 5: 516, 17: 2, 293: 0}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,28 +16,8 @@ from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
 from imagenet_multilabel.runs.rundir import RunDir
 from imagenet_multilabel.tasks.evaluate import evaluate
 from imagenet_multilabel.tasks.train import train
-
-from ..conftest import run_entry_point
-from .test_evaluate import REPO, error_line
-
-FAST = (
-    "model=test_tiny",
-    "batch_size=8",
-    "train_batch_size=4",
-    "composites.train_images=12",
-    "composites.eval_images=6",
-    "split.heldout_classes=6",
-    "logger=none",
-)
-
-
-def fit(compose_cfg, photos: Path, *overrides: str) -> tuple[dict, Path]:
-    cfg = compose_cfg(*FAST, f"data.root={photos}", *overrides, config_name="train")
-    return train(cfg), Path(cfg.paths.output_dir)
-
-
-def checkpoint_state(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+from tests.helpers import ONE_THREAD, error_line, train_py
+from tests.tasks.train_helpers import FAST, checkpoint_state, fit
 
 
 def test_short_fit_writes_a_complete_run(compose_cfg, photos: Path) -> None:
@@ -157,7 +136,7 @@ def test_keep_unseen_trains_on_cached_features_as_on_images(compose_cfg, photos:
 
 
 # mid-epoch, end of epoch (3 batches per epoch); three fits: slow (the loader's own resume
-# is tested fast in tests/data/test_training_data.py)
+# is tested fast in tests/training/test_data.py)
 @pytest.mark.slow
 @pytest.mark.parametrize("at", [2, 3])
 def test_resume_is_bitwise_the_uninterrupted_run(compose_cfg, photos: Path, at: int) -> None:
@@ -283,22 +262,14 @@ def test_a_label_set_trains_with_a_stratified_split(compose_cfg, tmp_path) -> No
 
 @pytest.mark.slow
 def test_hydra_multirun_of_two_settings(tmp_path: Path, photos: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "train.py"),
-            "-m",
-            *FAST,
-            f"data.root={photos}",
-            "trainer.max_epochs=1",
-            "optim.lr=1e-3,1e-2",
-            "final_eval=features",
-            f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    proc = train_py(
+        "-m",
+        *FAST,
+        f"data.root={photos}",
+        "trainer.max_epochs=1",
+        "optim.lr=1e-3,1e-2",
+        "final_eval=features",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lrs = []
@@ -349,8 +320,9 @@ def test_optuna_search_maximises_the_held_out_metric(tmp_path: Path, photos: Pat
 TOL_WEIGHTS, TOL_LOGITS = 1e-6, 1e-7
 
 
-def run_train(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return run_entry_point("train.py", *args, timeout=timeout)
+def run_train(*args: str) -> subprocess.CompletedProcess:
+    """``python train.py args...``, one torch thread per process (as its DDP ranks get)."""
+    return train_py(*args, env=ONE_THREAD)
 
 
 @pytest.mark.slow
@@ -414,19 +386,8 @@ def test_two_processes_train_the_head_as_one_process_does(tmp_path: Path, photos
 
 @pytest.mark.slow
 def test_cli_bad_input_is_one_line(tmp_path: Path, photos: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "train.py"),
-            *FAST,
-            f"data.root={photos}",
-            "ckpt_path=last",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = train_py(
+        *FAST, f"data.root={photos}", "ckpt_path=last", f"hydra.run.dir={tmp_path / 'run'}"
     )
     assert proc.returncode == 2
     assert "last.ckpt does not exist" in error_line(proc)

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +12,13 @@ import pytest
 import torch
 
 from imagenet_multilabel.checks import check_train_settings
+from imagenet_multilabel.core.config import CONFIG_DIR
 from imagenet_multilabel.core.errors import ModelError, UserError
 from imagenet_multilabel.runs.rundir import RunDir
 from imagenet_multilabel.tasks.evaluate import evaluate
 from imagenet_multilabel.tasks.train import train
-
-from ..conftest import CONFIG_DIR
-from .test_evaluate import REPO, error_line
-from .test_train import FAST, checkpoint_state, fit
+from tests.helpers import error_line, train_py
+from tests.tasks.train_helpers import FAST, checkpoint_state, fit
 
 # (overrides, a part of the line); each refused by check_train_settings, before torch
 BAD = [
@@ -102,14 +98,8 @@ def test_a_file_where_wandb_writes_its_folder_is_refused(compose_cfg) -> None:
 
 @pytest.mark.slow
 def test_cli_config_error_comes_before_torch_is_imported(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "train.py"), "optim.lr=-1", f"hydra.run.dir={tmp_path}/r"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
+    proc = train_py(
+        "optim.lr=-1", f"hydra.run.dir={tmp_path}/r", env={"PYTHONPROFILEIMPORTTIME": "1"}
     )
     assert proc.returncode == 2
     assert error_line(proc) == "error: optim.lr=-1 is negative: give a number >= 0"

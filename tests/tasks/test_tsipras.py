@@ -19,10 +19,9 @@ from imagenet_multilabel.data.labels.sets import load_tsipras
 from imagenet_multilabel.runs.rundir import RunDir, read_predictions
 from imagenet_multilabel.tasks.evaluate import evaluate
 from imagenet_multilabel.tasks.score import score
-
-from ..conftest import DEMO_CLASSES, PACKAGE, REPO, SHARED_LABELS, photo
-from ..metrics.np_reference import GROUPS, close, pct, ranking, single_label
-from ..metrics.np_reference import multilabel as reference_multilabel
+from tests.helpers import DEMO_CLASSES, PACKAGE, REPO, SHARED_LABELS, photo
+from tests.scoring.metrics.np_reference import GROUPS, close, pct, ranking, single_label
+from tests.scoring.metrics.np_reference import multilabel as reference_multilabel
 
 TSIPRAS_CSV = PACKAGE / "assets/labels/tsipras/tsipras_classify.csv"
 PICKLE = SHARED_LABELS / "tsipras-imagenet/annotations_classify_task.pkl"

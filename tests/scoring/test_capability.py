@@ -14,7 +14,7 @@ batch size (kernels round by shape); the user's forward here does the same, so e
 image's logits are those of ``evaluate.py`` whatever batch or rank it falls in; it also
 runs channels-last, as ``evaluate.py`` does by default.
 
-Run as a script (``python tests/scoring/test_capability.py OUT DEVICES``), this module is
+Run as a module (``python -m tests.scoring.test_capability OUT DEVICES``), this module is
 the user's training script: Lightning's ``ddp`` strategy starts the other ranks by running
 it again.
 """
@@ -38,6 +38,7 @@ from imagenet_multilabel.data.datasets.composites import CompositeDataset
 from imagenet_multilabel.data.datasets.folders import WnidFilesDataset
 from imagenet_multilabel.models.backbones import lite0_package_state_dict
 from imagenet_multilabel.scoring import MultiLabelCapability, multilabel_capability
+from tests.helpers import ONE_THREAD, evaluate_py, run
 
 MODEL = "tf_efficientnet_lite0"  # evaluate.py's default model
 BATCH = 16  # 100 photos = 6 x 16 + 4, 49 composites = 3 x 16 + 1: partial batches
@@ -180,10 +181,9 @@ def per_dataset(flat: dict[str, float]) -> dict[str, dict[str, float]]:
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory) -> dict[str, dict[str, float]]:
     """metrics.json of ``python evaluate.py`` on the demo photos and composites, by dataset."""
-    from ..conftest import run_entry_point
-
     run_dir = tmp_path_factory.mktemp("evaluate") / "run"
-    proc = run_entry_point("evaluate.py", *EVALUATE_ARGS, f"hydra.run.dir={run_dir}", timeout=300)
+    args = (*EVALUATE_ARGS, f"hydra.run.dir={run_dir}")
+    proc = evaluate_py(*args, env=ONE_THREAD, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = per_dataset(json.loads((run_dir / "metrics.json").read_text()))
     assert metrics["demo"]["num_images"] == 100
@@ -241,13 +241,13 @@ def test_ddp_two_processes_give_one_process_numbers(evaluated, tmp_path: Path) -
     """The user's module under Lightning's ``ddp`` (2 CPU processes, gloo, the default
     DistributedSampler: 25 + 25 composites, one of them a repeat): every rank gets the
     numbers of one process and of evaluate.py, by index and by order."""
-    from ..conftest import run_entry_point
-
-    script = Path(__file__).relative_to(Path(__file__).parents[2]).as_posix()
+    # as a module of the repository (python -m adds it to sys.path; DDP's ranks are started
+    # the same way)
+    module = "tests.scoring.test_capability"
     runs = {}
     for devices in (1, 2):
         out = tmp_path / f"devices{devices}"
-        proc = run_entry_point(script, str(out), str(devices), timeout=300)
+        proc = run(["-m", module, str(out), str(devices)], env=ONE_THREAD, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
         runs[devices] = [json.loads((out / f"rank{r}.json").read_text()) for r in range(devices)]
     assert runs[2][0]["world_size"] == 2 and runs[1][0]["world_size"] == 1

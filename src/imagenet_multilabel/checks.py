@@ -87,12 +87,6 @@ def check_run_settings(cfg: DictConfig, trainer: bool = True) -> None:
         )
 
 
-def _is_missing(node: Mapping[str, Any], key: Any) -> bool:
-    if isinstance(node, DictConfig):
-        return OmegaConf.is_missing(node, key)
-    return node.get(key) == "???"
-
-
 def _declares(node: DictConfig, key: str) -> bool:
     """``key`` is in ``node``, also with the missing value ``???`` (for which ``in`` is False)."""
     return key in node or OmegaConf.is_missing(node, key)

@@ -75,6 +75,14 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def is_missing(node: Mapping[str, Any], key: Any) -> bool:
+    """``key`` of ``node`` has the mandatory-value mark ``???`` (a config node or a plain
+    mapping read from YAML)."""
+    if isinstance(node, DictConfig):
+        return OmegaConf.is_missing(node, key)
+    return node.get(key) == "???"
+
+
 def instantiate_map(node: DictConfig | None, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """Instantiate each child of a name -> spec mapping (heads, loggers, callbacks)."""
     from hydra.utils import instantiate

@@ -26,9 +26,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-
 from imagenet_multilabel.core.classes import NUM_CLASSES, wnid_to_index
+from imagenet_multilabel.core.config import is_missing
 from imagenet_multilabel.core.errors import DataError, UserError
 
 LabelTable = dict[str, tuple[int, ...]]
@@ -232,15 +231,9 @@ def check_labels_option(labels: Mapping[str, Any] | None) -> None:
     file of labels=file); a null ``path`` is the shipped copy (labels=real, multilabelfy)."""
     if labels is None:
         return
-    missing = [str(k) for k in labels if _is_missing(labels, k)]
+    missing = [str(k) for k in labels if is_missing(labels, k)]
     if missing:
         key = missing[0]
         value = "/path/to/labels" if key == "path" else "..."
         name = labels.get("name")
         raise UserError(f"labels={name} needs labels.{key}: pass labels.{key}={value}")
-
-
-def _is_missing(node: Mapping[str, Any], key: Any) -> bool:
-    if isinstance(node, DictConfig):
-        return OmegaConf.is_missing(node, key)
-    return node.get(key) == "???"

@@ -48,7 +48,6 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 from torchmetrics import Metric
-from torchmetrics.utilities.data import dim_zero_cat
 
 from imagenet_multilabel.scoring.heads import Head, MultiLabelHead, SingleLabelHead
 from imagenet_multilabel.scoring.metrics.buffer import PredictionBuffer, Predictions
@@ -230,13 +229,7 @@ class MultiLabelCapability(PredictionBuffer):
 
     def predictions(self) -> Predictions:
         """The (gathered) predictions in dataset order, each image once."""
-        if isinstance(self.index, list) and not self.index:
-            raise RuntimeError("no predictions were recorded: call update() first")
-        index = dim_zero_cat(self.index)
-        order = torch.argsort(index, stable=True)  # copies: the lowest rank's first
-        index = index[order]
-        target = dim_zero_cat(self.target)[order]
-        valid = dim_zero_cat(self.valid)[order] if self.with_valid else None
+        index, logits, target, valid = self.sorted_states()  # copies: lowest rank first
         first = torch.ones_like(index, dtype=torch.bool)
         first[1:] = index[1:] != index[:-1]
         _check_copies(index, first, target, valid)
@@ -252,9 +245,9 @@ class MultiLabelCapability(PredictionBuffer):
                     f"dataset_size={n}: every image of 0..{n - 1} must be scored"
                 )
         return Predictions(
-            logits=dim_zero_cat(self.logits)[order][keep],
+            logits=logits[keep],
             target=target[keep],
-            valid=None if valid is None else valid[keep].bool(),
+            valid=None if valid is None else valid[keep],
         )
 
     def compute(self) -> dict[str, float]:

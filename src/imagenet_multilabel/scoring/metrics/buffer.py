@@ -105,13 +105,21 @@ class PredictionBuffer(Metric):
                 self.valid.append(torch.zeros(0, v, dtype=torch.uint8, device=self.device))
         super()._sync_dist(dist_sync_fn, process_group=process_group)
 
-    def compute(self) -> Predictions:
+    def sorted_states(self) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """(index, logits, target, valid) of every prediction recorded (gathered, after a
+        sync), in index order; a repeated index keeps its copies in recorded order (the
+        lowest rank's first)."""
         # before a sync the states are lists of batches; after one, tensors
         if isinstance(self.index, list) and not self.index:
-            raise RuntimeError("no predictions were recorded")
+            raise RuntimeError("no predictions were recorded: call update() first")
         index = dim_zero_cat(self.index)
-        order = torch.argsort(index)
-        index = index[order]
+        order = torch.argsort(index, stable=True)
+        valid = dim_zero_cat(self.valid)[order].bool() if self.with_valid else None
+        logits, target = dim_zero_cat(self.logits)[order], dim_zero_cat(self.target)[order]
+        return index[order], logits, target, valid
+
+    def compute(self) -> Predictions:
+        index, logits, target, valid = self.sorted_states()
         expected = torch.arange(self.dataset_size, device=index.device)
         if index.numel() != self.dataset_size or not torch.equal(index, expected):
             seen = torch.unique(index).numel()
@@ -119,9 +127,4 @@ class PredictionBuffer(Metric):
                 f"scored {index.numel()} predictions for {seen} distinct images of a dataset "
                 f"of {self.dataset_size}: every image must be scored exactly once"
             )
-        valid = dim_zero_cat(self.valid)[order].bool() if self.with_valid else None
-        return Predictions(
-            logits=dim_zero_cat(self.logits)[order],
-            target=dim_zero_cat(self.target)[order],
-            valid=valid,
-        )
+        return Predictions(logits=logits, target=target, valid=valid)

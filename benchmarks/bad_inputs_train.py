@@ -266,15 +266,15 @@ def _runtime_cases() -> list[Case]:
             match="train_batch_size=100 is larger than the 16 training",
         ),
         Case(
-            "monitor of an unknown metric",
+            "monitor of a metric the set does not write",
             r,
-            [*BASE, "checkpoint.monitor=train_recombined/x"],
-            match="has no metric 'x'",
+            [*BASE, "checkpoint.monitor=train_recombined/main_top1"],
+            match="has no metric 'main_top1'",
         ),
         Case(
-            "optimized_metric of an unknown metric",
+            "optimized_metric of a metric the set does not write",
             r,
-            [*BASE, "optimized_metric=heldout_classes/finetuned.x"],
+            [*BASE, "optimized_metric=heldout_classes/finetuned.main_top1"],
             match="is not among",
         ),
         Case(

@@ -16,6 +16,7 @@ from imagenet_multilabel.core.errors import ModelError, UserError
 from imagenet_multilabel.data.datasets.variants import check_imagenetv2_variant
 from imagenet_multilabel.data.labels.files import check_labels_option
 from imagenet_multilabel.reports.gallery.options import gallery_options
+from imagenet_multilabel.scoring.metrics.catalog import check_metric_name, head_prefixes
 from imagenet_multilabel.scoring.metrics.names import (
     KEY_SEP,
     is_count,
@@ -85,6 +86,13 @@ def check_run_settings(cfg: DictConfig, trainer: bool = True) -> None:
             f"optimized_metric={name!r} is not a metric name: give <dataset>/<metric>, "
             "e.g. demo/top1"
         )
+    if name is not None and cfg.get("task_name") != "train":  # train's: its own check
+        check_metric_name(f"optimized_metric={name}", split_metric_key(name)[1], _prefixes(cfg))
+
+
+def _prefixes(cfg: DictConfig, stages: tuple[str, ...] = ("",)) -> list[str]:
+    """What may come before a metric's name in a key: the heads' prefixes, after a stage."""
+    return [s + p for s in stages for p in ("", *head_prefixes(cfg.get("head")))]
 
 
 def _declares(node: DictConfig, key: str) -> bool:
@@ -607,6 +615,9 @@ def check_fit_settings(cfg: DictConfig) -> None:
                 f"checkpoint.monitor={monitor!r} is not '<set>/<metric>' of a validated set "
                 f"(validate_on: {', '.join(validate_on) or 'none'})"
             )
+        check_metric_name(
+            f"checkpoint.monitor={monitor}", split_metric_key(monitor)[1], _prefixes(cfg)
+        )
     validated = (
         bool(validate_on)
         and epochs not in (None, -1)
@@ -692,6 +703,9 @@ def check_train_optimized_metric(cfg: DictConfig) -> None:
             f"<set>/<stage>.<metric>, set one of {', '.join(FIT_SET_NAMES)}, stage one of "
             f"{', '.join(FIT_STAGES)} (e.g. heldout_seen/finetuned.vartopk_strict)"
         )
+    check_metric_name(
+        f"optimized_metric={name}", rest, _prefixes(cfg, tuple(f"{s}." for s in FIT_STAGES))
+    )
 
 
 def check_logger_dirs(cfg: DictConfig) -> None:

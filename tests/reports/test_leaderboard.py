@@ -11,7 +11,9 @@ import pytest
 from imagenet_multilabel.commands.report import main
 from imagenet_multilabel.core.errors import UserError
 from imagenet_multilabel.core.files import write_json
-from imagenet_multilabel.reports.leaderboard import _preprocessing_key, gather, input_text
+from imagenet_multilabel.reports.leaderboard import gather
+from imagenet_multilabel.reports.leaderboard_markdown import input_text
+from imagenet_multilabel.reports.leaderboard_rows import _preprocessing_key
 from imagenet_multilabel.reports.published import (
     Entry,
     compare,
@@ -204,3 +206,28 @@ def test_flipped_runs_are_their_own_rows_and_not_compared_with_timm() -> None:
     assert _preprocessing_key(pp) != _preprocessing_key(flipped)
     entry = Entry("m", 224, 0.875, "bicubic", 75.0, 92.0)
     assert same_preprocessing(entry, pp) and not same_preprocessing(entry, flipped)
+
+
+def test_columns_and_directions_come_from_the_metric_catalog(tmp_path: Path) -> None:
+    """leaderboard.md's columns are the declared ones, in the catalog's order, with every
+    threshold of a metric written per confidence; a declared lower-is-better metric sorts
+    lowest first behind a head prefix or train.py's stage too."""
+    sweep = tmp_path / "sweep"
+    a = {"topk.hamming_loss": 2.0, "finetuned.ece": 1.0, "confident_errors_valid@p>=0.3": 1.0}
+    b = {"topk.hamming_loss": 1.0, "finetuned.ece": 2.0, "confident_errors_valid@p>=0.3": 2.0}
+    write_run(sweep / "a", "a", {"x": {"asma": 1.0, "top1": 1.0, "nll": 1.0, **a}})
+    write_run(sweep / "b", "b", {"x": {"asma": 2.0, "top1": 2.0, "nll": 2.0, **b}})
+    board = gather([sweep])
+    assert board.metric_columns(shown_only=True) == [
+        "x/top1",
+        "x/asma",
+        "x/confident_errors_valid@p>=0.3",
+    ]
+    for column, first in (
+        ("x/finetuned.ece", "a"),
+        ("x/topk.hamming_loss", "b"),
+        ("x/nll", "a"),
+        ("x/asma", "b"),
+        ("x/confident_errors_valid@p>=0.3", "b"),
+    ):
+        assert gather([sweep], sort=column).rows[0].model == first, column

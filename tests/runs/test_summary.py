@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from pathlib import Path
 
 from rich.console import Console
 
 from imagenet_multilabel.runs.summary import print_summary, summary_table
+from imagenet_multilabel.scoring.metrics.catalog import METRICS
 
 PER_DATASET = {
     "val": {
@@ -84,3 +86,18 @@ def test_print_summary_appends_the_plain_table_to_the_run_log(tmp_path: Path, ca
         handler.close()
     assert log.read_text() == "earlier lines\n" + TEXT
     assert "num_labeled" in capsys.readouterr().out  # and printed to the terminal
+
+
+def test_the_rows_are_the_declared_summary_metrics_shown_as_declared() -> None:
+    """Every metric declared for the summary, and only those, in the catalog's order, each
+    with its declared decimals (random values)."""
+    rng = random.Random(0)
+    values = {m.name: rng.uniform(0, 100) for m in METRICS}
+    values.update({m.name: rng.randint(0, 10**6) for m in METRICS if m.unit == "count"})
+    table = summary_table({"d": {**values, "not_declared": 1.0}}, "t")
+    rows = list(zip(*(c._cells for c in table.columns), strict=True))
+    want = [m for m in METRICS if m.summary]
+    assert [r[0] for r in rows] == [m.name for m in want]
+    for (_, cell), m in zip(rows, want, strict=True):
+        v = values[m.name]
+        assert cell == (str(v) if m.unit == "count" else f"{v:.{m.digits}f}"), m.name

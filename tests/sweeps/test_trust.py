@@ -124,10 +124,10 @@ def test_settings_of_what_a_run_writes_are_refused_before_it_runs(compose_cfg) -
 @pytest.mark.slow
 def test_an_unknown_optimized_metric_is_refused_before_the_forward_pass(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = evaluate(*TINY, "data=demo", "optimized_metric=bogus/metric", f"hydra.run.dir={out}")
+    proc = evaluate(*TINY, "data=demo", "optimized_metric=bogus/top1", f"hydra.run.dir={out}")
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1] == (
-        "error: optimized_metric='bogus/metric' is not among the metrics this run writes "
+        "error: optimized_metric='bogus/top1' is not among the metrics this run writes "
         "(e.g. 'demo/ece')"
     )
     assert not (out / "metrics.json").exists() and not (out / "predictions").exists()

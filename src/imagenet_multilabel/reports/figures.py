@@ -30,7 +30,8 @@ from imagenet_multilabel.reports.analysis.reweighting import (
     plot_gap,
     subgroup_weights,
 )
-from imagenet_multilabel.reports.leaderboard import Leaderboard, Row
+from imagenet_multilabel.reports.leaderboard import Leaderboard
+from imagenet_multilabel.reports.leaderboard_rows import Row
 from imagenet_multilabel.reports.plotting import dataset_classes, pyplot, row_name, row_names, slug
 from imagenet_multilabel.reports.testbed import write_testbed
 from imagenet_multilabel.scoring.metrics.names import LABEL_GROUPS as GROUPS

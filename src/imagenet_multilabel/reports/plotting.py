@@ -7,7 +7,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from imagenet_multilabel.reports.leaderboard import Leaderboard, Row
+from imagenet_multilabel.reports.leaderboard import Leaderboard
+from imagenet_multilabel.reports.leaderboard_rows import Row
 
 
 def pyplot():

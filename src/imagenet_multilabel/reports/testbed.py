@@ -37,7 +37,9 @@ import numpy as np
 from imagenet_multilabel.core.errors import DataError, one_line
 from imagenet_multilabel.core.files import atomic_write_bytes
 from imagenet_multilabel.data.datasets.corruptions import BENCHMARK
-from imagenet_multilabel.reports.leaderboard import Leaderboard, Row, input_text
+from imagenet_multilabel.reports.leaderboard import Leaderboard
+from imagenet_multilabel.reports.leaderboard_markdown import input_text
+from imagenet_multilabel.reports.leaderboard_rows import Row
 from imagenet_multilabel.reports.plotting import dataset_classes, pyplot, row_names, slug
 from imagenet_multilabel.scoring.metrics.names import metric_key
 

@@ -9,41 +9,21 @@ from collections.abc import Mapping
 from rich.console import Console
 from rich.table import Table
 
-from imagenet_multilabel.scoring.metrics.names import SINGLE_METRICS, is_count
-
-# Metrics shown in the end-of-run table, in this order, when present.
-SUMMARY_METRICS = (
-    "num_images",
-    *SINGLE_METRICS,
-    "num_labeled",
-    "real_top1",
-    "real_top5",
-    "main_top1",
-    "vartopk_strict",
-    "vartopk_partial",
-    "asma",
-    "map_macro",
-    "f1",
-)
-
-
-def _fmt(key: str, value: float | int | None) -> str:
-    if value is None or value != value:  # missing or NaN
-        return "-"
-    return (
-        f"{int(value)}" if is_count(key) else f"{value:.3f}" if key == "nll" else (f"{value:.2f}")
-    )
+from imagenet_multilabel.scoring.metrics.catalog import BY_NAME, summary_metrics
 
 
 def summary_table(per_dataset: Mapping[str, Mapping[str, float]], title: str) -> Table:
-    """Metrics as rows, datasets as columns (stays narrow however many metrics there are)."""
+    """Metrics as rows, datasets as columns (stays narrow however many metrics there are):
+    the metrics declared for the summary (:mod:`~..scoring.metrics.catalog`), in their
+    order and display."""
     table = Table(title=title)
     table.add_column("metric")
     for name in per_dataset:
         table.add_column(name, justify="right")
-    keys = [k for k in SUMMARY_METRICS if any(k in m for m in per_dataset.values())]
+    keys = [k for k in summary_metrics() if any(k in m for m in per_dataset.values())]
     for key in keys:
-        table.add_row(key, *(_fmt(key, metrics.get(key)) for metrics in per_dataset.values()))
+        shown = BY_NAME[key].format
+        table.add_row(key, *(shown(metrics.get(key)) for metrics in per_dataset.values()))
     return table
 
 

@@ -21,6 +21,7 @@ from imagenet_multilabel.core.errors import UserError
 from imagenet_multilabel.core.runtime import one_torch_thread
 from imagenet_multilabel.data.datasets.class_subsets import restrict_logits
 from imagenet_multilabel.scoring.heads import Head
+from imagenet_multilabel.scoring.metrics.catalog import declaration
 from imagenet_multilabel.scoring.metrics.multilabel import main_object_metrics
 from imagenet_multilabel.scoring.metrics.ranking import RowSummary
 
@@ -87,7 +88,8 @@ class Scorer:
         main: Tensor | None = None,
     ) -> dict[str, float]:
         """Every head's metrics for one dataset, ``num_images`` first. A metric name that
-        two heads write with different values is an error (never a silent overwrite).
+        two heads write with different values is an error (never a silent overwrite), and
+        so is one that the metric catalog does not declare.
         ``class_subset``: the dataset's classes (e.g. the 200 of ImageNet-A); the logits of
         every other class are excluded before any metric (the standard protocol).
         ``main``: each image's main object (label sets that name one, -1 where none):
@@ -105,6 +107,7 @@ class Scorer:
             summary = RowSummary(logits, ranks)
             for name, spec in used.items():
                 for key, value in spec.head.metrics(logits, target, valid, summary).items():
+                    _check_declared(name, key)
                     key = spec.prefix + key
                     if key in metrics and not _same(metrics[key], value):
                         raise UserError(
@@ -116,6 +119,16 @@ class Scorer:
             if main is not None:
                 metrics.update(main_object_metrics(logits, main, valid, summary))
         return metrics
+
+
+def _check_declared(head: str, metric: str) -> None:
+    """Every metric written has a declaration, which the summary, the leaderboard, the
+    config check and W&B read (its direction, display, place)."""
+    if declaration(metric, ()) is None:
+        raise UserError(
+            f"head '{head}' writes metric '{metric}', which no declaration names: declare it "
+            "in METRICS of imagenet_multilabel/scoring/metrics/catalog.py"
+        )
 
 
 def _same(a: float, b: float) -> bool:

@@ -5,7 +5,8 @@ Per job (one W&B run, grouped by sweep in a multirun, named by the job's folder)
 
 - the resolved config and the run's record (model, preprocessing, datasets, versions);
 - every metric, leaving out the NaN entries of empty label-count subgroups;
-- ``subgroups``: a table of label count -> images, top1, real_top1, vartopk_strict;
+- ``subgroups``: a table of label count -> images and the metrics declared per subgroup
+  (top1, real_top1, vartopk_strict; main_top1 where written);
 - ``per_image``: a sampled table of images (thumbnail, original label, valid labels, top-5
   classes with probabilities, whether a "wrong" top-1 is a valid label), from
   :func:`~imagenet_multilabel.reports.per_image.per_image_rows`;
@@ -31,8 +32,8 @@ from imagenet_multilabel.reports.figures import run_figures
 from imagenet_multilabel.reports.gallery.thumbnails import strip
 from imagenet_multilabel.reports.per_image import per_image_rows
 from imagenet_multilabel.runs.rundir import RunDir
+from imagenet_multilabel.scoring.metrics.catalog import METRICS
 from imagenet_multilabel.scoring.metrics.names import LABEL_GROUPS as GROUPS
-from imagenet_multilabel.scoring.metrics.names import SUBGROUP_ACCURACIES as SUBGROUP_METRICS
 from imagenet_multilabel.scoring.metrics.names import SUBGROUP_COUNT, subgroup
 
 PER_IMAGE_COLUMNS = (
@@ -65,16 +66,32 @@ def _sweep_names() -> tuple[str | None, str | None]:
     return Path(str(hydra.sweep.dir)).name, Path(str(hydra.runtime.output_dir)).name
 
 
-def subgroup_rows(metrics: Mapping[str, Mapping[str, float]]) -> list[list[Any]]:
-    """``[dataset, labels, images, top1, real_top1, vartopk_strict]`` per label-count
-    subgroup of each dataset that has them (an empty subgroup: 0 images, no values)."""
+def subgroup_columns(metrics: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """The measures declared per label-count subgroup (the catalog's ``by_label_count``)
+    that some dataset of ``metrics`` has, in the catalog's order: ``top1``, ``real_top1``,
+    ``vartopk_strict``, and ``main_top1`` where a label set names main objects."""
+    have = {k for m in metrics.values() for k in m}
+    return [
+        d.name
+        for d in METRICS
+        if d.by_label_count and d.unit != "count" and subgroup(d.name, GROUPS[0]) in have
+    ]
+
+
+def subgroup_rows(
+    metrics: Mapping[str, Mapping[str, float]], columns: list[str] | None = None
+) -> list[list[Any]]:
+    """``[dataset, labels, images, *columns]`` per label-count subgroup of each dataset
+    that has them (an empty subgroup: 0 images, no values); ``columns``: by default
+    :func:`subgroup_columns`."""
+    columns = subgroup_columns(metrics) if columns is None else columns
     rows = []
     for dataset, m in metrics.items():
         if subgroup(SUBGROUP_COUNT, GROUPS[0]) not in m:
             continue
         for g in GROUPS:
             n = int(m.get(subgroup(SUBGROUP_COUNT, g)) or 0)
-            values = [m.get(subgroup(k, g)) for k in SUBGROUP_METRICS]
+            values = [m.get(subgroup(k, g)) for k in columns]
             rows.append([dataset, g, n, *[v if n and finite(v) else None for v in values]])
     return rows
 
@@ -122,9 +139,10 @@ class WandbEvalLogger(WandbLogger):
         record = {k: v for k, v in run.info.items() if k not in ("host", "versions")}
         self.experiment.config.update({"run": record}, allow_val_change=True)
         logged: dict[str, Any] = {}
-        rows = subgroup_rows(run.metrics)
+        measures = subgroup_columns(run.metrics)
+        rows = subgroup_rows(run.metrics, measures)
         if rows:
-            columns = ["dataset", "labels", "images", *SUBGROUP_METRICS]
+            columns = ["dataset", "labels", "images", *measures]
             logged["subgroups"] = wandb.Table(columns=columns, data=rows)
         if self.per_image > 0 and run.prediction_files:
             logged["per_image"] = self._per_image_table(run)

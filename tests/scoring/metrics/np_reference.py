@@ -70,13 +70,15 @@ def ece(conf: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> float:
 
 
 def single_label(logits: np.ndarray, target: np.ndarray, n_bins: int = 15) -> dict[str, float]:
-    """top1, top5, nll (mean -log softmax of the target) and ece against the original label."""
+    """top1, top3, top5, nll (mean -log softmax of the target) and ece against the original
+    label."""
     order = ranking(logits)
     p = softmax(logits)
     rows = np.arange(len(target))
     hit1 = order[:, 0] == target
     return {
         "top1": pct(hit1),
+        "top3": pct([target[i] in order[i, :3] for i in rows]),
         "top5": pct([target[i] in order[i, :5] for i in rows]),
         "nll": float(-np.log(p[rows, target]).mean()) if len(target) else float("nan"),
         "ece": ece(p.max(axis=1), hit1.astype(float), n_bins),

@@ -29,8 +29,9 @@ def test_single_label_metrics_match_reference(n, c, seed, spread, n_bins):
     rng = np.random.default_rng(seed)
     logits = (rng.standard_normal((n, c)) * spread).astype(np.float32)
     target = rng.integers(0, c, n)
-    if c > 3:  # the target among the best: top-1 and top-5 hits on both sides
+    if c > 3:  # the target among the best: top-1, top-3 and top-5 hits on both sides
         target[::3] = np.argmax(logits[::3], axis=1)
+        target[1::3] = np.argsort(-logits[1::3], axis=1, kind="stable")[:, 2]  # the third
     got = single_label_metrics(torch.from_numpy(logits), torch.from_numpy(target), n_bins)
     want = ref_single_label(logits, target, n_bins)
     assert list(got) == list(want)

@@ -163,7 +163,12 @@ def _fill_gaps(dirty: np.ndarray, weight: Callable[[], np.ndarray], keep: int) -
 def _softmax_average_precision(
     logits: Tensor, lse: Tensor, best: Tensor, valid: Tensor, rows_mask: Tensor
 ) -> tuple[Tensor, float] | None:
-    """Per-class AP (percent, NaN without positives) and micro AP (percent) of the softmax
+    """Over 80 lines, as one function, because every step reads the grid the positives
+    set (``scale``, ``width``, the dirty buckets, each positive's run) and the per-block
+    ``scan`` runs on threads as a closure over it; cut apart, each piece would take ten of
+    those as arguments (the comment above says how it works).
+
+    Per-class AP (percent, NaN without positives) and micro AP (percent) of the softmax
     scores of the rows where ``rows_mask`` is True, exactly as :func:`average_precision`
     on those scores; ``best`` is each row's largest logit. ``None`` when the inputs fall
     outside what the grid handles exactly (non-finite logits, scores below e^-700): the

@@ -17,7 +17,6 @@ from imagenet_multilabel.core.errors import DataError
 
 KEY_SEP = "/"  # between the dataset and the metric of a metrics.json key
 LABEL_GROUPS: tuple[str, ...] = ("1", "2", "3", "4+")
-SINGLE_METRICS: tuple[str, ...] = ("top1", "top5", "nll", "ece")  # the single-label head's
 SUBGROUP_COUNT = "num_images"  # images per subgroup
 SUBGROUP_ACCURACIES: tuple[str, ...] = ("top1", "real_top1", "vartopk_strict")
 # top-1 against the annotated main object, for label sets that name one (Tsipras et al.)

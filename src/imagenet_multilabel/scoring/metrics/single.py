@@ -37,18 +37,19 @@ def expected_calibration_error(confidence: Tensor, correct: Tensor, n_bins: int 
 def single_label_metrics(
     logits: Tensor, target: Tensor, n_bins: int = 15, summary: RowSummary | None = None
 ) -> dict[str, float]:
-    """top1, top5 (percent), nll and ece (percent) against the original single label.
+    """top1, top3, top5 (percent), nll and ece (percent) against the original single label.
     ``summary``: the shared :class:`RowSummary` of ``logits``, if already made."""
     p = summary if summary is not None else RowSummary(logits, 5)
     logits = p.logits
     top = p.ranked(5)
     hit = top == target[:, None]
-    hits = {k: hit[:, : min(k, top.shape[1])].any(dim=1) for k in (1, 5)}
+    hits = {k: hit[:, : min(k, top.shape[1])].any(dim=1) for k in (1, 3, 5)}
     m, s = p.m, p.s
     confidence = 1.0 / s
     logp_target = logits.gather(1, target[:, None]).squeeze(1).double() - m - torch.log(s)
     return {
         "top1": accuracy(hits[1]),
+        "top3": accuracy(hits[3]),
         "top5": accuracy(hits[5]),
         "nll": -logp_target.mean().item() if len(target) else float("nan"),
         "ece": expected_calibration_error(confidence, hits[1], n_bins),

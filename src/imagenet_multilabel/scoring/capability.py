@@ -354,6 +354,8 @@ class MultiLabelCapability(PredictionBuffer):
                     "pass such as Lightning's sanity check: skip compute() while "
                     "trainer.sanity_checking, or give index= and no dataset_size)"
                 )
+        if bool(keep.all()):  # each image once: no copy
+            return Predictions(logits=logits, target=target, valid=valid)
         return Predictions(
             logits=logits[keep],
             target=target[keep],

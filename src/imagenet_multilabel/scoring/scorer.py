@@ -152,7 +152,13 @@ class Scorer:
                 logits = logits[:, index]
         if not logits.is_floating_point() or logits.numel() == 0:
             return 0
-        bad = ~torch.isfinite(logits).all(dim=-1) if logits.ndim == 2 else ~torch.isfinite(logits)
+        if logits.ndim != 2:
+            bad = ~torch.isfinite(logits)
+        else:  # a row's sum is finite unless it holds inf/NaN or overflows: check those only
+            bad = ~torch.isfinite(logits.sum(dim=1, dtype=logits.dtype))
+            if bool(bad.any()):
+                suspect = bad.nonzero().flatten()
+                bad[suspect] = ~torch.isfinite(logits[suspect]).all(dim=1)
         count = int(bad.sum())
         if count and self.nonfinite_logits != "score":
             rows = bad.nonzero().flatten()

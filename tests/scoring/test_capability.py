@@ -261,6 +261,23 @@ def test_ddp_two_processes_give_one_process_numbers(evaluated, tmp_path: Path) -
             assert_same_metrics(results[f"{name}.by_order"], evaluated[name])
 
 
+@pytest.mark.slow
+def test_the_readme_example_runs_offline_as_written(tmp_path: Path) -> None:
+    """README.md's example (also docs/metrics-api.md's), run as a script offline from
+    another folder: it prints what the README says it prints."""
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    section = readme.read_text().split("## Metrics in your own code", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    printed = section.split("prints\n`", 1)[1].split("`", 1)[0]
+    docs = readme.parent / "docs" / "metrics-api.md"
+    assert code in docs.read_text()  # the same example in both
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    proc = run([str(script)], env={"HF_HUB_OFFLINE": "1", **ONE_THREAD}, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == printed
+
+
 # -- smaller checks of the contract ---------------------------------------------------------
 
 

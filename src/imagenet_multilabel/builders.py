@@ -142,9 +142,10 @@ def build_datamodule(
 # ----------------------------------------------------------------------------- heads
 
 
-def build_scorer(node: DictConfig) -> Scorer:
+def build_scorer(node: DictConfig, nonfinite_logits: str = "error") -> Scorer:
     """The heads of a ``head`` node: each child a head spec, with ``if_labels`` (skipped
-    where a dataset has no label set) and ``prefix`` (before its metric names)."""
+    where a dataset has no label set) and ``prefix`` (before its metric names);
+    ``nonfinite_logits``: the run's option (refuse or score inf/NaN logits: ``Scorer``)."""
     specs = {}
     for name, head in instantiate_map(node, skip=("if_labels", "prefix")).items():
         child = node[name]
@@ -153,7 +154,7 @@ def build_scorer(node: DictConfig) -> Scorer:
             optional=bool(child.get("if_labels", False)),
             prefix=str(child.get("prefix") or ""),
         )
-    return Scorer(specs)
+    return Scorer(specs, nonfinite_logits)
 
 
 # ----------------------------------------------------------------------------- trainer

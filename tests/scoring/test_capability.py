@@ -39,6 +39,7 @@ from imagenet_multilabel.data.datasets.folders import WnidFilesDataset
 from imagenet_multilabel.models.backbones import lite0_package_state_dict
 from imagenet_multilabel.scoring import MultiLabelCapability, multilabel_capability
 from imagenet_multilabel.scoring.metrics.catalog import family
+from imagenet_multilabel.scoring.scorer import NonFiniteLogitsError
 from tests.helpers import ONE_THREAD, evaluate_py, run
 
 MODEL = "tf_efficientnet_lite0"  # evaluate.py's default model
@@ -261,6 +262,23 @@ def test_ddp_two_processes_give_one_process_numbers(evaluated, tmp_path: Path) -
             assert_same_metrics(results[f"{name}.by_order"], evaluated[name])
 
 
+@pytest.mark.slow
+def test_the_readme_example_runs_offline_as_written(tmp_path: Path) -> None:
+    """README.md's example (also docs/metrics-api.md's), run as a script offline from
+    another folder: it prints what the README says it prints."""
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    section = readme.read_text().split("## Metrics in your own code", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    printed = section.split("prints\n`", 1)[1].split("`", 1)[0]
+    docs = readme.parent / "docs" / "metrics-api.md"
+    assert code in docs.read_text()  # the same example in both
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    proc = run([str(script)], env={"HF_HUB_OFFLINE": "1", **ONE_THREAD}, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == printed
+
+
 # -- smaller checks of the contract ---------------------------------------------------------
 
 
@@ -354,6 +372,70 @@ def test_without_a_label_set_the_single_label_metrics_only() -> None:
     single.update(logits, target)
     assert list(single.compute()) == ["num_images", *(m.name for m in family("single"))]
     assert_same_metrics(single.compute(), multilabel_capability(logits, target, None))
+
+
+def test_inf_and_nan_logits_are_refused_or_counted() -> None:
+    """One +inf and one NaN row: compute() and the functional form refuse them, naming the
+    rows; nonfinite_logits="score" scores them (NaN nll, the rows' NaN softmax) and counts
+    them. Before: map_macro and map_micro moved to finite-looking numbers, silently."""
+    logits, target, valid = random_batch()
+    logits[3, 7] = float("inf")
+    logits[11, 0] = float("nan")
+    metric = MultiLabelCapability()
+    metric.update(logits, target, valid)
+    with pytest.raises(
+        NonFiniteLogitsError, match=r"2 of 23 images hold inf and NaN \(images 3, 11,"
+    ):
+        metric.compute()
+    with pytest.raises(NonFiniteLogitsError, match="fp16|float16"):
+        multilabel_capability(logits, target, valid)
+    scored = MultiLabelCapability(nonfinite_logits="score")
+    scored.update(logits, target, valid)
+    got = scored.compute()
+    assert got["num_nonfinite"] == 2 and math.isnan(got["nll"])
+    assert_same_metrics(got, multilabel_capability(logits, target, valid, nonfinite_logits="score"))
+    metric.reset()  # the refused metric is usable again
+    metric.update(logits.nan_to_num(posinf=0.0, nan=0.0), target, valid)
+    assert "num_nonfinite" not in metric.compute()
+
+
+def test_a_partial_pass_with_dataset_size_says_what_to_do() -> None:
+    """Lightning's sanity check scores a few batches: with dataset_size, compute() says how
+    to skip it (the metric cannot tell a sanity check from a lost image)."""
+    logits, target, valid = random_batch()
+    metric = MultiLabelCapability(dataset_size=100)
+    metric.update(logits, target, valid)
+    with pytest.raises(
+        RuntimeError, match=r"trainer.sanity_checking.*give index= and no dataset_size"
+    ):
+        metric.compute()
+    metric = MultiLabelCapability(dataset_size=10)  # and more images than the dataset
+    metric.update(logits, target, valid)
+    with pytest.raises(RuntimeError, match="more images than the dataset holds"):
+        metric.compute()
+
+
+def test_merge_state_and_load_state_dict_without_index() -> None:
+    """Without index, a merged metric's images come after this one's, and updates after
+    load_state_dict continue the positions (before: 'index 0 was given for two images')."""
+    logits, target, valid = random_batch()
+    want = multilabel_capability(logits, target, valid)
+    first, second = MultiLabelCapability(), MultiLabelCapability()
+    first.update(logits[:10], target[:10], valid[:10])
+    second.update(logits[10:], target[10:], valid[10:])
+    first.merge_state(second)
+    assert_same_metrics(first.compute(), want)
+    first = MultiLabelCapability()
+    first.persistent(True)
+    first.update(logits[:10], target[:10], valid[:10])
+    loaded = MultiLabelCapability()
+    loaded.persistent(True)
+    loaded.load_state_dict(first.state_dict())
+    loaded.update(logits[10:], target[10:], valid[10:])
+    assert_same_metrics(loaded.compute(), want)
+    result = loaded.compute()
+    result.pop("top1")
+    assert "top1" in loaded.compute()  # a fresh dict each time
 
 
 # -- the user's script under DDP -----------------------------------------------------------

@@ -37,13 +37,33 @@ class HeadSpec:
     prefix: str = ""
 
 
-class Scorer:
-    """Scores datasets with a fixed set of heads (name -> :class:`HeadSpec`)."""
+#: what :meth:`Scorer.score` does with logits that are not finite (inf, NaN)
+NONFINITE_CHOICES = ("error", "score")
 
-    def __init__(self, heads: Mapping[str, HeadSpec]) -> None:
+
+class NonFiniteLogitsError(UserError):
+    """A dataset's logits hold inf or NaN: its metrics would be numbers that mean nothing."""
+
+
+class Scorer:
+    """Scores datasets with a fixed set of heads (name -> :class:`HeadSpec`).
+
+    ``nonfinite_logits``: ``"error"`` (default) refuses a dataset whose logits hold an inf
+    or a NaN (:class:`NonFiniteLogitsError`: the dataset, how many images, the first few,
+    the likely cause); ``"score"`` scores them as they are (softmax and ranking then give
+    NaN scores to those rows: NaN nll/ece, AP ranking them first) and adds
+    ``num_nonfinite``, the number of such images, after ``num_images``.
+    """
+
+    def __init__(self, heads: Mapping[str, HeadSpec], nonfinite_logits: str = "error") -> None:
         if not heads:
             raise UserError("no head configured: use head=default")
+        if nonfinite_logits not in NONFINITE_CHOICES:
+            raise UserError(
+                f"nonfinite_logits={nonfinite_logits!r}: use {' or '.join(NONFINITE_CHOICES)}"
+            )
         self.heads = dict(heads)
+        self.nonfinite_logits = nonfinite_logits
 
     @property
     def names(self) -> list[str]:
@@ -95,9 +115,12 @@ class Scorer:
         ``main``: each image's main object (label sets that name one, -1 where none):
         adds ``main_top1`` and its label-count subgroups, whatever the heads."""
         self.check_labels({dataset: valid is not None})
+        nonfinite = self.check_finite(dataset, logits, class_subset)
         logits = restrict_logits(logits, class_subset)
         used = {n: s for n, s in self.heads.items() if valid is not None or not s.head.needs_labels}
         metrics: dict[str, float] = {"num_images": int(target.shape[0])}
+        if self.nonfinite_logits == "score":
+            metrics["num_nonfinite"] = nonfinite
         if not used:
             return metrics
         compatible = valid is None or (valid.ndim == 2 and valid.shape == logits.shape)
@@ -119,6 +142,43 @@ class Scorer:
             if main is not None:
                 metrics.update(main_object_metrics(logits, main, valid, summary))
         return metrics
+
+    def check_finite(
+        self, dataset: str, logits: Tensor, class_subset: Sequence[int] | None = None
+    ) -> int:
+        """The number of images (rows) whose logits (of ``class_subset``'s classes) hold an
+        inf or a NaN; with ``nonfinite_logits="error"``, none or a
+        :class:`NonFiniteLogitsError`."""
+        if class_subset is not None and logits.ndim == 2:
+            index = torch.as_tensor(list(class_subset), dtype=torch.long, device=logits.device)
+            if index.numel() and int(index.min()) >= 0 and int(index.max()) < logits.shape[1]:
+                logits = logits[:, index]
+        if not logits.is_floating_point() or logits.numel() == 0:
+            return 0
+        if logits.ndim != 2:
+            bad = ~torch.isfinite(logits)
+        else:  # a row's sum is finite unless it holds inf/NaN or overflows: check those only
+            bad = ~torch.isfinite(logits.sum(dim=1, dtype=logits.dtype))
+            if bool(bad.any()):
+                suspect = bad.nonzero().flatten()
+                bad[suspect] = ~torch.isfinite(logits[suspect]).all(dim=1)
+        count = int(bad.sum())
+        if count and self.nonfinite_logits != "score":
+            rows = bad.nonzero().flatten()
+            first = ", ".join(str(int(i)) for i in rows[:5]) + (", ..." if count > 5 else "")
+            kinds = " and ".join(
+                k
+                for k, t in (("inf", torch.isinf(logits).any()), ("NaN", torch.isnan(logits).any()))
+                if bool(t)
+            )
+            raise NonFiniteLogitsError(
+                f"dataset '{dataset}': the logits of {count} of {int(bad.numel())} images hold "
+                f"{kinds} (images {first}, by position in the dataset), likely a float16 overflow "
+                "(autocast, half-precision weights) or a diverged model: nothing is scored; fix "
+                "the model, or score them as they are with nonfinite_logits=score (metrics.json "
+                "then counts them in num_nonfinite)"
+            )
+        return count
 
 
 def _check_declared(head: str, metric: str) -> None:

@@ -266,7 +266,9 @@ def rescore(
     if source != job_dir:
         start(job_dir, cfg, data)
     run = RunDir(source)
-    per_dataset, _ = rescore_run(run, build_scorer(cfg.head), {"name": "auto"})
+    per_dataset, _ = rescore_run(
+        run, build_scorer(cfg.head, cfg.get("nonfinite_logits", "error")), {"name": "auto"}
+    )
     metrics = flatten_metrics(per_dataset)
     for dataset, path in run.prediction_files.items():
         if source != job_dir:

@@ -56,7 +56,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if is_global_zero():
         start_run_dir(out)
     sets = build_datasets(cfg.data, cfg.get("labels"), transform=None)
-    scorer = build_scorer(cfg.head)
+    scorer = build_scorer(cfg.head, cfg.get("nonfinite_logits", "error"))
     labelled = {name: s.valid is not None for name, s in sets.items()}
     scorer.check_labels(labelled)
     if cfg.get("optimized_metric"):

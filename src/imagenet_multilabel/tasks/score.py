@@ -37,7 +37,7 @@ def score(cfg: DictConfig) -> dict[str, float]:
             f"the output folder is the scored run's own folder {run.path}: choose another "
             "with hydra.run.dir=..."
         )
-    scorer = build_scorer(cfg.head)
+    scorer = build_scorer(cfg.head, cfg.get("nonfinite_logits", "error"))
     labels = OmegaConf.to_container(cfg.labels, resolve=True) if cfg.get("labels") else None
     per_dataset, label_info = rescore_run(run, scorer, labels, cfg.get("dataset"))
 

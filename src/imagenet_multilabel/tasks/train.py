@@ -117,7 +117,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         check_resume(cfg.ckpt_path, resume, backbone.model, identity)
     cached = cfg.finetune.mode == "head" and bool(cfg.finetune.cache_features)
     train_tf, augmentation = training_transform(cfg, backbone, cached)
-    scorer = build_scorer(cfg.head)
+    scorer = build_scorer(cfg.head, cfg.get("nonfinite_logits", "error"))
     names = {n: scorer.metric_names(s.valid is not None) for n, s in sets.evals.items()}
     check_train_parts(cfg, len(sets.train), list(sets.evals), names)
     validate_on = [n for n in cfg.validate_on if n in sets.evals]

@@ -57,13 +57,14 @@ def pct(values) -> float:
 
 
 def ece(conf: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> float:
-    """Expected calibration error in percent: bins (b/n, (b+1)/n], the first closed."""
+    """Expected calibration error in percent: bins [b/n, (b+1)/n), and 1.0 a bin of its
+    own (torchmetrics' bins)."""
     if conf.size == 0:
         return float("nan")
     total = 0.0
-    for b in range(n_bins):
+    for b in range(n_bins + 1):
         lo, hi = b / n_bins, (b + 1) / n_bins
-        sel = (conf > lo) & (conf <= hi) if b else (conf <= hi)
+        sel = (conf >= lo) & (conf < hi) if b < n_bins else conf == 1.0
         if sel.any():
             total += abs(correct[sel].mean() - conf[sel].mean()) * sel.sum()
     return 100.0 * total / conf.size

@@ -113,10 +113,13 @@ class PredictionBuffer(Metric):
         if isinstance(self.index, list) and not self.index:
             raise RuntimeError("no predictions were recorded: call update() first")
         index = dim_zero_cat(self.index)
+        logits, target = dim_zero_cat(self.logits), dim_zero_cat(self.target)
+        valid = dim_zero_cat(self.valid).bool() if self.with_valid else None
+        if index.numel() < 2 or bool((index[1:] >= index[:-1]).all()):
+            return index, logits, target, valid  # in order already: no sort, no copy
         order = torch.argsort(index, stable=True)
-        valid = dim_zero_cat(self.valid)[order].bool() if self.with_valid else None
-        logits, target = dim_zero_cat(self.logits)[order], dim_zero_cat(self.target)[order]
-        return index[order], logits, target, valid
+        valid = None if valid is None else valid[order]
+        return index[order], logits[order], target[order], valid
 
     def compute(self) -> Predictions:
         index, logits, target, valid = self.sorted_states()

@@ -55,6 +55,8 @@ class Metric:
         by_label_count: also written per label-count subgroup, ``<name>@labels=<g>``.
         by_confidence: written only per top-1 score threshold, ``<name>@p>=<t>`` (the
             head's ``confidences``).
+        optional: written only where an option asks for it (``num_nonfinite``, with
+            ``nonfinite_logits=score``).
     """
 
     name: str
@@ -68,6 +70,7 @@ class Metric:
     leaderboard: bool = False
     by_label_count: bool = False
     by_confidence: bool = False
+    optional: bool = False
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES or self.unit not in UNITS:
@@ -106,6 +109,9 @@ def _multilabel(name: str, meaning: str, **kw: bool) -> Metric:
 # fmt: off
 METRICS: tuple[Metric, ...] = (
     _count("num_images", "scorer", "images scored", summary=True, by_label_count=True),
+    _count("num_nonfinite", "scorer", "images whose logits hold inf or NaN, only with "
+           "`nonfinite_logits=score` (by default a run with such logits stops and writes "
+           "nothing: [metrics-api.md](metrics-api.md#inputs))", optional=True),
     Metric("top1", "single", "the original single label is the best class",
            summary=True, leaderboard=True, by_label_count=True),
     Metric("top3", "single", "the original single label is among the 3 best classes",
@@ -115,7 +121,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("nll", "single", "negative log-likelihood of the original label",
            higher_is_better=False, unit="nats", digits=3, summary=True),
     Metric("ece", "single", "expected calibration error of the top-1 score (head `ece_bins`, "
-           "default 15)",
+           "default 15; torchmetrics' bins `[k/15, (k+1)/15)`, a confidence of 1.0 in its own: "
+           "[metrics-api.md](metrics-api.md#against-torchmetrics-and-scikit-learn))",
            higher_is_better=False, summary=True, leaderboard=True),
     _count("num_labeled", "multilabel", "images with at least one valid label",
            needs_labels=True, summary=True),

@@ -21,15 +21,25 @@ def accuracy(correct: Tensor) -> float:
 
 
 def expected_calibration_error(confidence: Tensor, correct: Tensor, n_bins: int = 15) -> float:
-    """ECE in percent with ``n_bins`` equal-width confidence bins (right-closed, as in
-    Guo et al. 2017 and torchmetrics): sum over bins of |accuracy - mean confidence| x
-    bin share."""
+    """ECE in percent with ``n_bins`` equal-width confidence bins: sum over bins of
+    |accuracy - mean confidence| x bin share.
+
+    The bins are those of torchmetrics' ``MulticlassCalibrationError`` (``binary``,
+    ``multilabel`` alike): left-closed, ``[k/n, (k+1)/n)``, and a confidence of exactly 1.0
+    in a bin of its own (a saturated softmax is not averaged with the 0.93-1.0 bin). Guo et
+    al. (2017) and scikit-learn's ``calibration_curve`` bin right-closed (a confidence on an
+    edge ``k/n`` goes to the lower bin); the two differ only for confidences on an edge.
+    Confidences are taken in float64 (torchmetrics: the input's dtype, float32): a float32
+    confidence one rounding from an edge that float32 cannot hold (``k/15``), or a softmax
+    that float32 rounds to 1.0, can fall in the neighbouring bin there."""
     if confidence.numel() == 0:
         return float("nan")
     confidence = confidence.double()
-    bins = torch.clamp(torch.ceil(confidence * n_bins).long() - 1, 0, n_bins - 1)
-    conf_sum = torch.bincount(bins, weights=confidence, minlength=n_bins)
-    acc_sum = torch.bincount(bins, weights=correct.double(), minlength=n_bins)
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64, device=confidence.device)
+    bins = torch.bucketize(confidence, edges, right=True) - 1  # [edge_k, edge_k+1); 1.0: n
+    bins = bins.clamp(0, n_bins)  # (NaN confidences are refused before: Scorer)
+    conf_sum = torch.bincount(bins, weights=confidence, minlength=n_bins + 1)
+    acc_sum = torch.bincount(bins, weights=correct.double(), minlength=n_bins + 1)
     return 100.0 * ((acc_sum - conf_sum).abs().sum() / confidence.numel()).item()
 
 

@@ -43,6 +43,8 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from imagenet_multilabel.checks import check_run_settings, check_train_settings  # noqa: E402
+
 DEMO = REPO / "src" / "imagenet_multilabel" / "assets" / "demo"
 PHOTOS = sorted(DEMO.glob("n*.JPEG"))
 TINY = "model=test_tiny"
@@ -212,7 +214,7 @@ def decoded_like(reference: Callable[[], Image.Image], tol: float = 8.0):
     """Check: the bad image decodes (load_rgb) to RGB close to ``reference()``."""
 
     def check(res: Result, d: Path) -> str | None:
-        from imagenet_multilabel.data.datasets.folders import load_rgb
+        from imagenet_multilabel.data.images import load_rgb
 
         files = [p for p in (d / "val").rglob("bad*") if p.is_file()]
         got = np.asarray(load_rgb(files[0]), dtype=np.float64)
@@ -289,25 +291,26 @@ def _compose(tool: str, overrides: list[str], out: Path):
 
 
 def _task(tool: str):
+    """The task of ``tool``, whether it runs a Trainer, and the check evaluate.py runs first."""
     if tool == "evaluate":
         from imagenet_multilabel.tasks.evaluate import evaluate
 
-        return evaluate, True
+        return evaluate, True, check_run_settings
     if tool == "score":
         from imagenet_multilabel.tasks.score import score
 
-        return score, False
+        return score, False, None
     if tool == "stats":
         from imagenet_multilabel.tasks.stats import stats
 
-        return stats, False
+        return stats, False, None
     if tool == "train":
         from imagenet_multilabel.tasks.train import train
 
-        return train, True
+        return train, True, check_train_settings
     from imagenet_multilabel.tasks.gap import gap
 
-    return gap, False
+    return gap, False, None
 
 
 class _Capture(logging.Handler):
@@ -348,8 +351,8 @@ def run_inproc(case: Case, args: list[str], d: Path) -> Result:
                     except Exception as e:  # Hydra's own errors, as the command line has them
                         print(f"{type(e).__name__}: {one_line(e)}", file=sys.stderr)
                         raise SystemExit(1) from None
-                    task, trainer = _task(case.tool)
-                    value = run_task(task, cfg, trainer=trainer)
+                    task, trainer, check = _task(case.tool)
+                    value = run_task(task, cfg, trainer=trainer, check=check)
                     code = 0
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else 1

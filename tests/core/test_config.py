@@ -162,8 +162,8 @@ def test_preflight_imports_nothing_heavy() -> None:
     ],
 )
 def test_model_checked_before_it_is_created(name: str, expected: str) -> None:
-    from imagenet_multilabel.checks import check_model
     from imagenet_multilabel.core.errors import ModelError
+    from imagenet_multilabel.models.checks import check_model
 
     with pytest.raises(ModelError, match=expected):
         check_model({"name": name, "kwargs": {}})

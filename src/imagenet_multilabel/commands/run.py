@@ -15,10 +15,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from imagenet_multilabel.checks import check_optimized_metric
 from imagenet_multilabel.core import distributed  # also registers the resolvers conf/hydra/ uses
 from imagenet_multilabel.core.config import in_multirun
 from imagenet_multilabel.core.errors import Interrupted, UserError, find_user_error, one_line
+from imagenet_multilabel.scoring.checks import check_optimized_metric
 from imagenet_multilabel.sweeps.callback import failed_jobs
 from imagenet_multilabel.tracking.session import close_open_run
 

@@ -21,24 +21,19 @@ from imagenet_multilabel.builders import (
     build_scorer,
     build_trainer,
 )
-from imagenet_multilabel.checks import (
-    check_input_sizes,
-    check_model,
-    check_optimized_metric,
-    check_optimized_metric_name,
-    check_run_settings,
-)
 from imagenet_multilabel.core.distributed import is_global_zero
 from imagenet_multilabel.core.files import write_json
 from imagenet_multilabel.core.runtime import keep_freed_memory, set_cpu_threads
 from imagenet_multilabel.data.loading.settings import loader_settings
 from imagenet_multilabel.data.loading.transforms import Normalize
 from imagenet_multilabel.lit.evaluation import EvaluationModule
+from imagenet_multilabel.models.checks import check_input_sizes, check_model
 from imagenet_multilabel.reports.gallery.build import write_gallery
 from imagenet_multilabel.runs.predictions import write_set_predictions
 from imagenet_multilabel.runs.record import run_record
 from imagenet_multilabel.runs.rundir import forget_result, start_run_dir
 from imagenet_multilabel.runs.summary import print_summary
+from imagenet_multilabel.scoring.checks import check_optimized_metric, check_optimized_metric_name
 from imagenet_multilabel.scoring.metrics.names import flatten_metrics
 from imagenet_multilabel.tracking.session import finish_wandb, log_finished_run
 
@@ -49,8 +44,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Run an evaluation; returns the metrics as written to metrics.json
     (``<dataset>/<metric>`` keys)."""
     started = time.perf_counter()
-    # everything a user can get wrong is checked before the model is created
-    check_run_settings(cfg)
+    # the settings were checked (checks.check_run_settings) by whoever called; what needs
+    # timm is checked here, before the model is created
     check_model(cfg.model)
     out = Path(cfg.paths.output_dir)
     if is_global_zero():

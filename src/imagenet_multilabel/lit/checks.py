@@ -14,6 +14,7 @@ from imagenet_multilabel.core.errors import UserError
 def _precisions() -> set[str]:
     """The precision values Lightning accepts (as strings), or empty if it hides them."""
     try:  # Lightning imports torch: only once the rest of the config passed
+        # Lightning imports torch: the trainer is checked last
         from lightning.fabric.connector import _PRECISION_INPUT
     except ImportError:  # pragma: no cover - another Lightning version
         return set()

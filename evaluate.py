@@ -13,8 +13,8 @@ import hydra
 from omegaconf import DictConfig
 
 from imagenet_multilabel.checks import check_run_settings
-from imagenet_multilabel.commands.run import hydra_main, run_task
 from imagenet_multilabel.core.config import in_multirun
+from imagenet_multilabel.entry.run import hydra_main, run_task
 from imagenet_multilabel.sweeps.launch import prepare_argv_or_exit
 
 

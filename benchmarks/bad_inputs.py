@@ -324,8 +324,8 @@ class _Capture(logging.Handler):
 
 def run_inproc(case: Case, args: list[str], d: Path) -> Result:
     """The task through cli.run_task (its exit codes and error line), in this process."""
-    from imagenet_multilabel.commands.run import run_task
     from imagenet_multilabel.core.errors import one_line
+    from imagenet_multilabel.entry.run import run_task
 
     out = d / "out"
     err, std, capture = io.StringIO(), io.StringIO(), _Capture()

@@ -43,6 +43,7 @@ LAYERS = [
     "tasks",
     "propose",
     "sweeps",
+    "entry",
     "commands",
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer.split()}
@@ -130,6 +131,9 @@ def _quoted(text: str) -> Iterator[tuple[str, bool]]:
     for m in re.finditer(r"\]\(([^)\s]+)\)", text):
         yield m.group(1).split("#")[0], False
     for m in re.finditer(r"python -m ([\w.]+)", text):
+        yield m.group(1), False
+    # paths written without quotes (``see data/datasets/composites.py``), not in a URL
+    for m in re.finditer(r"(?<![\w./:`-])((?:[\w.-]+/)+[\w.-]+\.(?:py|yaml|md))\b(?!`)", text):
         yield m.group(1), False
 
 

@@ -4,7 +4,7 @@ the runtime block, ``data/checks.py`` the datasets and preprocessing,
 ``data/labels/files.py`` the ``labels`` option, ``lit/checks.py`` the trainer,
 ``reports/gallery/options.py`` the gallery, ``scoring/checks.py`` ``optimized_metric``,
 ``runs/checks.py`` the output folders, ``training/checks.py`` fine-tuning), and this
-module only calls them in turn, once per run (``commands/run.py``'s ``run_task``, or the
+module only calls them in turn, once per run (``entry/run.py``'s ``run_task``, or the
 multirun job in ``sweeps/job.py``). Each failure is one
 :class:`~imagenet_multilabel.core.errors.UserError` line that says what to change.
 Imports no torch: the trainer's and optimizer's checks, which import Lightning and timm,

@@ -146,7 +146,7 @@ def test_settings_are_checked_before_anything_is_built(compose_cfg, overrides, e
 
 def test_preflight_imports_nothing_heavy() -> None:
     code = (
-        "import sys, imagenet_multilabel.checks, imagenet_multilabel.commands.run; "
+        "import sys, imagenet_multilabel.checks, imagenet_multilabel.entry.run; "
         "print(sorted(m for m in ('torch', 'timm', 'lightning', 'wandb') if m in sys.modules))"
     )
     out = run(["-c", code], check=True)

@@ -110,8 +110,8 @@ def test_settings_of_what_a_run_writes_are_refused_before_it_runs(compose_cfg) -
         ("gallery=maybe", "gallery must be true, false or a node of options, not 'maybe'"),
         ("gallery={per_section:0}", "gallery.per_section=0 is out of range: use 1 to 10000"),
         ("gallery={output_dir:/etc/hostname}", "gallery.output_dir=/etc/hostname is a file"),
-        ("gallery={exemplars:/nonexistent/photos}", "gallery.exemplars=/nonexistent/photos does"),
-        ("gallery={exemplars:/etc/hostname}", "gallery.exemplars=/etc/hostname is a file"),
+        ("gallery={exemplars:/nonexistent/photos}", "images.exemplars=/nonexistent/photos does"),
+        ("gallery={exemplars:/etc/hostname}", "images.exemplars=/etc/hostname is a file"),
         ("optimized_metric=top1", "optimized_metric='top1' is not a metric name"),
     ):
         cfg = compose_cfg("model=test_tiny", "data=demo", setting)

@@ -5,7 +5,7 @@ the command line with ``hydra.run.dir=<run dir>`` appended. That is wrong in a m
 (the children get ``-m`` and the sweep overrides, and the run-dir pattern instead of the
 job's directory) and impossible when the job runs inside a Hydra launcher's own process
 (submitit: ``sys.argv`` is submitit's). While a task runs (:func:`hydra_job`), ranks > 0
-are started instead as ``python -m imagenet_multilabel.commands.rank_worker <job file>``: the job's
+are started instead as ``python -m imagenet_multilabel.entry.rank_worker <job file>``: the job's
 config, already resolved by rank 0 (output dir, timestamps, ...), and the task to call.
 They write no ``.hydra/`` and log to ``<task>.rank<R>.log`` beside rank 0's log.
 
@@ -155,7 +155,7 @@ def rank_command(local_rank: int) -> tuple[list[str], str]:
     return [
         sys.executable,
         "-m",
-        "imagenet_multilabel.commands.rank_worker",
+        "imagenet_multilabel.entry.rank_worker",
         str(path),
     ], os.getcwd()
 
@@ -198,7 +198,7 @@ def note_sigterm(connector: Any, signum: int, frame: Any) -> None:
     """Stands in for Lightning's SIGTERM notifier during :func:`hydra_job`. Lightning's
     broadcasts from inside the signal handler to tell the other ranks, a collective that
     waits forever when another rank is leaving at the same time (seen: rank 0 hung in it
-    while rank 1 exited). Here the handler of ``interrupts_raise`` (``commands/run.py``),
+    while rank 1 exited). Here the handler of ``interrupts_raise`` (``entry/run.py``),
     which Lightning calls next, ends the run; the other ranks end with rank 0 (``rank_worker``)."""
     connector.received_sigterm = True
 
@@ -334,7 +334,7 @@ def raise_if_any_rank_failed(error: BaseException | None, trainer: Any = None) -
     if error is not None and not mine[1]:
         raise error
     first, (message, _) = failed[0]
-    if rank != 0:  # rank 0 reports it (commands/run.py: run_task)
+    if rank != 0:  # rank 0 reports it (entry/run.py: run_task)
         log.error("rank %d failed: %s", first, message)
     raise RankFailed(message, rank=first, report=rank == 0)
 

@@ -20,7 +20,7 @@ A job that fails (an unknown model, weights not available offline, a bad dataset
 writes ``failed.json`` with its one-line reason (and removes any ``metrics.json`` it wrote:
 a failed job is never counted done) and the sweep goes on: the leaderboard lists it, and
 the command ends with exit code 1 naming the failed jobs once the leaderboard is written.
-Outside a multirun nothing changes: errors end the run as before (``commands/run.py``'s
+Outside a multirun nothing changes: errors end the run as before (``entry/run.py``'s
 ``run_task``, which checks the settings first; a job checks them itself, so that a bad
 setting is one failed job).
 """

@@ -67,11 +67,11 @@ from imagenet_multilabel.scoring.metrics.names import (
 from imagenet_multilabel.scoring.scorer import Scorer
 from imagenet_multilabel.tracking.session import finish_wandb
 from imagenet_multilabel.training.checks import check_train_parts, lr_warning
+from imagenet_multilabel.training.choices import FIT_SET_MEASURES, FIT_STAGES
 from imagenet_multilabel.training.data import FeatureDataset, FitDataModule
+from imagenet_multilabel.training.fit_sets import FitSets, build_fit_sets
 from imagenet_multilabel.training.losses import build_loss
-from imagenet_multilabel.training.names import FIT_SET_MEASURES, FIT_STAGES
 from imagenet_multilabel.training.params import set_trainable
-from imagenet_multilabel.training.sets import FitSets, build_fit_sets
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from imagenet_multilabel.reports.figures import run_figures
-from imagenet_multilabel.reports.gallery.thumbnails import strip
+from imagenet_multilabel.reports.images.thumbnails import strip
 from imagenet_multilabel.reports.per_image import per_image_rows
 from imagenet_multilabel.runs.rundir import RunDir
 from imagenet_multilabel.scoring.metrics.names import LABEL_GROUPS as GROUPS

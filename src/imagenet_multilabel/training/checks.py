@@ -20,7 +20,7 @@ from imagenet_multilabel.scoring.metrics.names import (
     metric_key,
     split_metric_key,
 )
-from imagenet_multilabel.training.names import FINETUNE_MODES, FIT_SET_NAMES, FIT_STAGES
+from imagenet_multilabel.training.choices import FINETUNE_MODES, FIT_SET_NAMES, FIT_STAGES
 
 SCHEDULES = ("cosine", "constant")
 FLOAT32_MAX = 3.4028234663852886e38

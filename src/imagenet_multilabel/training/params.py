@@ -14,7 +14,7 @@ from timm.scheduler import CosineLRScheduler
 from torch import nn
 
 from imagenet_multilabel.core.errors import UserError
-from imagenet_multilabel.training.names import FINETUNE_MODES
+from imagenet_multilabel.training.choices import FINETUNE_MODES
 
 
 @dataclass

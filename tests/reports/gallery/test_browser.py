@@ -15,7 +15,7 @@ from imagenet_multilabel.core.classes import class_names, wnids
 from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
 from imagenet_multilabel.reports.gallery.build import write_gallery
 from imagenet_multilabel.reports.gallery.selection import row_stats
-from imagenet_multilabel.reports.gallery.thumbnails import thumbnail_name
+from imagenet_multilabel.reports.images.thumbnails import thumbnail_name
 from tests.cdp import Browser, apt_install, find_chromium
 from tests.helpers import SAMPLE, class_of, requires_sample, write_run
 from tests.reports.gallery.hand_built import plain_dataset, ring_dataset
@@ -226,7 +226,7 @@ def test_exemplars_load_and_are_other_photos_in_chromium(browser: Browser, tmp_p
 
 @requires_sample
 def test_exemplars_from_a_folder_in_chromium(browser: Browser, tmp_path: Path) -> None:
-    """gallery.exemplars=<the ImageNet sample>: its photo of each class; the card's own
+    """images.exemplars=<the ImageNet sample>: its photo of each class; the card's own
     photo (the demo photos are the sample's, resized, under the same names) never."""
     d = ring_dataset()
     run_dir = write_run(tmp_path / "run", "hand_built", {"demo": d})

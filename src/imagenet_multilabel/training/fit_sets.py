@@ -25,8 +25,8 @@ from imagenet_multilabel.data.datasets.composites import CompositeDataset
 from imagenet_multilabel.data.datasets.folders import ImageDataset
 from imagenet_multilabel.data.evalset import EvalSet
 from imagenet_multilabel.data.labels.sets import ResolvedLabels
+from imagenet_multilabel.training.choices import FIT_SET_NAMES as SET_NAMES
 from imagenet_multilabel.training.data import NewComposites, subset
-from imagenet_multilabel.training.names import FIT_SET_NAMES as SET_NAMES
 from imagenet_multilabel.training.splits import Split, make_split
 
 

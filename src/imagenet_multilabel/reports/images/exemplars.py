@@ -28,7 +28,7 @@ from PIL import Image
 
 from imagenet_multilabel.core.classes import wnid_to_index
 from imagenet_multilabel.core.errors import DataError
-from imagenet_multilabel.reports.gallery.thumbnails import write_thumbnails
+from imagenet_multilabel.reports.images.thumbnails import write_thumbnails
 
 EXEMPLAR_SIZE = 96  # longest side of an exemplar thumbnail (pixels), shown at 40 px
 
@@ -101,7 +101,7 @@ class ExemplarPool:
 
     @classmethod
     def from_folder(
-        cls, folder: str | Path, seed: int = 0, setting: str = "gallery.exemplars"
+        cls, folder: str | Path, seed: int = 0, setting: str = "images.exemplars"
     ) -> ExemplarPool:
         """Photos of a folder whose files are named ``<wnid>_<anything>.<ext>`` (or
         ``<wnid>.<ext>``) or lie in folders named ``<wnid>/``, e.g. the ImageNet sample or

@@ -8,7 +8,7 @@ Expected of every bad input: one line ``error: ...`` on stderr saying what is wr
 what to do, exit code 2 (143 for SIGTERM), no traceback, no metrics.json; of an input that
 is legitimately usable (a CMYK or 16-bit image, a spreadsheet export): a correct result.
 
-Cheap cases call the task in this process, through the same ``cli.run_task`` as the
+Cheap cases call the task in this process, through the same ``run_task`` (entry/run.py) as the
 command line, on a config composed by Hydra's compose API (``(in-process)`` in the table);
 cases where the command line itself matters (Hydra's own errors, signals, DDP, the run
 folder Hydra writes) start ``python evaluate.py ...`` / ``python -m imagenet_multilabel.X``.
@@ -323,7 +323,7 @@ class _Capture(logging.Handler):
 
 
 def run_inproc(case: Case, args: list[str], d: Path) -> Result:
-    """The task through cli.run_task (its exit codes and error line), in this process."""
+    """The task through run_task (its exit codes and error line), in this process."""
     from imagenet_multilabel.core.errors import one_line
     from imagenet_multilabel.entry.run import run_task
 

@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--per-section", type=int, default=48)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--exemplars", default="run", help="images.exemplars: run, none, DIR")
+    parser.add_argument("--exemplars", default="run", help="gallery.exemplars: run, none, DIR")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -103,19 +103,22 @@ def test_resume_redoes_a_job_whose_photos_or_label_file_changed(tmp_path: Path) 
 
 
 def test_settings_of_what_a_run_writes_are_refused_before_it_runs(compose_cfg) -> None:
-    """evaluate() refuses them first thing: nothing written, not even the run folder."""
+    """The settings check refuses them before the task (as evaluate.py runs it): nothing
+    written, not even the run folder."""
+    from imagenet_multilabel.checks import check_run_settings
     from imagenet_multilabel.tasks.evaluate import evaluate as evaluate_task
 
     for setting, line in (
         ("gallery=maybe", "gallery must be true, false or a node of options, not 'maybe'"),
         ("gallery={per_section:0}", "gallery.per_section=0 is out of range: use 1 to 10000"),
         ("gallery={output_dir:/etc/hostname}", "gallery.output_dir=/etc/hostname is a file"),
-        ("gallery={exemplars:/nonexistent/photos}", "images.exemplars=/nonexistent/photos does"),
-        ("gallery={exemplars:/etc/hostname}", "images.exemplars=/etc/hostname is a file"),
+        ("gallery={exemplars:/nonexistent/photos}", "gallery.exemplars=/nonexistent/photos does"),
+        ("gallery={exemplars:/etc/hostname}", "gallery.exemplars=/etc/hostname is a file"),
         ("optimized_metric=top1", "optimized_metric='top1' is not a metric name"),
     ):
         cfg = compose_cfg("model=test_tiny", "data=demo", setting)
         with pytest.raises(UserError) as e:
+            check_run_settings(cfg)
             evaluate_task(cfg)
         assert str(e.value).startswith(line)
         assert not Path(cfg.paths.output_dir).exists()

@@ -226,7 +226,7 @@ def test_exemplars_load_and_are_other_photos_in_chromium(browser: Browser, tmp_p
 
 @requires_sample
 def test_exemplars_from_a_folder_in_chromium(browser: Browser, tmp_path: Path) -> None:
-    """images.exemplars=<the ImageNet sample>: its photo of each class; the card's own
+    """gallery.exemplars=<the ImageNet sample>: its photo of each class; the card's own
     photo (the demo photos are the sample's, resized, under the same names) never."""
     d = ring_dataset()
     run_dir = write_run(tmp_path / "run", "hand_built", {"demo": d})

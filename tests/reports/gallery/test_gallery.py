@@ -222,7 +222,7 @@ def test_exemplar_options_and_bad_folders(labeled_run, tmp_path) -> None:
         (tmp_path / "photos" / "holiday.jpg", "is a file"),
         (tmp_path / "photos", "holds no wnid-named images"),
     ):
-        with pytest.raises(DataError, match=f"images.exemplars=.* {message}") as e:
+        with pytest.raises(DataError, match=f"gallery.exemplars=.* {message}") as e:
             write_gallery(run_dir, {"exemplars": str(bad)})
         assert "\n" not in str(e.value)
         assert page.read_bytes() == before  # nothing written
@@ -325,9 +325,9 @@ def test_cli_writes_the_page_and_fails_in_one_line(labeled_run, tmp_path) -> Non
     proc = command(
         "gallery",
         f"run_dir={run_dir}",
-        f"images.exemplars={tmp_path / 'no_photos'}",
+        f"gallery.exemplars={tmp_path / 'no_photos'}",
         f"hydra.run.dir={tmp_path / 'log3'}",
     )
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
     assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr
-    assert f"images.exemplars={tmp_path / 'no_photos'} does not exist" in lines[0]
+    assert f"gallery.exemplars={tmp_path / 'no_photos'} does not exist" in lines[0]

@@ -94,6 +94,6 @@ def check_gallery(node: DictConfig | Mapping[str, Any] | bool | None) -> None:
     if isinstance(folder, Path) and not folder.is_dir():  # its images are read at the end
         what = "does not exist" if not folder.exists() else "is a file"
         raise UserError(
-            f"images.exemplars={folder} {what}: point it at a folder of photos, or use "
-            "images.exemplars=run (other photos of the run) or none"
+            f"gallery.exemplars={folder} {what}: point it at a folder of photos, or use "
+            "gallery.exemplars=run (other photos of the run) or none"
         )

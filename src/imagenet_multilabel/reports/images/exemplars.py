@@ -101,7 +101,7 @@ class ExemplarPool:
 
     @classmethod
     def from_folder(
-        cls, folder: str | Path, seed: int = 0, setting: str = "images.exemplars"
+        cls, folder: str | Path, seed: int = 0, setting: str = "gallery.exemplars"
     ) -> ExemplarPool:
         """Photos of a folder whose files are named ``<wnid>_<anything>.<ext>`` (or
         ``<wnid>.<ext>``) or lie in folders named ``<wnid>/``, e.g. the ImageNet sample or

@@ -13,8 +13,8 @@ import hydra
 from omegaconf import DictConfig
 
 from imagenet_multilabel.checks import check_train_settings
-from imagenet_multilabel.commands.run import hydra_main, run_task
 from imagenet_multilabel.core.config import in_multirun
+from imagenet_multilabel.entry.run import hydra_main, run_task
 from imagenet_multilabel.sweeps.launch import prepare_argv_or_exit
 
 
@@ -22,7 +22,7 @@ from imagenet_multilabel.sweeps.launch import prepare_argv_or_exit
 def main(cfg: DictConfig) -> dict:
     if in_multirun():
         # a job of a sweep: complete work skipped, a failure recorded while the sweep goes
-        # on; it checks its settings itself (sweeps/job.py)
+        # on; the job checks its settings itself (sweeps/job.py)
         return run_task("imagenet_multilabel.sweeps.job:train_job", cfg, trainer=True)
     # the settings are checked before torch and the task's modules are imported
     return run_task(

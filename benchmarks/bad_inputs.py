@@ -8,7 +8,7 @@ Expected of every bad input: one line ``error: ...`` on stderr saying what is wr
 what to do, exit code 2 (143 for SIGTERM), no traceback, no metrics.json; of an input that
 is legitimately usable (a CMYK or 16-bit image, a spreadsheet export): a correct result.
 
-Cheap cases call the task in this process, through the same ``cli.run_task`` as the
+Cheap cases call the task in this process, through the same ``run_task`` (entry/run.py) as the
 command line, on a config composed by Hydra's compose API (``(in-process)`` in the table);
 cases where the command line itself matters (Hydra's own errors, signals, DDP, the run
 folder Hydra writes) start ``python evaluate.py ...`` / ``python -m imagenet_multilabel.X``.
@@ -42,6 +42,8 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
+
+from imagenet_multilabel.checks import check_run_settings, check_train_settings  # noqa: E402
 
 DEMO = REPO / "src" / "imagenet_multilabel" / "assets" / "demo"
 PHOTOS = sorted(DEMO.glob("n*.JPEG"))
@@ -212,7 +214,7 @@ def decoded_like(reference: Callable[[], Image.Image], tol: float = 8.0):
     """Check: the bad image decodes (load_rgb) to RGB close to ``reference()``."""
 
     def check(res: Result, d: Path) -> str | None:
-        from imagenet_multilabel.data.datasets.folders import load_rgb
+        from imagenet_multilabel.data.images import load_rgb
 
         files = [p for p in (d / "val").rglob("bad*") if p.is_file()]
         got = np.asarray(load_rgb(files[0]), dtype=np.float64)
@@ -289,25 +291,26 @@ def _compose(tool: str, overrides: list[str], out: Path):
 
 
 def _task(tool: str):
+    """The task of ``tool``, whether it runs a Trainer, and the check evaluate.py runs first."""
     if tool == "evaluate":
         from imagenet_multilabel.tasks.evaluate import evaluate
 
-        return evaluate, True
+        return evaluate, True, check_run_settings
     if tool == "score":
         from imagenet_multilabel.tasks.score import score
 
-        return score, False
+        return score, False, None
     if tool == "stats":
         from imagenet_multilabel.tasks.stats import stats
 
-        return stats, False
+        return stats, False, None
     if tool == "train":
         from imagenet_multilabel.tasks.train import train
 
-        return train, True
+        return train, True, check_train_settings
     from imagenet_multilabel.tasks.gap import gap
 
-    return gap, False
+    return gap, False, None
 
 
 class _Capture(logging.Handler):
@@ -320,9 +323,9 @@ class _Capture(logging.Handler):
 
 
 def run_inproc(case: Case, args: list[str], d: Path) -> Result:
-    """The task through cli.run_task (its exit codes and error line), in this process."""
-    from imagenet_multilabel.commands.run import run_task
+    """The task through run_task (its exit codes and error line), in this process."""
     from imagenet_multilabel.core.errors import one_line
+    from imagenet_multilabel.entry.run import run_task
 
     out = d / "out"
     err, std, capture = io.StringIO(), io.StringIO(), _Capture()
@@ -348,8 +351,8 @@ def run_inproc(case: Case, args: list[str], d: Path) -> Result:
                     except Exception as e:  # Hydra's own errors, as the command line has them
                         print(f"{type(e).__name__}: {one_line(e)}", file=sys.stderr)
                         raise SystemExit(1) from None
-                    task, trainer = _task(case.tool)
-                    value = run_task(task, cfg, trainer=trainer)
+                    task, trainer, check = _task(case.tool)
+                    value = run_task(task, cfg, trainer=trainer, check=check)
                     code = 0
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else 1

@@ -7,7 +7,7 @@ another run's checkpoint; weights that become NaN; a few legal but surprising va
 
 Expected of every bad input: one line ``error: ...``, exit code 2, no traceback, no
 metrics.json. A config error is refused before torch is imported on the command line
-(``(in-process)`` cases call the task through ``cli.run_task`` as train.py does). About
+(``(in-process)`` cases call the task through ``run_task`` (entry/run.py) as train.py does). About
 5 minutes on 2 cores.
 """
 

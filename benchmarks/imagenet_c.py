@@ -24,8 +24,9 @@ import numpy as np
 from common import REPO  # noqa: F401  (puts this checkout's src first on the path)
 
 from imagenet_multilabel.data.datasets.corruptions import BENCHMARK, NEEDS_EXTRA, corrupt
-from imagenet_multilabel.data.datasets.folders import WnidFilesDataset, load_rgb
+from imagenet_multilabel.data.datasets.folders import WnidFilesDataset
 from imagenet_multilabel.data.datasets.imagenet_c import center_crop, imagenet_c
+from imagenet_multilabel.data.images import load_rgb
 
 IMPLEMENTATIONS = ("ours", "corrupt_tta")
 

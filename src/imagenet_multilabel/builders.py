@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning as L
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from imagenet_multilabel.core.config import config_option, dataset_specs, instantiate_map
@@ -53,7 +54,6 @@ def build_backbone(cfg: DictConfig) -> Backbone:
 def build_dataset(spec: DictConfig, transform: Callable | None, name: str | None = None):
     """Instantiate one dataset node (its ``labels`` / ``default_labels`` are not the
     dataset's arguments). The name: the node's ``name``, else ``name``, else the class's."""
-    from hydra.utils import instantiate
 
     node = _plain(spec)
     for key in ("labels", "default_labels", "howto", "cache"):  # the run's, not the dataset's
@@ -172,7 +172,6 @@ def build_trainer(
 ) -> L.Trainer:
     """``cfg.trainer`` with the run's loggers, ``cfg.callbacks`` and a task's own
     ``callbacks`` (fine-tuning's checkpoints and early stopping)."""
-    from hydra.utils import instantiate
 
     configured = list(instantiate_map(cfg.get("callbacks")).values())
     return instantiate(

@@ -159,7 +159,7 @@ def test_a_failed_rerun_leaves_no_earlier_result(tmp_path: Path) -> None:
 def test_only_hydras_own_errors_become_its_line(monkeypatch, capsys) -> None:
     """Before the task, an OSError naming a file is the run folder Hydra could not create;
     once the task has started, the same error is the task's and keeps its traceback."""
-    from imagenet_multilabel.commands import run as cli
+    from imagenet_multilabel.entry import run as cli
 
     def main() -> None:
         raise FileNotFoundError(2, "No such file or directory", "/x/run")

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from imagenet_multilabel.checks import check_input_sizes, check_run_settings
+from imagenet_multilabel.checks import check_run_settings
 from imagenet_multilabel.core.errors import UserError
 from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
+from imagenet_multilabel.models.checks import check_input_sizes
 from imagenet_multilabel.tasks.evaluate import evaluate
 
 

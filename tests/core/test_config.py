@@ -146,7 +146,7 @@ def test_settings_are_checked_before_anything_is_built(compose_cfg, overrides, e
 
 def test_preflight_imports_nothing_heavy() -> None:
     code = (
-        "import sys, imagenet_multilabel.checks, imagenet_multilabel.commands.run; "
+        "import sys, imagenet_multilabel.checks, imagenet_multilabel.entry.run; "
         "print(sorted(m for m in ('torch', 'timm', 'lightning', 'wandb') if m in sys.modules))"
     )
     out = run(["-c", code], check=True)
@@ -162,8 +162,8 @@ def test_preflight_imports_nothing_heavy() -> None:
     ],
 )
 def test_model_checked_before_it_is_created(name: str, expected: str) -> None:
-    from imagenet_multilabel.checks import check_model
     from imagenet_multilabel.core.errors import ModelError
+    from imagenet_multilabel.models.checks import check_model
 
     with pytest.raises(ModelError, match=expected):
         check_model({"name": name, "kwargs": {}})

@@ -85,7 +85,7 @@ def test_job_file_holds_the_resolved_job(compose_cfg, tmp_path: Path) -> None:
 
     with distributed.hydra_job(evaluate, cfg):
         command, cwd = distributed.rank_command(1)
-    assert command[:3] == [sys.executable, "-m", "imagenet_multilabel.commands.rank_worker"]
+    assert command[:3] == [sys.executable, "-m", "imagenet_multilabel.entry.rank_worker"]
     assert cwd == os.getcwd()
     from omegaconf import OmegaConf
 

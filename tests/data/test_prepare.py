@@ -16,7 +16,8 @@ from imagenet_multilabel.commands.prepare import main
 from imagenet_multilabel.core.errors import DataError
 from imagenet_multilabel.data import prepare as prep
 from imagenet_multilabel.data.datasets.folders import ImageNetV2Dataset
-from imagenet_multilabel.data.prepare import download, extract, is_complete, prepare_imagenetv2
+from imagenet_multilabel.data.download import download
+from imagenet_multilabel.data.prepare import extract, is_complete, prepare_imagenetv2
 
 FOLDER = "imagenetv2-matched-frequency-format-val"
 CLASSES = [0, 2, 10, 100]

@@ -9,7 +9,8 @@ import timm
 import torch
 
 from imagenet_multilabel.core.errors import ModelError
-from imagenet_multilabel.data.datasets.folders import DEMO_ROOT, load_rgb
+from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
+from imagenet_multilabel.data.images import load_rgb
 from imagenet_multilabel.data.loading.transforms import eval_transform, resolve_preprocessing
 from imagenet_multilabel.models.backbones import (
     create_backbone,

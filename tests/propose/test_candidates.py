@@ -12,7 +12,7 @@ import pytest
 from imagenet_multilabel.core.errors import DataError, UserError
 from imagenet_multilabel.propose.candidates import Rule, image_candidates, load_ensemble
 from imagenet_multilabel.propose.proposals import read_proposals
-from imagenet_multilabel.propose.tasks import propose
+from imagenet_multilabel.propose.workflow import propose
 from tests.helpers import class_of, demo_photos, write_run
 from tests.propose.hand_built import dataset, make_runs, run_propose
 

@@ -15,7 +15,7 @@ from imagenet_multilabel.core.errors import DataError, UserError
 from imagenet_multilabel.core.files import read_json, write_json
 from imagenet_multilabel.data.labels.sets import resolve_labels
 from imagenet_multilabel.propose.proposals import read_proposals
-from imagenet_multilabel.propose.tasks import auto, merge, propose
+from imagenet_multilabel.propose.workflow import auto, merge, propose
 from imagenet_multilabel.reports.leaderboard import gather
 from tests.helpers import class_of, demo_photos
 from tests.propose.hand_built import make_runs, run_propose

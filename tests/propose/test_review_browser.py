@@ -17,7 +17,7 @@ import pytest
 
 from imagenet_multilabel.core.classes import NUM_CLASSES
 from imagenet_multilabel.core.files import read_json
-from imagenet_multilabel.propose.tasks import propose
+from imagenet_multilabel.propose.workflow import propose
 from tests.cdp import apt_install, find_chromium
 from tests.helpers import DEMO_PHOTOS, ONE_THREAD, Predictions, class_of, evaluate_py, write_run
 from tests.propose.hand_built import run_propose

@@ -14,6 +14,7 @@ from imagenet_multilabel.runs.rundir import RunDir, write_predictions
 from imagenet_multilabel.scoring.metrics.names import flatten_metrics
 from imagenet_multilabel.sweeps.job import (
     data_fingerprints,
+    evaluate_job,
     identity,
     plan,
     rescore,
@@ -152,3 +153,16 @@ def test_a_job_whose_photos_or_labels_changed_runs_again(compose_cfg, tmp_path: 
     _finish(job, cfg, {"demo": dict.fromkeys(multi, 1.0)})
     labels.write_text(json.dumps({p.name: [p.name.split("_")[0], 1] for p in demo[:4]}))
     assert plan(job, cfg).reason.endswith("(demo: label file changed)")
+
+
+def test_a_job_checks_its_settings_and_a_bad_one_is_a_failed_job(compose_cfg, capsys) -> None:
+    """A single run's settings are checked by run_task before the task; a job of a multirun
+    checks them itself (once), so that a bad one is recorded and the sweep goes on."""
+    cfg = compose_cfg("model=test_tiny", "data=demo")
+    cfg.seed = -1
+    job = Path(cfg.paths.output_dir)
+    assert evaluate_job(cfg) == {}
+    reason = read_json(job / "failed.json")["error"]
+    assert reason.startswith("seed=-1 is not valid: give a whole number in 0..4294967295")
+    assert f"error: job {job.name} failed: seed=-1" in capsys.readouterr().err
+    assert not (job / "metrics.json").exists() and not (job / "predictions").exists()

@@ -149,7 +149,7 @@ def test_submitits_sacct_warning_is_shown_once(caplog) -> None:
     the first is shown, the others are dropped."""
     import logging
 
-    from imagenet_multilabel.commands import run as cli  # noqa: F401  (installs the filter)
+    from imagenet_multilabel.entry import run as cli  # noqa: F401  (installs the filter)
 
     logger = logging.getLogger("submitit")
     with caplog.at_level(logging.WARNING, logger="submitit"):

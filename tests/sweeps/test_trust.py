@@ -103,7 +103,9 @@ def test_resume_redoes_a_job_whose_photos_or_label_file_changed(tmp_path: Path) 
 
 
 def test_settings_of_what_a_run_writes_are_refused_before_it_runs(compose_cfg) -> None:
-    """evaluate() refuses them first thing: nothing written, not even the run folder."""
+    """The settings check refuses them before the task (as evaluate.py runs it): nothing
+    written, not even the run folder."""
+    from imagenet_multilabel.checks import check_run_settings
     from imagenet_multilabel.tasks.evaluate import evaluate as evaluate_task
 
     for setting, line in (
@@ -116,6 +118,7 @@ def test_settings_of_what_a_run_writes_are_refused_before_it_runs(compose_cfg) -
     ):
         cfg = compose_cfg("model=test_tiny", "data=demo", setting)
         with pytest.raises(UserError) as e:
+            check_run_settings(cfg)
             evaluate_task(cfg)
         assert str(e.value).startswith(line)
         assert not Path(cfg.paths.output_dir).exists()

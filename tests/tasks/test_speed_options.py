@@ -86,12 +86,13 @@ def test_batches_at_once_give_the_logits_of_one_at_a_time(compose_cfg, wnid_fold
 
 
 def test_unknown_cpu_parallel_is_one_line(compose_cfg, wnid_folder) -> None:
+    from imagenet_multilabel.checks import check_run_settings
     from imagenet_multilabel.core.errors import UserError
 
     cfg = compose_cfg("model=test_tiny", "data=folder", f"data.root={wnid_folder}")
     cfg.cpu_parallel = "threads"
     with pytest.raises(UserError, match="cpu_parallel must be 'batches' or 'ops'"):
-        evaluate(cfg)
+        check_run_settings(cfg)  # as evaluate.py runs it, before the task
 
 
 def test_an_error_in_a_forward_thread_reaches_the_caller(wnid_folder) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from imagenet_multilabel.checks import check_train_settings
 from imagenet_multilabel.core.errors import DataError, ModelError, UserError
 from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
 from imagenet_multilabel.runs.rundir import RunDir
@@ -200,6 +201,7 @@ def test_bad_input_is_one_error_and_no_results(compose_cfg, photos, overrides, e
         *FAST, f"data.root={photos}", "trainer.max_epochs=1", *overrides, config_name="train"
     )
     with pytest.raises(error, match=message):
+        check_train_settings(cfg)  # as train.py runs them: the settings, then the task
         train(cfg)
     assert not (Path(cfg.paths.output_dir) / "metrics.json").exists()
 

@@ -98,6 +98,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
     def _submit(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
         """The plugin's ``launch`` (hydra-submitit-launcher 1.2) up to the submission: one
         job array, one job per override list; its jobs."""
+        # submitit: only when jobs are submitted (Hydra imports plugins at each start)
         import submitit
 
         assert self.config is not None
@@ -133,6 +134,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         )
 
     def _result(self, job: Any, overrides: Sequence[str], idx: int) -> JobReturn:
+        # submitit: only when jobs are submitted
         from submitit.core.utils import UncompletedJobError
 
         try:
@@ -152,10 +154,13 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
     ) -> JobReturn:
         """``failed.json`` in the job's folder, as the job itself writes it when its task
         fails (unless the job finished its results), and the return of a failed job."""
+        # set in the job's process, where this runs
         from hydra.core.hydra_config import HydraConfig
 
         from imagenet_multilabel.runs.rundir import METRICS_FILE  # (see launch)
         from imagenet_multilabel.sweeps import dirs  # noqa: F401  (${job_dirname:})
+
+        # the package's sweeps (torch): only in a job that failed
         from imagenet_multilabel.sweeps.job import _failed_value, record_failure
 
         assert self.hydra_context is not None and self.config is not None

@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from imagenet_multilabel.commands.run import hydra_main, run_task
+from imagenet_multilabel.entry.run import hydra_main, run_task
 from imagenet_multilabel.reports.gallery.build import gallery
 
 

@@ -45,7 +45,7 @@ def _runs(text: str) -> list[str]:
 
 def parse(argv: Sequence[str]) -> tuple[str, list[str], dict[str, Any]]:
     # imported here: --help and usage errors are answered without torch
-    from imagenet_multilabel.propose.tasks import COMMANDS
+    from imagenet_multilabel.propose.workflow import COMMANDS
 
     args = list(argv)
     command = args.pop(0) if args and args[0] in COMMANDS and args[0] != "propose" else "propose"
@@ -68,7 +68,7 @@ def parse(argv: Sequence[str]) -> tuple[str, list[str], dict[str, Any]]:
 
 
 def run(argv: Sequence[str]) -> Any:
-    from imagenet_multilabel.propose.tasks import COMMANDS  # as in parse
+    from imagenet_multilabel.propose.workflow import COMMANDS  # as in parse
 
     command, positional, options = parse(argv)
     func = COMMANDS[command]

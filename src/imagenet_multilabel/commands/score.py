@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from imagenet_multilabel.commands.run import hydra_main, run_task
+from imagenet_multilabel.entry.run import hydra_main, run_task
 
 
 @hydra.main(version_base="1.3", config_path="../../../conf", config_name="score")

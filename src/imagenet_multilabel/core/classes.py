@@ -9,7 +9,7 @@ NUM_CLASSES = 1000
 
 @cache
 def _info():
-    from timm.data import ImageNetInfo
+    from timm.data import ImageNetInfo  # timm imports torch: only when the class names are read
 
     return ImageNetInfo("imagenet-1k")
 

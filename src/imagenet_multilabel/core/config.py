@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from imagenet_multilabel.core.errors import UserError
@@ -69,8 +72,6 @@ def dataset_names(cfg: DictConfig) -> list[str]:
 
 def in_multirun() -> bool:
     """Whether this process runs a job of a Hydra multirun (``-m``)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
 
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
@@ -85,7 +86,6 @@ def is_missing(node: Mapping[str, Any], key: Any) -> bool:
 
 def instantiate_map(node: DictConfig | None, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """Instantiate each child of a name -> spec mapping (heads, loggers, callbacks)."""
-    from hydra.utils import instantiate
 
     if not node:
         return {}

@@ -5,7 +5,7 @@ the command line with ``hydra.run.dir=<run dir>`` appended. That is wrong in a m
 (the children get ``-m`` and the sweep overrides, and the run-dir pattern instead of the
 job's directory) and impossible when the job runs inside a Hydra launcher's own process
 (submitit: ``sys.argv`` is submitit's). While a task runs (:func:`hydra_job`), ranks > 0
-are started instead as ``python -m imagenet_multilabel.commands.rank_worker <job file>``: the job's
+are started instead as ``python -m imagenet_multilabel.entry.rank_worker <job file>``: the job's
 config, already resolved by rank 0 (output dir, timestamps, ...), and the task to call.
 They write no ``.hydra/`` and log to ``<task>.rank<R>.log`` beside rank 0's log.
 
@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from imagenet_multilabel.core.errors import Interrupted, UserError, find_user_error, one_line
@@ -114,7 +115,6 @@ def rank_log_file(filename: str | os.PathLike, local_rank: int) -> str:
 def write_job_file(task: Callable, cfg: DictConfig, local_rank: int) -> Path:
     """What a rank > 0 needs to run the current job: the task, the resolved config, the
     working directory and its logging config (Hydra's, with its own log file)."""
-    from hydra.core.hydra_config import HydraConfig
 
     logging_cfg: dict[str, Any] | None = None
     if HydraConfig.initialized():
@@ -155,7 +155,7 @@ def rank_command(local_rank: int) -> tuple[list[str], str]:
     return [
         sys.executable,
         "-m",
-        "imagenet_multilabel.commands.rank_worker",
+        "imagenet_multilabel.entry.rank_worker",
         str(path),
     ], os.getcwd()
 
@@ -166,6 +166,7 @@ def hydra_job(task: Callable, cfg: DictConfig) -> Iterator[None]:
     one after the other): Lightning starts ranks > 0 with :func:`rank_command`, and at the
     end the process group and the launcher's environment are taken down, so that the
     next job starts its own ranks on a fresh port."""
+    # Lightning imports torch: every command imports this module (its resolvers)
     from lightning.pytorch.strategies.launchers import subprocess_script as module
     from lightning.pytorch.trainer.connectors.signal_connector import _SignalConnector
 
@@ -197,8 +198,8 @@ def note_sigterm(connector: Any, signum: int, frame: Any) -> None:
     """Stands in for Lightning's SIGTERM notifier during :func:`hydra_job`. Lightning's
     broadcasts from inside the signal handler to tell the other ranks, a collective that
     waits forever when another rank is leaving at the same time (seen: rank 0 hung in it
-    while rank 1 exited). Here the handler of :func:`cli.interrupts_raise`, which Lightning
-    calls next, ends the run; the other ranks end with rank 0 (``rank_worker``)."""
+    while rank 1 exited). Here the handler of ``interrupts_raise`` (``entry/run.py``),
+    which Lightning calls next, ends the run; the other ranks end with rank 0 (``rank_worker``)."""
     connector.received_sigterm = True
 
 
@@ -241,6 +242,7 @@ def observe_children(children: list[subprocess.Popen], period_s: float = 1.0) ->
 
 
 def _destroy_process_group() -> None:
+    # torch: not at every command start (this module registers resolvers)
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
@@ -251,6 +253,7 @@ def _destroy_process_group() -> None:
 
 
 def _ddp_strategy_class() -> type:
+    # Lightning imports torch: only when DDP runs
     from lightning.pytorch.strategies import DDPStrategy as LightningDDP
 
     class DDPStrategy(LightningDDP):
@@ -262,6 +265,7 @@ def _ddp_strategy_class() -> type:
         rank validates with the same model, as before."""
 
         def on_validation_start(self) -> None:
+            # torch: not at every command start (this module registers resolvers)
             import torch.distributed as dist
 
             super().on_validation_start()
@@ -311,6 +315,7 @@ def raise_if_any_rank_failed(error: BaseException | None, trainer: Any = None) -
     rank's message (a rank whose own error is a bug re-raises that, with its traceback),
     so that every process ends promptly, with no hang and no results written.
     """
+    # torch: not at every command start (this module registers resolvers)
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
@@ -329,7 +334,7 @@ def raise_if_any_rank_failed(error: BaseException | None, trainer: Any = None) -
     if error is not None and not mine[1]:
         raise error
     first, (message, _) = failed[0]
-    if rank != 0:  # rank 0 reports it (cli.run_task)
+    if rank != 0:  # rank 0 reports it (entry/run.py: run_task)
         log.error("rank %d failed: %s", first, message)
     raise RankFailed(message, rank=first, report=rank == 0)
 

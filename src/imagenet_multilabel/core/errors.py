@@ -6,6 +6,8 @@ trace. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import signal
+
 
 class UserError(Exception):
     """Bad input or configuration; the message is one line and names the fix."""
@@ -34,7 +36,6 @@ class Interrupted(BaseException):
 
     @staticmethod
     def message(signum: int = 15) -> str:
-        import signal
 
         return (
             f"interrupted by {signal.Signals(signum).name} before the run finished: it wrote "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,7 +28,6 @@ def replace_dir(built: Path, out: Path) -> None:
     """Put the folder ``built`` (made beside ``out``) at ``out``, replacing a previous one
     there: the old folder is moved aside first, so ``out`` is always either the old or the
     new whole folder, never a mix."""
-    import shutil
 
     old = None
     if out.exists():

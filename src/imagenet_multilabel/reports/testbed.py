@@ -250,6 +250,7 @@ def _frac(z: float | np.ndarray) -> np.ndarray:
 def plot_testbed(tb: Testbed, path: Path) -> Path:
     """One panel per variant: reference accuracy (x) against variant accuracy (y), logit
     axes ticked in %, a point per model, y = x and the fitted line with its numbers."""
+    # matplotlib: only when a figure is drawn
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 

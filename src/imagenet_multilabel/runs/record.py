@@ -4,6 +4,7 @@ host."""
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -66,9 +67,8 @@ def git_commit(path: Path | None = None) -> str | None:
 
 
 def host_info() -> dict[str, str | int]:
-    import os
 
-    import torch
+    import torch  # torch: runs/ is read by reports that never load it
 
     info: dict[str, str | int] = {
         "python": platform.python_version(),

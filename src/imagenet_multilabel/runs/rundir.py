@@ -30,8 +30,6 @@ FAILED_FILE = "failed.json"  # a sweep job's one-line reason for failing
 
 def check_output_dir(path: str | Path) -> Path:
     """The run folder exists and can be written (before any work is done)."""
-    import os
-    import tempfile
 
     path = Path(path)
     try:

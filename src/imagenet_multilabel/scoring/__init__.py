@@ -8,7 +8,7 @@ __all__ = list(_PUBLIC)
 def __getattr__(name: str):
     # lazy: the config check imports scoring.metrics.names and must not import torch
     if name in _PUBLIC:
-        from imagenet_multilabel.scoring import capability
+        from imagenet_multilabel.scoring import capability  # torch: see the comment above
 
         return getattr(capability, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

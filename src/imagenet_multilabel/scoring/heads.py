@@ -26,8 +26,8 @@ from imagenet_multilabel.scoring.metrics.single import single_label_metrics
 class Head:
     """Base class. ``needs_labels``: the head can only score images with a label set.
 
-    ``metrics`` may be given ``summary``, the :class:`~..metrics.ranking.RowSummary` of
-    the same logits that :class:`~..scoring.Scorer` makes once per dataset so that the heads
+    ``metrics`` may be given ``summary``, the :class:`~.metrics.ranking.RowSummary` of
+    the same logits that :class:`~.scorer.Scorer` makes once per dataset so that the heads
     share the ranking and softmax statistics; ``ranks`` says how many best classes per
     image the head reads from it.
     """

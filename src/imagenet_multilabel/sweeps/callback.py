@@ -17,7 +17,7 @@ from imagenet_multilabel.sweeps import dirs  # noqa: F401  (registers ${job_dirn
 log = logging.getLogger(__name__)
 
 # the failed jobs of the multirun that just ended, set by its callback: the command then ends
-# with exit code 1 once the leaderboard is written (commands/run.py, hydra_main)
+# with exit code 1 once the leaderboard is written (entry/run.py, hydra_main)
 failed_jobs: list[str] = []
 
 

@@ -20,7 +20,9 @@ A job that fails (an unknown model, weights not available offline, a bad dataset
 writes ``failed.json`` with its one-line reason (and removes any ``metrics.json`` it wrote:
 a failed job is never counted done) and the sweep goes on: the leaderboard lists it, and
 the command ends with exit code 1 naming the failed jobs once the leaderboard is written.
-Outside a multirun nothing changes: errors end the run as before (cli.run_task).
+Outside a multirun nothing changes: errors end the run as before (``entry/run.py``'s
+``run_task``, which checks the settings first; a job checks them itself, so that a bad
+setting is one failed job).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from imagenet_multilabel.builders import build_datasets, build_loggers, build_scorer
+from imagenet_multilabel.checks import check_run_settings, check_train_settings
 from imagenet_multilabel.core.config import dataset_names
 from imagenet_multilabel.core.distributed import rank_suffix
 from imagenet_multilabel.core.errors import DataError, find_user_error, one_line
@@ -367,21 +370,26 @@ def evaluate_job(cfg: DictConfig) -> Mapping[str, float]:
     """:func:`~imagenet_multilabel.tasks.evaluate.evaluate` as a job of a multirun: complete
     work is skipped, changed heads re-scored, a failure recorded while the sweep goes on
     (see the module docstring)."""
-    return sweep_job(evaluate, cfg, rescorable=True)
+    return sweep_job(evaluate, cfg, rescorable=True, check=check_run_settings)
 
 
 def train_job(cfg: DictConfig) -> Mapping[str, float]:
     """:func:`~imagenet_multilabel.tasks.train.train` as a job of a multirun, as
     :func:`evaluate_job`; a fine-tuning is never re-scored (its heads decided its
     training): anything but complete results of the same configuration runs it again."""
-    return sweep_job(train, cfg, rescorable=False)
+    return sweep_job(train, cfg, rescorable=False, check=check_train_settings)
 
 
 def sweep_job(
-    task: Callable[[DictConfig], Mapping[str, float]], cfg: DictConfig, rescorable: bool = True
+    task: Callable[[DictConfig], Mapping[str, float]],
+    cfg: DictConfig,
+    rescorable: bool = True,
+    check: Callable[[DictConfig], None] | None = None,
 ) -> Mapping[str, float]:
     """Run ``task(cfg)`` as the job of a multirun it is: planned from what its folder and
-    the sweep folder hold (:func:`plan`), its failure recorded in ``failed.json``."""
+    the sweep folder hold (:func:`plan`), its settings checked by ``check`` (once, as
+    ``run_task`` does for a single run) before it runs, its failure recorded in
+    ``failed.json``."""
     job_dir = Path(cfg.paths.output_dir)
     writer = rank_suffix() == ""  # rank 0 (or no DDP) writes; every rank decides alike
     try:
@@ -400,6 +408,8 @@ def sweep_job(
         log.info("%s: %s: %s", job_dir.name, decision.reason, verb)
         if writer:
             start(job_dir, cfg, decision.data)
+        if check is not None:
+            check(cfg)
         return task(cfg)
     except Exception as e:
         reason = describe(e)

@@ -9,7 +9,7 @@
 - ``resume=last`` or ``resume=<sweep dir>`` continues a sweep: it becomes
   ``hydra.sweep.dir=<that dir>`` (``last``: the most recent under
   outputs/<evaluate|train>/multirun) and implies ``-m``. Jobs whose results are complete
-  are skipped (see :mod:`.jobs`). ``train.py`` takes the same two.
+  are skipped (see :mod:`.job`). ``train.py`` takes the same two.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _read_names_file(path: Path) -> list[str]:
 
 
 def _pattern(pattern: str) -> list[str]:
-    import timm
+    import timm  # timm imports torch: only for a model.names pattern
 
     names = timm.list_models(pattern, pretrained=True)
     if not names:

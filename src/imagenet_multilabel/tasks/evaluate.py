@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import lightning as L
@@ -21,48 +22,41 @@ from imagenet_multilabel.builders import (
     build_scorer,
     build_trainer,
 )
-from imagenet_multilabel.checks import (
-    check_input_sizes,
-    check_model,
-    check_optimized_metric,
-    check_optimized_metric_name,
-    check_run_settings,
-)
 from imagenet_multilabel.core.distributed import is_global_zero
 from imagenet_multilabel.core.files import write_json
 from imagenet_multilabel.core.runtime import keep_freed_memory, set_cpu_threads
+from imagenet_multilabel.data.evalset import EvalSet
 from imagenet_multilabel.data.loading.settings import loader_settings
 from imagenet_multilabel.data.loading.transforms import Normalize
 from imagenet_multilabel.lit.evaluation import EvaluationModule
+from imagenet_multilabel.models.backbones import Backbone
+from imagenet_multilabel.models.checks import check_input_sizes, check_model
 from imagenet_multilabel.reports.gallery.build import write_gallery
 from imagenet_multilabel.runs.predictions import write_set_predictions
 from imagenet_multilabel.runs.record import run_record
 from imagenet_multilabel.runs.rundir import forget_result, start_run_dir
 from imagenet_multilabel.runs.summary import print_summary
+from imagenet_multilabel.scoring.checks import check_optimized_metric, check_optimized_metric_name
 from imagenet_multilabel.scoring.metrics.names import flatten_metrics
+from imagenet_multilabel.scoring.scorer import Scorer
 from imagenet_multilabel.tracking.session import finish_wandb, log_finished_run
 
 log = logging.getLogger(__name__)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Run an evaluation; returns the metrics as written to metrics.json
+    """Run an evaluation of a checked config (``checks.check_run_settings``: evaluate.py
+    runs it first); returns the metrics as written to metrics.json
     (``<dataset>/<metric>`` keys)."""
     started = time.perf_counter()
-    # everything a user can get wrong is checked before the model is created
-    check_run_settings(cfg)
+    # what needs timm is checked here, before the model is created
     check_model(cfg.model)
     out = Path(cfg.paths.output_dir)
     if is_global_zero():
         start_run_dir(out)
     sets = build_datasets(cfg.data, cfg.get("labels"), transform=None)
     scorer = build_scorer(cfg.head, cfg.get("nonfinite_logits", "error"))
-    labelled = {name: s.valid is not None for name, s in sets.items()}
-    scorer.check_labels(labelled)
-    if cfg.get("optimized_metric"):
-        single = set(scorer.metric_names(False)) if not all(labelled.values()) else set()
-        multi = set(scorer.metric_names(True)) if any(labelled.values()) else set()
-        check_optimized_metric_name(cfg.optimized_metric, labelled, single, multi)
+    _check_heads(cfg, scorer, sets)
 
     cpu_parallel = cfg.get("cpu_parallel", "batches")
     kept = keep_freed_memory() if cfg.get("keep_freed_memory", True) else False
@@ -78,22 +72,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     trainer = build_trainer(cfg, loggers)
     loader = loader_settings(cfg, trainer)
     threads = set_cpu_threads(cfg.cpu_threads, loader.num_workers, trainer.num_devices)
-    module = EvaluationModule(
-        backbone.model,
-        scorer,
-        {name: len(s.dataset) for name, s in sets.items()},
-        with_valid={name for name, s in sets.items() if s.valid is not None},
-        channels_last=cfg.channels_last,
-        forward_batch_size=loader.batch_size,
-        normalize=Normalize(backbone.preprocessing["mean"], backbone.preprocessing["std"])
-        if cfg.normalize_on_device
-        else None,
-        parallel_batches=threads if cpu_parallel == "batches" else 1,
-        class_subsets={name: s.dataset.class_subset for name, s in sets.items()},
-        main_labels={name: s.main for name, s in sets.items()},
-    )
-    if cfg.compile:
-        module.backbone.compile()
+    module = _evaluation_module(cfg, backbone, scorer, sets, loader.batch_size, threads)
 
     datamodule = build_datamodule(cfg, loader, sets)  # fills the decode cache first, if set
     forward_start = time.perf_counter()
@@ -141,3 +120,42 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     )
     log.info("wrote %s", out / "metrics.json")
     return metrics
+
+
+def _check_heads(cfg: DictConfig, scorer: Scorer, sets: Mapping[str, EvalSet]) -> None:
+    """Before the model is created: every head that needs a label set has one, and
+    ``optimized_metric`` is among the metrics the heads will write for these datasets."""
+    labelled = {name: s.valid is not None for name, s in sets.items()}
+    scorer.check_labels(labelled)
+    if cfg.get("optimized_metric"):
+        single = set(scorer.metric_names(False)) if not all(labelled.values()) else set()
+        multi = set(scorer.metric_names(True)) if any(labelled.values()) else set()
+        check_optimized_metric_name(cfg.optimized_metric, labelled, single, multi)
+
+
+def _evaluation_module(
+    cfg: DictConfig,
+    backbone: Backbone,
+    scorer: Scorer,
+    sets: Mapping[str, EvalSet],
+    batch_size: int,
+    threads: int,
+) -> EvaluationModule:
+    """The LightningModule that runs the backbone over every dataset and scores it."""
+    module = EvaluationModule(
+        backbone.model,
+        scorer,
+        {name: len(s.dataset) for name, s in sets.items()},
+        with_valid={name for name, s in sets.items() if s.valid is not None},
+        channels_last=cfg.channels_last,
+        forward_batch_size=batch_size,
+        normalize=Normalize(backbone.preprocessing["mean"], backbone.preprocessing["std"])
+        if cfg.normalize_on_device
+        else None,
+        parallel_batches=threads if cfg.get("cpu_parallel", "batches") == "batches" else 1,
+        class_subsets={name: s.dataset.class_subset for name, s in sets.items()},
+        main_labels={name: s.main for name, s in sets.items()},
+    )
+    if cfg.compile:
+        module.backbone.compile()
+    return module

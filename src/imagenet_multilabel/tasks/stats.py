@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from imagenet_multilabel.builders import build_dataset, dataset_specs
@@ -57,7 +58,6 @@ def _dataset_files(data: Any) -> list[str] | None:
 def _output_dir(output_dir: str | Path | None) -> Path:
     if output_dir is not None:
         return Path(output_dir)
-    from hydra.core.hydra_config import HydraConfig
 
     return Path(HydraConfig.get().runtime.output_dir)
 

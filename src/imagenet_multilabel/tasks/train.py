@@ -35,14 +35,6 @@ from imagenet_multilabel.builders import (
     build_scorer,
     build_trainer,
 )
-from imagenet_multilabel.checks import (
-    FIT_STAGES,
-    check_input_sizes,
-    check_model,
-    check_train_parts,
-    check_train_settings,
-    lr_warning,
-)
 from imagenet_multilabel.core.config import dotted
 from imagenet_multilabel.core.errors import ModelError, UserError
 from imagenet_multilabel.core.files import atomic_write_bytes, write_json
@@ -61,6 +53,7 @@ from imagenet_multilabel.models.backbones import (
     read_checkpoint,
     unwrap_state,
 )
+from imagenet_multilabel.models.checks import check_input_sizes, check_model
 from imagenet_multilabel.runs.predictions import write_set_predictions
 from imagenet_multilabel.runs.record import run_record
 from imagenet_multilabel.runs.summary import print_summary
@@ -73,11 +66,12 @@ from imagenet_multilabel.scoring.metrics.names import (
 )
 from imagenet_multilabel.scoring.scorer import Scorer
 from imagenet_multilabel.tracking.session import finish_wandb
+from imagenet_multilabel.training.checks import check_train_parts, lr_warning
+from imagenet_multilabel.training.choices import FIT_SET_MEASURES, FIT_STAGES
 from imagenet_multilabel.training.data import FeatureDataset, FitDataModule
+from imagenet_multilabel.training.fit_sets import FitSets, build_fit_sets
 from imagenet_multilabel.training.losses import build_loss
-from imagenet_multilabel.training.names import FIT_SET_MEASURES
 from imagenet_multilabel.training.params import set_trainable
-from imagenet_multilabel.training.sets import FitSets, build_fit_sets
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +86,6 @@ MONITOR_AUTO = (
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fine-tune and compare; returns metrics.json's contents."""
     started = time.perf_counter()
-    check_train_settings(cfg)  # also run before torch is imported (train.py)
     if (warning := lr_warning(cfg)) is not None:
         log.warning(warning)
     check_model(cfg.model)

@@ -24,12 +24,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from imagenet_multilabel.reports.figures import run_figures
-from imagenet_multilabel.reports.gallery.thumbnails import strip
+from imagenet_multilabel.reports.images.thumbnails import strip
 from imagenet_multilabel.reports.per_image import per_image_rows
 from imagenet_multilabel.runs.rundir import RunDir
 from imagenet_multilabel.scoring.metrics.catalog import METRICS
@@ -57,8 +59,6 @@ def finite(value: Any) -> bool:
 
 def _sweep_names() -> tuple[str | None, str | None]:
     """(group, run name) of a multirun job: the sweep folder's and the job folder's names."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
 
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return None, None
@@ -133,7 +133,7 @@ class WandbEvalLogger(WandbLogger):
     def log_run(self, run_dir: str | Path) -> None:
         """What a finished run's folder holds: its record, the subgroup and per-image
         tables, and its figures."""
-        import wandb
+        import wandb  # wandb is slow to import: only when a W&B run is logged
 
         run = RunDir(run_dir)
         record = {k: v for k, v in run.info.items() if k not in ("host", "versions")}
@@ -155,7 +155,7 @@ class WandbEvalLogger(WandbLogger):
         self.experiment.summary.update(summary)
 
     def _per_image_table(self, run: RunDir):
-        import wandb
+        import wandb  # wandb is slow to import: only when a W&B run is logged
 
         table = wandb.Table(columns=list(PER_IMAGE_COLUMNS))
         for row in per_image_rows(run, self.per_image, self.seed):
@@ -193,7 +193,7 @@ def log_leaderboard(
 ) -> None:
     """The end of a sweep: its leaderboard as a table and its figures, in a W&B run of the
     sweep's group (job type ``leaderboard``)."""
-    import wandb
+    import wandb  # wandb is slow to import: only when a W&B run is logged
 
     run = wandb.init(
         project=project,

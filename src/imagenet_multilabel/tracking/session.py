@@ -38,6 +38,7 @@ def log_finished_run(loggers: list, run_dir: str | Path) -> None:
 def finish_wandb(loggers: list, failed: bool = False) -> None:
     """Close W&B runs, with exit code 1 when the run failed (a multirun's next job must
     start a new one)."""
+    # Lightning imports torch: tracking is also imported by light commands
     from lightning.pytorch.loggers import WandbLogger
 
     for logger in loggers:

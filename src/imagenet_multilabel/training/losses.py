@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
@@ -92,7 +93,6 @@ def soft_target(
 
 def build_loss(node: DictConfig) -> Loss:
     """A ``loss`` node: ``name``, ``target`` and the ``_target_`` module with its options."""
-    from hydra.utils import instantiate
 
     spec = OmegaConf.to_container(node, resolve=True)
     name, target = spec.pop("name", "loss"), spec.pop("target", None)

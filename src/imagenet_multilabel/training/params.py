@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from timm.models import group_parameters
+from timm.optim import create_optimizer_v2
+from timm.scheduler import CosineLRScheduler
 from torch import nn
 
 from imagenet_multilabel.core.errors import UserError
-from imagenet_multilabel.training.names import FINETUNE_MODES
+from imagenet_multilabel.training.choices import FINETUNE_MODES
 
 
 @dataclass
@@ -42,7 +45,6 @@ def stage_groups(model: nn.Module) -> list[list[str]]:
             f"{type(model).__name__} has no timm group_matcher, so its stages are unknown: "
             "use finetune.mode=head or full"
         )
-    from timm.models import group_parameters
 
     return [
         list(names) for names in group_parameters(model, model.group_matcher(coarse=True)).values()
@@ -91,7 +93,6 @@ def build_optimizer(model: nn.Module, node: Mapping[str, Any]) -> torch.optim.Op
     """timm's ``create_optimizer_v2`` over the trainable parameters (``opt``, ``lr``,
     ``weight_decay``, ``layer_decay``, ``momentum``, ...; no weight decay on biases and
     norms)."""
-    from timm.optim import create_optimizer_v2
 
     opts = {k: v for k, v in dict(node).items() if v is not None}
     if opts.get("layer_decay") is not None and not callable(getattr(model, "group_matcher", None)):
@@ -114,7 +115,6 @@ def build_scheduler(
         return None
     if node["name"] != "cosine":
         raise UserError(f"sched.name={node['name']!r} is unknown: use cosine or constant")
-    from timm.scheduler import CosineLRScheduler
 
     warmup = int(node.get("warmup_steps") or 0)
     if warmup >= total_steps:

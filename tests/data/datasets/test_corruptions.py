@@ -19,13 +19,14 @@ from imagenet_multilabel.data.datasets.corruptions import (
     NEEDS_EXTRA,
     corrupt,
 )
-from imagenet_multilabel.data.datasets.folders import ImageNetADataset, WnidFilesDataset, load_rgb
+from imagenet_multilabel.data.datasets.folders import ImageNetADataset, WnidFilesDataset
 from imagenet_multilabel.data.datasets.imagenet_c import (
     CorruptedDataset,
     ImageNetCFolderDataset,
     center_crop,
     imagenet_c,
 )
+from imagenet_multilabel.data.images import load_rgb
 from tests.data.arrange import demo_arrangement
 
 RANDOM = {"gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"}

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from timm.data import create_transform, resolve_data_config
 
-from imagenet_multilabel.data.datasets.folders import load_rgb
+from imagenet_multilabel.data.images import load_rgb
 from imagenet_multilabel.data.loading.transforms import (
     Normalize,
     eval_transform,

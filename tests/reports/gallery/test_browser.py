@@ -15,7 +15,7 @@ from imagenet_multilabel.core.classes import class_names, wnids
 from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
 from imagenet_multilabel.reports.gallery.build import write_gallery
 from imagenet_multilabel.reports.gallery.selection import row_stats
-from imagenet_multilabel.reports.gallery.thumbnails import thumbnail_name
+from imagenet_multilabel.reports.images.thumbnails import thumbnail_name
 from tests.cdp import Browser, apt_install, find_chromium
 from tests.helpers import SAMPLE, class_of, requires_sample, write_run
 from tests.reports.gallery.hand_built import plain_dataset, ring_dataset

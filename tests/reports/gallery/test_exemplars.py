@@ -12,7 +12,7 @@ from PIL import Image
 from imagenet_multilabel.core.classes import wnid_to_index
 from imagenet_multilabel.core.errors import DataError
 from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
-from imagenet_multilabel.reports.gallery.exemplars import (
+from imagenet_multilabel.reports.images.exemplars import (
     ExemplarPool,
     pick_exemplars,
     write_exemplars,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imagenet_multilabel.reports.gallery.samples import ImageLocator, build_samples, tile_classes
+from imagenet_multilabel.reports.gallery.samples import build_samples
 from imagenet_multilabel.reports.gallery.selection import (
     RowStats,
     ranking,
@@ -13,6 +13,7 @@ from imagenet_multilabel.reports.gallery.selection import (
     select_sections,
     softmax64,
 )
+from imagenet_multilabel.reports.images.photos import ImageLocator, tile_classes
 from imagenet_multilabel.runs.rundir import RunDir
 from tests.helpers import class_of
 from tests.reports.gallery.hand_built import composite_dataset, plain_dataset

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
 
+import timm.data
 import torch
 from torch import Tensor
 
@@ -32,7 +33,6 @@ def official_wnids(name: str) -> tuple[str, ...]:
     the dataset's class list, in file order."""
     if name not in NAMED_SUBSETS:
         raise DataError(f"unknown class subset {name!r}: use one of {', '.join(NAMED_SUBSETS)}")
-    import timm.data
 
     path = Path(timm.data.__file__).parent / "_info" / f"{name}_synsets.txt"
     if not path.is_file():

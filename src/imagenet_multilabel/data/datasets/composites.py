@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from imagenet_multilabel.core.classes import NUM_CLASSES
 from imagenet_multilabel.core.errors import DataError
-from imagenet_multilabel.data.datasets.folders import ImageDataset, load_rgb
+from imagenet_multilabel.data.datasets.folders import ImageDataset
+from imagenet_multilabel.data.images import load_rgb
 
 
 class CompositeDataset(ImageDataset):

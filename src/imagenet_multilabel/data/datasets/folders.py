@@ -28,95 +28,11 @@ from imagenet_multilabel.data.datasets.class_subsets import (
     parse_class_subset,
 )
 from imagenet_multilabel.data.datasets.variants import IMAGENETV2_VARIANTS, check_imagenetv2_variant
+from imagenet_multilabel.data.images import image_files, is_image, list_images, load_rgb
 from imagenet_multilabel.data.labels.files import read_label_table
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 DEMO_ROOT = PACKAGE_ASSETS / "demo"
 log = logging.getLogger(__name__)
-
-
-def load_rgb(path: Path) -> Image.Image:
-    """Decode an image file to RGB, or raise a one-line :class:`DataError` naming the file.
-
-    As timm's loader: ``convert("RGB")`` (grayscale replicated, alpha dropped, CMYK and
-    palettes converted, the first frame of an animation), except for 16-bit images, which
-    PIL would clip at 255 (an almost white picture): they are scaled to 8 bits. 32-bit
-    float images have no defined range and are an error.
-    """
-    try:
-        with Image.open(path) as im:
-            im.load()  # decodes; leaving the block closes only the file
-            # most photos are RGB already: no copy (convert would make one, 0.4 ms/image)
-            if im.mode == "RGB":
-                return im
-            if im.mode.startswith("I"):
-                return _sixteen_bit_to_rgb(im, path)
-            if im.mode == "F":
-                raise DataError(
-                    f"image {path} holds 32-bit floats (mode F), which have no defined range: "
-                    "convert it to an 8-bit image"
-                )
-            return im.convert("RGB")
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(
-            f"cannot decode image {path} ({type(e).__name__}: {e}); replace or remove the file"
-        ) from None
-
-
-def _sixteen_bit_to_rgb(im: Image.Image, path: Path) -> Image.Image:
-    import numpy as np
-
-    values = np.asarray(im, dtype=np.int64)
-    if values.size and (values.min() < 0 or values.max() > 65535):
-        raise DataError(f"image {path} holds values outside 0..65535: convert it to 8 bits")
-    gray = (values * 255 + 32767) // 65535  # 0..65535 -> 0..255, rounded
-    return Image.fromarray(gray.astype(np.uint8), mode="L").convert("RGB")
-
-
-def _is_image(path: Path) -> bool:
-    hidden = path.name.startswith(".")
-    return not hidden and path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
-
-
-def _check_link(path: Path) -> None:
-    """An image name whose symbolic link leads nowhere (a missing target, e.g. an unmounted
-    disk, or a loop) is an error: skipping it would score fewer images without a word."""
-    if path.suffix.lower() in IMAGE_SUFFIXES and path.is_symlink() and not path.exists():
-        raise DataError(
-            f"image {path} is a broken symbolic link (its target is missing or a loop): "
-            "fix or remove it"
-        )
-
-
-def _is_note(path: Path) -> bool:
-    """A dataset's own documentation (the demo folder's PROVENANCE.md, a README)."""
-    return path.is_file() and (
-        path.suffix.lower() == ".md" or path.stem.upper() in ("README", "LICENSE", "LICENCE")
-    )
-
-
-def list_images(folder: Path) -> list[Path]:
-    """The image files directly in ``folder``, sorted by name. Other entries (files that are
-    not images, subfolders) are skipped and reported in the log; hidden ones (.DS_Store,
-    macOS ._ files, .ipynb_checkpoints) and notes (README, LICENSE, *.md) silently."""
-    images, skipped = [], []
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or _is_note(path):
-            continue
-        if _is_image(path):
-            images.append(path)
-        else:
-            _check_link(path)
-            skipped.append(path.name + ("/" if path.is_dir() else ""))
-    if skipped:
-        log.warning(
-            "%s: skipped %d entries that are not image files (%s) (e.g. %s)",
-            folder,
-            len(skipped),
-            "/".join(IMAGE_SUFFIXES),
-            skipped[0],
-        )
-    return images
 
 
 def _require_dir(root: str | Path | None, what: str) -> Path:
@@ -225,7 +141,7 @@ class WnidFolderDataset(ImageDataset):
                 targets.append(label)
         if empty and files:
             log.warning("%s: %d class folders hold no images (e.g. %s)", root, len(empty), empty[0])
-        stray = sorted(p.name for p in root.iterdir() if _is_image(p))
+        stray = sorted(p.name for p in root.iterdir() if is_image(p))
         if stray:
             raise DataError(
                 f"{root} holds image files outside class folders (e.g. {stray[0]}): "
@@ -263,19 +179,6 @@ DEVKIT_GROUND_TRUTH = "data/ILSVRC2012_validation_ground_truth.txt"
 VAL_LABEL_FILES = ("val_labels.txt", "val_labels.csv", "val_labels.json")
 
 
-def _image_files(root: Path) -> list[str]:
-    """All images below ``root`` as sorted relative POSIX paths (none in hidden folders)."""
-    files = []
-    for path in root.rglob("*"):
-        relative = path.relative_to(root)
-        if any(part.startswith(".") for part in relative.parts):
-            continue
-        _check_link(path)
-        if _is_image(path):
-            files.append(relative.as_posix())
-    return sorted(files)
-
-
 def _devkit_dir(devkit: str | Path) -> Path:
     path = Path(devkit).expanduser()
     if (path / DEVKIT_DIR).is_dir():
@@ -306,7 +209,7 @@ def _ilsvrc_id_to_wnid(devkit: Path) -> dict[int, str]:
     if not meta.is_file():
         raise DataError(f"{devkit} has no data/meta.mat: re-extract the ILSVRC2012 devkit")
     try:
-        from scipy.io import loadmat
+        from scipy.io import loadmat  # optional: only a devkit without data/map_clsloc.txt needs it
     except ImportError:
         raise DataError(
             f"reading {meta} needs scipy: pip install scipy, or pass "
@@ -394,7 +297,7 @@ class ImageNetValDataset(ImageDataset):
             folders = WnidFolderDataset(root)
             files, targets = folders.files, folders.targets
         else:
-            files = sorted(p.name for p in root.iterdir() if _is_image(p))
+            files = sorted(p.name for p in root.iterdir() if is_image(p))
             stray = [f for f in files if not VAL_NAME.match(f)]
             if stray:
                 raise DataError(
@@ -516,7 +419,7 @@ class LabelFileDataset(ImageDataset):
         if labels_file is None or str(labels_file) in ("", "???"):
             raise DataError("no labels file given: pass data.labels_file=/path/to/labels.csv")
         path = Path(labels_file).expanduser()
-        files = _image_files(root)
+        files = image_files(root)
         labels = _single_labels(read_label_table(path), path)
         targets = _lookup(files, labels, path)
         super().__init__(root, files, targets, transform, name, class_subset)

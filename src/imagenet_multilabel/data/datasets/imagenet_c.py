@@ -37,8 +37,8 @@ from imagenet_multilabel.data.datasets.folders import (
     WnidFilesDataset,
     WnidFolderDataset,
     _require_dir,
-    load_rgb,
 )
+from imagenet_multilabel.data.images import load_rgb
 
 # The release: archive (zenodo.org/records/2235448) -> the corruptions it holds.
 RELEASED = {

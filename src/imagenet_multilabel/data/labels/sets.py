@@ -8,7 +8,7 @@ Sources (each loader is a plain function usable as a Hydra ``_target_``):
 - :func:`load_shankar`: Shankar et al. 2020 multi-label annotations (ImageNet val or V2);
 - :func:`load_tsipras`: Tsipras et al. 2020 object annotations (6,761 ImageNet val images),
   with each image's main object;
-- :func:`load_label_file`: a user JSON/CSV file (see :mod:`.label_files`).
+- :func:`load_label_file`: a user JSON/CSV file (see :mod:`.files`).
 
 :func:`resolve_labels` turns a ``labels`` option (``auto``, ``none`` or one of these) into
 a dataset's valid-label matrix: the one path every task takes.
@@ -19,6 +19,7 @@ an image absent from the label set is an error unless ``allow_missing`` is set.
 
 from __future__ import annotations
 
+import csv
 import pickle
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -27,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import timm
 import torch
+from hydra.utils import instantiate
 from torch import Tensor
 
 from imagenet_multilabel.core.classes import NUM_CLASSES
@@ -114,7 +117,7 @@ class LabelSet:
         main: file base name -> the class of the image's main object, for label sets that
             name one (Tsipras et al.); scored as ``main_top1``.
         origin: a label file's record of where it came from (reviewed by N people,
-            model-made; see :func:`~.label_files.read_origin`), None where it has none.
+            model-made; see :func:`~.files.read_origin`), None where it has none.
     """
 
     name: str
@@ -189,7 +192,6 @@ class LabelSet:
 
 
 def _timm_real_path() -> Path:
-    import timm
 
     return Path(timm.__file__).resolve().parent / "data" / "_info" / "imagenet_real_labels.json"
 
@@ -257,7 +259,6 @@ def load_tsipras(path: str | Path | None = None) -> LabelSet:
     annotators' main object. ``path=None`` reads the copy vendored in
     ``assets/labels/tsipras``, a CSV ``file,main,objects`` made from the authors' pickle by
     ``scripts/build_tsipras_labels.py`` (the pickle itself is never read here)."""
-    import csv
 
     path = TSIPRAS_DEFAULT if path is None else Path(path).expanduser()
     hint = "use assets/labels/tsipras/tsipras_classify.csv (labels.path=null)"
@@ -414,7 +415,6 @@ class ResolvedLabels:
 def load_label_set(spec: Mapping[str, Any]) -> tuple[LabelSet, bool]:
     """Instantiate a label-set option (a node of conf/labels with a ``_target_``); returns
     the set and its ``allow_missing`` flag."""
-    from hydra.utils import instantiate
 
     check_labels_option(spec)  # e.g. labels=file without labels.path
     node = dict(spec)

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from timm.data import create_transform, resolve_data_config
+from torchvision import transforms
 
 
 def resolve_preprocessing(
@@ -55,8 +56,6 @@ def eval_transform(preprocessing: Mapping[str, Any], normalize: bool = True):
     args = {k: v for k, v in preprocessing.items() if k not in ("use_test_size", "hflip")}
     transform = create_transform(**args, is_training=False, normalize=normalize)
     if preprocessing.get("hflip"):
-        from torchvision import transforms
-
         transform = transforms.Compose([transform, transforms.RandomHorizontalFlip(p=1.0)])
     return transform
 

@@ -19,24 +19,22 @@ from omegaconf import DictConfig
 
 from imagenet_multilabel.core.errors import DataError, UserError
 from imagenet_multilabel.core.files import atomic_write_bytes, replace_dir
-from imagenet_multilabel.reports.gallery.exemplars import (
+from imagenet_multilabel.reports.gallery.options import RUN, GalleryOptions, gallery_options
+from imagenet_multilabel.reports.gallery.page import DatasetView, render_page
+from imagenet_multilabel.reports.gallery.samples import (
+    Sample,
+    build_samples,
+    check_class_space,
+    sample_rows,
+)
+from imagenet_multilabel.reports.gallery.selection import row_stats, select_sections
+from imagenet_multilabel.reports.images.exemplars import (
     ExemplarPool,
     pick_exemplars,
     write_exemplars,
 )
-from imagenet_multilabel.reports.gallery.options import RUN, GalleryOptions, gallery_options
-from imagenet_multilabel.reports.gallery.page import DatasetView, render_page
-from imagenet_multilabel.reports.gallery.samples import (
-    ImageLocator,
-    Sample,
-    build_samples,
-    check_class_space,
-    is_composite,
-    labeled_tiles,
-    sample_rows,
-)
-from imagenet_multilabel.reports.gallery.selection import row_stats, select_sections
-from imagenet_multilabel.reports.gallery.thumbnails import write_thumbnails
+from imagenet_multilabel.reports.images.photos import ImageLocator, is_composite, labeled_tiles
+from imagenet_multilabel.reports.images.thumbnails import write_thumbnails
 from imagenet_multilabel.runs.rundir import RunDir
 
 log = logging.getLogger(__name__)

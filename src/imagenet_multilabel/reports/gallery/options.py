@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from imagenet_multilabel.core.config import config_dir
 from imagenet_multilabel.core.errors import UserError
+from imagenet_multilabel.runs.checks import check_can_create
 
 
 @dataclass(frozen=True)
@@ -79,3 +80,20 @@ def gallery_options(node: DictConfig | Mapping[str, Any] | bool | None = None) -
         exemplars=exemplars(),
         exemplar_size=number("exemplar_size", int, 16, 512),
     )
+
+
+def check_gallery(node: DictConfig | Mapping[str, Any] | bool | None) -> None:
+    """A run's ``gallery`` option (what it writes at its end): its output folder can be
+    made, its exemplars' folder exists (null or false: no gallery)."""
+    if node in (None, False):
+        return
+    options = gallery_options(node)
+    if options.output_dir is not None:
+        check_can_create(options.output_dir, "gallery.output_dir")
+    folder = options.exemplars
+    if isinstance(folder, Path) and not folder.is_dir():  # its images are read at the end
+        what = "does not exist" if not folder.exists() else "is a file"
+        raise UserError(
+            f"gallery.exemplars={folder} {what}: point it at a folder of photos, or use "
+            "gallery.exemplars=run (other photos of the run) or none"
+        )

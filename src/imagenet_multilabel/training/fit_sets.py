@@ -1,7 +1,7 @@
 """The datasets of a fine-tuning run, from one labelled photo set: the training set and the
 held-out sets on which pretrained and fine-tuned models are compared.
 
-Photos are split first (:mod:`..data.splits`). With ``composites.enabled`` the training
+Photos are split first (:mod:`.splits`). With ``composites.enabled`` the training
 images are composites of training photos only, and the held-out sets are composites too:
 of held-out photos of trained classes (``heldout_seen``), of photos of held-out classes
 (``heldout_classes``), and new combinations of training photos (``train_recombined``).
@@ -25,8 +25,8 @@ from imagenet_multilabel.data.datasets.composites import CompositeDataset
 from imagenet_multilabel.data.datasets.folders import ImageDataset
 from imagenet_multilabel.data.evalset import EvalSet
 from imagenet_multilabel.data.labels.sets import ResolvedLabels
+from imagenet_multilabel.training.choices import FIT_SET_NAMES as SET_NAMES
 from imagenet_multilabel.training.data import NewComposites, subset
-from imagenet_multilabel.training.names import FIT_SET_NAMES as SET_NAMES
 from imagenet_multilabel.training.splits import Split, make_split
 
 
@@ -111,43 +111,7 @@ def build_fit_sets(
     evals: dict[str, EvalSet] = {}
     info: dict[str, Any] = {"source": source.record(), "composites": None}
     if comp.enabled:
-        tiles = int(comp.rows) * int(comp.cols)
-        grid = {"rows": int(comp.rows), "cols": int(comp.cols), "transform": transform}
-        train = CompositeDataset(
-            parts["train"],
-            num_images=int(comp.train_images),
-            seed=int(comp.seed),
-            name="train",
-            **grid,
-        )
-        train_valid = train.valid_labels
-        n_eval, seed = int(comp.eval_images), int(comp.seed)
-        recombined = NewComposites(
-            parts["train"],
-            train.tiles,
-            num_images=n_eval,
-            seed=seed + 1,
-            name="train_recombined",
-            **grid,
-        )
-        evals["train_recombined"] = EvalSet(
-            recombined, ResolvedLabels(recombined.valid_labels, {"labels": "intrinsic"})
-        )
-        for offset, name in ((2, "heldout_seen"), (3, "heldout_classes")):
-            if name in parts and len(set(parts[name].targets)) >= tiles:
-                made = CompositeDataset(
-                    parts[name], num_images=n_eval, seed=seed + offset, name=name, **grid
-                )
-                evals[name] = EvalSet(
-                    made, ResolvedLabels(made.valid_labels, {"labels": "intrinsic"})
-                )
-        info["composites"] = {
-            "rows": int(comp.rows),
-            "cols": int(comp.cols),
-            "train_images": len(train),
-            "eval_images": n_eval,
-            "seed": seed,
-        }
+        train, train_valid, evals, info["composites"] = _composite_sets(comp, parts, transform)
     else:
         train = parts["train"]
         train_valid = None if valid is None else valid[torch.from_numpy(split.train)]
@@ -159,14 +123,67 @@ def build_fit_sets(
         subset(photos, range(len(photos)), "single_photos", transform), valid, label_info
     )
     if multilabel_loss and train_valid is not None:
-        keep = train_valid.any(dim=1)
-        info["train_empty_label_sets_left_out"] = int((~keep).sum())
-        if not bool(keep.all()):
-            idx = torch.nonzero(keep).flatten().tolist()
-            train = subset(train, idx, "train", transform)
-            train_valid = train_valid[keep]
-            if not len(idx):
-                raise UserError("every training image has an empty label set: nothing to train on")
+        train, train_valid = _without_empty_label_sets(train, train_valid, transform, info)
     info["train_images"] = len(train)
     order = [n for n in SET_NAMES if n in evals]
     return FitSets(source, split, train, train_valid, {n: evals[n] for n in order}, info)
+
+
+def _composite_sets(
+    comp: DictConfig, parts: dict[str, Any], transform: Callable
+) -> tuple[CompositeDataset, torch.Tensor, dict[str, EvalSet], dict[str, int]]:
+    """``composites.enabled``: the training composites, their valid labels, the held-out
+    composite sets (new pairs of training photos; held-out photos where they have enough
+    classes for a composite's tiles) and what the run records of them."""
+    tiles = int(comp.rows) * int(comp.cols)
+    grid = {"rows": int(comp.rows), "cols": int(comp.cols), "transform": transform}
+    train = CompositeDataset(
+        parts["train"],
+        num_images=int(comp.train_images),
+        seed=int(comp.seed),
+        name="train",
+        **grid,
+    )
+    n_eval, seed = int(comp.eval_images), int(comp.seed)
+    recombined = NewComposites(
+        parts["train"],
+        train.tiles,
+        num_images=n_eval,
+        seed=seed + 1,
+        name="train_recombined",
+        **grid,
+    )
+    evals = {
+        "train_recombined": EvalSet(
+            recombined, ResolvedLabels(recombined.valid_labels, {"labels": "intrinsic"})
+        )
+    }
+    for offset, name in ((2, "heldout_seen"), (3, "heldout_classes")):
+        if name in parts and len(set(parts[name].targets)) >= tiles:
+            made = CompositeDataset(
+                parts[name], num_images=n_eval, seed=seed + offset, name=name, **grid
+            )
+            evals[name] = EvalSet(made, ResolvedLabels(made.valid_labels, {"labels": "intrinsic"}))
+    record = {
+        "rows": int(comp.rows),
+        "cols": int(comp.cols),
+        "train_images": len(train),
+        "eval_images": n_eval,
+        "seed": seed,
+    }
+    return train, train.valid_labels, evals, record
+
+
+def _without_empty_label_sets(
+    train: Any, train_valid: torch.Tensor, transform: Callable, info: dict[str, Any]
+) -> tuple[Any, torch.Tensor]:
+    """A multi-label loss learns nothing from an image whose label set is empty: such
+    training images are left out (their count recorded in ``info``)."""
+    keep = train_valid.any(dim=1)
+    info["train_empty_label_sets_left_out"] = int((~keep).sum())
+    if bool(keep.all()):
+        return train, train_valid
+    idx = torch.nonzero(keep).flatten().tolist()
+    if not len(idx):
+        raise UserError("every training image has an empty label set: nothing to train on")
+    return subset(train, idx, "train", transform), train_valid[keep]

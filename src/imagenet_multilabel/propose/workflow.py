@@ -42,12 +42,12 @@ from imagenet_multilabel.propose.review_page import (
     tile_files,
     write_photos,
 )
-from imagenet_multilabel.reports.gallery.exemplars import (
+from imagenet_multilabel.reports.images.exemplars import (
     ExemplarPool,
     pick_exemplars,
     write_exemplars,
 )
-from imagenet_multilabel.reports.gallery.samples import ImageLocator, labeled_tiles
+from imagenet_multilabel.reports.images.photos import ImageLocator, labeled_tiles
 
 log = logging.getLogger(__name__)
 

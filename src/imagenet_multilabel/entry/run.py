@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import signal
@@ -13,12 +14,14 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
-from imagenet_multilabel.checks import check_optimized_metric
 from imagenet_multilabel.core import distributed  # also registers the resolvers conf/hydra/ uses
 from imagenet_multilabel.core.config import in_multirun
 from imagenet_multilabel.core.errors import Interrupted, UserError, find_user_error, one_line
+from imagenet_multilabel.scoring.checks import check_optimized_metric
 from imagenet_multilabel.sweeps.callback import failed_jobs
 from imagenet_multilabel.tracking.session import close_open_run
 
@@ -146,8 +149,6 @@ def hydra_main(main: Callable[[], Any]) -> None:
 
 def _hydra_error(e: BaseException) -> tuple[str, int] | None:
     """The line and exit code of an error Hydra raised before the task, else None."""
-    from hydra.errors import HydraException, OverrideParseException
-    from omegaconf.errors import OmegaConfBaseException
 
     if isinstance(e, OverrideParseException):
         return (
@@ -187,7 +188,6 @@ def forget_earlier_result(cfg: DictConfig) -> None:
 
 def import_task(ref: str) -> Callable[[DictConfig], Mapping[str, float]]:
     """``"package.module:function"`` -> the function."""
-    import importlib
 
     module, _, name = ref.partition(":")
     target: Any = importlib.import_module(module)

@@ -1,5 +1,5 @@
 """Entry point of the ranks > 0 that Lightning starts on a node during a Hydra job:
-``python -m imagenet_multilabel.commands.rank_worker <job file>`` (see core/distributed.py)."""
+``python -m imagenet_multilabel.entry.rank_worker <job file>`` (see core/distributed.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from omegaconf import OmegaConf
 
 def main(argv: list[str]) -> None:
     if len(argv) != 1:
-        raise SystemExit("usage: python -m imagenet_multilabel.commands.rank_worker <job file>")
+        raise SystemExit("usage: python -m imagenet_multilabel.entry.rank_worker <job file>")
     # imported after the usage check, like everything heavy the task brings
-    from imagenet_multilabel.commands.run import import_task, run_task
     from imagenet_multilabel.core.distributed import configure_rank_logging
+    from imagenet_multilabel.entry.run import import_task, run_task
 
     parent = os.getppid()
     _exit_with_parent(parent)

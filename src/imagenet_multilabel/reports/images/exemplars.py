@@ -28,7 +28,7 @@ from PIL import Image
 
 from imagenet_multilabel.core.classes import wnid_to_index
 from imagenet_multilabel.core.errors import DataError
-from imagenet_multilabel.reports.gallery.thumbnails import write_thumbnails
+from imagenet_multilabel.reports.images.thumbnails import write_thumbnails
 
 EXEMPLAR_SIZE = 96  # longest side of an exemplar thumbnail (pixels), shown at 40 px
 

@@ -1,7 +1,7 @@
 """The names a fine-tuning config chooses from (no torch here: the config check reads them
 before anything heavy is imported)."""
 
-# the held-out sets of a fine-tuning run (training/sets.py builds those the split gives)
+# the held-out sets of a fine-tuning run (training/fit_sets.py builds those the split gives)
 FIT_SET_NAMES = ("heldout_seen", "train_recombined", "heldout_classes", "single_photos")
 # what each set measures, said wherever its numbers are shown: photos that were trained on
 # measure fitting, never a gain

@@ -21,7 +21,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from imagenet_multilabel.core.config import CONFIG_DIR
-from tests.helpers import SHARED, make_wnid_folders
+from tests.helpers import make_wnid_folders
+
+pytest_plugins = ["tests.shared_audit"]
 
 
 @pytest.fixture
@@ -43,7 +45,6 @@ def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
         )
         with open_dict(cfg):
             cfg.paths.output_dir = str(out)
-            cfg.paths.shared_data = str(SHARED)
             if "trainer" in cfg:
                 cfg.num_workers = 0
                 if not keep_callbacks:

@@ -35,8 +35,7 @@ from imagenet_multilabel.runs.rundir import RunDir, write_predictions
 from imagenet_multilabel.scoring.metrics.multilabel import multilabel_metrics
 from imagenet_multilabel.scoring.metrics.names import flatten_metrics, unflatten_metrics
 from imagenet_multilabel.scoring.metrics.single import single_label_metrics
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.paths import REPO, SHARED
 
 # ------------------------------------------------------------ the project's commands
 
@@ -140,13 +139,6 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
 # ------------------------------------------------------------------- data and photos
 
 
-def _shared_data() -> Path:
-    """``$IMAGENET_ML_SHARED`` if set, else ``../shared/data`` beside this checkout."""
-    env = os.environ.get("IMAGENET_ML_SHARED")
-    return Path(env).expanduser() if env else REPO.parent / "shared" / "data"
-
-
-SHARED = _shared_data()
 SAMPLE = SHARED / "imagenet-sample"
 SHARED_LABELS = SHARED / "labels"
 HAVE_SAMPLE = len(list(SAMPLE.glob("n*.JPEG"))) == 1000

@@ -18,6 +18,7 @@ from typing import Any
 from imagenet_multilabel.core.config import dotted
 from imagenet_multilabel.core.errors import UserError
 from imagenet_multilabel.core.files import atomic_write_bytes, write_json
+from imagenet_multilabel.reports.image_sets import mixed_image_sets
 from imagenet_multilabel.reports.published import SOURCES, Comparison, benchmark, compare
 from imagenet_multilabel.runs.gather import Job, find_jobs
 from imagenet_multilabel.scoring.metrics.names import metric_key, split_metric_key
@@ -131,6 +132,7 @@ class Row:
     runs: dict[str, Path] = field(default_factory=dict)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    image_sets: dict[str, dict[str, Any]] = field(default_factory=dict)  # runs/image_sets.py
     comparisons: dict[str, list[Comparison]] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
     incomplete: list[dict[str, Any]] = field(default_factory=list)
@@ -204,6 +206,8 @@ class Row:
             self.runs[dataset] = job.path
             self.metrics[dataset] = dict(run.metrics[dataset])
             self.records[dataset] = dict((info.get("datasets") or {}).get(dataset) or {})
+            if dataset in run.image_sets:
+                self.image_sets[dataset] = dict(run.image_sets[dataset])
         data = (job.record or {}).get("data")
         if isinstance(data, Mapping):
             self.planned_read += [
@@ -332,6 +336,7 @@ class Leaderboard:
                         ]
                         for d, cs in row.comparisons.items()
                     },
+                    "image_sets": row.image_sets,
                     "failures": row.failures,
                     "incomplete": row.incomplete,
                 }
@@ -525,7 +530,7 @@ def build(jobs: Sequence[Job], sort: str | None = None) -> Leaderboard:
                 row.comparisons[dataset] = found
             if note:
                 notes.append(note)
-    notes += _mixed_origins(rows)
+    notes += _mixed_origins(rows) + mixed_image_sets(rows)
     columns = {metric_key(d, m) for r in rows for d, ms in r.metrics.items() for m in ms}
     if sort is not None and sort not in columns:
         example = default_sort(list(datasets), rows) or "<dataset>/top1"

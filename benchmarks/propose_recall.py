@@ -115,11 +115,13 @@ def measure(probs: np.ndarray, target: np.ndarray, truth: np.ndarray) -> list[di
     return rows
 
 
-def table(results: dict[str, list[dict]], num_images: int, ensembles: dict[str, list[str]]) -> str:
+def table(
+    results: dict[str, list[dict]], num_images: int, ensembles: dict[str, list[str]], photos: str
+) -> str:
     lines = [
         "# Label proposals: recall against candidates per image",
         "",
-        f"{num_images} two-photo composites of the 1000-photo ImageNet sample (truth: the two "
+        f"{num_images} two-photo composites of the photos of `{photos}` (truth: the two "
         "tiles' labels); written by `benchmarks/propose_recall.py`. *Candidates* and *recall*: "
         "as the review page shows them (the original label, i.e. the first tile's, always "
         "included); *other tile*: recall of the label the original does not give; *models "
@@ -185,8 +187,12 @@ def plot(results: dict[str, list[dict]], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=Path, help="a finished sweep folder (else run one)")
-    parser.add_argument("--networks-runs", type=Path, help="a finished sweep of the networks")
+    parser.add_argument(
+        "--runs", type=Path, nargs="+", help="the finished runs of the views (else a sweep)"
+    )
+    parser.add_argument(
+        "--networks-runs", type=Path, nargs="+", help="the finished runs of the networks"
+    )
     parser.add_argument("--num-images", type=int, default=200)
     parser.add_argument("--out", type=Path, default=REPO / "docs")
     parser.add_argument("--single", default="224", help="input size of the one model")
@@ -194,13 +200,13 @@ def main() -> None:
     if (args.runs is None or args.networks_runs is None) and not SAMPLE.is_dir():
         fail(f"{SAMPLE} does not exist: set IMAGENET_ML_SAMPLE to the 1000-photo sample")
     if args.runs is None:
-        args.runs = REPO / "outputs" / "propose_recall"
-        run_sweep(args.runs, args.num_images)
+        args.runs = [REPO / "outputs" / "propose_recall"]
+        run_sweep(args.runs[0], args.num_images)
     if args.networks_runs is None:
-        args.networks_runs = REPO / "outputs" / "propose_recall_networks"
-        run_sweep(args.networks_runs, args.num_images, NETWORKS)
-    ens = load_ensemble([args.runs])
-    nets = load_ensemble([args.networks_runs])
+        args.networks_runs = [REPO / "outputs" / "propose_recall_networks"]
+        run_sweep(args.networks_runs[0], args.num_images, NETWORKS)
+    ens = load_ensemble(args.runs)
+    nets = load_ensemble(args.networks_runs)
     if not (np.array_equal(nets.paths, ens.paths) and np.array_equal(nets.target, ens.target)):
         fail(f"{args.runs} and {args.networks_runs} hold other composites: use one --num-images")
     if ens.valid is None:
@@ -218,7 +224,7 @@ def main() -> None:
         f"{len(ens.models)} views of one": list(ens.models),
         f"{len(nets.models)} networks": list(nets.models),
     }
-    text = table(results, len(ens.target), ensembles)
+    text = table(results, len(ens.target), ensembles, Path(ens.root or "?").name)
     print(text)
     (args.out / "propose_recall.md").write_text(text)
     plot(results, args.out / "figures" / "propose_recall.png")

@@ -31,6 +31,7 @@ import imagenet_multilabel
 from imagenet_multilabel.core.classes import wnid_to_index, wnids
 from imagenet_multilabel.core.files import write_json
 from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
+from imagenet_multilabel.runs.image_sets import split_image_sets
 from imagenet_multilabel.runs.rundir import RunDir, write_predictions
 from imagenet_multilabel.scoring.metrics.multilabel import multilabel_metrics
 from imagenet_multilabel.scoring.metrics.names import flatten_metrics, unflatten_metrics
@@ -221,8 +222,8 @@ def read_label_json(path: Path) -> dict[str, list[int]]:
 
 def dataset_metrics(flat: Mapping[str, float], dataset: str) -> dict[str, float]:
     """The metrics of ``dataset`` in the flat dict that ``evaluate``/``score`` return
-    (``<dataset>/<metric>`` keys)."""
-    return unflatten_metrics(flat)[dataset]
+    (``<dataset>/<metric>`` keys), less the images it counted (as ``RunDir`` reads them)."""
+    return split_image_sets(unflatten_metrics(flat))[0][dataset]
 
 
 def run_metrics(run_dir: str | Path, dataset: str) -> dict[str, float]:

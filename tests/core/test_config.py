@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from imagenet_multilabel.builders import dataset_specs
 from imagenet_multilabel.core.config import CONFIG_DIR, instantiate_map
-from imagenet_multilabel.models.backbones import check_model_name
+from imagenet_multilabel.models.backbones import LITE_PACKAGES, WEIGHT_SOURCES, check_model_name
 from imagenet_multilabel.scoring.heads import Head
 from imagenet_multilabel.tasks.evaluate import evaluate
 from tests.helpers import run
@@ -37,7 +37,9 @@ def test_model_options_name_real_timm_models(compose_cfg, option: str) -> None:
     name = ["model.name=resnet50.a1_in1k"] if option == "timm" else []
     cfg = compose_cfg(f"model={option}", *name)
     assert check_model_name(cfg.model.name) == cfg.model.name.split(".")[0]
-    assert cfg.model.weights in ("hub", "lite0_package", "none")
+    assert cfg.model.weights in WEIGHT_SOURCES
+    if cfg.model.weights in LITE_PACKAGES:  # a package's weights only fit their own model
+        assert LITE_PACKAGES[cfg.model.weights].model == cfg.model.name
 
 
 @pytest.mark.parametrize("option", options("trainer"))

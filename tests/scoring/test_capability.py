@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from imagenet_multilabel.data.datasets.composites import CompositeDataset
 from imagenet_multilabel.data.datasets.folders import WnidFilesDataset
-from imagenet_multilabel.models.backbones import lite0_package_state_dict
+from imagenet_multilabel.models.backbones import lite_package_state_dict
 from imagenet_multilabel.scoring import MultiLabelCapability, multilabel_capability
 from imagenet_multilabel.scoring.metrics.catalog import family
 from imagenet_multilabel.scoring.scorer import NonFiniteLogitsError
@@ -72,7 +72,7 @@ class WithValid(Dataset):
 
 def user_model() -> nn.Module:
     model = timm.create_model(MODEL).eval()
-    model.load_state_dict(lite0_package_state_dict())  # the weights evaluate.py loads
+    model.load_state_dict(lite_package_state_dict())  # the weights evaluate.py loads
     return model.to(memory_format=torch.channels_last)  # as evaluate.py (channels_last=true)
 
 

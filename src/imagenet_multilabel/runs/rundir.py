@@ -17,6 +17,7 @@ import numpy as np
 
 from imagenet_multilabel.core.errors import DataError, UserError
 from imagenet_multilabel.core.files import new_file_mode, read_json
+from imagenet_multilabel.runs.image_sets import split_image_sets
 from imagenet_multilabel.scoring.metrics.names import (
     unflatten_metrics,
 )
@@ -140,7 +141,9 @@ class RunDir:
     """A finished run directory, read back: the one reader that ``score``, ``gap``, the
     leaderboard and the gallery use.
 
-    ``metrics``: ``{dataset: {metric: value}}`` (null in the file -> NaN); ``info``: run.json;
+    ``metrics``: ``{dataset: {metric: value}}`` (null in the file -> NaN); ``image_sets``:
+    ``{dataset: {num_distinct_images, images_sha256}}`` (runs/image_sets.py), for the
+    datasets whose metrics.json records them; ``info``: run.json;
     ``prediction_files``: ``{dataset: path}`` of ``predictions/<dataset>.npz``. A folder
     without metrics.json did not finish and is an error (metrics.json is written last).
     """
@@ -157,8 +160,9 @@ class RunDir:
                     f"{self.path} is a sweep folder: pass one of its job folders, e.g. {jobs[0]}"
                 )
             raise DataError(f"{self.path} has no metrics.json: that run did not finish")
-        self.metrics = unflatten_metrics(
-            read_json(self.path / "metrics.json"), self.path / "metrics.json"
+        # which images each dataset's result counted is no metric (runs/image_sets.py)
+        self.metrics, self.image_sets = split_image_sets(
+            unflatten_metrics(read_json(self.path / "metrics.json"), self.path / "metrics.json")
         )
         info = self.path / "run.json"
         self.info: dict[str, Any] = read_json(info) if info.is_file() else {}

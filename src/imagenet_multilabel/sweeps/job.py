@@ -293,8 +293,9 @@ def log_rescored(cfg: DictConfig, job_dir: Path, metrics: Mapping[str, float]) -
     been evaluated now."""
     loggers = build_loggers(cfg)
     try:
+        numbers = {k: v for k, v in metrics.items() if not isinstance(v, str)}  # no hashes
         for logger in loggers:
-            logger.log_metrics(dict(metrics))
+            logger.log_metrics(numbers)
             logger.save()
         log_finished_run(loggers, job_dir)
     except BaseException:

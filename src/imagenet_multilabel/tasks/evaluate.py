@@ -32,6 +32,7 @@ from imagenet_multilabel.lit.evaluation import EvaluationModule
 from imagenet_multilabel.models.backbones import Backbone
 from imagenet_multilabel.models.checks import check_input_sizes, check_model
 from imagenet_multilabel.reports.gallery.build import write_gallery
+from imagenet_multilabel.runs.image_sets import scored_image_set
 from imagenet_multilabel.runs.predictions import write_set_predictions
 from imagenet_multilabel.runs.record import run_record
 from imagenet_multilabel.runs.rundir import forget_result, start_run_dir
@@ -92,6 +93,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         return metrics
 
     check_optimized_metric(metrics, cfg.get("optimized_metric"))  # before anything is written
+    for name, (_, preds) in module.results.items():  # which images each result counted
+        per_dataset[name].update(scored_image_set(sets[name].dataset.files, preds.index))
+    metrics = flatten_metrics(per_dataset)
     for name, (_, preds) in module.results.items():
         write_set_predictions(out, name, sets[name], preds, cfg.predictions.logits_dtype)
     num_images = sum(len(s.dataset) for s in sets.values())

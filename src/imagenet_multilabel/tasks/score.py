@@ -19,6 +19,7 @@ from imagenet_multilabel.core.classes import NUM_CLASSES
 from imagenet_multilabel.core.errors import DataError, UserError
 from imagenet_multilabel.core.files import write_json
 from imagenet_multilabel.data.labels.sets import resolve_labels
+from imagenet_multilabel.runs.image_sets import scored_image_set
 from imagenet_multilabel.runs.rundir import RunDir
 from imagenet_multilabel.runs.summary import print_summary
 from imagenet_multilabel.scoring.metrics.names import flatten_metrics
@@ -94,4 +95,5 @@ def rescore_run(
             subset,
             main=resolved.main,
         )
+        per_dataset[name].update(scored_image_set(data["path"], data["index"]))
     return per_dataset, label_info

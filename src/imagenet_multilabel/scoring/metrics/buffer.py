@@ -28,6 +28,8 @@ class Predictions:
     logits: Tensor  # (N, C) float32
     target: Tensor  # (N,) int64
     valid: Tensor | None  # (N, C) bool, or None without a label set
+    # (N,) the dataset indices the predictions were gathered for, sorted (the buffer's)
+    index: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.target.shape[0])
@@ -79,6 +81,7 @@ class PredictionBuffer(Metric):
             logits=preds.logits.reshape(n, -1),
             target=preds.target.reshape(n),
             valid=None if preds.valid is None else preds.valid.reshape(n, -1),
+            index=None if preds.index is None else preds.index.reshape(n),
         )
 
     def update(
@@ -130,4 +133,4 @@ class PredictionBuffer(Metric):
                 f"scored {index.numel()} predictions for {seen} distinct images of a dataset "
                 f"of {self.dataset_size}: every image must be scored exactly once"
             )
-        return Predictions(logits=logits, target=target, valid=valid)
+        return Predictions(logits=logits, target=target, valid=valid, index=index)

@@ -19,6 +19,7 @@ from imagenet_multilabel.checks import check_optimized_metric
 from imagenet_multilabel.core import distributed  # also registers the resolvers conf/hydra/ uses
 from imagenet_multilabel.core.config import in_multirun
 from imagenet_multilabel.core.errors import Interrupted, UserError, find_user_error, one_line
+from imagenet_multilabel.core.logs import log_to_files, quiet_lightning
 from imagenet_multilabel.runs import lock
 from imagenet_multilabel.sweeps.callback import failed_jobs
 from imagenet_multilabel.tracking.session import close_open_run
@@ -89,6 +90,7 @@ def run_task(
                 check(cfg)
             if isinstance(task, str):
                 task = import_task(task)
+            quiet_lightning()  # imported with the task
             failed = True
             try:
                 if trainer:
@@ -272,7 +274,7 @@ def optimized_value(metrics: Mapping[str, float], name: str | None) -> Any:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    log.error(message)
+    log_to_files(log, logging.ERROR, message)  # printed once, below
     print(f"error: {message}", file=sys.stderr, flush=True)
     if code > 128:  # a signal
         # stop now: the interpreter's teardown can abort in a native thread that the

@@ -46,6 +46,7 @@ from imagenet_multilabel.core.config import dataset_names
 from imagenet_multilabel.core.distributed import rank_suffix
 from imagenet_multilabel.core.errors import DataError, find_user_error, one_line
 from imagenet_multilabel.core.files import read_json, write_json
+from imagenet_multilabel.core.logs import log_to_files
 from imagenet_multilabel.data.fingerprint import changes, same_data
 from imagenet_multilabel.runs import lock
 from imagenet_multilabel.runs.rundir import (
@@ -392,7 +393,7 @@ def sweep_job(
         reason = describe(e)
         if find_user_error(e) is None:
             log.exception("job %s failed", job_dir.name)  # a bug: its traceback in the log
-        log.error("job %s failed: %s", job_dir.name, reason)
+        log_to_files(log, logging.ERROR, f"job {job_dir.name} failed: {reason}")
         print(f"error: job {job_dir.name} failed: {reason}", file=sys.stderr, flush=True)
         if writer:
             forget_result(job_dir)  # a failed job is not done

@@ -17,7 +17,14 @@ from imagenet_multilabel.reports.gallery.selection import Section, ranking, soft
 log = logging.getLogger(__name__)
 
 TOP_K = 5
-COMPOSITE_CLASS = "CompositeDataset"
+# the dataset classes (run.json's ``class``) whose images are composites: data/datasets/
+# composites.CompositeDataset and its subclasses (train.py's training/data.NewComposites)
+COMPOSITE_CLASSES = ("CompositeDataset", "NewComposites")
+
+
+def is_composite_class(dataset_class: str | None) -> bool:
+    """Whether a run's dataset of this class (run.json) holds composites."""
+    return dataset_class in COMPOSITE_CLASSES
 
 
 @dataclass(frozen=True)
@@ -74,7 +81,7 @@ class ImageLocator:
 def is_composite(paths: np.ndarray, dataset_class: str | None) -> bool:
     """Rows name several photos joined by ``+`` (see data/datasets/composites.py)."""
     if dataset_class is not None:
-        return dataset_class == COMPOSITE_CLASS
+        return is_composite_class(dataset_class)
     return len(paths) > 0 and all("+" in str(p) for p in paths[:100])
 
 

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from imagenet_multilabel.core.classes import NUM_CLASSES
 from imagenet_multilabel.core.config import dataset_specs
-from imagenet_multilabel.core.errors import ModelError, UserError
+from imagenet_multilabel.core.errors import ModelError, SweepError, UserError
 from imagenet_multilabel.data.datasets.variants import check_imagenetv2_variant
 from imagenet_multilabel.data.labels.files import check_labels_option
 from imagenet_multilabel.reports.gallery.options import gallery_options
@@ -66,6 +66,7 @@ def check_run_settings(cfg: DictConfig, trainer: bool = True) -> None:
         check_data_roots(cfg.data)
 
     check_labels_option(cfg.get("labels"))
+    check_logger_dirs(cfg)  # evaluate's and train's
     if trainer and cfg.get("trainer") is not None:
         check_trainer(cfg.trainer)
     if cfg.get("gallery") not in (None, False):  # what the run writes at its end
@@ -339,7 +340,7 @@ def check_optimized_metric_name(
     }
     if name not in expected:
         example = next(iter(sorted(expected)), "-")
-        raise UserError(
+        raise SweepError(
             f"optimized_metric={name!r} is not among the metrics this run writes (e.g. {example!r})"
         )
 
@@ -349,7 +350,7 @@ def check_optimized_metric(metrics: Mapping[str, float], name: str | None) -> No
     written; the entry point then returns that value to Hydra's sweepers)."""
     if name and name not in metrics:
         example = next(iter(metrics), "-")
-        raise UserError(
+        raise SweepError(
             f"optimized_metric={name!r} is not among this run's metrics (e.g. {example!r})"
         )
 
@@ -490,7 +491,6 @@ def check_train_settings(cfg: DictConfig) -> None:
             "ckpt_path and init_from are both set: ckpt_path resumes this run, init_from "
             "starts a new run from other weights; pass one"
         )
-    check_logger_dirs(cfg)
     check_trainer(cfg.trainer)  # last: it imports Lightning (and torch)
     check_optimizer_name(cfg)
 

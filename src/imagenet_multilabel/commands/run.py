@@ -130,9 +130,15 @@ def _run_folder(cfg: DictConfig) -> str | None:
     return str(out)
 
 
+def _multirun(argv: list[str]) -> bool:
+    return any(a in ("-m", "--multirun") for a in argv) or any(
+        a.startswith("hydra.mode=") and a.endswith("MULTIRUN") for a in argv
+    )
+
+
 def _explicit_run_dir(argv: list[str]) -> str | None:
     """``hydra.run.dir=X`` of a single run's command line (the last one), else None."""
-    if any(a in ("-m", "--multirun") for a in argv) or not distributed.is_global_zero():
+    if _multirun(argv) or not distributed.is_global_zero():
         return None
     found = None
     for arg in argv[1:]:
@@ -193,7 +199,8 @@ def _hydra_error(e: BaseException) -> tuple[str, int] | None:
     if user_error is not None and not isinstance(user_error, Interrupted):
         return one_line(user_error), 2
     if isinstance(e, OSError) and e.filename is not None:  # the run folder Hydra creates
-        return f"cannot write {e.filename} ({e.strerror}): choose another hydra.run.dir=...", 2
+        option = "hydra.sweep.dir" if _multirun(sys.argv) else "hydra.run.dir"
+        return f"cannot write {e.filename} ({e.strerror}): choose another {option}=...", 2
     if isinstance(e, KeyboardInterrupt):
         return Interrupted.message(signal.SIGINT), 128 + signal.SIGINT
     return None

@@ -44,7 +44,7 @@ from omegaconf import DictConfig, OmegaConf
 from imagenet_multilabel.builders import build_datasets, build_loggers, build_scorer
 from imagenet_multilabel.core.config import dataset_names
 from imagenet_multilabel.core.distributed import rank_suffix
-from imagenet_multilabel.core.errors import DataError, find_user_error, one_line
+from imagenet_multilabel.core.errors import DataError, SweepError, find_user_error, one_line
 from imagenet_multilabel.core.files import read_json, write_json
 from imagenet_multilabel.core.logs import log_to_files
 from imagenet_multilabel.data.fingerprint import changes, same_data
@@ -390,6 +390,8 @@ def sweep_job(
         with lock.hold(job_dir if writer else None, what="job", wait=True, on_wait=_waiting):
             return _run_job(task, cfg, job_dir, writer, rescorable)
     except Exception as e:
+        if isinstance(find_user_error(e), SweepError):
+            raise  # the sweep's setting, not this job's: it ends the sweep in one line
         reason = describe(e)
         if find_user_error(e) is None:
             log.exception("job %s failed", job_dir.name)  # a bug: its traceback in the log

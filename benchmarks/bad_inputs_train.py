@@ -478,7 +478,10 @@ def _hold_first(args: list[str], lock_of: str = "run"):
             [sys.executable, *argv], cwd=REPO, env=env, stdout=log, stderr=log
         )
         deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and not list(d.glob(f"{lock_of}/.run.lock")):
+        # started: it holds the folder (or, without runs/lock.py, has begun its log there)
+        while time.monotonic() < deadline and not list(d.glob(f"{lock_of}/.run.lock")) + list(
+            d.glob(f"{lock_of}/*.log")
+        ):
             if RUNNING[d].poll() is not None:
                 raise RuntimeError(f"the first run ended: {(d / 'first.out').read_text()[-500:]}")
             time.sleep(0.1)
@@ -583,7 +586,12 @@ def _one_photo_per_class(d: Path) -> None:
 
 
 def _exports(d: Path) -> None:
-    write(d / "a.json", json.dumps({"x.JPEG": [1]}))
+    """Proposals of the finished evaluation, and one reviewer's export of them."""
+    from imagenet_multilabel.propose.tasks import propose
+
+    out = propose([str(SHARED["eval_run"])], out=str(d / "p"))
+    first = json.loads((out / "proposals.json").read_text())["images"][0]
+    write(d / "a.json", json.dumps({first["file"]: [first["original"]]}))
 
 
 I33 = "i33 "  # the cases of issue 33: --only "i33"
@@ -684,7 +692,7 @@ def _issue33_cases() -> list[Case]:
         Case(
             I33 + "propose merge nope.json",
             "propose",
-            ["merge", "{d}/nope.json", "{d}/a.json", "proposals={d}"],
+            ["merge", "{d}/nope.json", "{d}/a.json", "proposals={d}/p"],
             tool="propose",
             cli=True,
             setup=_exports,

@@ -589,7 +589,7 @@ def _exports(d: Path) -> None:
     """Proposals of the finished evaluation, and one reviewer's export of them."""
     from imagenet_multilabel.propose.tasks import propose
 
-    out = propose([str(SHARED["eval_run"])], out=str(d / "p"))
+    out = propose([str(SHARED["eval_run"])], out=str(d / "p"), dataset="demo")
     first = json.loads((out / "proposals.json").read_text())["images"][0]
     write(d / "a.json", json.dumps({first["file"]: [first["original"]]}))
 

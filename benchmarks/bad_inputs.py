@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -383,13 +384,22 @@ CLI = {
     "gap": [sys.executable, "-m", "imagenet_multilabel", "gap"],
     "prepare": [sys.executable, "-m", "imagenet_multilabel", "prepare"],
     "train": [sys.executable, "train.py"],
+    "gallery": [sys.executable, "-m", "imagenet_multilabel", "gallery"],
+    "propose": [sys.executable, "-m", "imagenet_multilabel", "propose"],
+    "report": [sys.executable, "-m", "imagenet_multilabel", "report"],
 }
+NOT_HYDRA = ("prepare", "propose", "report")  # no hydra.run.dir for these
 
 
 def run_cli(case: Case, args: list[str], d: Path) -> Result:
     out = d / "out"
     argv = list(args)
-    if case.tool != "prepare" and not any(a.startswith("hydra.run.dir=") for a in argv):
+    multirun = "-m" in argv or any(a.startswith("hparams_search=") for a in argv)
+    if (
+        case.tool not in NOT_HYDRA
+        and not multirun
+        and not any(a.startswith("hydra.run.dir=") for a in argv)
+    ):
         argv.append(f"hydra.run.dir={out}")
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}", **case.env}
     for key, value in case.env.items():
@@ -740,8 +750,12 @@ def _root_cases() -> list[Case]:
              "data.root="),
         Case("data=folder, non-wnid folder names", "root", FOLDER, "error", "WordNet id",
              setup=non_wnid),
-        Case("data=folder, images directly in root", "root", FOLDER, "error",
-             "outside class folders", setup=lambda d: flat(d / "val")),
+        Case("data=folder, wnid-named images directly in root", "root", FOLDER, "ok",
+             setup=lambda d: flat(d / "val"), check=num_images(3),
+             note="data=demo's layout, which data=imagenet's line suggests"),
+        Case("data=folder, other images directly in root", "root", FOLDER, "error",
+             "outside class folders", setup=lambda d: (folder(d / "val"),
+                                                       write(d / "val" / "x.JPEG", b""))),
         Case("data=folder on int folders (the V2 layout)", "root", FOLDER, "error",
              "data=imagenetv2", setup=int_folders),
         Case("data=imagenet, flat non-val names", "root",
@@ -1025,10 +1039,27 @@ def _rerun_cases() -> list[Case]:
         Case("run folder under a file", "output",
              [*FOLDER, "hydra.run.dir=/etc/passwd/x"], "error", "cannot write", cli=True,
              setup=lambda d: folder(d / "val")),
+        Case("logger=[csv,wandb], <run>/wandb a file", "output",
+             [*FOLDER, "logger=[csv,wandb]", "logger.wandb.offline=true", "hydra.run.dir={d}/r"],
+             "error", "is a file", cli=True,
+             setup=lambda d: (folder(d / "val"), write(d / "r" / "wandb", "x"))),
+        Case("run folder held by a running evaluation", "output",
+             [*FOLDER, "hydra.run.dir={d}/r"], "error", "is held by another run", cli=True,
+             setup=lambda d: (folder(d / "val"), _hold_live(d / "r"))),
         Case("run folder is an existing file", "output",
              [*FOLDER, "hydra.run.dir={d}/file"], "error", "hydra.run.dir", cli=True,
              setup=lambda d: (folder(d / "val"), write(d / "file", "x"))),
     ]
+
+
+def _hold_live(folder_: Path) -> None:
+    """A live process holding ``folder_`` (runs/lock.py), for the case's duration."""
+    from imagenet_multilabel.runs.lock import LOCK_FILE, _start_time
+
+    holder = subprocess.Popen(["sleep", "120"])
+    write(folder_ / LOCK_FILE, json.dumps({
+        "pid": holder.pid, "host": socket.gethostname(),
+        "process_started": _start_time(holder.pid), "started": "2026-01-01 00:00:00"}))
 
 
 def _score_cases() -> list[Case]:
@@ -1302,6 +1333,7 @@ def trial(
         if args.no_cli or args.cli_only:
             cases = [c for c in cases if c.cli == args.cli_only]
         rows, bad = [], 0
+        tally = {"right": 0, "wrong": 0, "silently wrong": 0}
         print("| # | case | command | exit | error line | verdict |")
         print("|---|---|---|---|---|---|")
         for number, case in enumerate(cases, start=1):
@@ -1310,6 +1342,10 @@ def trial(
             except Exception as e:  # a broken case must not end the trial
                 res, verdict, command = Result(-1, str(e)), f"**CASE FAILED** {e!r}", "-"
             bad += verdict.startswith("**")
+            if not verdict.startswith("**"):
+                tally["right"] += 1
+            else:
+                tally["silently wrong" if res.code == 0 else "wrong"] += 1
             line = res.line.replace(str(tmp), "$T") if res.code else ""
             row = (
                 f"| {number} | {case.group}: {case.name} | `{cell(command, 150)}` | {res.code} | "
@@ -1322,6 +1358,7 @@ def trial(
                 TIMES[f"{case.group}: {case.name}"] = res.seconds
         took = time.perf_counter() - started
         print(f"\n{len(cases)} cases, {bad} handled badly, {took:.0f} s")
+        print(", ".join(f"{k} {v}" for k, v in tally.items()) + " (silently: exit 0)")
         groups: dict[str, int] = {}
         for case in cases:
             groups[case.group] = groups.get(case.group, 0) + 1

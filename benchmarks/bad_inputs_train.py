@@ -13,18 +13,27 @@ metrics.json. A config error is refused before torch is imported on the command 
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bad_inputs import (
     ABBREVIATIONS,
+    REPO,
     TINY,
     Case,
     Result,
+    all_of,
     logged,
     run_inproc,
+    signal_when,
     trial,
     write,
 )
@@ -452,10 +461,351 @@ def _cli_cases() -> list[Case]:
     ]
 
 
+# ----------------------------------------------------- issue 33: folders, reports, propose
+
+RUNNING: dict[Path, subprocess.Popen] = {}
+
+
+def _hold_first(args: list[str], lock_of: str = "run"):
+    """A set-up: a first command started into the case's folder, running until the case
+    (the second command) has run; ready once it holds ``{d}/<lock_of>``."""
+
+    def setup(d: Path) -> None:
+        argv = [a.format(d=d) for a in args]
+        env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"}
+        log = (d / "first.out").open("w")
+        RUNNING[d] = subprocess.Popen(
+            [sys.executable, *argv], cwd=REPO, env=env, stdout=log, stderr=log
+        )
+        deadline = time.monotonic() + 240
+        # started: it holds the folder (or, without runs/lock.py, has begun its log there)
+        while time.monotonic() < deadline and not list(d.glob(f"{lock_of}/.run.lock")) + list(
+            d.glob(f"{lock_of}/*.log")
+        ):
+            if RUNNING[d].poll() is not None:
+                raise RuntimeError(f"the first run ended: {(d / 'first.out').read_text()[-500:]}")
+            time.sleep(0.1)
+
+    return setup
+
+
+def _first_kept(seed: int):
+    """Check: the first run finished with its own results (its seed), untouched."""
+
+    def check(res: Result, d: Path) -> str | None:
+        first = RUNNING.pop(d)
+        if first.wait(timeout=600) != 0:
+            return f"the first run failed: {(d / 'first.out').read_text()[-300:]}"
+        info = json.loads((d / "run" / "run.json").read_text())
+        return None if info.get("seed") == seed else f"run.json has seed {info.get('seed')}"
+
+    return check
+
+
+def _sweep_waits(res: Result, d: Path) -> str | None:
+    first = RUNNING.pop(d)
+    first.wait(timeout=600)
+    said = res.stdout + res.stderr
+    if "evaluating" in said or "incomplete results" in said:
+        return "the second sweep evaluated the first's running job again"
+    return None if "complete results, skipped" in said else "the job was not skipped"
+
+
+def _said_once(text: str):
+    def check(res: Result, d: Path) -> str | None:
+        n = (res.stdout + res.stderr).count(text)
+        return None if n == 1 else f"{text!r} printed {n} times"
+
+    return check
+
+
+def _not_said(*texts: str):
+    def check(res: Result, d: Path) -> str | None:
+        said = res.stdout + res.stderr + res.logs
+        found = [t for t in texts if t in said]
+        return f"said {found[0]!r}" if found else None
+
+    return check
+
+
+def _in_file(rel: str, *texts: str, absent: tuple[str, ...] = ()):
+    def check(res: Result, d: Path) -> str | None:
+        path = d / rel
+        if not path.is_file():
+            return f"no {rel}"
+        text = path.read_text()
+        missing = [t for t in texts if t not in text]
+        there = [t for t in absent if t in text]
+        if missing:
+            return f"{rel} lacks {missing[0]!r}"
+        return f"{rel} says {there[0]!r}" if there else None
+
+    return check
+
+
+def _dead_lock(d: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = {"pid": dead.pid, "host": socket.gethostname(), "started": "2026-01-01 00:00:00"}
+    write(d / "out" / ".run.lock", json.dumps({**lock, "process_started": "1"}))
+
+
+def _other_host_lock(d: Path) -> None:
+    lock = {"pid": 1, "host": "node-elsewhere", "started": "2026-01-01 00:00:00"}
+    write(d / "out" / ".run.lock", json.dumps(lock))
+
+
+def _two_train_runs(d: Path) -> None:
+    """Copies of the finished train run as a sweep over optim.lr leaves them."""
+    import shutil
+
+    for lr in (0.001, 0.01):
+        job = d / "sweep" / f"optim.lr={lr}"
+        shutil.copytree(SHARED["train_run"], job)
+        info = json.loads((job / "run.json").read_text())
+        info["optimizer"]["lr"] = lr
+        (job / "run.json").write_text(json.dumps(info))
+
+
+def _repeated_evaluation(d: Path) -> None:
+    import shutil
+
+    shutil.copytree(SHARED["eval_run"], d / "a" / "run")
+    shutil.copytree(SHARED["eval_run"], d / "b" / "run")
+
+
+def _one_photo_per_class(d: Path) -> None:
+    """A user's own folder: 6 photos of 6 classes, evaluated (the embedded model)."""
+    from bad_inputs import flat
+
+    flat(d / "photos", n=6)
+    case = Case("own", "-", ["data=folder", f"data.root={d / 'photos'}", "logger=none"], "ok")
+    res = run_inproc(case, case.args, d / "eval")
+    if res.code:
+        raise RuntimeError(res.stderr[-500:])
+
+
+def _exports(d: Path) -> None:
+    """Proposals of the finished evaluation, and one reviewer's export of them."""
+    from imagenet_multilabel.propose.tasks import propose
+
+    out = propose([str(SHARED["eval_run"])], out=str(d / "p"), dataset="demo")
+    first = json.loads((out / "proposals.json").read_text())["images"][0]
+    write(d / "a.json", json.dumps({first["file"]: [first["original"]]}))
+
+
+I33 = "i33 "  # the cases of issue 33: --only "i33"
+
+
+def _issue33_cases() -> list[Case]:
+    run = [*BASE, "hydra.run.dir={d}/run"]
+    return [
+        Case(
+            I33 + "two train.py runs into one hydra.run.dir (seeds 0, 1)",
+            "concurrency",
+            [*run, "seed=1"],
+            cli=True,
+            setup=_hold_first(["train.py", *run, "seed=0"]),
+            match="is held by another run still writing there: pid",
+            check=_first_kept(0),
+            note="the first's results its own",
+        ),
+        Case(
+            I33 + "two identical sweeps started together",
+            "concurrency",
+            ["-m", TINY, "logger=none", "batch_size=8,16", "hydra.sweep.dir={d}/sweep"],
+            tool="evaluate",
+            cli=True,
+            expect="ok",
+            setup=_hold_first(
+                [
+                    "evaluate.py",
+                    "-m",
+                    TINY,
+                    "logger=none",
+                    "batch_size=8,16",
+                    "hydra.sweep.dir={d}/sweep",
+                ],
+                lock_of="sweep/*",
+            ),
+            check=_sweep_waits,
+            note="waits for the running jobs, skips them",
+        ),
+        Case(
+            I33 + "a run into a folder a killed run held",
+            "concurrency",
+            BASE,
+            expect="ok",
+            setup=_dead_lock,
+            check=logged("taking over the lock of a run that is gone"),
+            note="taken over with a line",
+        ),
+        Case(
+            I33 + "a run into a folder held on another host",
+            "concurrency",
+            BASE,
+            setup=_other_host_lock,
+            match="on another host",
+        ),
+        Case(
+            I33 + "gallery run_dir=<a train run>",
+            "reports",
+            ["run_dir={train_run}", "gallery.output_dir={d}/g"],
+            tool="gallery",
+            cli=True,
+            expect="ok",
+            check=_not_said("not found"),
+        ),
+        Case(
+            I33 + "propose runs=<a train run> dataset=train_recombined",
+            "propose",
+            ["runs={train_run}", "dataset=train_recombined", "out={d}/p"],
+            tool="propose",
+            cli=True,
+            expect="ok",
+            check=_not_said("not found"),
+        ),
+        Case(
+            I33 + "report of a train sweep over optim.lr",
+            "reports",
+            ["{d}/sweep", "--out", "{d}/rep"],
+            tool="report",
+            cli=True,
+            expect="ok",
+            setup=_two_train_runs,
+            check=_in_file("rep/leaderboard.md", "optimizer.lr=0.001", "optimizer.lr=0.01"),
+            note="rows named by the learning rate",
+        ),
+        Case(
+            I33 + "report over two identical runs of one dataset",
+            "reports",
+            ["{d}/a", "{d}/b", "--out", "{d}/rep"],
+            tool="report",
+            cli=True,
+            expect="ok",
+            setup=_repeated_evaluation,
+            check=_in_file(
+                "rep/leaderboard.md", "left out", absent=("nothing but their run folders",)
+            ),
+            note="the newest kept, the other named",
+        ),
+        Case(
+            I33 + "propose merge nope.json",
+            "propose",
+            ["merge", "{d}/nope.json", "{d}/a.json", "proposals={d}/p"],
+            tool="propose",
+            cli=True,
+            setup=_exports,
+            match="reviewer's export",
+        ),
+        Case(
+            I33 + "propose on a folder of one photo per class",
+            "propose",
+            ["runs={d}/eval/out", "out={d}/p"],
+            tool="propose",
+            cli=True,
+            expect="ok",
+            setup=_one_photo_per_class,
+            check=_in_file("p/review.html", 'id="exemplar-hint"', absent=('class="noex"',)),
+            note="names large, how to add exemplars",
+        ),
+        Case(
+            I33 + "hydra.sweep.dir=<a file>",
+            "cli",
+            ["-m", *BASE, "hydra.sweep.dir={d}/f"],
+            cli=True,
+            setup=lambda d: write(d / "f", "x"),
+            match="hydra.sweep.dir",
+        ),
+        Case(
+            I33 + "Optuna search, bad optimized_metric",
+            "cli",
+            [
+                "hparams_search=optuna_head",
+                *BASE,
+                "optimized_metric=heldout_classes/finetuned.x",
+                "hydra.sweeper.n_trials=2",
+                "hydra.sweep.dir={d}/search",
+            ],
+            cli=True,
+            match="optimized_metric",
+        ),
+        Case(
+            I33 + "an error printed once",
+            "cli",
+            [*BASE, "data=folder", "data.root={d}/nope"],
+            cli=True,
+            match="does not exist",
+            check=_said_once("does not exist"),
+        ),
+        Case(
+            I33 + "Lightning's lines once, no hints",
+            "cli",
+            BASE,
+            cli=True,
+            expect="ok",
+            check=all_of(_said_once("GPU available"), _not_said("Tip:", "srun")),
+        ),
+        Case(
+            I33 + "evaluate.py data=imagenet on a flat <wnid>_<name>.JPEG folder",
+            "cli",
+            [TINY, "logger=none", "data=imagenet", "data.root={d}/val"],
+            setup=lambda d: _flat(d / "val"),
+            match="use data=folder",
+        ),
+        Case(
+            I33 + "evaluate.py data=folder on it (the suggestion)",
+            "cli",
+            [TINY, "logger=none", "data=folder", "data.root={d}/val"],
+            setup=lambda d: _flat(d / "val"),
+            expect="ok",
+        ),
+        # resume (another branch): run after; they may still fail here
+        Case(
+            I33 + "resume: ckpt_path=<a folder>",
+            "resume",
+            [*BASE, "ckpt_path={d}"],
+            match="a folder",
+        ),
+        Case(
+            I33 + "resume: a finished run with trainer.max_epochs=2",
+            "resume",
+            [*BASE, "ckpt_path=last", "trainer.max_epochs=2", "hydra.run.dir={d}/run"],
+            setup=_finished,
+            match="max_epochs",
+        ),
+        Case(
+            I33 + "resume: SIGINT names ckpt_path=last",
+            "resume",
+            [*BASE, "trainer.max_epochs=20", "composites.train_images=64"],
+            cli=True,
+            expect="sigint",
+            match="ckpt_path=last",
+            action=signal_when(
+                signal.SIGINT, lambda p, out: (out / "checkpoints").is_dir(), group=True
+            ),
+        ),
+    ]
+
+
+def _flat(root: Path) -> None:
+    from bad_inputs import flat
+
+    flat(root, n=3)
+
+
 def train_cases() -> list[Case]:
-    cases = [*_config_cases(), *_combination_cases(), *_runtime_cases(), *_cli_cases()]
+    cases = [
+        *_config_cases(),
+        *_combination_cases(),
+        *_runtime_cases(),
+        *_cli_cases(),
+        *_issue33_cases(),
+    ]
     for case in cases:  # Case's default tool is evaluate
-        if not case.name.startswith("evaluate.py"):
+        if case.tool == "evaluate" and not case.name.removeprefix(I33).startswith(
+            ("evaluate.py", "two identical sweeps")
+        ):
             case.tool = "train"
     return cases
 
@@ -533,6 +883,11 @@ def train_shared(tmp: Path) -> dict[str, Path]:
     if res.code != 0:
         raise SystemExit(f"could not make the finished run: {res.stderr[-2000:]}")
     SHARED.update(train_run=d / "out", train_cache=tmp / "shared" / "fc")
+    e = tmp / "shared" / "eval"
+    case = Case("eval_run", "-", [TINY, "logger=none"], "ok")
+    if run_inproc(case, case.args, e).code != 0:
+        raise SystemExit("could not make the finished evaluation")
+    SHARED["eval_run"] = e / "out"
     return dict(SHARED)
 
 

@@ -32,6 +32,7 @@ def check_run_settings(cfg: DictConfig, trainer: bool = True) -> None:
     if cfg.get("data") is not None:
         check_data_roots(cfg.data)
     check_labels_option(cfg.get("labels"))
+    check_logger_dirs(cfg)  # evaluate's and train's
     if trainer and cfg.get("trainer") is not None:
         check_trainer(cfg.trainer)
     check_gallery(cfg.get("gallery"))  # what the run writes at its end
@@ -49,6 +50,5 @@ def check_train_settings(cfg: DictConfig) -> None:
     ``check_train_parts`` before the first forward pass."""
     check_run_settings(cfg, trainer=False)
     check_training_settings(cfg)
-    check_logger_dirs(cfg)
     check_trainer(cfg.trainer)  # last: it imports Lightning (and torch)
     check_optimizer_name(cfg)

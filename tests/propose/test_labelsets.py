@@ -88,6 +88,10 @@ def test_merge_refuses_bad_exports(proposals: Path, tmp_path: Path) -> None:
         with pytest.raises(DataError, match=says):
             merge([str(good), str(bad)], proposals=str(proposals), out=str(tmp_path / "x.json"))
         assert not (tmp_path / "x.json").exists()
+    for missing in (tmp_path / "nope.json", tmp_path):  # the line names no option of labels=
+        with pytest.raises(DataError, match="reviewer's export") as e:
+            merge([str(good), str(missing)], proposals=str(proposals))
+        assert "labels.path" not in str(e.value)
     taken = tmp_path / "taken.json"
     taken.write_text("keep me")
     again = export(tmp_path / "again.json", {f[0]: [1]}, proposals)

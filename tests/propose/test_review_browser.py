@@ -6,6 +6,7 @@ exports; and the time one key takes to show the next image on a page of 1,000 im
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import statistics
 import time
@@ -190,6 +191,7 @@ def test_two_reviewers_export_merge_and_evaluate(driver, review) -> None:
     # reviewer 2, by mouse: the original label everywhere, plus the 2nd candidate of image 1
     driver.execute_script("localStorage.clear()")
     driver.refresh()
+    driver.find_element(By.ID, "reviewer").send_keys("Ana María")
     second_expected = {}
     for i in range(10):
         state = page_state(driver)
@@ -201,8 +203,11 @@ def test_two_reviewers_export_merge_and_evaluate(driver, review) -> None:
     driver.find_element(By.ID, "export").click()
     second = downloaded(review["tmp"] / "dl2")
     got = json.loads(second.read_text())
-    got.pop("_origin")
+    assert got.pop("_origin")["reviewer"] == "Ana María"
     assert got == second_expected
+    # two reviewers' exports never share a file name: the name typed in, the time
+    assert second.name.startswith(f"labels_demo_{origin['proposals']}_Ana-Mar-a_")
+    assert re.fullmatch(r"labels_demo_[0-9a-f]+_\d{8}-\d{6}\.json", first.name), first.name
 
     # one export scores as it is
     scored = evaluate_with(review, first, "eval_reviewer1")
@@ -221,12 +226,36 @@ def test_two_reviewers_export_merge_and_evaluate(driver, review) -> None:
     assert labels["_origin"]["identical_share"] == same / 10
     for f in expected:
         assert labels[f] == sorted(set(expected[f]) & set(second_expected[f]))
+    # the agreement page renders its summary (no raw Markdown)
+    driver.get(merged.with_name("merged_agreement.html").as_uri())
+    summary = driver.find_element(By.CSS_SELECTOR, ".summary")
+    assert summary.find_elements(By.CSS_SELECTOR, "table tr th")
+    assert "|---" not in summary.text and "# Agreement" not in summary.text
+    assert "reviewers:" in summary.find_element(By.CSS_SELECTOR, "ul li").text
     scored = evaluate_with(review, merged, "eval_merged")
     assert scored["run"]["datasets"]["demo"]["label_origin"] == "reviewed by 2 people"
     print(
         "evaluate.py labels=file (merged):",
         {k: v for k, v in scored["metrics"].items() if "real" in k or "unlabeled" in k},
     )
+
+
+def test_candidates_without_exemplars_show_their_name_large(driver, review) -> None:
+    """A folder of one photo per class (the user's own, usually): no candidate has an
+    exemplar, so none shows an empty box; each shows its class name large, and the page
+    says how to add exemplars."""
+    driver.get(review["page"].as_uri())
+    buttons = driver.find_elements(By.CSS_SELECTOR, "#candidates button")
+    without = [b for b in buttons if not b.find_elements(By.TAG_NAME, "img")]
+    assert without and not driver.find_elements(By.CSS_SELECTOR, ".noex")
+    for b in without:
+        assert "noexample" in b.get_attribute("class")
+        size = float(
+            b.find_element(By.CSS_SELECTOR, ".name").value_of_css_property("font-size")[:-2]
+        )
+        assert size >= 18
+    hint = driver.find_element(By.ID, "exemplar-hint").text
+    assert "exemplars=<folder>" in hint and "have no example photo" in hint
 
 
 def test_key_press_latency_on_1000_images(driver, tmp_path: Path) -> None:

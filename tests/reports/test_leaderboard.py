@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -85,11 +86,38 @@ def test_a_failure_of_one_dataset_marks_the_row_partial(tmp_path: Path) -> None:
 def test_same_model_and_dataset_with_other_settings_are_kept_apart(tmp_path: Path) -> None:
     write_run(tmp_path / "r16", "a", {"x": {"top1": 70.0}}, batch_size=16)
     write_run(tmp_path / "r32", "a", {"x": {"top1": 70.5}}, batch_size=32)
-    write_run(tmp_path / "copy" / "again", "a", {"x": {"top1": 70.5}}, batch_size=32)
+    again = write_run(tmp_path / "copy" / "again", "a", {"x": {"top1": 71.0}}, batch_size=32)
+    os.utime(tmp_path / "r32" / "metrics.json", (1e9, 1e9))  # r32 ran first
     board = gather([tmp_path])
     labels = sorted(r.label for r in board.rows)
-    assert labels == ["batch_size=16", "batch_size=32, run=again", "batch_size=32, run=r32"]
-    assert any("3 rows for a" in n and "batch_size" in n for n in board.notes)
+    assert labels == ["batch_size=16", "batch_size=32"]
+    assert any("2 rows for a" in n and "differ in batch_size" in n for n in board.notes)
+    # the repeated run (nothing differs but its folder): its newest kept, the other named
+    (kept,) = [r for r in board.rows if r.label == "batch_size=32"]
+    assert kept.runs == {"x": again} and kept.metrics["x"]["top1"] == 71.0
+    (note,) = [n for n in board.notes if "left out" in n]
+    assert str(tmp_path / "r32") in note and f"the newest, {again}, kept" in note
+    assert not any("nothing but their run folders" in n for n in board.notes)
+
+
+def test_rows_of_a_train_sweep_name_the_settings_that_differ(tmp_path: Path) -> None:
+    """Each train.py run has weights of its own (``fine-tuned:<run>``); the rows of a sweep
+    over optim.lr say the learning rate, not only the hashed folder names."""
+    for lr in (0.001, 0.01):
+        run = tmp_path / f"job-{lr}"
+        write_run(
+            run,
+            "a",
+            {"x": {"finetuned.top1": 50.0 + lr, "pretrained.top1": 40.0}},
+            task="train",
+            optimizer={"opt": "adam", "lr": lr},
+            checkpoints={"best": str(run / "checkpoints" / "best.ckpt")},
+            fit_seconds=lr * 100,
+        )
+    board = gather([tmp_path])
+    assert sorted(r.label for r in board.rows) == ["optimizer.lr=0.001", "optimizer.lr=0.01"]
+    assert all(r.weights.startswith("fine-tuned:") for r in board.rows)
+    assert any("differ in optimizer.lr;" in n for n in board.notes)
 
 
 def test_other_preprocessing_is_another_row(tmp_path: Path) -> None:

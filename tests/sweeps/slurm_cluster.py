@@ -9,11 +9,20 @@ munged, mariadbd, slurmdbd, slurmctld and the slurmds on free ports, and waits u
 nodes are idle. :meth:`SlurmCluster.stop` stops what it started. :class:`Unavailable` says why
 there can be no cluster here (the tests then skip with that reason).
 
+The daemons end with the process that started them, however it ends: each is started with
+``PR_SET_PDEATHSIG`` (SIGTERM when its parent dies, also of SIGKILL or a time limit), and
+``daemons.json`` in the cluster's folder names the owner and the daemons (pid and start
+time), so that :func:`reap_leftovers`, called before a cluster starts, stops the daemons
+of any earlier cluster whose owner is gone (and never those of a live one).
+
 Clients find the cluster through ``SLURM_CONF`` (:attr:`SlurmCluster.env`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import json
 import os
 import shutil
 import signal
@@ -137,7 +146,20 @@ class SlurmCluster:
             stderr=subprocess.STDOUT,
             env={**self.env, "PATH": _path()},
             start_new_session=True,  # not in the test's process group (Ctrl-C)
+            preexec_fn=_die_with_parent,
         )
+        self._record()
+
+    def _record(self) -> None:
+        """daemons.json: the owner (this process) and each daemon, for :func:`reap_leftovers`."""
+        me = os.getpid()
+        record = {
+            "owner": {"pid": me, "start": _start_time(me)},
+            "daemons": {
+                n: {"pid": p.pid, "start": _start_time(p.pid)} for n, p in self.procs.items()
+            },
+        }
+        (self.root / DAEMONS).write_text(json.dumps(record))
 
     def _wait(self, what: str, ready, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -316,6 +338,52 @@ class SlurmCluster:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
         self.procs.clear()
+        (self.root / DAEMONS).unlink(missing_ok=True)
+
+
+DAEMONS = "daemons.json"
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(entry: dict) -> bool:
+    return entry.get("start") is not None and _start_time(int(entry["pid"])) == entry["start"]
+
+
+def reap_leftovers(parent: Path | None = None) -> list[str]:
+    """Stop the daemons of earlier clusters (``<tmp>/slurm-*/daemons.json``) whose owner
+    is gone; returns what was stopped (``<folder>: <daemon> <pid>``)."""
+    stopped = []
+    for record_file in Path(parent or tempfile.gettempdir()).glob(f"slurm-*/{DAEMONS}"):
+        try:
+            record = json.loads(record_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if _alive(record.get("owner") or {}):
+            continue  # a live test session's cluster
+        live = {n: d for n, d in (record.get("daemons") or {}).items() if _alive(d)}
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for entry in live.values():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(int(entry["pid"]), sig)  # its session: the daemon and its helpers
+            deadline = time.monotonic() + 20
+            while any(_alive(d) for d in live.values()) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        stopped += [f"{record_file.parent}: {n} {d['pid']}" for n, d in live.items()]
+        record_file.unlink(missing_ok=True)
+    return stopped
 
 
 def start_cluster(root: Path | None = None, nodes: int = 1) -> SlurmCluster:
@@ -323,6 +391,8 @@ def start_cluster(root: Path | None = None, nodes: int = 1) -> SlurmCluster:
     short, for the sockets' path limit). Raises :class:`Unavailable` where Slurm cannot be
     installed; a cluster that fails to start is stopped and its error raised."""
     install()
+    for line in reap_leftovers():
+        print(f"stopped a daemon an earlier test session left running: {line}")
     cluster = SlurmCluster(Path(root or tempfile.mkdtemp(prefix="slurm-")), nodes=nodes)
     try:
         return cluster.start()

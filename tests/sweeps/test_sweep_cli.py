@@ -121,3 +121,51 @@ def test_a_sweep_killed_mid_job_loses_only_that_job(tmp_path: Path) -> None:
     assert log.count("incomplete results (the job was stopped): evaluating") == 1
     assert log.count("new job: evaluating") == 1
     assert "leaderboard of 3 jobs (3 done)" in proc.stdout
+
+
+HOLD = """
+import sys
+from imagenet_multilabel.runs import lock
+with lock.hold(sys.argv[1]):
+    print("held", flush=True)
+    sys.stdin.readline()  # until the test closes stdin
+"""
+
+
+@pytest.mark.slow
+def test_an_identical_sweep_waits_for_the_running_job_and_never_runs_it_again(
+    tmp_path: Path,
+) -> None:
+    """A second identical sweep finds a job of the first still running (its folder held,
+    its metrics.json not yet written): it waits, then skips the job the first completed
+    (before, it called the job "incomplete results (the job was stopped)" and evaluated
+    it again)."""
+    import shutil
+
+    args = ("-m", *TINY, "logger=none", "data=patchml", "data.num_images=4")
+    first = tmp_path / "first"
+    assert evaluate_py(*args, f"hydra.sweep.dir={first}").returncode == 0
+    second = tmp_path / "second"
+    shutil.copytree(first, second)
+    (job,) = [p for p in second.iterdir() if (p / "job.json").is_file()]
+    metrics = (job / "metrics.json").read_bytes()
+    (job / "metrics.json").unlink()  # the first sweep's job, running
+    holder = start(["-c", HOLD, str(job)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    log = tmp_path / "second.out"
+    with log.open("w") as out:
+        sweep = start(
+            [*("evaluate.py", *args), f"hydra.sweep.dir={second}"], stdout=out, stderr=out
+        )
+        deadline = time.monotonic() + 240
+        while "waiting for it" not in log.read_text() and time.monotonic() < deadline:
+            assert sweep.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.2)
+        (job / "metrics.json").write_bytes(metrics)  # the first sweep's job ends
+        holder.stdin.close()
+        holder.wait(timeout=30)
+        assert sweep.wait(timeout=240) == 0, log.read_text()[-3000:]
+    said = log.read_text()
+    assert f"this job is being run by another sweep (pid {holder.pid} on host" in said
+    assert f"{job.name}: complete results, skipped" in said
+    assert "evaluating" not in said and "incomplete results" not in said

@@ -21,6 +21,12 @@ class ModelError(UserError):
     """A model name or its weights cannot be resolved."""
 
 
+class SweepError(UserError):
+    """A setting of the whole sweep is wrong (``optimized_metric`` names no metric of its
+    runs): every job would fail alike, so it ends the sweep in one line instead of being
+    recorded as one job's failure (which a sweeper such as Optuna cannot take)."""
+
+
 class Interrupted(BaseException):
     """The process was told to stop (SIGTERM: a scheduler's pre-emption, or kill; SIGINT:
     Ctrl-C). Its exit code is the shell's for a process ended by the signal: 128 + its

@@ -21,6 +21,8 @@ from omegaconf.errors import OmegaConfBaseException
 from imagenet_multilabel.core import distributed  # also registers the resolvers conf/hydra/ uses
 from imagenet_multilabel.core.config import in_multirun
 from imagenet_multilabel.core.errors import Interrupted, UserError, find_user_error, one_line
+from imagenet_multilabel.core.logs import log_to_files, quiet_lightning
+from imagenet_multilabel.runs import lock
 from imagenet_multilabel.scoring.checks import check_optimized_metric
 from imagenet_multilabel.sweeps.callback import failed_jobs
 from imagenet_multilabel.tracking.session import close_open_run
@@ -85,12 +87,13 @@ def run_task(
     global _task_started
     _task_started = True
     try:
-        with interrupts_raise():
+        with interrupts_raise(), lock.hold(_run_folder(cfg), what="run"):
             forget_earlier_result(cfg)
             if check is not None:
                 check(cfg)
             if isinstance(task, str):
                 task = import_task(task)
+            quiet_lightning()  # imported with the task
             failed = True
             try:
                 if trainer:
@@ -120,6 +123,34 @@ def run_task(
     return optimized_value(metrics, cfg.get("optimized_metric"))
 
 
+def _run_folder(cfg: DictConfig) -> str | None:
+    """The folder a single run writes (held while it runs: runs/lock.py); None in a
+    multirun (each job holds its own: sweeps/job.py), on ranks > 0 and for a task that
+    reads a run folder rather than writing one (``score``'s ``run_dir``)."""
+    out = (cfg.get("paths") or {}).get("output_dir")
+    if not out or in_multirun() or not distributed.is_global_zero():
+        return None
+    return str(out)
+
+
+def _multirun(argv: list[str]) -> bool:
+    return any(a in ("-m", "--multirun") for a in argv) or any(
+        a.startswith("hydra.mode=") and a.endswith("MULTIRUN") for a in argv
+    )
+
+
+def _explicit_run_dir(argv: list[str]) -> str | None:
+    """``hydra.run.dir=X`` of a single run's command line (the last one), else None."""
+    if _multirun(argv) or not distributed.is_global_zero():
+        return None
+    found = None
+    for arg in argv[1:]:
+        key, sep, value = arg.lstrip("+~").partition("=")
+        if sep and key == "hydra.run.dir" and "${" not in value:
+            found = value.strip().strip("'\"")
+    return found or None
+
+
 def hydra_main(main: Callable[[], Any]) -> None:
     """Call a ``@hydra.main`` function. Hydra's own errors (an unknown config option or key,
     an override it cannot parse, a run folder it cannot create) end as one line
@@ -129,7 +160,14 @@ def hydra_main(main: Callable[[], Any]) -> None:
     bug keeps its traceback."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises them instead of printing
     try:
-        main()
+        # a run folder named on the command line is held before Hydra writes its .hydra/
+        # and log there (a second run into it would overwrite the first's config)
+        run_dir = _explicit_run_dir(sys.argv)
+        folder = Path(run_dir) if run_dir else None
+        if folder is not None and folder.exists() and not folder.is_dir():
+            folder = None  # a file: Hydra's line names hydra.run.dir
+        with lock.hold(folder, what="run"):
+            main()
     except BaseException as e:
         said = None if _task_started else _hydra_error(e)
         if said is None:
@@ -162,7 +200,8 @@ def _hydra_error(e: BaseException) -> tuple[str, int] | None:
     if user_error is not None and not isinstance(user_error, Interrupted):
         return one_line(user_error), 2
     if isinstance(e, OSError) and e.filename is not None:  # the run folder Hydra creates
-        return f"cannot write {e.filename} ({e.strerror}): choose another hydra.run.dir=...", 2
+        option = "hydra.sweep.dir" if _multirun(sys.argv) else "hydra.run.dir"
+        return f"cannot write {e.filename} ({e.strerror}): choose another {option}=...", 2
     if isinstance(e, KeyboardInterrupt):
         return Interrupted.message(signal.SIGINT), 128 + signal.SIGINT
     return None
@@ -242,7 +281,7 @@ def optimized_value(metrics: Mapping[str, float], name: str | None) -> Any:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    log.error(message)
+    log_to_files(log, logging.ERROR, message)  # printed once, below
     print(f"error: {message}", file=sys.stderr, flush=True)
     if code > 128:  # a signal
         # stop now: the interpreter's teardown can abort in a native thread that the
@@ -250,5 +289,6 @@ def _fail(message: str, code: int = 2) -> None:
         # written atomically, so nothing is left half-done
         logging.shutdown()
         sys.stdout.flush()
+        lock.release_all()
         os._exit(code)
     raise SystemExit(code)

@@ -39,7 +39,7 @@ def read_review(path: str | Path, proposals: Proposals) -> Review:
             the proposals do not hold, or a class outside 0..999.
     """
     path = Path(path).expanduser()
-    data = read_json(path)
+    data = read_json(path, "give the path of a reviewer's export (the review page's Export)")
     if not isinstance(data, dict):
         raise DataError(f"{path} is not a label file (a JSON object file -> classes)")
     origin = read_origin(path) or {}

@@ -17,6 +17,7 @@ from typing import Any
 from imagenet_multilabel.core.errors import DataError
 from imagenet_multilabel.core.files import read_json, write_json
 from imagenet_multilabel.propose.candidates import Candidate, Ensemble, Rule
+from imagenet_multilabel.reports.images.photos import is_composite_class
 
 FORMAT = "imagenet-multilabel proposals 1"
 FILE = "proposals.json"
@@ -68,7 +69,7 @@ def build_proposals(ens: Ensemble, rule: Rule, candidates: list[list[Candidate]]
         "hash": content_hash(ens.dataset, images),
         "dataset": ens.dataset,
         "root": ens.root,
-        "composite": ens.info.get("class") == "CompositeDataset",
+        "composite": is_composite_class(ens.info.get("class")),
         "runs": [str(r) for r in ens.runs],
         "models": list(ens.models),
         "rule": rule.as_dict(),

@@ -98,6 +98,22 @@ def page_data(
     }
 
 
+def _exemplar_hint(data: Mapping) -> str:
+    """A line where candidates have no example photo (a user's own folder often holds one
+    photo per class, the image itself): how to add exemplars."""
+    pairs = [(im["e"], c[0]) for im in data["images"] for c in im["c"]]
+    missing = sum(str(c) not in shown for shown, c in pairs)
+    if not missing:
+        return ""
+    return (
+        f'<p class="hint" id="exemplar-hint">{missing} of {len(pairs)} candidates have no '
+        "example photo here (their class names are shown large instead). To show one, run "
+        "propose again with <code>exemplars=&lt;folder&gt;</code>: photos named "
+        "<code>&lt;wnid&gt;_&lt;name&gt;.JPEG</code> or in wnid folders (e.g. the ImageNet "
+        "sample of ../shared/data)</p>"
+    )
+
+
 def render_review_page(
     proposals: Proposals,
     photos: Mapping[str, str],
@@ -118,6 +134,8 @@ def render_review_page(
   <h1>{escape(title)}</h1>
   <span id="progress" class="progress"></span>
   <span class="spacer"></span>
+  <label class="reviewer">Reviewer <input id="reviewer" type="text" autocomplete="name"
+    placeholder="your name" title="in the exported file's name"></label>
   <button id="export" type="button" title="download the label file (e)">Export labels</button>
   <label class="import">Import <input id="import" type="file" accept=".json,application/json">
   </label>
@@ -131,7 +149,7 @@ def render_review_page(
 </nav>
 <main>
   <section class="photo"><div id="photos" class="tiles"></div>
-    <p id="file" class="file"></p></section>
+    <p id="file" class="file"></p>{_exemplar_hint(data)}</section>
   <section class="decide">
     <p id="state" class="state"></p>
     <ol id="candidates" class="candidates"></ol>

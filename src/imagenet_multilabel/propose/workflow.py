@@ -184,6 +184,46 @@ def agreement_markdown(merge: Merge, reviews: list, k: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def markdown_html(md: str) -> str:
+    """The Markdown :func:`agreement_markdown` writes (headings, a list, a table) as HTML,
+    every text escaped."""
+    out: list[str] = []
+    block = ""  # the open list or table
+
+    def close() -> None:
+        nonlocal block
+        if block:
+            out.append(f"</{block}>")
+        block = ""
+
+    for line in md.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if all(set(c) <= set("-:") and c for c in cells):
+                continue  # the header's rule
+            tag = "td" if block == "table" else "th"
+            if block != "table":
+                close()
+                out.append("<table>")
+                block = "table"
+            out.append("<tr>" + "".join(f"<{tag}>{escape(c)}</{tag}>" for c in cells) + "</tr>")
+        elif line.startswith("- "):
+            if block != "ul":
+                close()
+                out.append("<ul>")
+                block = "ul"
+            out.append(f"<li>{escape(line[2:])}</li>")
+        else:
+            close()
+            level = len(line) - len(line.lstrip("#"))
+            if level and line[level : level + 1] == " ":
+                out.append(f"<h{level + 1}>{escape(line[level + 1 :])}</h{level + 1}>")
+            elif line.strip():
+                out.append(f"<p>{escape(line)}</p>")
+    close()
+    return "\n".join(out)
+
+
 def agreement_page(merge: Merge, reviews: list, proposals: Proposals, k: int, folder: Path) -> str:
     """The disagreements as a gallery section: photos (the review page's) and each
     reviewer's set, beside the table of agreement."""
@@ -212,11 +252,13 @@ def agreement_page(merge: Merge, reviews: list, proposals: Proposals, k: int, fo
             f"<ul>{sets}<li><b>merged</b>: {escape(_names(im.merged))}</li></ul>"
             "</figcaption></figure>"
         )
-    md = escape(agreement_markdown(merge, reviews, k))
+    summary = markdown_html(agreement_markdown(merge, reviews, k))
     return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
 <title>Agreement of {len(reviews)} reviewers</title><style>
 body{{font:14px/1.4 system-ui,sans-serif;margin:20px 28px;background:#f4f5f7;color:#1c2230}}
-pre{{white-space:pre-wrap;background:#fff;padding:12px;border:1px solid #e3e6eb}}
+.summary{{background:#fff;padding:4px 16px 12px;border:1px solid #e3e6eb;border-radius:8px}}
+.summary table{{border-collapse:collapse;font-size:13px}}
+.summary th,.summary td{{border:1px solid #e3e6eb;padding:3px 8px;text-align:left}}
 .grid{{display:flex;flex-wrap:wrap;gap:14px}}
 .card{{margin:0;background:#fff;border:1px solid #e3e6eb;border-radius:8px;padding:8px;
 width:{2 * 180 + 30}px}}
@@ -224,7 +266,7 @@ width:{2 * 180 + 30}px}}
 .card ul{{margin:4px 0 0;padding-left:18px;font-size:12px}}</style></head><body>
 <h1>Agreement: {len(merge.images)} images, {100 * merge.identical_share:.1f}% identical,
 kappa {_fmt(merge.kappa)}</h1>
-<pre>{md}</pre>
+<div class="summary">{summary}</div>
 <h2>Disagreements ({sum(not i.identical for i in merge.images)})</h2>
 <div class="grid">{"".join(cards) or "<p>none</p>"}</div>
 </body></html>

@@ -41,6 +41,12 @@ NOT_SETTINGS = (
     "trainer.devices",
     "trainer.num_nodes",
     "trainer.world_size",
+    # train.py's run.json: the run's own files and timings, and when it read its data
+    "checkpoints",
+    "extract_seconds",
+    "fit_seconds",
+    "final_seconds",
+    "training_data.source.fingerprint.read",
 )
 
 
@@ -208,17 +214,63 @@ def _preprocessing_key(pp: Mapping[str, Any] | None) -> str:
     return _key({k: v for k, v in (pp or {}).items() if not (k == "hflip" and not v)})
 
 
+def _row_key(job: Job) -> tuple:
+    info = job.run.info
+    pp = info.get("preprocessing")
+    settings = settings_of(info, (job.record or {}).get("head"))
+    weights = (info.get("model") or {}).get("weights")
+    return (job.model, weights, _preprocessing_key(pp), _key(settings))
+
+
+def _family(weights: str | None) -> str | None:
+    """Fine-tuned weights (``fine-tuned:<run>``: one per train.py run) are one family, so
+    that the rows of a train sweep are told apart by the settings that differ."""
+    return "fine-tuned" if str(weights).startswith("fine-tuned:") else weights
+
+
+def _finished_at(job: Job) -> float:
+    try:
+        return (job.path / "metrics.json").stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _newest_runs(jobs: Sequence[Job]) -> tuple[list[Job], list[str]]:
+    """Runs of the same model, settings and datasets that differ in nothing but their
+    folders (a run repeated): the newest kept, the others named in a note."""
+    newest: dict[tuple, Job] = {}
+    left: dict[tuple, list[Job]] = {}
+    for job in jobs:
+        if _family(job.run.info.get("model", {}).get("weights")) == "fine-tuned":
+            continue  # each its own weights (its folder)
+        key = (*_row_key(job), tuple(sorted(job.run.datasets)))
+        if key in newest:
+            older, newer = sorted((newest[key], job), key=_finished_at)
+            newest[key] = newer
+            left.setdefault(key, []).append(older)
+        else:
+            newest[key] = job
+    dropped = {id(j) for js in left.values() for j in js}
+    notes = [
+        f"{len(js)} earlier run(s) of {newest[key].model} with the same settings and datasets "
+        f"left out ({', '.join(str(j.path) for j in js)}): the newest, {newest[key].path}, kept"
+        for key, js in left.items()
+    ]
+    return [j for j in jobs if id(j) not in dropped], notes
+
+
 def rows_of(jobs: Sequence[Job]) -> tuple[list[Row], list[str]]:
     """Finished runs merged into rows: a row per (model, weights, preprocessing, settings);
-    runs of one such key that share a dataset go into separate rows."""
-    notes: list[str] = []
+    runs of one such key that share a dataset go into separate rows, but a run repeated
+    (same settings and datasets) keeps its newest only."""
+    jobs, notes = _newest_runs(jobs)
     groups: dict[tuple, list[Row]] = {}
     for job in jobs:
         info = job.run.info
         model = info.get("model") or {}
         pp = info.get("preprocessing")
         settings = settings_of(info, (job.record or {}).get("head"))
-        key = (job.model, model.get("weights"), _preprocessing_key(pp), _key(settings))
+        key = _row_key(job)
         rows = groups.setdefault(key, [])
         row = next((r for r in rows if not set(r.runs) & set(job.run.datasets)), None)
         if row is None:
@@ -228,8 +280,8 @@ def rows_of(jobs: Sequence[Job]) -> tuple[list[Row], list[str]]:
     rows = [row for rs in groups.values() for row in rs]
     by_model: dict[tuple, list[Row]] = {}
     for row in rows:
-        by_model.setdefault((row.model, row.weights, _preprocessing_key(row.preprocessing)), [])
-        by_model[(row.model, row.weights, _preprocessing_key(row.preprocessing))].append(row)
+        family = (row.model, _family(row.weights), _preprocessing_key(row.preprocessing))
+        by_model.setdefault(family, []).append(row)
     for (model, _, _), same in by_model.items():
         if len(same) > 1:
             notes.append(_label(model, same))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from imagenet_multilabel.core.errors import UserError
+from imagenet_multilabel.core.errors import SweepError, UserError
 from imagenet_multilabel.scoring.metrics.catalog import check_metric_name, head_prefixes
 from imagenet_multilabel.scoring.metrics.names import KEY_SEP, metric_key, split_metric_key
 
@@ -45,7 +45,7 @@ def check_optimized_metric_name(
     }
     if name not in expected:
         example = next(iter(sorted(expected)), "-")
-        raise UserError(
+        raise SweepError(
             f"optimized_metric={name!r} is not among the metrics this run writes (e.g. {example!r})"
         )
 
@@ -55,6 +55,6 @@ def check_optimized_metric(metrics: Mapping[str, float], name: str | None) -> No
     written; the entry point then returns that value to Hydra's sweepers)."""
     if name and name not in metrics:
         example = next(iter(metrics), "-")
-        raise UserError(
+        raise SweepError(
             f"optimized_metric={name!r} is not among this run's metrics (e.g. {example!r})"
         )

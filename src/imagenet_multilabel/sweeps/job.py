@@ -47,9 +47,11 @@ from imagenet_multilabel.builders import build_datasets, build_loggers, build_sc
 from imagenet_multilabel.checks import check_run_settings, check_train_settings
 from imagenet_multilabel.core.config import dataset_names
 from imagenet_multilabel.core.distributed import rank_suffix
-from imagenet_multilabel.core.errors import DataError, find_user_error, one_line
+from imagenet_multilabel.core.errors import DataError, SweepError, find_user_error, one_line
 from imagenet_multilabel.core.files import read_json, write_json
+from imagenet_multilabel.core.logs import log_to_files
 from imagenet_multilabel.data.fingerprint import changes, same_data
+from imagenet_multilabel.runs import lock
 from imagenet_multilabel.runs.rundir import (
     FAILED_FILE,
     JOB_FILE,
@@ -394,32 +396,53 @@ def sweep_job(
     job_dir = Path(cfg.paths.output_dir)
     writer = rank_suffix() == ""  # rank 0 (or no DDP) writes; every rank decides alike
     try:
-        decision = plan(job_dir, cfg, rescorable)
-        if decision.action == "skip":
-            log.info("%s: %s, skipped", job_dir.name, decision.reason)
-            return stored_metrics(job_dir)
-        if decision.action == "rescore":
-            log.info("%s: %s: recomputing from saved predictions", job_dir.name, decision.reason)
-            if not writer:
-                return stored_metrics(decision.source)
-            metrics = rescore(job_dir, cfg, decision.source, decision.data)
-            log_rescored(cfg, job_dir, metrics)
-            return metrics
-        verb = "evaluating" if rescorable else "running"
-        log.info("%s: %s: %s", job_dir.name, decision.reason, verb)
-        if writer:
-            start(job_dir, cfg, decision.data)
-        if check is not None:
-            check(cfg)
-        return task(cfg)
+        # the job's folder is held while it is planned and written: an identical sweep
+        # started beside this one waits here for the job, then finds it complete
+        with lock.hold(job_dir if writer else None, what="job", wait=True, on_wait=_waiting):
+            return _run_job(task, cfg, job_dir, writer, rescorable, check)
     except Exception as e:
+        if isinstance(find_user_error(e), SweepError):
+            raise  # the sweep's setting, not this job's: it ends the sweep in one line
         reason = describe(e)
         if find_user_error(e) is None:
             log.exception("job %s failed", job_dir.name)  # a bug: its traceback in the log
-        log.error("job %s failed: %s", job_dir.name, reason)
+        log_to_files(log, logging.ERROR, f"job {job_dir.name} failed: {reason}")
         print(f"error: job {job_dir.name} failed: {reason}", file=sys.stderr, flush=True)
         if writer:
             forget_result(job_dir)  # a failed job is not done
             record_failure(job_dir, cfg, reason, e)
         gc.collect()
         return _failed_value(cfg)
+
+
+def _waiting(holder: dict[str, Any]) -> None:
+    log.info("this job is being run by another sweep (%s): waiting for it", lock.describe(holder))
+
+
+def _run_job(
+    task: Callable[[DictConfig], Mapping[str, float]],
+    cfg: DictConfig,
+    job_dir: Path,
+    writer: bool,
+    rescorable: bool,
+    check: Callable[[DictConfig], None] | None,
+) -> Mapping[str, float]:
+    """The job planned, checked and run (its folder held: :func:`sweep_job`)."""
+    decision = plan(job_dir, cfg, rescorable)
+    if decision.action == "skip":
+        log.info("%s: %s, skipped", job_dir.name, decision.reason)
+        return stored_metrics(job_dir)
+    if decision.action == "rescore":
+        log.info("%s: %s: recomputing from saved predictions", job_dir.name, decision.reason)
+        if not writer:
+            return stored_metrics(decision.source)
+        metrics = rescore(job_dir, cfg, decision.source, decision.data)
+        log_rescored(cfg, job_dir, metrics)
+        return metrics
+    verb = "evaluating" if rescorable else "running"
+    log.info("%s: %s: %s", job_dir.name, decision.reason, verb)
+    if writer:
+        start(job_dir, cfg, decision.data)
+    if check is not None:
+        check(cfg)
+    return task(cfg)

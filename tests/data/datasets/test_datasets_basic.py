@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from imagenet_multilabel.core.classes import wnid_to_index
@@ -165,3 +166,32 @@ def test_int_folders_point_at_imagenetv2(tmp_path: Path) -> None:
     (tmp_path / "0").mkdir()
     with pytest.raises(DataError, match=r"0 is not named by .* use data=imagenetv2"):
         WnidFolderDataset(tmp_path)
+
+
+def test_a_flat_folder_of_wnid_named_files_is_read_by_data_folder(tmp_path: Path) -> None:
+    """data=imagenet on a flat folder of <wnid>_<name>.JPEG suggests data=folder, which
+    reads it (data=demo's layout): each file's class from its name, for any such folder."""
+    from imagenet_multilabel.data.datasets.folders import DEMO_ROOT, ImageNetValDataset
+
+    rng = np.random.default_rng(0)
+    demo = sorted(DEMO_ROOT.glob("n*.JPEG"))
+    chosen = [demo[i] for i in rng.choice(len(demo), size=7, replace=False)]
+    root = tmp_path / "flat"
+    root.mkdir()
+    for photo in chosen:
+        (root / photo.name).write_bytes(photo.read_bytes())
+    with pytest.raises(DataError, match="use data=folder") as e:
+        ImageNetValDataset(root)
+    assert "flat <wnid>_<name>.JPEG" in str(e.value)
+    ds = WnidFolderDataset(root)
+    want = {p.name: wnid_to_index()[p.name.split("_", 1)[0]] for p in chosen}
+    assert dict(zip(ds.files, ds.targets, strict=True)) == want
+    # a flat file not named by a wnid, or flat files beside class folders: refused
+    (root / "stray.JPEG").write_bytes(chosen[0].read_bytes())
+    with pytest.raises(DataError, match="outside class folders"):
+        WnidFolderDataset(root)
+    (root / "stray.JPEG").unlink()
+    (root / "n01440764").mkdir()
+    (root / "n01440764" / "x.JPEG").write_bytes(chosen[0].read_bytes())
+    with pytest.raises(DataError, match="outside class folders"):
+        WnidFolderDataset(root)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -20,6 +21,7 @@ from imagenet_multilabel.runs.rundir import write_predictions
 from tests.helpers import class_of, command, write_run
 from tests.reports.gallery.hand_built import (
     NUM_COMPOSITES,
+    composite_dataset,
     plain_dataset,
     ring_composites,
     ring_dataset,
@@ -331,3 +333,34 @@ def test_cli_writes_the_page_and_fails_in_one_line(labeled_run, tmp_path) -> Non
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
     assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr
     assert f"gallery.exemplars={tmp_path / 'no_photos'} does not exist" in lines[0]
+
+
+def test_every_composite_class_is_read_as_composites(tmp_path) -> None:
+    """The photos of a run's composites are found whatever class of composites it read:
+    data/datasets/composites.py's and every subclass (train.py's training composites), as
+    the gallery and propose both read them (before, a train run's photos were "not found")."""
+    from imagenet_multilabel.propose.tasks import propose
+
+    from imagenet_multilabel.data.datasets.composites import CompositeDataset
+    from imagenet_multilabel.propose.proposals import read_proposals
+    from imagenet_multilabel.reports.images.photos import COMPOSITE_CLASSES
+    from imagenet_multilabel.training import data as training_data  # noqa: F401 (subclasses)
+
+    def subclasses(cls: type) -> set[type]:
+        return {cls}.union(*(subclasses(s) for s in cls.__subclasses__()))
+
+    kinds = {c.__name__ for c in subclasses(CompositeDataset) if c.__module__.startswith("imag")}
+    assert kinds == set(COMPOSITE_CLASSES) and len(kinds) >= 2
+    for kind in sorted(kinds):
+        run_dir = write_run(
+            tmp_path / kind,
+            "hand_built",
+            {"train_recombined": composite_dataset()},
+            records={"train_recombined": {"class": kind}},
+        )
+        html = write_gallery(run_dir).read_text()
+        assert "photos not found" not in html and '<div class="missing"' not in html
+        out = propose([str(run_dir)], dataset="train_recombined", out=str(tmp_path / f"p{kind}"))
+        assert read_proposals(out / "proposals.json").data["composite"] is True
+        photos = json.loads((out / "photos" / "index.json").read_text())
+        assert len(photos) == len({t for f in composite_dataset().files for t in f.split("+")})

@@ -89,9 +89,11 @@
       b.dataset.cls = String(cls);
       b.className = selection.has(cls) ? "on" : "";
       const ex = im.e[String(cls)];
+      // no example photo of the class: its name, large, instead of an empty box
+      if (!ex) b.classList.add("noexample");
       b.innerHTML =
         '<span class="key">' + (k < 9 ? k + 1 : "") + "</span>" +
-        (ex ? '<img alt="" src="exemplars/' + ex + '">' : '<span class="noex"></span>') +
+        (ex ? '<img alt="" src="exemplars/' + ex + '">' : "") +
         '<span><span class="name"></span>' + (cls === im.o ? '<span class="orig">original</span>' : "") +
         '<span class="meta">' + support + "/" + D.models + " models · mean " + pct(mean) +
         " · max " + pct(max) + " · " + (D.wnids[String(cls)] || "") + "</span></span>";
@@ -197,13 +199,24 @@
       kind: "reviewed", reviewers: 1, proposals: D.hash, dataset: D.dataset,
       reviewed: Object.keys(out).length, images: D.images.length,
     };
+    if ((state.reviewer || "").trim()) out._origin.reviewer = state.reviewer.trim();
     return out;
   }
+  // two reviewers' exports never share a name: the reviewer's name (when given) and the
+  // time of the export are in it
+  function exportName(when) {
+    const pad = (n) => String(n).padStart(2, "0");
+    const time = when.getFullYear() + pad(when.getMonth() + 1) + pad(when.getDate()) + "-" +
+      pad(when.getHours()) + pad(when.getMinutes()) + pad(when.getSeconds());
+    const who = (state.reviewer || "").trim().replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-+|-+$/g, "");
+    return ["labels", D.dataset, D.hash, who, time].filter(Boolean).join("_") + ".json";
+  }
+  window.reviewExportName = exportName; // for tests
   function exportLabels() {
     const blob = new Blob([JSON.stringify(labelFile(), null, 1)], { type: "application/json" });
     const a = document.createElement("a");
     a.href = URL.createObjectURL(blob);
-    a.download = "labels_" + D.dataset + "_" + D.hash + ".json";
+    a.download = exportName(new Date());
     document.body.appendChild(a);
     a.click();
     setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
@@ -264,6 +277,8 @@
       e.target.value = "";
     });
   });
+  $("reviewer").value = state.reviewer || "";
+  $("reviewer").addEventListener("input", (e) => { state.reviewer = e.target.value; save(); });
   ["f-class", "f-count", "f-reviewed"].forEach((id) => $(id).addEventListener("change", applyFilters));
 
   fillFilters();

@@ -115,7 +115,8 @@ def _class_index(wnid: str, where: Path) -> int:
 
 
 class WnidFolderDataset(ImageDataset):
-    """Class folders named by WordNet id (the ImageNet train/val layout): ``root/n01440764/*.JPEG``.
+    """Class folders named by WordNet id (the ImageNet train/val layout): ``root/n01440764/*.JPEG``,
+    or a flat folder of files named ``<wnid>_<anything>.JPEG`` (data=demo's layout).
 
     Labels are the standard ImageNet-1k indices of the folder names (not the folders'
     position on disk), so a subset of the 1000 classes keeps the right labels.
@@ -142,12 +143,21 @@ class WnidFolderDataset(ImageDataset):
         if empty and files:
             log.warning("%s: %d class folders hold no images (e.g. %s)", root, len(empty), empty[0])
         stray = sorted(p.name for p in root.iterdir() if is_image(p))
-        if stray:
+        if stray and not files and all(_wnid_named(f) for f in stray):
+            # a flat folder of <wnid>_<name> files (data=demo's layout): the class in the name
+            files, targets = stray, [_class_index(f.split("_", 1)[0], root / f) for f in stray]
+        elif stray:
             raise DataError(
                 f"{root} holds image files outside class folders (e.g. {stray[0]}): "
-                "put images into wnid folders like n01440764/"
+                "put images into wnid folders like n01440764/ (or, all of them flat, name "
+                "each <wnid>_<name>.JPEG)"
             )
         super().__init__(root, files, targets, transform, name, class_subset)
+
+
+def _wnid_named(file: str) -> bool:
+    """``n01440764_tench.JPEG``: a file name that starts with a class's WordNet id."""
+    return file.split("_", 1)[0] in wnid_to_index()
 
 
 class WnidFilesDataset(ImageDataset):
@@ -302,7 +312,8 @@ class ImageNetValDataset(ImageDataset):
             if stray:
                 raise DataError(
                     f"{root} holds {stray[0]}, which is not an ILSVRC2012_val_XXXXXXXX.JPEG file: "
-                    "point data.root at the val folder, or use data=folder"
+                    "point data.root at the val folder, or use data=folder (wnid class "
+                    "folders, or flat <wnid>_<name>.JPEG files)"
                 )
             targets = self._flat_targets(root, files, devkit, labels_file)
         super().__init__(root, files, targets, transform, name, class_subset)

@@ -95,10 +95,11 @@ def _require_file(path: Path, hint: str) -> None:
         raise DataError(f"labels file {path} does not exist: {hint}")
 
 
-def read_json(path: str | Path) -> Any:
-    """A JSON label file, read strictly: UTF-8 (a BOM allowed), no key given twice."""
+def read_json(path: str | Path, hint: str = "check labels.path") -> Any:
+    """A JSON label file, read strictly: UTF-8 (a BOM allowed), no key given twice;
+    ``hint``: what to do where it is missing (the option that names it)."""
     path = Path(path).expanduser()
-    _require_file(path, "check labels.path")
+    _require_file(path, hint)
     try:
         return json.loads(
             path.read_text(encoding="utf-8-sig"), object_pairs_hook=_unique_keys(path)

@@ -11,7 +11,14 @@ import numpy as np
 from imagenet_multilabel.core.classes import wnid_to_index
 from imagenet_multilabel.core.errors import DataError
 
-COMPOSITE_CLASS = "CompositeDataset"
+# the dataset classes (run.json's ``class``) whose images are composites: data/datasets/
+# composites.CompositeDataset and its subclasses (train.py's training/data.NewComposites)
+COMPOSITE_CLASSES = ("CompositeDataset", "NewComposites")
+
+
+def is_composite_class(dataset_class: str | None) -> bool:
+    """Whether a run's dataset of this class (run.json) holds composites."""
+    return dataset_class in COMPOSITE_CLASSES
 
 
 class ImageLocator:
@@ -38,7 +45,7 @@ class ImageLocator:
 def is_composite(paths: np.ndarray, dataset_class: str | None) -> bool:
     """Rows name several photos joined by ``+`` (see data/datasets/composites.py)."""
     if dataset_class is not None:
-        return dataset_class == COMPOSITE_CLASS
+        return is_composite_class(dataset_class)
     return len(paths) > 0 and all("+" in str(p) for p in paths[:100])
 
 

@@ -51,6 +51,8 @@ NOT_SETTINGS = (
     "wall_seconds",
     "validate_seconds",
     "images_per_second",
+    "timings",
+    "resources",
     "num_images",
     "num_workers",
     "cpu_threads",
@@ -64,7 +66,16 @@ NOT_SETTINGS = (
     "trainer.world_size",
 )
 FILES = ("leaderboard.csv", "leaderboard.md", "leaderboard.json")
-TEXT_COLUMNS = ("model", "weights", "settings", "labels", "input", "data read", "status")
+TEXT_COLUMNS = (
+    "model",
+    "weights",
+    "settings",
+    "labels",
+    "input",
+    "batch",
+    "data read",
+    "status",
+)
 
 
 def _dropped(key: str) -> bool:
@@ -136,6 +147,10 @@ class Row:
     incomplete: list[dict[str, Any]] = field(default_factory=list)
     images: int = 0
     seconds: float = 0.0
+    # the batch size its runs ran at (run.json), and the one that ran out of memory
+    # before a resume retried it smaller (sweeps/memory.py)
+    batch_size: int | None = None
+    out_of_memory_at: int | None = None
     # the configurations of the row's jobs (less their datasets): an unfinished job joins
     # the row of its own configuration only
     config_keys: set[str] = field(default_factory=set)
@@ -200,6 +215,10 @@ class Row:
         run = job.run
         info = run.info
         self.num_params = (info.get("model") or {}).get("num_params", self.num_params)
+        self.batch_size = info.get("batch_size", self.batch_size)
+        retry = info.get("out_of_memory_retry")
+        if isinstance(retry, Mapping):
+            self.out_of_memory_at = retry.get("failed_batch_size")
         for dataset in run.datasets:
             self.runs[dataset] = job.path
             self.metrics[dataset] = dict(run.metrics[dataset])
@@ -274,6 +293,8 @@ class Leaderboard:
                 "interpolation": pp.get("interpolation"),
                 "crop_mode": pp.get("crop_mode"),
                 "params_m": None if row.num_params is None else round(row.num_params / 1e6, 3),
+                "batch_size": row.batch_size,
+                "out_of_memory_at_batch_size": row.out_of_memory_at,
                 "label_origin": row.label_origins or None,
             }
             for column in columns:
@@ -600,7 +621,7 @@ def markdown(board: Leaderboard) -> str:
     origins = any(r.label_origins for r in board.rows)
     head = ["#", "model", "weights"] + (["settings"] if labels else [])
     head += ["labels"] if origins else []
-    head += ["input", "params (M)"]
+    head += ["input", "params (M)", "batch"]
     for column in columns:
         dataset, metric = split_metric_key(column)
         head.append(column)
@@ -623,7 +644,10 @@ def markdown(board: Leaderboard) -> str:
         cells = [str(rank) if row.done else "-", row.model, weights_text(row.weights)]
         cells += [row.label] if labels else []
         cells += [row.label_origins or "-"] if origins else []
-        cells += [inp, params]
+        batch = "-" if row.batch_size is None else str(row.batch_size)
+        if row.out_of_memory_at is not None:
+            batch += f" (out of memory at {row.out_of_memory_at})"
+        cells += [inp, params, batch]
         for column in columns:
             dataset, metric = split_metric_key(column)
             cells.append(_fmt(row.value(column)))

@@ -57,6 +57,14 @@ from imagenet_multilabel.runs.rundir import (
 from imagenet_multilabel.runs.summary import print_summary
 from imagenet_multilabel.scoring.metrics.names import flatten_metrics, metric_key
 from imagenet_multilabel.sweeps import dirs  # also registers ${job_dirname:} (hydra.sweep.subdir)
+from imagenet_multilabel.sweeps.memory import (
+    batch_size_of,
+    is_out_of_memory,
+    job_memory_limit,
+    out_of_memory_reason,
+    retry_batch_size,
+    with_batch_size,
+)
 from imagenet_multilabel.tasks.evaluate import evaluate
 from imagenet_multilabel.tasks.score import rescore_run
 from imagenet_multilabel.tasks.train import train
@@ -302,28 +310,36 @@ def _overrides() -> list[str]:
 
 
 def _write_job_record(
-    job_dir: Path, cfg: DictConfig, data: Mapping[str, Any] | None = None
+    job_dir: Path,
+    cfg: DictConfig,
+    data: Mapping[str, Any] | None = None,
+    retry: tuple[int, int] | None = None,
 ) -> None:
-    write_json(
-        job_dir / JOB_FILE,
-        {
-            "overrides": _overrides(),
-            "identity": identity(cfg),
-            "head": head_record(cfg),
-            "data": data_fingerprints(cfg) if data is None else data,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        },
-    )
+    record = {
+        "overrides": _overrides(),
+        "identity": identity(cfg),
+        "head": head_record(cfg),
+        "data": data_fingerprints(cfg) if data is None else data,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    if retry is not None:  # sweeps/memory.py: later resumes keep the smaller batch size
+        record["out_of_memory_retry"] = {"retry_batch_size": retry[0], "batch_size": retry[1]}
+    write_json(job_dir / JOB_FILE, record)
 
 
-def start(job_dir: Path, cfg: DictConfig, data: Mapping[str, Any] | None = None) -> None:
+def start(
+    job_dir: Path,
+    cfg: DictConfig,
+    data: Mapping[str, Any] | None = None,
+    retry: tuple[int, int] | None = None,
+) -> None:
     """Before a job runs: no stale result may mark it complete or failed, nor stale
     predictions (of a dataset the job no longer has) be scored with it."""
     forget_result(job_dir)
     for name in (FAILED_FILE, "run.json"):
         (job_dir / name).unlink(missing_ok=True)
     shutil.rmtree(job_dir / "predictions", ignore_errors=True)
-    _write_job_record(job_dir, cfg, data)
+    _write_job_record(job_dir, cfg, data, retry)
 
 
 def describe(error: BaseException) -> str:
@@ -333,24 +349,42 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {one_line(error)}"
 
 
-def record_failure(job_dir: Path, cfg: DictConfig, reason: str, error: BaseException) -> None:
+def record_failure(
+    job_dir: Path,
+    cfg: DictConfig,
+    reason: str,
+    error: BaseException,
+    out_of_memory: int | None = None,
+) -> None:
+    """failed.json: the one-line reason, and the batch size that ran out of memory
+    (``out_of_memory``), which ``resume=`` halves (sweeps/memory.py)."""
     model = cfg.get("model") or {}
     try:
         config = identity(cfg)
     except Exception:  # a config that does not even resolve
         config = None
-    write_json(
-        job_dir / FAILED_FILE,
-        {
-            "error": reason,
-            "identity": config,
-            "type": type(find_user_error(error) or error).__name__,
-            "model": {"name": model.get("name"), "weights": model.get("weights")},
-            "datasets": dataset_names(cfg),
-            "overrides": _overrides(),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        },
-    )
+    record = {
+        "error": reason,
+        "identity": config,
+        "type": type(find_user_error(error) or error).__name__,
+        "model": {"name": model.get("name"), "weights": model.get("weights")},
+        "datasets": dataset_names(cfg),
+        "overrides": _overrides(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    if out_of_memory is not None:
+        record["out_of_memory"] = {"batch_size": out_of_memory}
+    write_json(job_dir / FAILED_FILE, record)
+
+
+def _note_retry(job_dir: Path, retry: tuple[int, int]) -> None:
+    """run.json of a job that finished at a smaller batch size than one that ran out of
+    memory says so (its batch_size is the one it ran at)."""
+    path = job_dir / "run.json"
+    if path.is_file():
+        info = read_json(path)
+        info["out_of_memory_retry"] = {"failed_batch_size": retry[1], "batch_size": retry[0]}
+        write_json(path, info)
 
 
 def _failed_value(cfg: DictConfig) -> dict[str, float]:
@@ -382,6 +416,9 @@ def sweep_job(
     the sweep folder hold (:func:`plan`), its failure recorded in ``failed.json``."""
     job_dir = Path(cfg.paths.output_dir)
     writer = rank_suffix() == ""  # rank 0 (or no DDP) writes; every rank decides alike
+    retry = retry_batch_size(job_dir)  # ran out of memory before: half its batch size
+    if retry is not None:
+        with_batch_size(cfg, retry[0])
     try:
         decision = plan(job_dir, cfg, rescorable)
         if decision.action == "skip":
@@ -396,17 +433,26 @@ def sweep_job(
             return metrics
         verb = "evaluating" if rescorable else "running"
         log.info("%s: %s: %s", job_dir.name, decision.reason, verb)
+        if retry is not None:
+            log.info("%s: at batch_size=%d (out of memory at %d)", job_dir.name, *retry)
         if writer:
-            start(job_dir, cfg, decision.data)
-        return task(cfg)
+            start(job_dir, cfg, decision.data, retry)
+        with job_memory_limit():
+            metrics = task(cfg)
+        if writer and retry is not None:
+            _note_retry(job_dir, retry)
+        return metrics
     except Exception as e:
-        reason = describe(e)
-        if find_user_error(e) is None:
+        out_of_memory = batch_size_of(cfg) if is_out_of_memory(e) else None
+        reason = describe(e) if out_of_memory is None else out_of_memory_reason(out_of_memory)
+        if find_user_error(e) is None and out_of_memory is None:
             log.exception("job %s failed", job_dir.name)  # a bug: its traceback in the log
         log.error("job %s failed: %s", job_dir.name, reason)
         print(f"error: job {job_dir.name} failed: {reason}", file=sys.stderr, flush=True)
         if writer:
             forget_result(job_dir)  # a failed job is not done
-            record_failure(job_dir, cfg, reason, e)
-        gc.collect()
-        return _failed_value(cfg)
+            record_failure(job_dir, cfg, reason, e, out_of_memory)
+    # out of the except block: the error's traceback (the job's frames, its model and
+    # batches) is released, then collected
+    gc.collect()
+    return _failed_value(cfg)

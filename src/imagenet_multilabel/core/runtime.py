@@ -9,6 +9,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -202,3 +203,28 @@ class InFlight:
         """Stop the threads (idempotent); calls not started are cancelled."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._pending.clear()
+
+
+def process_resources() -> dict[str, float | int]:
+    """This process's resident memory (MiB, now and its peak), open file descriptors and
+    threads (every thread of the process, torch's and loaders' included), from /proc where
+    there is one (else the peak from getrusage only)."""
+    out: dict[str, float | int] = {}
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out["rss_mb" if key == "VmRSS" else "peak_rss_mb"] = round(
+                    int(value.split()[0]) / 1024, 1
+                )
+            elif key == "Threads":
+                out["threads"] = int(value)
+        out["open_fds"] = len(os.listdir("/proc/self/fd"))
+    else:
+        import resource  # not on Windows, which has no /proc either
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        out["peak_rss_mb"] = round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+        out["threads"] = threading.active_count()
+    return out

@@ -131,6 +131,19 @@ def keep_freed_memory() -> bool:
     return all(mallopt(param, value) == 1 for param, value in settings)
 
 
+def release_freed_memory() -> bool:
+    """Hand the memory glibc keeps (:func:`keep_freed_memory`) back to the system, e.g.
+    after a job of a multirun: the next job starts from the same resident memory, not from
+    the largest earlier job's (``malloc_trim``). Returns whether it could be called."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
 def in_caller_modes(fn: Callable[..., T]) -> Callable[..., T]:
     """``fn``, to be run on another thread under the calling thread's grad, inference and
     CPU autocast modes (thread-local in torch: Lightning validates in inference mode, and

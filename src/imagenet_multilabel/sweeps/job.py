@@ -46,6 +46,7 @@ from imagenet_multilabel.core.config import dataset_names
 from imagenet_multilabel.core.distributed import rank_suffix
 from imagenet_multilabel.core.errors import DataError, find_user_error, one_line
 from imagenet_multilabel.core.files import read_json, write_json
+from imagenet_multilabel.core.runtime import release_freed_memory
 from imagenet_multilabel.data.fingerprint import changes, same_data
 from imagenet_multilabel.runs.rundir import (
     FAILED_FILE,
@@ -414,6 +415,19 @@ def sweep_job(
 ) -> Mapping[str, float]:
     """Run ``task(cfg)`` as the job of a multirun it is: planned from what its folder and
     the sweep folder hold (:func:`plan`), its failure recorded in ``failed.json``."""
+    try:
+        return _sweep_job(task, cfg, rescorable)
+    finally:
+        # the next job of the process starts from the same memory: the garbage of this
+        # one (a failed job's traceback included) collected, and the memory glibc kept
+        # for this job's batches handed back (else it keeps the largest job's so far)
+        gc.collect()
+        release_freed_memory()
+
+
+def _sweep_job(
+    task: Callable[[DictConfig], Mapping[str, float]], cfg: DictConfig, rescorable: bool
+) -> Mapping[str, float]:
     job_dir = Path(cfg.paths.output_dir)
     writer = rank_suffix() == ""  # rank 0 (or no DDP) writes; every rank decides alike
     retry = retry_batch_size(job_dir)  # ran out of memory before: half its batch size
@@ -452,7 +466,4 @@ def sweep_job(
         if writer:
             forget_result(job_dir)  # a failed job is not done
             record_failure(job_dir, cfg, reason, e, out_of_memory)
-    # out of the except block: the error's traceback (the job's frames, its model and
-    # batches) is released, then collected
-    gc.collect()
     return _failed_value(cfg)

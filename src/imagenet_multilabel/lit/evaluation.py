@@ -95,7 +95,12 @@ class EvaluationModule(L.LightningModule):
         self.first_batch_done: float | None = None
         self.scoring_seconds: float | None = None
         if channels_last:
-            self.backbone.to(memory_format=torch.channels_last)
+            try:
+                self.backbone.to(memory_format=torch.channels_last)
+            except RuntimeError as e:  # e.g. lambda_resnet26t: 5-d parameters
+                log.info("channels-last memory format not applied: %s", e)
+                self.backbone.to(memory_format=torch.contiguous_format)
+                self.channels_last = False
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.backbone(self.prepare(images))

@@ -18,6 +18,7 @@ from typing import Any
 from imagenet_multilabel.core.config import dotted
 from imagenet_multilabel.core.errors import UserError
 from imagenet_multilabel.core.files import atomic_write_bytes, write_json
+from imagenet_multilabel.reports.at_scale import short_note, summary_lines
 from imagenet_multilabel.reports.published import SOURCES, Comparison, benchmark, compare
 from imagenet_multilabel.runs.gather import Job, find_jobs
 from imagenet_multilabel.scoring.metrics.names import metric_key, split_metric_key
@@ -638,6 +639,9 @@ def markdown(board: Leaderboard) -> str:
         "| " + " | ".join(head) + " |",
         "|" + "|".join("---" if h in TEXT_COLUMNS else "---:" for h in head) + "|",
     ]
+    summary = summary_lines(board)  # reports/at_scale.py: a large board's summary first
+    if summary:
+        lines[4:4] = summary
     for rank, row in enumerate(board.rows, start=1):
         inp = input_text(row.preprocessing)
         params = "-" if row.num_params is None else f"{row.num_params / 1e6:.2f}"
@@ -677,5 +681,5 @@ def markdown(board: Leaderboard) -> str:
                 f"{_cell(reason)} |"
             )
     if board.notes:
-        lines += ["", "## Notes", ""] + [f"- {_cell(n)}" for n in board.notes]
+        lines += ["", "## Notes", ""] + [f"- {_cell(short_note(n))}" for n in board.notes]
     return "\n".join(lines) + "\n"

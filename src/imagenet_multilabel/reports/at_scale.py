@@ -75,3 +75,16 @@ def board_order(scored: list[tuple[float, str]]) -> list[tuple[float, str]]:
     """(value, model) best first (the leaderboard's rows are sorted that way already;
     kept here so that the summary does not depend on it)."""
     return sorted(scored, key=lambda vm: -vm[0])
+
+
+FIGURE_ROWS = 10  # bars per end of a figure of many models
+
+
+def figure_rows(rows: Sequence[Any], shown: int = FIGURE_ROWS) -> tuple[list[Any], str]:
+    """The rows a per-model figure draws (the leaderboard's order, best first): all of
+    them, or the first and last ``shown`` where there are more than twice as many; and the
+    words its title adds (``""`` or ``"first 10 and last 10 of 155"``)."""
+    rows = list(rows)
+    if len(rows) <= 2 * shown:
+        return rows, ""
+    return rows[:shown] + rows[-shown:], f"first {shown} and last {shown} of {len(rows)}"

@@ -32,6 +32,8 @@ def test_a_capped_job_runs_out_of_host_memory_and_the_cap_is_lifted_after() -> N
     assert is_out_of_memory(wrapped) and is_out_of_memory(MemoryError())
     for other in (RuntimeError("size mismatch"), ValueError("out of range"), KeyError("x")):
         assert not is_out_of_memory(other)
+    onednn = RuntimeError("could not create a primitive")  # oneDNN's, under the cap
+    assert is_out_of_memory(onednn, capped=True) and not is_out_of_memory(onednn)
     assert out_of_memory_reason(1).startswith("out of memory at batch_size=1 (the smallest")
 
 

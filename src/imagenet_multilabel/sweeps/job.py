@@ -59,6 +59,7 @@ from imagenet_multilabel.runs.summary import print_summary
 from imagenet_multilabel.scoring.metrics.names import flatten_metrics, metric_key
 from imagenet_multilabel.sweeps import dirs  # also registers ${job_dirname:} (hydra.sweep.subdir)
 from imagenet_multilabel.sweeps.memory import (
+    MEMORY_ENV,
     batch_size_of,
     is_out_of_memory,
     job_memory_limit,
@@ -457,7 +458,8 @@ def _sweep_job(
             _note_retry(job_dir, retry)
         return metrics
     except Exception as e:
-        out_of_memory = batch_size_of(cfg) if is_out_of_memory(e) else None
+        capped = bool(os.environ.get(MEMORY_ENV))
+        out_of_memory = batch_size_of(cfg) if is_out_of_memory(e, capped) else None
         reason = describe(e) if out_of_memory is None else out_of_memory_reason(out_of_memory)
         if find_user_error(e) is None and out_of_memory is None:
             log.exception("job %s failed", job_dir.name)  # a bug: its traceback in the log

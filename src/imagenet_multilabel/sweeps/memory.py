@@ -33,17 +33,22 @@ from imagenet_multilabel.data.loading.settings import CPU_BATCH, GPU_BATCH
 MEMORY_ENV = "IMAGENET_ML_JOB_MEMORY_MB"
 # torch's CPU allocator and CUDA caching allocator say so in these words
 _MESSAGES = ("can't allocate memory", "not enough memory", "out of memory")
+# oneDNN's words when it cannot allocate a kernel's memory (seen under the job cap)
+_CAPPED_MESSAGES = ("could not create a primitive",)
 
 
-def is_out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` or an error it was raised from is an out-of-memory error."""
+def is_out_of_memory(error: BaseException, capped: bool = False) -> bool:
+    """Whether ``error`` or an error it was raised from is an out-of-memory error
+    (``capped``: under :data:`MEMORY_ENV`, where oneDNN's failures are failed
+    allocations too)."""
+    messages = _MESSAGES + (_CAPPED_MESSAGES if capped else ())
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, (MemoryError, torch.cuda.OutOfMemoryError)):
             return True
-        if isinstance(current, RuntimeError) and any(m in str(current).lower() for m in _MESSAGES):
+        if isinstance(current, RuntimeError) and any(m in str(current).lower() for m in messages):
             return True
         current = current.__cause__ or current.__context__
     return False

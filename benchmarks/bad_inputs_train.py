@@ -587,7 +587,7 @@ def _one_photo_per_class(d: Path) -> None:
 
 def _exports(d: Path) -> None:
     """Proposals of the finished evaluation, and one reviewer's export of them."""
-    from imagenet_multilabel.propose.tasks import propose
+    from imagenet_multilabel.propose.workflow import propose
 
     out = propose([str(SHARED["eval_run"])], out=str(d / "p"), dataset="demo")
     first = json.loads((out / "proposals.json").read_text())["images"][0]

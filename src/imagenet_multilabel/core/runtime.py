@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -130,6 +131,19 @@ def keep_freed_memory() -> bool:
     return all(mallopt(param, value) == 1 for param, value in settings)
 
 
+def release_freed_memory() -> bool:
+    """Hand the memory glibc keeps (:func:`keep_freed_memory`) back to the system, e.g.
+    after a job of a multirun: the next job starts from the same resident memory, not from
+    the largest earlier job's (``malloc_trim``). Returns whether it could be called."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
 def in_caller_modes(fn: Callable[..., T]) -> Callable[..., T]:
     """``fn``, to be run on another thread under the calling thread's grad, inference and
     CPU autocast modes (thread-local in torch: Lightning validates in inference mode, and
@@ -200,3 +214,28 @@ class InFlight:
         """Stop the threads (idempotent); calls not started are cancelled."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._pending.clear()
+
+
+def process_resources() -> dict[str, float | int]:
+    """This process's resident memory (MiB, now and its peak), open file descriptors and
+    threads (every thread of the process, torch's and loaders' included), from /proc where
+    there is one (else the peak from getrusage only)."""
+    out: dict[str, float | int] = {}
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out["rss_mb" if key == "VmRSS" else "peak_rss_mb"] = round(
+                    int(value.split()[0]) / 1024, 1
+                )
+            elif key == "Threads":
+                out["threads"] = int(value)
+        out["open_fds"] = len(os.listdir("/proc/self/fd"))
+    else:
+        import resource  # not on Windows, which has no /proc either
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        out["peak_rss_mb"] = round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+        out["threads"] = threading.active_count()
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -90,8 +91,16 @@ class EvaluationModule(L.LightningModule):
             for name, size in dataset_sizes.items()
         )
         self.results: dict[str, tuple[dict[str, float], Predictions]] = {}
+        # perf_counter() when the first batch's logits were stored; the seconds scoring took
+        self.first_batch_done: float | None = None
+        self.scoring_seconds: float | None = None
         if channels_last:
-            self.backbone.to(memory_format=torch.channels_last)
+            try:
+                self.backbone.to(memory_format=torch.channels_last)
+            except RuntimeError as e:  # e.g. lambda_resnet26t: 5-d parameters
+                log.info("channels-last memory format not applied: %s", e)
+                self.backbone.to(memory_format=torch.contiguous_format)
+                self.channels_last = False
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.backbone(self.prepare(images))
@@ -140,6 +149,8 @@ class EvaluationModule(L.LightningModule):
             raise
 
     def _store(self, dataloader_idx: int, batch: dict[str, Any], logits: torch.Tensor) -> None:
+        if self.first_batch_done is None:
+            self.first_batch_done = time.perf_counter()
         self.stores[dataloader_idx].update(
             batch["index"], logits.float(), batch["target"], batch.get("valid")
         )
@@ -152,6 +163,7 @@ class EvaluationModule(L.LightningModule):
             self._one_thread.close()  # the metrics use every thread again
 
     def on_validation_epoch_end(self) -> None:
+        scoring_start = time.perf_counter()
         self.results = {}
         for name, preds in self.gather_predictions().items():
             metrics = self.scorer.score(
@@ -163,6 +175,7 @@ class EvaluationModule(L.LightningModule):
                 main=self.main_labels.get(name),
             )
             self.results[name] = (metrics, preds)
+        self.scoring_seconds = time.perf_counter() - scoring_start
         self.log_results(flatten_metrics({n: m for n, (m, _) in self.results.items()}))
 
     def gather_predictions(self) -> dict[str, Predictions]:

@@ -30,6 +30,7 @@ from imagenet_multilabel.reports.analysis.reweighting import (
     plot_gap,
     subgroup_weights,
 )
+from imagenet_multilabel.reports.at_scale import figure_rows
 from imagenet_multilabel.reports.leaderboard import Leaderboard
 from imagenet_multilabel.reports.leaderboard_rows import Row
 from imagenet_multilabel.reports.plotting import dataset_classes, pyplot, row_name, row_names, slug
@@ -127,14 +128,19 @@ def plot_pair(rows: Sequence[Row], a: str, b: str, path: Path) -> Path | None:
     rows = [r for r in rows if a in r.metrics and b in r.metrics]
     if not rows:
         return None
+    rows, which = figure_rows(rows)  # a readable figure also of hundreds of models
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(4 + 1.2 * len(rows) * 3, 4), squeeze=False)
+    if which:  # many bars: the three metrics one under the other
+        fig, axes = plt.subplots(3, 1, figsize=(4 + 0.6 * len(rows), 13), squeeze=False)
+        axes = axes.T
+    else:
+        fig, axes = plt.subplots(1, 3, figsize=(4 + 1.2 * len(rows) * 3, 4), squeeze=False)
     names = row_names(rows)
     for ax, metric in zip(axes[0], PAIR_METRICS, strict=True):
         series = {d: [_value(r.metrics[d], metric) for r in rows] for d in (a, b)}
         _bars(ax, names, series, f"{metric} (%)")
         ax.set(title=metric)
-    fig.suptitle(f"{a} vs {b}")
+    fig.suptitle(f"{a} vs {b}" + (f" ({which} models, leaderboard order)" if which else ""))
     return _save(fig, path)
 
 
@@ -164,6 +170,7 @@ def plot_gaps(rows: Sequence[Row], a: str, b: str, folder: Path) -> tuple[list[P
     notes = [f"gap of {', '.join(models)}: {reason}" for reason, models in failures.items()]
     if not decomposed:
         return written, notes
+    decomposed, _ = figure_rows(decomposed)  # gap.png: the first and last of many
     plt = pyplot()
     fig, axes = plt.subplots(
         1, len(GAP_METRICS), figsize=(4 + 1.4 * len(decomposed) * 3, 4), squeeze=False

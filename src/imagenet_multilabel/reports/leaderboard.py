@@ -89,6 +89,8 @@ class Leaderboard:
                 "interpolation": pp.get("interpolation"),
                 "crop_mode": pp.get("crop_mode"),
                 "params_m": None if row.num_params is None else round(row.num_params / 1e6, 3),
+                "batch_size": row.batch_size,
+                "out_of_memory_at_batch_size": row.out_of_memory_at,
                 "label_origin": row.label_origins or None,
             }
             for column in columns:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imagenet_multilabel.reports.at_scale import short_note, summary_lines
 from imagenet_multilabel.reports.leaderboard_rows import shorten
 from imagenet_multilabel.scoring.metrics.catalog import declaration
 from imagenet_multilabel.scoring.metrics.names import split_metric_key
@@ -15,7 +16,16 @@ from imagenet_multilabel.scoring.metrics.names import split_metric_key
 if TYPE_CHECKING:
     from imagenet_multilabel.reports.leaderboard import Leaderboard
 
-TEXT_COLUMNS = ("model", "weights", "settings", "labels", "input", "data read", "status")
+TEXT_COLUMNS = (
+    "model",
+    "weights",
+    "settings",
+    "labels",
+    "input",
+    "batch",
+    "data read",
+    "status",
+)
 
 
 def _fmt(value: Any, signed: bool = False) -> str:
@@ -63,7 +73,7 @@ def markdown(board: Leaderboard) -> str:
     origins = any(r.label_origins for r in board.rows)
     head = ["#", "model", "weights"] + (["settings"] if labels else [])
     head += ["labels"] if origins else []
-    head += ["input", "params (M)"]
+    head += ["input", "params (M)", "batch"]
     for column in columns:
         dataset, metric = split_metric_key(column)
         head.append(column)
@@ -80,13 +90,19 @@ def markdown(board: Leaderboard) -> str:
         "| " + " | ".join(head) + " |",
         "|" + "|".join("---" if h in TEXT_COLUMNS else "---:" for h in head) + "|",
     ]
+    summary = summary_lines(board)  # reports/at_scale.py: a large board's summary first
+    if summary:
+        lines[4:4] = summary
     for rank, row in enumerate(board.rows, start=1):
         inp = input_text(row.preprocessing)
         params = "-" if row.num_params is None else f"{row.num_params / 1e6:.2f}"
         cells = [str(rank) if row.done else "-", row.model, weights_text(row.weights)]
         cells += [row.label] if labels else []
         cells += [row.label_origins or "-"] if origins else []
-        cells += [inp, params]
+        batch = "-" if row.batch_size is None else str(row.batch_size)
+        if row.out_of_memory_at is not None:
+            batch += f" (out of memory at {row.out_of_memory_at})"
+        cells += [inp, params, batch]
         for column in columns:
             dataset, metric = split_metric_key(column)
             declared = declaration(metric)
@@ -118,5 +134,5 @@ def markdown(board: Leaderboard) -> str:
                 f"{_cell(reason)} |"
             )
     if board.notes:
-        lines += ["", "## Notes", ""] + [f"- {_cell(n)}" for n in board.notes]
+        lines += ["", "## Notes", ""] + [f"- {_cell(short_note(n))}" for n in board.notes]
     return "\n".join(lines) + "\n"

@@ -30,6 +30,8 @@ NOT_SETTINGS = (
     "wall_seconds",
     "validate_seconds",
     "images_per_second",
+    "timings",
+    "resources",
     "num_images",
     "num_workers",
     "cpu_threads",
@@ -120,6 +122,10 @@ class Row:
     incomplete: list[dict[str, Any]] = field(default_factory=list)
     images: int = 0
     seconds: float = 0.0
+    # the batch size its runs ran at (run.json), and the one that ran out of memory
+    # before a resume retried it smaller (sweeps/memory.py)
+    batch_size: int | None = None
+    out_of_memory_at: int | None = None
     # the configurations of the row's jobs (less their datasets): an unfinished job joins
     # the row of its own configuration only
     config_keys: set[str] = field(default_factory=set)
@@ -184,6 +190,10 @@ class Row:
         run = job.run
         info = run.info
         self.num_params = (info.get("model") or {}).get("num_params", self.num_params)
+        self.batch_size = info.get("batch_size", self.batch_size)
+        retry = info.get("out_of_memory_retry")
+        if isinstance(retry, Mapping):
+            self.out_of_memory_at = retry.get("failed_batch_size")
         for dataset in run.datasets:
             self.runs[dataset] = job.path
             self.metrics[dataset] = dict(run.metrics[dataset])

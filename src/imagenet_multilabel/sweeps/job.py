@@ -50,6 +50,7 @@ from imagenet_multilabel.core.distributed import rank_suffix
 from imagenet_multilabel.core.errors import DataError, SweepError, find_user_error, one_line
 from imagenet_multilabel.core.files import read_json, write_json
 from imagenet_multilabel.core.logs import log_to_files
+from imagenet_multilabel.core.runtime import release_freed_memory
 from imagenet_multilabel.data.fingerprint import changes, same_data
 from imagenet_multilabel.runs import lock
 from imagenet_multilabel.runs.rundir import (
@@ -62,6 +63,15 @@ from imagenet_multilabel.runs.rundir import (
 from imagenet_multilabel.runs.summary import print_summary
 from imagenet_multilabel.scoring.metrics.names import flatten_metrics, metric_key
 from imagenet_multilabel.sweeps import dirs  # also registers ${job_dirname:} (hydra.sweep.subdir)
+from imagenet_multilabel.sweeps.memory import (
+    MEMORY_ENV,
+    batch_size_of,
+    is_out_of_memory,
+    job_memory_limit,
+    out_of_memory_reason,
+    retry_batch_size,
+    with_batch_size,
+)
 from imagenet_multilabel.tasks.evaluate import evaluate
 from imagenet_multilabel.tasks.score import rescore_run
 from imagenet_multilabel.tasks.train import train
@@ -310,28 +320,36 @@ def _overrides() -> list[str]:
 
 
 def _write_job_record(
-    job_dir: Path, cfg: DictConfig, data: Mapping[str, Any] | None = None
+    job_dir: Path,
+    cfg: DictConfig,
+    data: Mapping[str, Any] | None = None,
+    retry: tuple[int, int] | None = None,
 ) -> None:
-    write_json(
-        job_dir / JOB_FILE,
-        {
-            "overrides": _overrides(),
-            "identity": identity(cfg),
-            "head": head_record(cfg),
-            "data": data_fingerprints(cfg) if data is None else data,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        },
-    )
+    record = {
+        "overrides": _overrides(),
+        "identity": identity(cfg),
+        "head": head_record(cfg),
+        "data": data_fingerprints(cfg) if data is None else data,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    if retry is not None:  # sweeps/memory.py: later resumes keep the smaller batch size
+        record["out_of_memory_retry"] = {"retry_batch_size": retry[0], "batch_size": retry[1]}
+    write_json(job_dir / JOB_FILE, record)
 
 
-def start(job_dir: Path, cfg: DictConfig, data: Mapping[str, Any] | None = None) -> None:
+def start(
+    job_dir: Path,
+    cfg: DictConfig,
+    data: Mapping[str, Any] | None = None,
+    retry: tuple[int, int] | None = None,
+) -> None:
     """Before a job runs: no stale result may mark it complete or failed, nor stale
     predictions (of a dataset the job no longer has) be scored with it."""
     forget_result(job_dir)
     for name in (FAILED_FILE, "run.json"):
         (job_dir / name).unlink(missing_ok=True)
     shutil.rmtree(job_dir / "predictions", ignore_errors=True)
-    _write_job_record(job_dir, cfg, data)
+    _write_job_record(job_dir, cfg, data, retry)
 
 
 def describe(error: BaseException) -> str:
@@ -341,24 +359,42 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {one_line(error)}"
 
 
-def record_failure(job_dir: Path, cfg: DictConfig, reason: str, error: BaseException) -> None:
+def record_failure(
+    job_dir: Path,
+    cfg: DictConfig,
+    reason: str,
+    error: BaseException,
+    out_of_memory: int | None = None,
+) -> None:
+    """failed.json: the one-line reason, and the batch size that ran out of memory
+    (``out_of_memory``), which ``resume=`` halves (sweeps/memory.py)."""
     model = cfg.get("model") or {}
     try:
         config = identity(cfg)
     except Exception:  # a config that does not even resolve
         config = None
-    write_json(
-        job_dir / FAILED_FILE,
-        {
-            "error": reason,
-            "identity": config,
-            "type": type(find_user_error(error) or error).__name__,
-            "model": {"name": model.get("name"), "weights": model.get("weights")},
-            "datasets": dataset_names(cfg),
-            "overrides": _overrides(),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        },
-    )
+    record = {
+        "error": reason,
+        "identity": config,
+        "type": type(find_user_error(error) or error).__name__,
+        "model": {"name": model.get("name"), "weights": model.get("weights")},
+        "datasets": dataset_names(cfg),
+        "overrides": _overrides(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    if out_of_memory is not None:
+        record["out_of_memory"] = {"batch_size": out_of_memory}
+    write_json(job_dir / FAILED_FILE, record)
+
+
+def _note_retry(job_dir: Path, retry: tuple[int, int]) -> None:
+    """run.json of a job that finished at a smaller batch size than one that ran out of
+    memory says so (its batch_size is the one it ran at)."""
+    path = job_dir / "run.json"
+    if path.is_file():
+        info = read_json(path)
+        info["out_of_memory_retry"] = {"failed_batch_size": retry[1], "batch_size": retry[0]}
+        write_json(path, info)
 
 
 def _failed_value(cfg: DictConfig) -> dict[str, float]:
@@ -393,26 +429,46 @@ def sweep_job(
     the sweep folder hold (:func:`plan`), its settings checked by ``check`` (once, as
     ``run_task`` does for a single run) before it runs, its failure recorded in
     ``failed.json``."""
+    try:
+        return _sweep_job(task, cfg, rescorable, check)
+    finally:
+        # the next job of the process starts from the same memory: the garbage of this
+        # one (a failed job's traceback included) collected, and the memory glibc kept
+        # for this job's batches handed back (else it keeps the largest job's so far)
+        gc.collect()
+        release_freed_memory()
+
+
+def _sweep_job(
+    task: Callable[[DictConfig], Mapping[str, float]],
+    cfg: DictConfig,
+    rescorable: bool,
+    check: Callable[[DictConfig], None] | None,
+) -> Mapping[str, float]:
     job_dir = Path(cfg.paths.output_dir)
     writer = rank_suffix() == ""  # rank 0 (or no DDP) writes; every rank decides alike
+    retry = retry_batch_size(job_dir)  # ran out of memory before: half its batch size
+    if retry is not None:
+        with_batch_size(cfg, retry[0])
     try:
         # the job's folder is held while it is planned and written: an identical sweep
         # started beside this one waits here for the job, then finds it complete
         with lock.hold(job_dir if writer else None, what="job", wait=True, on_wait=_waiting):
-            return _run_job(task, cfg, job_dir, writer, rescorable, check)
+            return _run_job(task, cfg, job_dir, writer, rescorable, check, retry)
     except Exception as e:
         if isinstance(find_user_error(e), SweepError):
             raise  # the sweep's setting, not this job's: it ends the sweep in one line
-        reason = describe(e)
-        if find_user_error(e) is None:
+        capped = bool(os.environ.get(MEMORY_ENV))
+        out_of_memory = batch_size_of(cfg) if is_out_of_memory(e, capped) else None
+        reason = describe(e) if out_of_memory is None else out_of_memory_reason(out_of_memory)
+        if find_user_error(e) is None and out_of_memory is None:
             log.exception("job %s failed", job_dir.name)  # a bug: its traceback in the log
         log_to_files(log, logging.ERROR, f"job {job_dir.name} failed: {reason}")
         print(f"error: job {job_dir.name} failed: {reason}", file=sys.stderr, flush=True)
         if writer:
             forget_result(job_dir)  # a failed job is not done
-            record_failure(job_dir, cfg, reason, e)
-        gc.collect()
-        return _failed_value(cfg)
+            record_failure(job_dir, cfg, reason, e, out_of_memory)
+    return _failed_value(cfg)
 
 
 def _waiting(holder: dict[str, Any]) -> None:
@@ -426,8 +482,10 @@ def _run_job(
     writer: bool,
     rescorable: bool,
     check: Callable[[DictConfig], None] | None,
+    retry: tuple[int, int] | None,
 ) -> Mapping[str, float]:
-    """The job planned, checked and run (its folder held: :func:`sweep_job`)."""
+    """The job planned, checked and run (its folder held: :func:`sweep_job`); ``retry``:
+    (batch size, the one that ran out of memory) of a job run again."""
     decision = plan(job_dir, cfg, rescorable)
     if decision.action == "skip":
         log.info("%s: %s, skipped", job_dir.name, decision.reason)
@@ -441,8 +499,14 @@ def _run_job(
         return metrics
     verb = "evaluating" if rescorable else "running"
     log.info("%s: %s: %s", job_dir.name, decision.reason, verb)
+    if retry is not None:
+        log.info("%s: at batch_size=%d (out of memory at %d)", job_dir.name, *retry)
     if writer:
-        start(job_dir, cfg, decision.data)
+        start(job_dir, cfg, decision.data, retry)
     if check is not None:
         check(cfg)
-    return task(cfg)
+    with job_memory_limit():
+        metrics = task(cfg)
+    if writer and retry is not None:
+        _note_retry(job_dir, retry)
+    return metrics

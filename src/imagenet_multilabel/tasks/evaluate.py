@@ -24,7 +24,11 @@ from imagenet_multilabel.builders import (
 )
 from imagenet_multilabel.core.distributed import is_global_zero
 from imagenet_multilabel.core.files import write_json
-from imagenet_multilabel.core.runtime import keep_freed_memory, set_cpu_threads
+from imagenet_multilabel.core.runtime import (
+    keep_freed_memory,
+    process_resources,
+    set_cpu_threads,
+)
 from imagenet_multilabel.data.evalset import EvalSet
 from imagenet_multilabel.data.loading.settings import loader_settings
 from imagenet_multilabel.data.loading.transforms import Normalize
@@ -43,6 +47,17 @@ from imagenet_multilabel.scoring.scorer import Scorer
 from imagenet_multilabel.tracking.session import finish_wandb, log_finished_run
 
 log = logging.getLogger(__name__)
+
+
+def job_timings(started: float, forward_start: float, module: EvaluationModule) -> dict:
+    """Where a run's time went: start-up (config check to the loaders' start: model,
+    datasets, trainer), the first batch (loader start, decoding, first forward), scoring."""
+    first = module.first_batch_done
+    return {
+        "startup_s": round(forward_start - started, 3),
+        "first_batch_s": round(first - forward_start, 3) if first is not None else None,
+        "scoring_s": round(module.scoring_seconds or 0.0, 3),
+    }
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
@@ -108,6 +123,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         validate_seconds=round(validate_seconds, 3),
         images_per_second=round(num_images / validate_seconds, 2),
         decode_cache=datamodule.decode_cache,
+        timings=job_timings(started, forward_start, module),
+        resources=process_resources(),
     )
     write_json(out / "run.json", run)
     write_json(out / "metrics.json", metrics)  # last: its presence marks a complete run

@@ -339,7 +339,7 @@ def test_every_composite_class_is_read_as_composites(tmp_path) -> None:
     """The photos of a run's composites are found whatever class of composites it read:
     data/datasets/composites.py's and every subclass (train.py's training composites), as
     the gallery and propose both read them (before, a train run's photos were "not found")."""
-    from imagenet_multilabel.propose.tasks import propose
+    from imagenet_multilabel.propose.workflow import propose
 
     from imagenet_multilabel.data.datasets.composites import CompositeDataset
     from imagenet_multilabel.propose.proposals import read_proposals

@@ -168,7 +168,7 @@ def test_a_checkpoint_with_nan_weights_is_refused_by_evaluate(compose_cfg, tmp_p
 
 def test_the_feature_cache_follows_the_photos(compose_cfg, photos, tmp_path, caplog) -> None:
     from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
-    from imagenet_multilabel.tasks import train as task
+    from imagenet_multilabel.tasks import feature_cache as task
 
     caplog.set_level(logging.INFO, logger="imagenet_multilabel")
     cache = tmp_path / "fc"

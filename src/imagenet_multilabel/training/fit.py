@@ -13,6 +13,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from imagenet_multilabel.core.errors import UserError
@@ -105,51 +106,47 @@ def resolve_monitor(value: str | None, validate_on: list[str]) -> str | None:
     return value
 
 
+class KeepPrevious(ModelCheckpoint):
+    """last.ckpt, the one before it kept as last.prev.ckpt (a hard link: no copy; the
+    new file replaces the name atomically), so that a damaged last.ckpt can be given up
+    for the previous one."""
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        if trainer.is_global_zero and os.path.isfile(filepath):
+            prev = previous_checkpoint(Path(filepath))
+            tmp = prev.with_name(prev.name + ".tmp")
+            tmp.unlink(missing_ok=True)
+            try:
+                os.link(filepath, tmp)
+            except OSError:
+                shutil.copy2(filepath, tmp)
+            os.replace(tmp, prev)
+        super()._save_checkpoint(trainer, filepath)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        # not after an epoch's last batch: its validation (and best.ckpt) is to come, and
+        # Lightning resumes a checkpoint saved there without them; saved at the epoch's
+        # end instead
+        if trainer.fit_loop.epoch_loop.batch_progress.current.ready < trainer.num_training_batches:
+            super().on_train_batch_end(trainer, *args, **kwargs)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._every_n_train_steps >= 1 and not self._should_skip_saving_checkpoint(trainer):
+            self._save_none_monitor_checkpoint(trainer, self._monitor_candidates(trainer))
+        else:
+            super().on_train_epoch_end(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # the finished run's state, its last validation and best.ckpt included: a resume
+        # of a finished run finds nothing left to do (the step's save came before the
+        # epoch's validation, and a resume from it trained the last epoch again)
+        self._save_none_monitor_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
 def fit_callbacks(cfg: DictConfig, out: Path, monitor: str | None) -> dict[str, Any]:
     """best.ckpt (``monitor``; the last epoch without one), last.ckpt (every
     ``checkpoint.every_n_steps`` steps, else after each validation; and at the end of the
     fit), early stopping, the learning rate logged."""
-    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
-
-    class KeepPrevious(ModelCheckpoint):
-        """last.ckpt, the one before it kept as last.prev.ckpt (a hard link: no copy; the
-        new file replaces the name atomically), so that a damaged last.ckpt can be given up
-        for the previous one."""
-
-        def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
-            if trainer.is_global_zero and os.path.isfile(filepath):
-                prev = previous_checkpoint(Path(filepath))
-                tmp = prev.with_name(prev.name + ".tmp")
-                tmp.unlink(missing_ok=True)
-                try:
-                    os.link(filepath, tmp)
-                except OSError:
-                    shutil.copy2(filepath, tmp)
-                os.replace(tmp, prev)
-            super()._save_checkpoint(trainer, filepath)
-
-        def on_train_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
-            # not after an epoch's last batch: its validation (and best.ckpt) is to come, and
-            # Lightning resumes a checkpoint saved there without them; saved at the epoch's
-            # end instead
-            if (
-                trainer.fit_loop.epoch_loop.batch_progress.current.ready
-                < trainer.num_training_batches
-            ):
-                super().on_train_batch_end(trainer, *args, **kwargs)
-
-        def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-            if self._every_n_train_steps >= 1 and not self._should_skip_saving_checkpoint(trainer):
-                self._save_none_monitor_checkpoint(trainer, self._monitor_candidates(trainer))
-            else:
-                super().on_train_epoch_end(trainer, pl_module)
-
-        def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-            # the finished run's state, its last validation and best.ckpt included: a resume
-            # of a finished run finds nothing left to do (the step's save came before the
-            # epoch's validation, and a resume from it trained the last epoch again)
-            self._save_none_monitor_checkpoint(trainer, self._monitor_candidates(trainer))
-
     node = cfg.checkpoint
     dirpath = out / "checkpoints"
     callbacks: dict[str, Any] = {

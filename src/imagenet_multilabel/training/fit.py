@@ -106,7 +106,24 @@ def resolve_monitor(value: str | None, validate_on: list[str]) -> str | None:
     return value
 
 
-class KeepPrevious(ModelCheckpoint):
+class AtomicCheckpoint(ModelCheckpoint):
+    """A checkpoint written under a temporary name, then renamed: a process killed while
+    writing it leaves the previous checkpoint whole (Lightning writes into the file
+    itself, and a kill inside the write left a damaged best.ckpt or last.ckpt)."""
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        tmp = f"{filepath}.tmp"
+        trainer.save_checkpoint(tmp, self.save_weights_only)
+        if trainer.is_global_zero:
+            os.replace(tmp, filepath)
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(self)
+
+
+class KeepPrevious(AtomicCheckpoint):
     """last.ckpt, the one before it kept as last.prev.ckpt (a hard link: no copy; the
     new file replaces the name atomically), so that a damaged last.ckpt can be given up
     for the previous one."""
@@ -150,7 +167,7 @@ def fit_callbacks(cfg: DictConfig, out: Path, monitor: str | None) -> dict[str, 
     node = cfg.checkpoint
     dirpath = out / "checkpoints"
     callbacks: dict[str, Any] = {
-        "best": ModelCheckpoint(
+        "best": AtomicCheckpoint(
             dirpath=dirpath,
             filename="best",
             monitor=monitor,

@@ -140,6 +140,7 @@ def main() -> None:
                         if again
                         else [f"finished run resumed: {d}" for d in differences(whole, out)]
                     )
+                print(f"<!-- {tag} {case}: {', '.join(diff) or 'bit for bit'} -->", flush=True)
                 row = rows[(case.moment, case.signal)]
                 row[0] += 1
                 row[1] += not diff

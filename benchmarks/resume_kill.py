@@ -1,172 +1,166 @@
-"""Resume after ``kill -9``, compared bit for bit with the uninterrupted run.
+"""Resume as a property, exhaustively: a small full fine-tuning run interrupted at every
+moment (kill -9 right after every optimizer step, at every epoch's end, inside every
+validation and every checkpoint save; SIGINT and SIGTERM at a sample of them), for each
+``checkpoint.monitor`` (auto, a metric, null) and schedule (constant, cosine), resumed
+with ``ckpt_path=last`` and compared bit for bit with the uninterrupted run (metrics.json,
+the logits of every set, best.ckpt and last.ckpt: weights, optimizer, schedule, loop
+position). Then: a resume of the finished run changes nothing, and a run resumed from
+``last.prev.ckpt`` (the previous checkpoint) is exact as well. Each run is forked from this
+process (tests/resuming.py): the signal is real, Python and torch start once.
 
-For each ``checkpoint.monitor`` (auto, null) and schedule (constant, cosine): one
-uninterrupted ``train.py`` run, then for each moment (mid-epoch after a training batch,
-inside a checkpoint save, during validation) a run killed there with SIGKILL (a callback,
-tests/interrupting.py:KillAt) and resumed with ``ckpt_path=last``; the resumed run's
-metrics.json, last.ckpt and best.ckpt (weights, optimizer, schedule, loop position) must
-equal the uninterrupted run's exactly. A second resume of the finished run must change
-nothing. Prints one markdown row per case.
+    python benchmarks/resume_kill.py [--monitors auto,heldout_seen/top1,null]
+        [--scheds constant,cosine] [--epochs 3] [--signals SIGKILL,SIGINT,SIGTERM] [--keep DIR]
 
-    python benchmarks/resume_kill.py [--monitors auto,null] [--scheds constant,cosine]
-        [--moments train,save,validation] [--keep DIR]
-
-Tiny: model=test_tiny, 40 composites, batches of 8 (5 steps an epoch), 3 epochs;
-about 10 minutes on 2 cores for the 12 cases.
+Prints one markdown row per (monitor, schedule, moment kind, signal): interruptions made,
+how many were bit for bit. tests/tasks/test_resume_property.py runs a smaller version.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
+import collections
 import os
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+sys.path[:0] = [str(REPO / "src"), str(REPO)]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.core.global_hydra import GlobalHydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from omegaconf import open_dict  # noqa: E402
 
+from imagenet_multilabel.core.config import CONFIG_DIR  # noqa: E402
+from tests.resuming import (  # noqa: E402
+    Interruption,
+    differences,
+    every_moment,
+    forked_train,
+    interrupt_and_resume,
+    with_interruption,
+)
+
+STEPS_PER_EPOCH, EVERY_N = 4, 2
 SETTINGS = (
     "model=test_tiny",
+    "finetune.mode=full",
+    "loss=soft_ce",
     "logger=none",
-    "batch_size=8",
-    "train_batch_size=8",
-    "composites.train_images=40",
-    "composites.eval_images=8",
+    "batch_size=4",
+    f"train_batch_size={16 // STEPS_PER_EPOCH}",
+    "composites.train_images=16",
+    "composites.eval_images=4",
     "split.heldout_classes=20",
-    "trainer.max_epochs=3",
+    f"checkpoint.every_n_steps={EVERY_N}",
+    "num_workers=0",
+    "trainer.enable_progress_bar=false",
 )
-# the kill: after step 7 (mid-epoch 2 of 5 steps), in the save after step 10 (end of
-# epoch 2), in the validation after step 10
-STEP = {"train": 7, "save": 10, "validation": 10}
 
 
-def run(args: list[str], out: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, str(REPO / "train.py"), *SETTINGS, *args, f"hydra.run.dir={out}"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def composer(*common: str):
+    def _compose(*more: str):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=[*SETTINGS, *common, *more], return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):
+            cfg.callbacks = {}
+        return cfg
+
+    return _compose
 
 
-def _equal(a: object, b: object) -> bool:
-    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
-        return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return a == b
-
-
-# what a checkpoint holds of the training (callbacks' paths and timings aside)
-CKPT_KEYS = ("epoch", "global_step", "state_dict", "optimizer_states", "lr_schedulers", "loops")
-
-
-def differences(whole: Path, resumed: Path) -> list[str]:
-    """What differs between two finished runs: metrics (count), checkpoint parts."""
-    out = []
-    ma = json.loads((whole / "metrics.json").read_text())
-    mb = json.loads((resumed / "metrics.json").read_text())
-    bad = [k for k in ma if not _equal(ma[k], mb.get(k))]
-    if bad or ma.keys() != mb.keys():
-        out.append(f"{len(bad)} of {len(ma)} metrics")
-    for name in ("last.ckpt", "best.ckpt"):
-        a = torch.load(whole / "checkpoints" / name, map_location="cpu", weights_only=True)
-        b = torch.load(resumed / "checkpoints" / name, map_location="cpu", weights_only=True)
-        for key in CKPT_KEYS:
-            if key == "loops":  # the loops' counters, without timings
-                same = _equal(_progress(a.get(key)), _progress(b.get(key)))
-            else:
-                same = _equal(a.get(key), b.get(key))
-            if not same:
-                out.append(f"{name}:{key}")
-    return out
-
-
-def _progress(loops: object) -> object:
-    """A checkpoint's loop states without what depends on where it was interrupted:
-    Lightning's counters of ``ready``/``started`` batches that a restart re-counts."""
-    if not isinstance(loops, dict):
-        return loops
-    keep = {}
-    for k, v in loops.items():
-        if isinstance(v, dict):
-            keep[k] = _progress(v)
-        elif k in ("completed", "processed"):
-            keep[k] = v
-    return keep
+def uninterrupted(make, out: Path) -> int:
+    cfg = with_interruption(make(), None)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out)
+    return forked_train(cfg, out.with_suffix(".log"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--monitors", default="auto,null")
+    parser.add_argument("--monitors", default="auto,heldout_seen/top1,null")
     parser.add_argument("--scheds", default="constant,cosine")
-    parser.add_argument("--moments", default="train,save,validation")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--signals", default="SIGKILL,SIGINT,SIGTERM")
+    parser.add_argument("--moments", default="step,epoch_end,validation,save")
     parser.add_argument("--keep", type=Path)
     opts = parser.parse_args()
     tmp = opts.keep or Path(tempfile.mkdtemp(prefix="resume_kill-"))
-    print(
-        "| monitor | sched | kill -9 at | killed (exit) | resumed (exit) | same as uninterrupted "
-        "| resume of the finished run | seconds |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+    tmp.mkdir(parents=True, exist_ok=True)
+    signals = opts.signals.split(",")
+    print("| monitor | sched | moment | signal | interruptions | bit for bit | not (first) |")
+    print("|---|---|---|---|---|---|---|")
     failures = 0
     for monitor in opts.monitors.split(","):
         for sched in opts.scheds.split(","):
-            common = [f"checkpoint.monitor={monitor}", f"sched={sched}"]
-            whole = tmp / f"{monitor}-{sched}-whole"
-            done = run(common, whole)
-            if done.returncode != 0:
-                print(
-                    f"| {monitor} | {sched} | - | uninterrupted run failed: "
-                    f"{done.stderr.strip().splitlines()[-1:]} |"
-                )
+            t0 = time.perf_counter()
+            common = (
+                f"checkpoint.monitor={monitor}",
+                f"sched={sched}",
+                f"trainer.max_epochs={opts.epochs}",
+            )
+            make = composer(*common)
+            tag = f"{monitor.replace('/', '_')}-{sched}"
+            whole = tmp / f"{tag}-whole"
+            if uninterrupted(make, whole) != 0:
+                print(f"| {monitor} | {sched} | - | - | uninterrupted run failed: {whole}.log |")
                 failures += 1
                 continue
-            for moment in opts.moments.split(","):
-                t0 = time.perf_counter()
-                out = tmp / f"{monitor}-{sched}-{moment}"
-                kill = [
-                    "+callbacks.kill._target_=tests.interrupting.KillAt",
-                    f"+callbacks.kill.moment={moment}",
-                    f"+callbacks.kill.step={STEP[moment]}",
-                ]
-                killed = run(common + kill, out)
-                resumed = run([*common, "ckpt_path=last"], out)
-                diff = differences(whole, out) if resumed.returncode == 0 else ["no result"]
-                # resuming the finished run again changes nothing
-                before = (out / "metrics.json").read_bytes() if resumed.returncode == 0 else b""
-                again = run([*common, "ckpt_path=last"], out)
-                same_again = (
-                    again.returncode == 0
-                    and not differences(whole, out)
-                    and json.loads((out / "metrics.json").read_bytes()) == json.loads(before)
-                )
-                ok = killed.returncode == -9 and not diff and same_again
-                failures += not ok
+            rows: dict = collections.defaultdict(lambda: [0, 0, ""])
+            moments = [
+                m
+                for m in every_moment(STEPS_PER_EPOCH, opts.epochs, EVERY_N)
+                if m.moment in opts.moments.split(",")
+            ]
+            cases = [m for m in moments]
+            # SIGINT and SIGTERM: every third moment
+            for s in signals:
+                if s != "SIGKILL":
+                    cases += [Interruption(m.moment, m.at, s) for m in moments[::3]]
+            if "SIGKILL" not in signals:
+                cases = [c for c in cases if c.signal != "SIGKILL"]
+            for case in cases:
+                out = tmp / f"{tag}-{case.signal}-{case.moment}-{case.at}"
+                shutil.rmtree(out, ignore_errors=True)
+                first, resumed, _ = interrupt_and_resume(make, out, case)
+                diff = differences(whole, out)
+                if not diff:  # resuming the finished run again changes nothing
+                    again = forked_train(
+                        with_interruption(_at(make("ckpt_path=last"), out), None),
+                        out.with_suffix(".log"),
+                    )
+                    diff = (
+                        [f"resume of the finished run: exit {again}"]
+                        if again
+                        else [f"finished run resumed: {d}" for d in differences(whole, out)]
+                    )
+                print(f"<!-- {tag} {case}: {', '.join(diff) or 'bit for bit'} -->", flush=True)
+                row = rows[(case.moment, case.signal)]
+                row[0] += 1
+                row[1] += not diff
+                if diff and not row[2]:
+                    row[2] = f"{case.at} (exit {first}, {resumed}): {', '.join(diff)}"
+            for (moment, sig), (n, good, first_bad) in rows.items():
+                failures += n - good
                 print(
-                    f"| {monitor} | {sched} | {moment} (step {STEP[moment]}) | "
-                    f"{killed.returncode} | {resumed.returncode} | "
-                    f"{'bit for bit' if not diff else 'DIFFERS: ' + ', '.join(diff)} | "
-                    f"{'unchanged' if same_again else 'CHANGED'} | "
-                    f"{time.perf_counter() - t0:.0f} |",
+                    f"| {monitor} | {sched} | {moment} | {sig} | {n} | {good} | {first_bad} |",
                     flush=True,
                 )
-    print(f"\n{failures} case(s) not bit for bit; runs in {tmp}")
+            print(f"<!-- {tag}: {time.perf_counter() - t0:.0f} s -->", flush=True)
+    print(f"\n{failures} interruption(s) not bit for bit; runs in {tmp}")
     raise SystemExit(1 if failures else 0)
+
+
+def _at(cfg, out: Path):
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out)
+    return cfg
 
 
 if __name__ == "__main__":

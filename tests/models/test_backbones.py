@@ -16,6 +16,7 @@ from imagenet_multilabel.models.backbones import (
     LITE_PACKAGES,
     create_backbone,
     lite_package_state_dict,
+    read_checkpoint,
     rename_lite_state_dict,
 )
 
@@ -176,3 +177,10 @@ def test_hflip_mirrors_the_model_input(normalize: bool) -> None:
     b = eval_transform(flipped, normalize=normalize)(image)
     assert not torch.equal(a, b)
     assert torch.equal(b, a.flip(-1))
+
+
+def test_a_folder_given_as_a_checkpoint_is_named_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"is a folder, not a checkpoint file: give a file in"):
+        read_checkpoint(tmp_path)
+    with pytest.raises(ModelError, match=r"does not exist"):
+        read_checkpoint(tmp_path / "nope.ckpt")

@@ -189,6 +189,8 @@ def test_resume_is_bitwise_the_uninterrupted_run(compose_cfg, photos: Path, at: 
         (("split.heldout_classes=0",), DataError, "leaves no held-out image"),
         (("split.heldout_classes=24",), DataError, "leaves no class to train"),
         (("ckpt_path=last",), UserError, "checkpoints/last.ckpt does not exist"),
+        (("ckpt_path=/tmp",), UserError, "ckpt_path=/tmp: /tmp is a folder, not a checkpoint"),
+        (("init_from=/tmp",), UserError, "init_from=/tmp: /tmp is a folder, not a checkpoint"),
         (("trainer.precision=16-mixed",), UserError, "needs a GPU"),
         (("preprocess.std=[0,0,0]",), UserError, "preprocess.std values must be positive"),
         (("finetune.mode=full", "loss.keep_unseen=1"), UserError, "needs finetune.mode=head"),
@@ -397,7 +399,7 @@ def test_cli_bad_input_is_one_line(tmp_path: Path, photos: Path) -> None:
 
 def test_stored_features_read_back_as_written(tmp_path: Path) -> None:
     from imagenet_multilabel.scoring.metrics.buffer import Predictions
-    from imagenet_multilabel.tasks.train import read_features, write_features
+    from imagenet_multilabel.tasks.feature_cache import read_features, write_features
 
     valid = torch.rand(3, 1000) > 0.99
     gathered = {

@@ -36,16 +36,17 @@ class Interrupted(BaseException):
 
     exit_code = 143  # SIGTERM's, where no signal is known
 
-    def __init__(self, signum: int = 15) -> None:
-        super().__init__(self.message(signum))
-        self.exit_code = 128 + signum
+    def __init__(self, signum: int = 15, again: str = "run it again") -> None:
+        super().__init__(self.message(signum, again))
+        self.signum, self.exit_code = signum, 128 + signum
 
     @staticmethod
-    def message(signum: int = 15) -> str:
+    def message(signum: int = 15, again: str = "run it again") -> str:
+        """``again``: what to do (a task that can resume says how)."""
 
         return (
             f"interrupted by {signal.Signals(signum).name} before the run finished: it wrote "
-            "no metrics.json; run it again"
+            f"no metrics.json; {again}"
         )
 
 

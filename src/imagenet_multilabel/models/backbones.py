@@ -142,6 +142,11 @@ def read_checkpoint(path: str | Path, damaged_hint: str = "") -> Any:
     that is cut short or not a checkpoint at all is named as damaged (``damaged_hint``:
     what to do instead; default: replace the file)."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise ModelError(
+            f"checkpoint {path} is a folder, not a checkpoint file: give a file in it (e.g. "
+            "checkpoints/best.ckpt of a train run)"
+        )
     if not path.is_file():
         raise ModelError(f"checkpoint {path} does not exist: check model.checkpoint")
     try:

@@ -217,6 +217,19 @@ class FitDataModule(EvalDataModule):
         super().__init__(val_sets, val_valid, batch_size, num_workers, pin_memory, prefetch_factor)
         self.train_items = SeededItems(train, train_valid, seed, seeded_items)
         self.train_batch_size, self.seed, self.drop_last = train_batch_size, seed, drop_last
+        self._loader: ResumableLoader | None = None
+        self._position: Mapping[str, int] | None = None
+
+    # The training loader's position is also kept as the data module's state: Lightning
+    # restores a data module before anything builds the loader, and hands it the position
+    # when it builds it. Lightning's own restore of a loader's state is skipped when the
+    # loader was built before the loops' state was read (the schedule's length,
+    # ``trainer.estimated_stepping_batches``, builds it): a resumed epoch then started over.
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self._loader is None else {"train_loader": self._loader.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._position = state.get("train_loader")
 
     def train_dataloader(self) -> ResumableLoader:
         rank, world = self._world()
@@ -226,7 +239,7 @@ class FitDataModule(EvalDataModule):
         kwargs: dict[str, Any] = {}
         if self.num_workers > 0 and self.prefetch_factor is not None:
             kwargs["prefetch_factor"] = self.prefetch_factor
-        return ResumableLoader(
+        loader = ResumableLoader(
             self.train_items,
             sampler,
             num_workers=self.num_workers,
@@ -234,3 +247,8 @@ class FitDataModule(EvalDataModule):
             generator=torch.Generator().manual_seed(self.seed),  # no draw from the global RNG
             **kwargs,
         )
+        if self._position is not None:
+            loader.load_state_dict(self._position)
+            self._position = None
+        self._loader = loader
+        return loader

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 from timm.models import group_parameters
 from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
@@ -130,3 +131,23 @@ def build_scheduler(
         warmup_prefix=True,
         t_in_epochs=False,
     )
+
+
+def check_optimizer(optim: DictConfig | Mapping[str, Any]) -> None:
+    """``optim.*`` builds an optimizer: timm's ``create_optimizer_v2`` over one parameter
+    with the run's options (an option the optimizer does not take, a value it refuses),
+    one line instead of a traceback when Lightning sets up the fit; run before the model
+    is built and the data read (what the config alone can judge is checked before torch
+    is imported: training/checks.py)."""
+    node = OmegaConf.to_container(optim, resolve=True) if isinstance(optim, DictConfig) else optim
+    probe = torch.nn.Linear(1, 1)
+    try:
+        build_optimizer(probe, {**node, "layer_decay": None})
+    except UserError:
+        raise
+    except (TypeError, ValueError, AssertionError, KeyError) as e:
+        detail = " ".join(str(e).split())[:160] or type(e).__name__
+        raise UserError(
+            f"optim.opt={node.get('opt')!r} with these optim.* options builds no "
+            f"optimizer ({detail}): check conf/optim/ for the options it takes"
+        ) from None

@@ -339,10 +339,9 @@ def test_every_composite_class_is_read_as_composites(tmp_path) -> None:
     """The photos of a run's composites are found whatever class of composites it read:
     data/datasets/composites.py's and every subclass (train.py's training composites), as
     the gallery and propose both read them (before, a train run's photos were "not found")."""
-    from imagenet_multilabel.propose.workflow import propose
-
     from imagenet_multilabel.data.datasets.composites import CompositeDataset
     from imagenet_multilabel.propose.proposals import read_proposals
+    from imagenet_multilabel.propose.workflow import propose
     from imagenet_multilabel.reports.images.photos import COMPOSITE_CLASSES
     from imagenet_multilabel.training import data as training_data  # noqa: F401 (subclasses)
 

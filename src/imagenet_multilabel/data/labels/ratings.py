@@ -161,3 +161,15 @@ def read_rated_pairs(path: str | Path | None = None) -> RatedPairs:
         score=arrays["score"].astype(np.float64),
         votes=arrays["votes"].astype(np.int64),
     )
+
+
+# label sets (by the name a run records, before any "@<point>") whose raters' answers
+# the package ships
+RATED_LABEL_SETS = {"real": REAL_SCORES}
+
+
+def ratings_for(label_set: str | None) -> RatedPairs | None:
+    """The raters' answers behind the label set a run records (``real``, ``real@0.9``),
+    None for a set without them."""
+    path = RATED_LABEL_SETS.get(str(label_set or "").split("@", 1)[0])
+    return read_rated_pairs(path) if path is not None else None

@@ -457,6 +457,7 @@ def resolve_labels(
     intrinsic: torch.Tensor | None = None,
     default: Mapping[str, Any] | None = None,
     intrinsic_main: torch.Tensor | None = None,
+    loaded: tuple[LabelSet, bool] | None = None,
 ) -> ResolvedLabels:
     """The one way a dataset gets its label set.
 
@@ -465,7 +466,8 @@ def resolve_labels(
     predictions, with their main objects ``intrinsic_main`` if stored), else its
     ``default`` option (composed by Hydra into the data config, e.g. ``real`` for ImageNet
     val), else none. ``none`` is none. Any other name is used, or is
-    an error: a label set asked for by name is never silently dropped.
+    an error: a label set asked for by name is never silently dropped. ``loaded``: that
+    option's :func:`load_label_set` already done (one load for many datasets or runs).
     """
     spec = dict(spec or {"name": AUTO})
     name = spec.get("name")
@@ -479,7 +481,7 @@ def resolve_labels(
         return resolve_labels(default, file_names)
     if name == NONE:
         return ResolvedLabels(None, {"labels": NONE})
-    label_set, allow_missing = load_label_set(spec)
+    label_set, allow_missing = loaded if loaded is not None else load_label_set(spec)
     joined = label_set.join(file_names, allow_missing=allow_missing)
     info: dict[str, Any] = {
         "labels": str(name),

@@ -139,7 +139,11 @@ def test_score_cli_real_against_tsipras_on_common_images(
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((tmp_path / "sensitivity.json").read_text())
     assert result["options"] == ["real", "tsipras"]
-    assert result["common_images"]["model0"]["val"] == 300  # both label every image here
+    data = np.load(val_runs[0] / "predictions" / "val.npz", allow_pickle=False)
+    names = [str(p).rsplit("/", 1)[-1] for p in data["path"]]
+    real, tsipras = load_real().by_file, load_tsipras().by_file
+    both = sum(1 for n in names if real[n] and tsipras[n])
+    assert result["common_images"]["model0"]["val"] == both
     assert "val/main_top1" in result["metrics"]  # Tsipras's main object, scored
     assert result["metrics"]["val/main_top1"]["values"]["model0"]["real"] is None
     assert set(result["rankings"]["val/real_top1"]["tau"]) == {"tsipras"}

@@ -31,6 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SRC = ROOT.parent / "shared/data/labels/tsipras-imagenet/annotations_classify_task.pkl"
 DEFAULT_DST = ROOT / "src/imagenet_multilabel/assets/labels/tsipras/tsipras_classify.csv"
+# beside it: each image's original ImageNet label as the frame records it (imagenet_label)
+ORIGINALS = "imagenet_labels.csv"
 NUM_IMAGES = 6761
 
 
@@ -131,6 +133,13 @@ def main() -> None:
         for name, main_top, objects in rows:
             writer.writerow([name, main_top, " ".join(map(str, objects))])
     print(f"wrote {len(rows)} images to {args.dst}")
+    files, cols = read_classify_frame(args.src)
+    originals = sorted(zip(files, (int(c) for c in cols["imagenet_label"]), strict=True))
+    with (args.dst.parent / ORIGINALS).open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["file", "label"])
+        writer.writerows(originals)
+    print(f"wrote their original labels to {args.dst.parent / ORIGINALS}")
 
 
 if __name__ == "__main__":

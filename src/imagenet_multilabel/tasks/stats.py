@@ -17,7 +17,14 @@ from imagenet_multilabel.builders import build_dataset, dataset_specs
 from imagenet_multilabel.core.config import config_option
 from imagenet_multilabel.core.errors import UserError
 from imagenet_multilabel.core.files import atomic_write_bytes, write_json
+from imagenet_multilabel.data.labels.options import command_overrides, expand_points, label_options
+from imagenet_multilabel.data.labels.originals import original_labels
 from imagenet_multilabel.data.labels.sets import LabelSet, load_label_set
+from imagenet_multilabel.reports.analysis.label_compare import (
+    compare_label_sets,
+    render_agreement,
+    render_comparisons,
+)
 from imagenet_multilabel.reports.analysis.label_stats import (
     label_stats,
     plot_label_counts,
@@ -63,27 +70,45 @@ def _output_dir(output_dir: str | Path | None) -> Path:
 
 
 def stats(cfg: Mapping[str, Any], output_dir: str | Path | None = None) -> dict[str, float]:
-    """Compute, print and save label statistics of ``cfg.labels``.
+    """Compute, print and save label statistics of ``cfg.labels`` (several with
+    ``labels=[a,b]`` or ``labels.min_score=[...]``) and of ``cfg.compare``; the raters'
+    agreement behind a set that has it; the first set against each other one on the
+    images both annotate.
 
     Returns:
         ``{"<name>/images": ..., "<name>/empty": ..., "<name>/labels_<k>": ...,
-        "<name>/multi_share": ..., "<name>/multi_share_labeled": ...}``.
+        "<name>/multi_share": ..., "<name>/multi_share_labeled": ...,
+        "<name>/labels_per_image": ..., "<name>/unanimous": ..., "<a>-vs-<b>/same_set": ...}``.
     """
-    labels = cfg["labels"]
-    nodes = list(labels) if isinstance(labels, (list, tuple, ListConfig)) else [labels]
-    nodes += [config_option("labels", str(n)) for n in (cfg.get("compare") or [])]
+    nodes = label_options(cfg["labels"], command_overrides())
+    for name in cfg.get("compare") or []:
+        nodes += expand_points(OmegaConf.to_container(config_option("labels", str(name))))
     sets = _label_sets(nodes)
+    sets = [s for i, s in enumerate(sets) if s.name not in {t.name for t in sets[:i]}]
     if not sets:
         raise UserError("no label set to describe: choose one, e.g. labels=real")
     files = _dataset_files(cfg.get("data"))
     allow_missing = bool(_first(nodes).get("allow_missing", False)) if nodes else False
     results = [label_stats(s, files, allow_missing=allow_missing) for s in sets]
+    rated = next((s for s in sets if s.ratings is not None), None)
+    agreement = rated.ratings.agreement() if rated is not None else None
+    original = dict(original_labels())
+    pairs = [compare_label_sets(sets[0], other, original) for other in sets[1:]]
     out = _output_dir(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = render_table(results)
+    if agreement is not None:
+        table += "\n" + render_agreement(rated.name.split("@")[0], agreement)
+    if pairs:
+        table += "\n" + render_comparisons(pairs)
     print(table)
     atomic_write_bytes(out / "label_stats.txt", (table + "\n").encode())
-    write_json(out / "stats.json", {r.name: r.to_dict() for r in results})
+    record: dict[str, Any] = {r.name: r.to_dict() for r in results}
+    if agreement is not None:
+        record["raters"] = agreement
+    if pairs:
+        record["compared"] = [p.to_dict() for p in pairs]
+    write_json(out / "stats.json", record)
     plot_label_counts(results, out / "label_counts.png")
     metrics: dict[str, float] = {}
     for r in results:
@@ -94,4 +119,11 @@ def stats(cfg: Mapping[str, Any], output_dir: str | Path | None = None) -> dict[
                 metrics[metric_key(r.name, f"labels_{b}")] = n
         metrics[metric_key(r.name, "multi_share")] = r.multi_share
         metrics[metric_key(r.name, "multi_share_labeled")] = r.multi_share_labeled
+        metrics[metric_key(r.name, "labels_per_image")] = r.labels_per_image
+    if agreement is not None:
+        for key in ("unanimous", "unanimous_yes", "unanimous_no", "yes_and_no"):
+            metrics[metric_key("raters", key)] = agreement[key]
+    for p in pairs:
+        for key in ("common", "same_set", "same_count", "mean_jaccard", "same_original"):
+            metrics[metric_key(f"{p.first}-vs-{p.second}", key)] = getattr(p, key)
     return metrics

@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -238,3 +238,19 @@ def check_labels_option(labels: Mapping[str, Any] | None) -> None:
         value = "/path/to/labels" if key == "path" else "..."
         name = labels.get("name")
         raise UserError(f"labels={name} needs labels.{key}: pass labels.{key}={value}")
+    points = labels.get("min_score")
+    many = isinstance(points, Sequence) and not isinstance(points, str)
+    for point in points if many else [points]:
+        check_min_score(point)
+
+
+def check_min_score(point: object) -> None:
+    """An operating point of a scored label set (``labels.min_score``): None or a number
+    in [0, 1]."""
+    if point is None:
+        return
+    if isinstance(point, bool) or not isinstance(point, int | float) or not 0 <= point <= 1:
+        raise UserError(
+            f"labels.min_score={point!r} is not a score in [0, 1]: give e.g. "
+            "labels.min_score=0.9 (real.json is 0.8), or a list labels.min_score=[0.5,0.8,0.95]"
+        )

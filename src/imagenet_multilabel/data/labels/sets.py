@@ -38,12 +38,14 @@ from imagenet_multilabel.core.config import ASSETS as PACKAGE_ASSETS
 from imagenet_multilabel.core.errors import DataError
 from imagenet_multilabel.data.labels.files import (
     check_labels_option,
+    check_min_score,
     origin_text,
     parse_classes,
     read_json,
     read_label_table,
     read_origin,
 )
+from imagenet_multilabel.data.labels.ratings import RatedPairs, read_rated_pairs
 
 ASSETS = PACKAGE_ASSETS / "labels"
 MULTILABELFY_DEFAULT = ASSETS / "multilabelfy" / "imagenetv2_refined_labels.json"
@@ -118,12 +120,15 @@ class LabelSet:
             name one (Tsipras et al.); scored as ``main_top1``.
         origin: a label file's record of where it came from (reviewed by N people,
             model-made; see :func:`~.files.read_origin`), None where it has none.
+        ratings: the raters' answers and scores behind the labels, where they were
+            released (ReaL: :class:`~.ratings.RatedPairs`), else None.
     """
 
     name: str
     by_file: dict[str, tuple[int, ...]]
     main: dict[str, int] | None = None
     origin: dict[str, Any] | None = None
+    ratings: RatedPairs | None = None
 
     def __post_init__(self) -> None:
         for key, cls in (self.main or {}).items():
@@ -196,9 +201,21 @@ def _timm_real_path() -> Path:
     return Path(timm.__file__).resolve().parent / "data" / "_info" / "imagenet_real_labels.json"
 
 
-def load_real(path: str | Path | None = None) -> LabelSet:
+def load_real(
+    path: str | Path | None = None,
+    min_score: float | None = None,
+    scores: str | Path | None = None,
+) -> LabelSet:
     """ReaL labels for ILSVRC2012 val: a JSON list of 50,000 lists of class indices, entry i
-    for ``ILSVRC2012_val_{i+1:08d}.JPEG``; ``path=None`` reads the copy shipped in timm."""
+    for ``ILSVRC2012_val_{i+1:08d}.JPEG``; ``path=None`` reads the copy shipped in timm.
+
+    ``min_score``: ReaL at another operating point: a rated image's labels are those whose
+    raters' score (``scores``: a ``real_scores.npz``, None: the shipped copy) is at least
+    ``min_score``; images that were not rated keep the file's labels. At
+    :data:`~.ratings.REAL_OPERATING_POINT` this is the file itself. The raters' answers
+    travel with the set (``ratings``) either way.
+    """
+    check_min_score(min_score)
     path = _timm_real_path() if path is None else Path(path).expanduser()
     data = read_json(path)
     if not isinstance(data, list) or len(data) != REAL_NUM_IMAGES:
@@ -213,7 +230,11 @@ def load_real(path: str | Path | None = None) -> LabelSet:
         if not isinstance(entry, list):
             raise DataError(f"{path}: entry for {name} is not a list of class indices")
         by_file[name] = parse_classes(entry, f"{path}: {name}")
-    return LabelSet("real", by_file)
+    ratings = read_rated_pairs(scores)
+    if min_score is None:
+        return LabelSet("real", by_file, ratings=ratings)
+    by_file.update(ratings.labels_at(float(min_score)))
+    return LabelSet(f"real@{float(min_score):g}", by_file, ratings=ratings)
 
 
 def load_multilabelfy(path: str | Path | None = None) -> LabelSet:
@@ -436,6 +457,7 @@ def resolve_labels(
     intrinsic: torch.Tensor | None = None,
     default: Mapping[str, Any] | None = None,
     intrinsic_main: torch.Tensor | None = None,
+    loaded: tuple[LabelSet, bool] | None = None,
 ) -> ResolvedLabels:
     """The one way a dataset gets its label set.
 
@@ -444,7 +466,8 @@ def resolve_labels(
     predictions, with their main objects ``intrinsic_main`` if stored), else its
     ``default`` option (composed by Hydra into the data config, e.g. ``real`` for ImageNet
     val), else none. ``none`` is none. Any other name is used, or is
-    an error: a label set asked for by name is never silently dropped.
+    an error: a label set asked for by name is never silently dropped. ``loaded``: that
+    option's :func:`load_label_set` already done (one load for many datasets or runs).
     """
     spec = dict(spec or {"name": AUTO})
     name = spec.get("name")
@@ -458,7 +481,7 @@ def resolve_labels(
         return resolve_labels(default, file_names)
     if name == NONE:
         return ResolvedLabels(None, {"labels": NONE})
-    label_set, allow_missing = load_label_set(spec)
+    label_set, allow_missing = loaded if loaded is not None else load_label_set(spec)
     joined = label_set.join(file_names, allow_missing=allow_missing)
     info: dict[str, Any] = {
         "labels": str(name),

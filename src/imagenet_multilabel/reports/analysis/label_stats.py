@@ -29,6 +29,7 @@ class LabelStats:
         multi_share_labeled: share of non-empty images with 2+ labels.
         top_pairs: most frequent co-occurring class pairs ``(a, b, images)``, a < b.
         missing: dataset images the label set does not list (counted as empty).
+        labels_per_image: mean number of labels of the non-empty images.
     """
 
     name: str
@@ -38,6 +39,7 @@ class LabelStats:
     multi_share_labeled: float
     top_pairs: list[tuple[int, int, int]] = field(default_factory=list)
     missing: int = 0
+    labels_per_image: float = 0.0
 
     @property
     def empty(self) -> int:
@@ -96,6 +98,7 @@ def label_stats(
         multi_share_labeled=multi / labeled if labeled else 0.0,
         top_pairs=[(a, b, n) for (a, b), n in top],
         missing=missing,
+        labels_per_image=sum(map(len, entries)) / labeled if labeled else 0.0,
     )
 
 
@@ -106,6 +109,7 @@ def render_table(stats: Sequence[LabelStats], top_k: int = 5) -> str:
     for b in COUNT_BINS[1:]:
         label = f"{b} label" + ("" if b == "1" else "s")
         rows.append((label, [f"{s.by_count[b]:,}" for s in stats]))
+    rows.append(("labels per labeled image", [f"{s.labels_per_image:.3f}" for s in stats]))
     rows.append(("multi-label, % of all", [f"{100 * s.multi_share:.2f}%" for s in stats]))
     rows.append(
         ("multi-label, % of labeled", [f"{100 * s.multi_share_labeled:.2f}%" for s in stats])

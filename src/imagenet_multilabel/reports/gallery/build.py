@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from imagenet_multilabel.core.errors import DataError, UserError
 from imagenet_multilabel.core.files import atomic_write_bytes, replace_dir
+from imagenet_multilabel.data.labels.ratings import ratings_for
 from imagenet_multilabel.reports.gallery.options import RUN, GalleryOptions, gallery_options
 from imagenet_multilabel.reports.gallery.page import DatasetView, render_page
 from imagenet_multilabel.reports.gallery.samples import (
@@ -89,7 +90,8 @@ def dataset_views(
             else:
                 pool.add(data["path"].tolist(), data["target"].tolist(), locator.find)
         rows = (i for s in sections for i in s.rows.tolist())
-        samples = build_samples(data, rows, locator, composite)
+        ratings = ratings_for(info.get("labels")) if valid is not None else None
+        samples = build_samples(data, rows, locator, composite, ratings)
         views.append(
             DatasetView(
                 name,

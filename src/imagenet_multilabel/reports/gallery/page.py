@@ -245,7 +245,10 @@ def _card(
     elif sample.valid:
         # the original label first, then the others as the model ranks them
         ordered = sorted(sample.valid_ranks, key=lambda cr: (cr[0] != sample.target, cr[1]))
-        chips = "".join(f'<span class="chip">{escape(names[c])}</span>' for c, _ in ordered)
+        chips = "".join(
+            f'<span class="chip">{escape(names[c])}{_yes(sample.votes.get(c))}</span>'
+            for c, _ in ordered
+        )
         valid = f'<div class="chips"><span class="k">valid</span>{chips}</div>'
     else:
         valid = (
@@ -268,8 +271,40 @@ def _card(
         f'<div class="body"><div class="file" title="{escape(sample.path)}">'
         f"{escape(sample.file_name)}</div>"
         f'<div class="label">label <b>{escape(names[sample.target])}</b></div>'
-        f'{valid}<ol class="top5">{"".join(rows)}</ol>{ranks}</div></article>'
+        f'{valid}<ol class="top5">{"".join(rows)}</ol>{ranks}{_raters(sample)}</div></article>'
     )
+
+
+def _yes(votes: Mapping[str, Any] | None) -> str:
+    """A valid label's chip suffix: how many raters said yes (nothing where unrated)."""
+    if not votes:
+        return ""
+    return f' <small class="votes">{votes["yes"]}/{votes["raters"]}</small>'
+
+
+def raters_text(votes: Mapping[str, Any]) -> str:
+    """``4 of 5 raters: yes`` (with the maybes and the score)."""
+    text = f"{votes['yes']} of {votes['raters']} raters: yes"
+    if votes["maybe"]:
+        text += f", {votes['maybe']} maybe"
+    return f"{text} (score {votes['score']:.2f})"
+
+
+def _raters(sample: Sample, most: int = 4) -> str:
+    """The raters' answers about the image's rated labels, most yes first: the labels
+    the raters were asked about, kept or not."""
+    if not sample.votes:
+        return ""
+    names = class_names()
+    rated = sorted(sample.votes.items(), key=lambda cv: (-cv[1]["score"], cv[0]))[:most]
+    items = "".join(
+        f'<li class="{"ok" if sample.is_valid(c) else "no"}">'
+        f"<b>{escape(names[c])}</b> {escape(raters_text(v))}</li>"
+        for c, v in rated
+    )
+    more = len(sample.votes) - len(rated)
+    tail = f'<li class="more">{more} more rated, fewer yes</li>' if more > 0 else ""
+    return f'<ul class="raters" title="ReaL raters\' answers">{items}{tail}</ul>'
 
 
 def _section(

@@ -4,14 +4,16 @@ as plain data (the page and the W&B rows are both made from it)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from imagenet_multilabel.core.classes import NUM_CLASSES, class_names
 from imagenet_multilabel.core.errors import DataError
+from imagenet_multilabel.data.labels.ratings import RatedPairs
 from imagenet_multilabel.reports.gallery.selection import Section, ranking, softmax64
 from imagenet_multilabel.reports.images.photos import ImageLocator, tile_classes, tile_labels
 
@@ -40,6 +42,9 @@ class Sample:
     top: tuple[tuple[int, float], ...]  # (class, probability), best first
     confidence: float
     valid_ranks: tuple[tuple[int, int], ...]  # (class, rank) of the valid labels, by rank
+    # the raters' answers about the image's rated labels (class -> yes/maybe/no/score), where
+    # the label set has them (RatedPairs.votes_of)
+    votes: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def file_name(self) -> str:
@@ -55,8 +60,10 @@ def build_samples(
     rows: Iterable[int],
     locator: ImageLocator,
     composite: bool,
+    ratings: RatedPairs | None = None,
 ) -> dict[int, Sample]:
-    """Samples of the given dataset rows (each once, however many sections show it)."""
+    """Samples of the given dataset rows (each once, however many sections show it), with
+    the raters' answers of ``ratings`` about each image's labels."""
     rows = np.unique(np.fromiter(rows, dtype=np.int64))
     if len(rows) == 0:
         return {}
@@ -89,6 +96,7 @@ def build_samples(
             top=top,
             confidence=top[0][1],
             valid_ranks=tuple((c, r) for r, c in ranks),
+            votes=ratings.votes_of(path) if ratings is not None and not composite else {},
         )
     return out
 

@@ -60,3 +60,13 @@ def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
 def wnid_folder(tmp_path: Path) -> Path:
     """13 real photos (every 83rd class) in wnid folders."""
     return make_wnid_folders(tmp_path / "val", range(0, 1000, 83))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (the README's ``-n auto``), the tests that start a real Slurm on
+    this machine (the ``slurm_cluster`` fixture, one per worker process, and the daemons'
+    own tests) run on one worker, in turn."""
+    for item in items:
+        slurm = "slurm_cluster" in getattr(item, "fixturenames", ())
+        if slurm or item.get_closest_marker("slurm") or item.path.name.startswith("test_slurm"):
+            item.add_marker(pytest.mark.xdist_group("slurm"))

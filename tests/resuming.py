@@ -3,12 +3,12 @@ SIGTERM sent by the process to itself) at a chosen moment, resumed with ``ckpt_p
 compared bit for bit with the uninterrupted run (metrics, logits, best and last
 checkpoints). Used by tests/tasks/test_resume_property.py and benchmarks/resume_kill.py.
 
-Each run is a child forked from the calling process, which has imported torch, Lightning
-and the package once: the interruption is real (the child dies of the signal, or ends
-through the command's own handler, exit 130 / 143), without paying Python's start-up per
-interruption. The parent runs no torch computation (the comparisons run in forked
-children too): a child forked from a process whose thread pools ran can hang on their
-locks.
+Each run is a child forked from a fork server (multiprocessing's ``forkserver``) that has
+imported torch, Lightning and the package once and has run nothing: the interruption is
+real (the child dies of the signal, or ends through the command's own handler, exit 130 /
+143), without paying Python's start-up per interruption. The children are never forked
+from the calling process itself: a process whose thread pools ran (a pytest worker, after
+other tests) forks children that can hang on their locks.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import faulthandler
 import json
 import math
+import multiprocessing
 import os
 import signal as signal_module
 import sys
@@ -27,6 +28,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from imagenet_multilabel.entry.run import run_task
@@ -89,32 +91,48 @@ def with_interruption(cfg: DictConfig, interruption: Interruption | None) -> Dic
     return cfg
 
 
+# the fork server imports this module (and so torch, Lightning, the package) once
+_FORKS = multiprocessing.get_context("forkserver")
+_FORKS.set_forkserver_preload([__name__])
+
+
+def _exit_code(process: multiprocessing.process.BaseProcess) -> int:
+    process.join()
+    return int(process.exitcode if process.exitcode is not None else 1)
+
+
+def _train_child(cfg: DictConfig, log: Path, timeout: float) -> None:
+    code = 1
+    try:
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        faulthandler.dump_traceback_later(timeout, exit=False, file=sys.stderr)
+        threading.Timer(timeout + 1, os._exit, (70,)).start()
+        if "hydra" in cfg:  # as the command's Hydra sets it
+            HydraConfig.instance().set_config(cfg)
+        run_task(train, cfg, trainer=True)
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    except BaseException:
+        import traceback  # only a child that failed prints its traceback
+
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def forked_train(cfg: DictConfig, log: Path, timeout: float = 600) -> int:
     """``train.py``'s task on ``cfg`` in a forked child, as the command runs it (its
     one-line errors and signal handling): the child's exit code, or -N when signal N
     ended it. Its output goes to ``log``; a child still running after ``timeout`` seconds
     writes its threads' stacks there and ends with exit code 70."""
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        code = 1
-        try:
-            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            os.dup2(fd, 1)
-            os.dup2(fd, 2)
-            faulthandler.dump_traceback_later(timeout, exit=False, file=sys.stderr)
-            threading.Timer(timeout + 1, os._exit, (70,)).start()
-            run_task(train, cfg, trainer=True)
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-        except BaseException:
-            import traceback
-
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    child = _FORKS.Process(target=_train_child, args=(cfg, log, timeout))
+    child.start()
+    return _exit_code(child)
 
 
 def equal(a: object, b: object) -> bool:
@@ -156,30 +174,27 @@ def _checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def _differences_child(whole: Path, resumed: Path, out: Path) -> None:
+    code = 0
+    try:
+        out.write_text(json.dumps(_differences(whole, resumed)))
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
 def differences(whole: Path, resumed: Path) -> list[str]:
     """What differs between two finished runs: metrics (how many), logits (which sets),
     best/last checkpoint parts; empty when they are the same bit for bit. Compared in a
-    forked child: a parent that has run torch's thread pools forks children that can
-    hang on its locks."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            os.close(read)
-            with os.fdopen(write, "w") as f:
-                json.dump(_differences(whole, resumed), f)
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(write)
-    with os.fdopen(read) as f:
-        text = f.read()
-    _, status = os.waitpid(pid, 0)
-    if status != 0 or not text:
+    child of the fork server, so that the calling process runs no torch computation."""
+    out = resumed.with_name(resumed.name + ".differences.json")
+    out.unlink(missing_ok=True)
+    child = _FORKS.Process(target=_differences_child, args=(whole, resumed, out))
+    child.start()
+    if _exit_code(child) != 0 or not out.is_file():
         return ["comparison failed"]
-    return json.loads(text)
+    return json.loads(out.read_text())
 
 
 def _differences(whole: Path, resumed: Path) -> list[str]:

@@ -98,7 +98,7 @@ def test_stats_command_writes_its_tables(evaluated) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {"stats.json", "label_stats.txt", "label_counts.png"} <= {p.name for p in out.iterdir()}
     saved = json.loads((out / "stats.json").read_text())
-    assert set(saved) == {"file", "multilabelfy"}
+    assert set(saved) == {"file", "multilabelfy", "compared"}  # compared: on common images
     assert saved["file"]["images"] == NUM_IMAGES and saved["multilabelfy"]["images"] == 10_000
     assert (out / "label_counts.png").read_bytes()[:4] == b"\x89PNG"
     assert "multilabelfy" in proc.stdout

@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader, Dataset
 from imagenet_multilabel.data.datasets.composites import CompositeDataset
 from imagenet_multilabel.data.datasets.folders import WnidFilesDataset
 from imagenet_multilabel.models.backbones import lite_package_state_dict
+from imagenet_multilabel.runs.image_sets import split_image_sets
 from imagenet_multilabel.scoring import MultiLabelCapability, multilabel_capability
 from imagenet_multilabel.scoring.metrics.catalog import family
 from imagenet_multilabel.scoring.scorer import NonFiniteLogitsError
@@ -187,7 +188,10 @@ def evaluated(tmp_path_factory) -> dict[str, dict[str, float]]:
     args = (*EVALUATE_ARGS, f"hydra.run.dir={run_dir}")
     proc = evaluate_py(*args, env=ONE_THREAD, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = per_dataset(json.loads((run_dir / "metrics.json").read_text()))
+    metrics, image_sets = split_image_sets(
+        per_dataset(json.loads((run_dir / "metrics.json").read_text()))
+    )
+    assert image_sets["demo"]["num_distinct_images"] == 100  # which images: no metric
     assert metrics["demo"]["num_images"] == 100
     assert metrics["patchml"]["num_images"] == COMPOSITES == metrics["patchml"]["num_labeled"]
     assert "real_top1" not in metrics["demo"] and "asma" in metrics["patchml"]

@@ -60,7 +60,7 @@ def _run(make, out: Path, *more: str, interruption: Interruption | None = None) 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sched", ["constant", "cosine"])
-@pytest.mark.parametrize("monitor", ["auto", "heldout_seen/top1", "null"])
+@pytest.mark.parametrize("monitor", ["auto", "heldout_classes/top1", "null"])
 def test_a_run_interrupted_anywhere_resumes_bit_for_bit(compose_cfg, tmp_path, monitor, sched):
     make = _runner(compose_cfg, f"checkpoint.monitor={monitor}", f"sched={sched}")
     whole = tmp_path / "whole"

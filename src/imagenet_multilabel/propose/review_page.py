@@ -109,8 +109,8 @@ def _exemplar_hint(data: Mapping) -> str:
         f'<p class="hint" id="exemplar-hint">{missing} of {len(pairs)} candidates have no '
         "example photo here (their class names are shown large instead). To show one, run "
         "propose again with <code>exemplars=&lt;folder&gt;</code>: photos named "
-        "<code>&lt;wnid&gt;_&lt;name&gt;.JPEG</code> or in wnid folders (e.g. the ImageNet "
-        "sample of ../shared/data)</p>"
+        "<code>&lt;wnid&gt;_&lt;name&gt;.JPEG</code> or in wnid folders (e.g. a sample "
+        "of ImageNet with a photo of every class)</p>"
     )
 
 

@@ -27,7 +27,8 @@ def check_optimized_metric_form(name: object, prefixes: Sequence[str] | None = (
             "e.g. demo/top1"
         )
     if name is not None and prefixes is not None:
-        check_metric_name(f"optimized_metric={name}", split_metric_key(name)[1], prefixes)
+        metric = split_metric_key(name)[1]
+        check_metric_name(f"optimized_metric={name}", metric, prefixes, sweep=True)
 
 
 def check_optimized_metric_name(

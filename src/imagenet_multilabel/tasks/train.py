@@ -33,7 +33,7 @@ from imagenet_multilabel.builders import (
     build_scorer,
     build_trainer,
 )
-from imagenet_multilabel.core.errors import Interrupted, UserError
+from imagenet_multilabel.core.errors import Interrupted, UserError, find_user_error
 from imagenet_multilabel.core.files import write_json
 from imagenet_multilabel.core.runtime import keep_freed_memory, set_cpu_threads
 from imagenet_multilabel.data.evalset import EvalSet
@@ -45,7 +45,7 @@ from imagenet_multilabel.runs.predictions import write_set_predictions
 from imagenet_multilabel.runs.record import run_record
 from imagenet_multilabel.scoring.metrics.buffer import Predictions
 from imagenet_multilabel.scoring.metrics.names import flatten_metrics
-from imagenet_multilabel.scoring.scorer import Scorer
+from imagenet_multilabel.scoring.scorer import NonFiniteLogitsError, Scorer
 from imagenet_multilabel.tasks.feature_cache import extract
 from imagenet_multilabel.tasks.final_scoring import (
     compare,
@@ -231,7 +231,14 @@ def fit(run: Run, extracted: dict[str, Any], times: dict[str, float]) -> Path:
         warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
         # the validation metrics are gathered, the same on every rank: no sync needed
         warnings.filterwarnings("ignore", message=".*when logging on epoch level in distrib.*")
-        run.trainer.fit(module, datamodule=datamodule, ckpt_path=run.resume)
+        try:
+            run.trainer.fit(module, datamodule=datamodule, ckpt_path=run.resume)
+        except Exception as e:
+            # a validation scored the logits of weights that became NaN or inf: the line
+            # names the weights (the cause) rather than the logits
+            if isinstance(find_user_error(e), NonFiniteLogitsError):
+                finite_weights_or_raise(run.backbone.model, f"after step {run.trainer.global_step}")
+            raise
     times["fit_seconds"] = time.perf_counter() - t0
     finite_weights_or_raise(run.backbone.model, f"after step {run.trainer.global_step}")
     callbacks = run.callbacks

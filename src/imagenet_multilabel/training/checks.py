@@ -297,7 +297,8 @@ def check_train_optimized_metric(cfg: DictConfig) -> None:
             f"{', '.join(FIT_STAGES)} (e.g. heldout_seen/finetuned.vartopk_strict)"
         )
     stages = tuple(f"{s}." for s in FIT_STAGES)
-    check_metric_name(f"optimized_metric={name}", rest, metric_prefixes(cfg.get("head"), stages))
+    prefixes = metric_prefixes(cfg.get("head"), stages)
+    check_metric_name(f"optimized_metric={name}", rest, prefixes, sweep=True)
 
 
 def check_train_parts(

@@ -156,7 +156,12 @@ class KeepPrevious(AtomicCheckpoint):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # the finished run's state, its last validation and best.ckpt included: a resume
         # of a finished run finds nothing left to do (the step's save came before the
-        # epoch's validation, and a resume from it trained the last epoch again)
+        # epoch's validation, and a resume from it trained the last epoch again). Not
+        # where trainer.max_steps stopped the fit right after this step's checkpoint: that
+        # one resumes it exactly, also for more steps (the end of the fit has read ahead)
+        by_steps = 0 < trainer.max_steps <= trainer.global_step
+        if by_steps and self._last_global_step_saved == trainer.global_step:
+            return
         self._save_none_monitor_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
@@ -250,10 +255,9 @@ def fit_parts(
 def head_anchor(cfg: DictConfig, model: torch.nn.Module, sets: FitSets) -> HeadAnchor | None:
     """``regularize.l2_to_pretrained``, ``regularize.train_rows`` (all | seen: only the
     classifier rows of classes with a positive label in training are trained) and
-    ``loss.keep_unseen`` (the pretrained logits, for the soft targets of unseen classes)."""
+    ``loss.keep_unseen`` (the pretrained logits, for the soft targets of unseen classes);
+    the options' values were checked before torch (training/checks.py)."""
     reg = cfg.regularize
-    if reg.train_rows not in ("all", "seen"):
-        raise UserError(f"regularize.train_rows={reg.train_rows!r} must be all or seen")
     keep = bool(cfg.loss.get("keep_unseen", 0.0))
     if not reg.l2_to_pretrained and reg.train_rows == "all" and not keep:
         return None

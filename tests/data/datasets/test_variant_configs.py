@@ -22,6 +22,7 @@ from imagenet_multilabel.data.datasets.folders import (
 )
 from imagenet_multilabel.data.datasets.imagenet_c import CorruptedDataset, ImageNetCFolderDataset
 from imagenet_multilabel.data.labels.sets import resolve_labels
+from imagenet_multilabel.runs.image_sets import split_image_sets
 from imagenet_multilabel.scoring.metrics.catalog import family
 from imagenet_multilabel.scoring.metrics.names import unflatten_metrics
 from imagenet_multilabel.tasks.evaluate import evaluate
@@ -34,8 +35,9 @@ def _build(cfg):
 
 
 def _metrics_of(flat: dict, name: str) -> dict:
-    """One dataset's metrics from evaluate's result (``<name>/<metric>`` keys)."""
-    return unflatten_metrics(flat)[name]
+    """One dataset's metrics from evaluate's result (``<name>/<metric>`` keys), less which
+    images it counted (no metric: runs/image_sets.py)."""
+    return split_image_sets(unflatten_metrics(flat))[0][name]
 
 
 @pytest.fixture

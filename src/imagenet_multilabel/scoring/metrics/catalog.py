@@ -227,11 +227,18 @@ def lower_is_better(metric: str) -> bool:
     return found is not None and found.higher_is_better is False
 
 
-def check_metric_name(option: str, metric: str, prefixes: Iterable[str] = ()) -> None:
+def check_metric_name(
+    option: str, metric: str, prefixes: Iterable[str] = (), sweep: bool = False
+) -> None:
     """A :class:`~imagenet_multilabel.core.errors.UserError` unless ``metric`` (the part
     of ``option``'s value after ``<dataset>/``) names a declared metric, behind one of
-    ``prefixes`` or none. For the config check, before anything is built."""
-    from imagenet_multilabel.core.errors import UserError  # (core.errors imports no torch)
+    ``prefixes`` or none; ``sweep``: a setting of the whole sweep (``optimized_metric``),
+    a :class:`~imagenet_multilabel.core.errors.SweepError`. For the config check, before
+    anything is built."""
+    # (core.errors imports no torch)
+    from imagenet_multilabel.core.errors import SweepError, UserError
+
+    error = SweepError if sweep else UserError
 
     prefixes = tuple(prefixes)
     if declaration(metric, prefixes) is not None:
@@ -240,7 +247,7 @@ def check_metric_name(option: str, metric: str, prefixes: Iterable[str] = ()) ->
     known = [k for m in METRICS for k in m.written_as()]
     close = difflib.get_close_matches(metric[len(prefix) :], known, n=1)
     hint = f"did you mean {prefix + close[0]!r}?" if close else "see docs/heads-and-metrics.md"
-    raise UserError(f"{option}: {metric!r} is not a metric: {hint}")
+    raise error(f"{option}: {metric!r} is not a metric: {hint}")
 
 
 def head_prefixes(heads: Mapping[str, Any] | None) -> tuple[str, ...]:

@@ -45,5 +45,7 @@ def test_an_optuna_search_with_a_bad_optimized_metric_ends_in_its_line(tmp_path:
         f"hydra.sweep.dir={tmp_path / 'search'}",
     )
     assert done.returncode == 2, done.stderr[-3000:]
-    assert "optimized_metric='heldout_classes/finetuned.nope' is not among" in error_line(done)
+    assert "optimized_metric=heldout_classes/finetuned.nope: 'finetuned.nope' is not a metric" in (
+        error_line(done)
+    )
     assert "Traceback" not in done.stderr and "Values were told" not in done.stderr

@@ -108,11 +108,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         return metrics
 
     check_optimized_metric(metrics, cfg.get("optimized_metric"))  # before anything is written
-    for name, (_, preds) in module.results.items():  # which images each result counted
+    for name, (_, preds) in module.results.items():  # and which images each result counted
+        write_set_predictions(out, name, sets[name], preds, cfg.predictions.logits_dtype)
         per_dataset[name].update(scored_image_set(sets[name].dataset.files, preds.index))
     metrics = flatten_metrics(per_dataset)
-    for name, (_, preds) in module.results.items():
-        write_set_predictions(out, name, sets[name], preds, cfg.predictions.logits_dtype)
     num_images = sum(len(s.dataset) for s in sets.values())
     run = run_record(
         cfg, backbone, sets, scorer.names, trainer, loader, threads, cpu_parallel, kept

@@ -68,6 +68,7 @@ from imagenet_multilabel.sweeps.memory import (
     batch_size_of,
     is_out_of_memory,
     job_memory_limit,
+    note_retry,
     out_of_memory_reason,
     retry_batch_size,
     with_batch_size,
@@ -387,16 +388,6 @@ def record_failure(
     write_json(job_dir / FAILED_FILE, record)
 
 
-def _note_retry(job_dir: Path, retry: tuple[int, int]) -> None:
-    """run.json of a job that finished at a smaller batch size than one that ran out of
-    memory says so (its batch_size is the one it ran at)."""
-    path = job_dir / "run.json"
-    if path.is_file():
-        info = read_json(path)
-        info["out_of_memory_retry"] = {"failed_batch_size": retry[1], "batch_size": retry[0]}
-        write_json(path, info)
-
-
 def _failed_value(cfg: DictConfig) -> dict[str, float]:
     name = cfg.get("optimized_metric")
     return {name: math.nan} if name else {}
@@ -508,5 +499,5 @@ def _run_job(
     with job_memory_limit():
         metrics = task(cfg)
     if writer and retry is not None:
-        _note_retry(job_dir, retry)
+        note_retry(job_dir, retry)
     return metrics

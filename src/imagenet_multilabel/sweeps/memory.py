@@ -27,7 +27,7 @@ import torch
 from omegaconf import DictConfig, open_dict
 
 from imagenet_multilabel.core.errors import UserError
-from imagenet_multilabel.core.files import read_json
+from imagenet_multilabel.core.files import read_json, write_json
 from imagenet_multilabel.data.loading.settings import CPU_BATCH, GPU_BATCH
 
 MEMORY_ENV = "IMAGENET_ML_JOB_MEMORY_MB"
@@ -128,3 +128,13 @@ def job_memory_limit(env: dict[str, str] | os._Environ = os.environ) -> Iterator
         yield limit
     finally:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def note_retry(job_dir: Path, retry: tuple[int, int]) -> None:
+    """run.json of a job that finished at a smaller batch size than one that ran out of
+    memory says so (its batch_size is the one it ran at)."""
+    path = job_dir / "run.json"
+    if path.is_file():
+        info = read_json(path)
+        info["out_of_memory_retry"] = {"failed_batch_size": retry[1], "batch_size": retry[0]}
+        write_json(path, info)

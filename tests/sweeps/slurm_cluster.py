@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imagenet_multilabel.core.processes import start_time
+
 PACKAGES = ("slurm-wlm", "munge", "mariadb-server", "slurmdbd")
 PROGRAMS = ("munged", "mariadbd", "mariadb-install-db", "slurmdbd", "slurmctld", "slurmd")
 PARTITION = "cpu"  # the first node alone (the default)
@@ -154,9 +156,9 @@ class SlurmCluster:
         """daemons.json: the owner (this process) and each daemon, for :func:`reap_leftovers`."""
         me = os.getpid()
         record = {
-            "owner": {"pid": me, "start": _start_time(me)},
+            "owner": {"pid": me, "start": start_time(me)},
             "daemons": {
-                n: {"pid": p.pid, "start": _start_time(p.pid)} for n, p in self.procs.items()
+                n: {"pid": p.pid, "start": start_time(p.pid)} for n, p in self.procs.items()
             },
         }
         (self.root / DAEMONS).write_text(json.dumps(record))
@@ -351,15 +353,8 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _start_time(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
 def _alive(entry: dict) -> bool:
-    return entry.get("start") is not None and _start_time(int(entry["pid"])) == entry["start"]
+    return entry.get("start") is not None and start_time(int(entry["pid"])) == entry["start"]
 
 
 def reap_leftovers(parent: Path | None = None) -> list[str]:

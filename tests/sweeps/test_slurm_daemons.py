@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from imagenet_multilabel.core.processes import start_time
 from tests.helpers import REPO
-from tests.sweeps.slurm_cluster import DAEMONS, _alive, _start_time, reap_leftovers
+from tests.sweeps.slurm_cluster import DAEMONS, _alive, reap_leftovers
 
 
 def _daemon() -> subprocess.Popen:
@@ -26,8 +27,8 @@ def _daemon() -> subprocess.Popen:
 def _record(folder: Path, owner: int, daemons: dict[str, subprocess.Popen]) -> None:
     folder.mkdir()
     record = {
-        "owner": {"pid": owner, "start": _start_time(owner) or "gone"},
-        "daemons": {n: {"pid": p.pid, "start": _start_time(p.pid)} for n, p in daemons.items()},
+        "owner": {"pid": owner, "start": start_time(owner) or "gone"},
+        "daemons": {n: {"pid": p.pid, "start": start_time(p.pid)} for n, p in daemons.items()},
     }
     (folder / DAEMONS).write_text(json.dumps(record))
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from imagenet_multilabel.core.errors import UserError
+from imagenet_multilabel.core.processes import alive, start_time
 
 log = logging.getLogger(__name__)
 
@@ -38,36 +39,11 @@ LOCK_FILE = ".run.lock"
 _held: dict[Path, int] = {}  # lock file -> how many holds of this process
 
 
-def _start_time(pid: int) -> str | None:
-    """The start time of process ``pid`` (clock ticks since boot, /proc/<pid>/stat), or
-    None where there is no such process (or no /proc)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _alive(pid: int, started: str | None) -> bool:
-    now = _start_time(pid)
-    if now is None:
-        if Path("/proc/self/stat").is_file():
-            return False
-        try:  # no /proc (macOS): the pid alone
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return started is None or now == started
-
-
 def _me() -> dict[str, Any]:
     me: dict[str, Any] = {
         "pid": os.getpid(),
         "host": socket.gethostname(),
-        "process_started": _start_time(os.getpid()),
+        "process_started": start_time(os.getpid()),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     if os.environ.get("SLURM_JOB_ID"):
@@ -112,7 +88,7 @@ def holder_state(holder: dict[str, Any]) -> str:
     if holder.get("host") == socket.gethostname():
         if pid == os.getpid():
             return "mine"
-        return "alive" if _alive(pid, holder.get("process_started")) else "gone"
+        return "alive" if alive(pid, holder.get("process_started")) else "gone"
     job = holder.get("slurm_job")
     gone = _slurm_job_gone(str(job)) if job else None
     if gone is None:

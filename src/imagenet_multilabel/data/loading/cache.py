@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from imagenet_multilabel.core.errors import DataError, UserError
 from imagenet_multilabel.core.files import read_json, write_json
+from imagenet_multilabel.core.processes import alive
 from imagenet_multilabel.data.fingerprint import listing
 
 log = logging.getLogger(__name__)
@@ -160,20 +161,10 @@ def _stack(items: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(images), torch.tensor([item["index"] for item in items])
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_dead_fills(root: Path, digest: str) -> None:
     for tmp in root.glob(f".fill-{digest}-*"):
         pid = tmp.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -37,6 +37,9 @@ from omegaconf import open_dict  # noqa: E402
 
 from imagenet_multilabel.core.config import CONFIG_DIR  # noqa: E402
 from tests.resuming import (  # noqa: E402
+    EVERY_N,
+    SMALL_RUN,
+    STEPS_PER_EPOCH,
     Interruption,
     differences,
     every_moment,
@@ -45,21 +48,7 @@ from tests.resuming import (  # noqa: E402
     with_interruption,
 )
 
-STEPS_PER_EPOCH, EVERY_N = 4, 2
-SETTINGS = (
-    "model=test_tiny",
-    "finetune.mode=full",
-    "loss=soft_ce",
-    "logger=none",
-    "batch_size=4",
-    f"train_batch_size={16 // STEPS_PER_EPOCH}",
-    "composites.train_images=16",
-    "composites.eval_images=4",
-    "split.heldout_classes=20",
-    f"checkpoint.every_n_steps={EVERY_N}",
-    "num_workers=0",
-    "trainer.enable_progress_bar=false",
-)
+SETTINGS = (*SMALL_RUN, "num_workers=0", "trainer.enable_progress_bar=false")
 
 
 def composer(*common: str):

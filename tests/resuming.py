@@ -36,6 +36,22 @@ from imagenet_multilabel.tasks.train import train
 
 MOMENTS = ("step", "epoch_end", "validation", "save")
 
+# the small full fine-tuning that is interrupted: 4 optimizer steps an epoch, last.ckpt
+# every 2 (the test and benchmarks/resume_kill.py add the number of epochs)
+STEPS_PER_EPOCH, EVERY_N = 4, 2
+SMALL_RUN = (
+    "model=test_tiny",
+    "finetune.mode=full",
+    "loss=soft_ce",
+    "logger=none",
+    "batch_size=4",
+    f"train_batch_size={16 // STEPS_PER_EPOCH}",
+    "composites.train_images=16",
+    "composites.eval_images=4",
+    "split.heldout_classes=20",
+    f"checkpoint.every_n_steps={EVERY_N}",
+)
+
 
 class SignalAtMoment(L.Callback):
     """``signal`` to this process once, at ``moment``: ``step`` (right after optimizer step

@@ -18,6 +18,9 @@ from omegaconf import open_dict
 from imagenet_multilabel.core.errors import UserError
 from imagenet_multilabel.training.resume import previous_checkpoint
 from tests.resuming import (
+    EVERY_N,
+    SMALL_RUN,
+    STEPS_PER_EPOCH,
     Interruption,
     differences,
     every_moment,
@@ -26,20 +29,8 @@ from tests.resuming import (
     with_interruption,
 )
 
-STEPS_PER_EPOCH, EPOCHS, EVERY_N = 4, 2, 2
-TINY = (
-    "model=test_tiny",
-    "finetune.mode=full",
-    "loss=soft_ce",
-    "batch_size=4",
-    f"train_batch_size={16 // STEPS_PER_EPOCH}",
-    "composites.train_images=16",
-    "composites.eval_images=4",
-    "split.heldout_classes=20",
-    f"checkpoint.every_n_steps={EVERY_N}",
-    f"trainer.max_epochs={EPOCHS}",
-    "logger=none",
-)
+EPOCHS = 2
+TINY = (*SMALL_RUN, f"trainer.max_epochs={EPOCHS}")
 # the moments of a case: drawn anew each run (the seed is in the test's output)
 SEED = int(os.environ.get("RESUME_SEED", random.randrange(10**6)))
 

@@ -26,6 +26,7 @@ from imagenet_multilabel.data.labels.sets import (
     AUTO,
     NONE,
     LabelSet,
+    ResolvedLabels,
     load_label_set,
     resolve_labels,
 )
@@ -172,13 +173,7 @@ def labeled_everywhere(
     for name in _datasets(run, only):
         inputs = _inputs(run, name)
         for option, done in zip(options, loaded or [None] * len(options), strict=True):
-            resolved = resolve_labels(
-                option,
-                inputs["files"],
-                intrinsic=inputs["stored"],
-                intrinsic_main=inputs["main"],
-                loaded=done,
-            )
+            resolved = _labels_of(inputs, option, done)
             labeled = (
                 resolved.valid.any(dim=1)
                 if resolved.valid is not None
@@ -217,6 +212,21 @@ def _inputs(run: RunDir, name: str) -> dict[str, Any]:
     }
 
 
+def _labels_of(
+    inputs: Mapping[str, Any],
+    option: Mapping[str, Any] | None,
+    loaded: tuple[LabelSet, bool] | None,
+) -> ResolvedLabels:
+    """The label set ``option`` of one dataset's saved predictions (:func:`_inputs`)."""
+    return resolve_labels(
+        option,
+        inputs["files"],
+        intrinsic=inputs["stored"],
+        intrinsic_main=inputs["main"],
+        loaded=loaded,
+    )
+
+
 def rescore_run(
     run: RunDir,
     scorer: Scorer,
@@ -234,13 +244,7 @@ def rescore_run(
     per_dataset, label_info = {}, {}
     for name in _datasets(run, only):
         inputs = _inputs(run, name)
-        resolved = resolve_labels(
-            labels,
-            inputs["files"],
-            intrinsic=inputs["stored"],
-            intrinsic_main=inputs["main"],
-            loaded=loaded,
-        )
+        resolved = _labels_of(inputs, labels, loaded)
         label_info[name] = resolved.info
         valid = resolved.valid
         if keep is not None and valid is not None:

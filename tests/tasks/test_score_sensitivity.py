@@ -67,11 +67,13 @@ def val_runs(tmp_path_factory) -> list[Path]:
     target = np.array([original[f] for f in files])
     root = tmp_path_factory.mktemp("runs")
     rng = np.random.default_rng(0)
+    real_at_half = load_real(min_score=0.5).by_file
     runs = []
     for k, skill in enumerate((0.5, 1.5, 3.0)):
         logits = rng.normal(size=(len(files), 1000)).astype(np.float32)
-        for i, f in enumerate(files):  # lean towards ReaL's labels at 0.5
-            for c in load_real(min_score=0.5).by_file[f] if k == 0 else real.by_file[f]:
+        by_file = real_at_half if k == 0 else real.by_file  # lean towards ReaL's labels
+        for i, f in enumerate(files):
+            for c in by_file[f]:
                 logits[i, c] += skill
         runs.append(
             write_run(

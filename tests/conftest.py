@@ -9,6 +9,10 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# pytest-xdist workers that fill every core run torch on one thread each (and so do the
+# processes they start): two threads per worker on such a machine only oversubscribe it.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) >= (os.cpu_count() or 1):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import itertools
 from collections.abc import Callable

@@ -11,7 +11,7 @@ is legitimately usable (a CMYK or 16-bit image, a spreadsheet export): a correct
 Cheap cases call the task in this process, through the same ``run_task`` (entry/run.py) as the
 command line, on a config composed by Hydra's compose API (``(in-process)`` in the table);
 cases where the command line itself matters (Hydra's own errors, signals, DDP, the run
-folder Hydra writes) start ``python evaluate.py ...`` / ``python -m imagenet_multilabel.X``.
+folder Hydra writes) start ``python evaluate.py ...`` / ``python -m imagenet_multilabel <command>``.
 The whole trial takes about 10 minutes on 2 cores.
 """
 

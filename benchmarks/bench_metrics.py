@@ -125,6 +125,22 @@ COMPUTE = "MultiLabelCapability.compute()"
 FUNCTIONAL = "multilabel_capability(logits, target, valid)"
 
 
+def time_set_modes(logits: torch.Tensor, valid: torch.Tensor, c: int) -> None:
+    """``--modes``: the time of the predicted sets' metrics in each set mode."""
+    p = RowSummary(logits, multilabel_ranks(valid))
+    ranking = Ranking(logits, valid, 5, p)
+    scores = ClassScores(logits, "softmax", summary=p)
+    lab = ranking.labeled
+    for mode in ("topk", "threshold", "cumulative"):
+        t0 = time.perf_counter()
+        set_metrics(
+            *predicted_set_counts(ranking, scores, valid, mode, k=1, threshold=0.5, mass=0.9),
+            ranking.n_valid[lab],
+            c,
+        )
+        print(f"  predicted sets mode={mode}: {time.perf_counter() - t0:.3f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=50_000)
@@ -186,18 +202,7 @@ def main() -> None:
     verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
     print(f"  compute() / functional: {ratio:.2f}x   target {TARGET_RATIO}x: {verdict}")
     if args.modes:
-        p = RowSummary(logits, multilabel_ranks(valid))
-        ranking = Ranking(logits, valid, 5, p)
-        scores = ClassScores(logits, "softmax", summary=p)
-        lab = ranking.labeled
-        for mode in ("topk", "threshold", "cumulative"):
-            t0 = time.perf_counter()
-            set_metrics(
-                *predicted_set_counts(ranking, scores, valid, mode, k=1, threshold=0.5, mass=0.9),
-                ranking.n_valid[lab],
-                args.c,
-            )
-            print(f"  predicted sets mode={mode}: {time.perf_counter() - t0:.3f} s")
+        time_set_modes(logits, valid, args.c)
     print(
         "  "
         + ", ".join(

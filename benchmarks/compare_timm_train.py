@@ -28,6 +28,13 @@ from common import cores, lite_checkpoint, load_average, run_monitored, sample_p
 REPO = Path(__file__).resolve().parents[1]
 
 
+# timm's train.py settings that match ours (one epoch of Adam at 1e-4, constant rate)
+TIMM_SETTINGS = (
+    "--model tf_efficientnet_lite0 --epochs 1 --opt adam --lr 1e-4 --sched step "
+    "--decay-epochs 10 --warmup-epochs 0 --workers 1 --device cpu --log-interval 1"
+)
+
+
 def timm_train() -> Path:
     path = os.environ.get("TIMM_TRAIN")
     if not path or not Path(path).is_file():
@@ -53,38 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         ckpt = lite_checkpoint(tmp / "lite0.pth")
         timm = run_monitored(
             [
-                sys.executable,
-                str(script),
-                "--data-dir",
-                str(tmp / "data"),
-                "--val-split",
-                "",
-                "--model",
-                "tf_efficientnet_lite0",
-                "--initial-checkpoint",
-                str(ckpt),
-                "--batch-size",
-                str(args.batch_size),
-                "--epochs",
-                "1",
-                "--opt",
-                "adam",
-                "--lr",
-                "1e-4",
-                "--sched",
-                "step",
-                "--decay-epochs",
-                "10",
-                "--warmup-epochs",
-                "0",
-                "--workers",
-                "1",
-                "--device",
-                "cpu",
-                "--log-interval",
-                "1",
-                "--output",
-                str(tmp / "timm-out"),
+                *(sys.executable, str(script), "--data-dir", str(tmp / "data")),
+                *("--val-split", "", "--initial-checkpoint", str(ckpt)),
+                *("--batch-size", str(args.batch_size), "--output", str(tmp / "timm-out")),
+                *TIMM_SETTINGS.split(),
             ],
             cwd=tmp,
         ).check("timm train.py")

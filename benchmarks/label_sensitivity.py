@@ -5,9 +5,9 @@ Tsipras et al., from finished runs' saved predictions (no model is run here).
 
 prints and writes under ``--out``:
 
-- ``stats/``: ReaL at each point (labels per image, share multi-label), the raters'
+- ``<out>/stats/``: ReaL at each point (labels per image, share multi-label), the raters'
   agreement, ReaL against Tsipras on their common images (``stats``);
-- ``score/``: every multi-label metric of every run under each label set, its range, the
+- ``<out>/score/``: every multi-label metric of every run under each label set, its range, the
   figure of metric against operating point (``sensitivity.png``) and, for several runs,
   Kendall's tau between the rankings and the swapped pairs on the images every set labels
   (``score``);

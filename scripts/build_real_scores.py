@@ -12,16 +12,17 @@ archives, loaded with ``allow_pickle=False``) and writes
   one-hot answers summed; which rater answered is dropped).
 
 Run once by a maintainer; the package reads only the compact file. It then checks that
-the file reproduces the sources exactly.
+the file reproduces the sources exactly, and prints the SHA-256 lines of its
+PROVENANCE.md (``provenance.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 
 import numpy as np
+from provenance import print_provenance  # scripts/provenance.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SRC = ROOT.parent / "shared/data/labels/reassessed-imagenet"
@@ -68,10 +69,8 @@ def main() -> None:
     back = np.load(args.dst, allow_pickle=False)
     if not all(np.array_equal(back[k], v) for k, v in arrays.items()):
         raise SystemExit(f"{args.dst} does not read back as written")
-    for name in ("scores.npz", "raters.npz"):
-        print(f"SHA-256 of {name}: {hashlib.sha256((args.src / name).read_bytes()).hexdigest()}")
-    digest = hashlib.sha256(args.dst.read_bytes()).hexdigest()
-    print(f"wrote {len(arrays['score'])} rated pairs to {args.dst} (SHA-256 {digest})")
+    print(f"wrote {len(arrays['score'])} rated pairs to {args.dst}")
+    print_provenance([args.src / n for n in ("scores.npz", "raters.npz")], [args.dst])
 
 
 if __name__ == "__main__":

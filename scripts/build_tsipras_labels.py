@@ -11,7 +11,8 @@ of the CLASSIFY task, 6,761 ILSVRC2012 val images indexed by file name) and writ
   authors' notebook does: the class with the highest first share, ties to the lower class
   index; space-separated, sorted.
 
-Run once by a maintainer (nothing at run time reads the pickle). The pickle is the known
+Run once by a maintainer (nothing at run time reads the pickle); it prints the SHA-256
+lines of its PROVENANCE.md (``provenance.py``). The pickle is the known
 release file: it is read with an unpickler that builds only numpy arrays, a Counter and
 stand-ins for the three pandas classes of the frame, so neither pandas nor any other code
 runs; anything else in it is refused.
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from provenance import print_provenance  # scripts/provenance.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SRC = ROOT.parent / "shared/data/labels/tsipras-imagenet/annotations_classify_task.pkl"
@@ -140,6 +142,7 @@ def main() -> None:
         writer.writerow(["file", "label"])
         writer.writerows(originals)
     print(f"wrote their original labels to {args.dst.parent / ORIGINALS}")
+    print_provenance([args.src], [args.dst, args.dst.parent / ORIGINALS])
 
 
 if __name__ == "__main__":

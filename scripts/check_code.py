@@ -8,7 +8,8 @@ when nothing does (CI runs it before the tests).
 - ``layers``: no import pointing up the layers of the package (:data:`LAYERS`, the one
   place their order is written; docs/layout.md points here);
 - ``names``: every path and module named in README.md and docs/, and in the docstrings
-  and comments of src/, exists (a renamed module leaves no reader looking for it);
+  and comments of src/, tests/ and benchmarks/, exists (a renamed module leaves no
+  reader looking for it);
 - ``imports``: every import inside a function of src/ says why in a comment (to keep
   torch out of a start-up or the config check, an optional package, ...).
 """
@@ -282,9 +283,13 @@ def _comments_and_docstrings(source: str) -> Iterator[tuple[int, str]]:
                 yield (node.body[0].lineno if node.body else 1), doc
 
 
+# the folders whose Python files' docstrings and comments ``names`` reads
+NAMED_IN = ("src", "tests", "benchmarks")
+
+
 def check_names(repo: Path = REPO) -> list[str]:
-    """Every path and module named in README.md, docs/*.md and src/'s docstrings and
-    comments that does not exist."""
+    """Every path and module named in README.md, docs/*.md and the docstrings and comments
+    of the Python files of :data:`NAMED_IN` that does not exist."""
     problems = []
     common = [repo, repo / "src", PACKAGE, repo / "conf", repo / "tests"]
     for doc in [repo / "README.md", *sorted((repo / "docs").glob("*.md"))]:
@@ -294,7 +299,7 @@ def check_names(repo: Path = REPO) -> list[str]:
                 problems.append(
                     f"{doc.relative_to(repo)}:{lineno}: names {token}, which does not exist"
                 )
-    for f in sorted((repo / "src").rglob("*.py")):
+    for f in sorted(f for top in NAMED_IN for f in (repo / top).rglob("*.py")):
         bases = [f.parent, f.parent.parent, *common]
         for lineno, text in _comments_and_docstrings(f.read_text(encoding="utf-8")):
             for token in _names_in(text, bases, module=f):

@@ -124,6 +124,18 @@ def train_py(*args: str, **kwargs: Any) -> subprocess.CompletedProcess:
     return run(["train.py", *args], **kwargs)
 
 
+# the smallest fine-tuning ``train.py`` runs: the tiny model, one epoch of 2 steps on the
+# demo photos (16 training composites, 8 of each held-out set), no logger
+TINY_TRAIN = (
+    "model=test_tiny",
+    "logger=none",
+    "trainer.max_epochs=1",
+    "composites.train_images=16",
+    "composites.eval_images=8",
+    "train_batch_size=8",
+)
+
+
 def command(name: str, *args: str, **kwargs: Any) -> subprocess.CompletedProcess:
     """``python -m imagenet_multilabel <name> args...`` (:func:`run`'s keywords)."""
     return run(["-m", "imagenet_multilabel", name, *args], **kwargs)

@@ -71,6 +71,23 @@ def test_names_that_do_not_exist_are_listed(check_code) -> None:
     ]
 
 
+def test_names_in_tests_and_benchmarks_are_read(check_code, tmp_path: Path) -> None:
+    """The docstrings and comments of tests/ and benchmarks/ are read as src/'s are."""
+    for folder in ("docs", "src", "tests", "benchmarks"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "README.md").write_text("")
+    (tmp_path / "tests" / "test_a.py").write_text(
+        '"""Beside ``tests/test_a.py``; gone: ``tests/gone.py``."""\n\n'
+        "X = 1  # see data/nowhere.py\n"
+    )
+    (tmp_path / "benchmarks" / "b.py").write_text('"""Reads ``benchmarks/gone/``."""\n')
+    assert check_code.check_names(tmp_path) == [
+        "benchmarks/b.py:1: names benchmarks/gone/, which does not exist",
+        "tests/test_a.py:3: names data/nowhere.py, which does not exist",
+        "tests/test_a.py:1: names tests/gone.py, which does not exist",
+    ]
+
+
 def test_an_import_inside_a_function_must_say_why(check_code, tmp_path: Path) -> None:
     src = tmp_path / "src"
     (src / "m.py").parent.mkdir()

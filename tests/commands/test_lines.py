@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import error_line, evaluate_py, train_py
+from tests.helpers import TINY_TRAIN, error_line, evaluate_py, train_py
 
 
 def test_a_sweep_dir_that_is_a_file_is_named_hydra_sweep_dir(tmp_path: Path) -> None:
@@ -34,12 +34,7 @@ def test_an_optuna_search_with_a_bad_optimized_metric_ends_in_its_line(tmp_path:
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     done = train_py(
         "hparams_search=optuna_head",
-        "model=test_tiny",
-        "logger=none",
-        "trainer.max_epochs=1",
-        "composites.train_images=16",
-        "composites.eval_images=8",
-        "train_batch_size=8",
+        *TINY_TRAIN,
         "optimized_metric=heldout_classes/finetuned.nope",
         "hydra.sweeper.n_trials=2",
         f"hydra.sweep.dir={tmp_path / 'search'}",

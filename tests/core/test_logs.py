@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import error_line, evaluate_py, make_wnid_folders, train_py
+from tests.helpers import TINY_TRAIN, error_line, evaluate_py, make_wnid_folders, train_py
 
 
 def test_an_error_is_printed_once_and_logged_once(tmp_path: Path) -> None:
@@ -37,12 +37,7 @@ def test_lightning_lines_once_and_its_irrelevant_hints_dropped(tmp_path: Path) -
     (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
     (bin_dir / "srun").chmod(0o755)
     done = train_py(
-        "model=test_tiny",
-        "logger=none",
-        "trainer.max_epochs=1",
-        "composites.train_images=16",
-        "composites.eval_images=8",
-        "train_batch_size=8",
+        *TINY_TRAIN,
         f"hydra.run.dir={tmp_path / 'run'}",
         env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
     )

@@ -135,6 +135,9 @@ def evaluate_with(review: dict[str, Path], labels: Path, out: str) -> dict:
 
 
 def test_two_reviewers_export_merge_and_evaluate(driver, review) -> None:
+    """Over 80 lines because it is one story in order (two reviewers on the page, their
+    exports merged, the merged set evaluated), each step reading what the one before left
+    in the browser and on disk; cut apart, the steps would hand the browser's state along."""
     driver.get(review["page"].as_uri())
     driver.execute_script("localStorage.clear()")
     driver.refresh()

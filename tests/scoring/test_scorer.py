@@ -89,6 +89,37 @@ def test_an_optional_head_is_skipped_without_labels_a_required_one_refused() -> 
         Scorer({})
 
 
+class _AskedHead(MultiLabelHead):
+    """A multi-label head that counts how often the scorer asks whether it needs labels
+    (what :meth:`Scorer.check_labels` asks of every head)."""
+
+    asked = 0
+
+    @property
+    def needs_labels(self) -> bool:
+        self.asked += 1
+        return True
+
+
+def test_each_dataset_is_checked_for_labels_once() -> None:
+    """A run checks its datasets before any work; scoring them then checks nothing again
+    (a dataset no check saw is checked when it is scored, and so is one whose label set
+    is gone)."""
+    head = _AskedHead()
+    scorer = Scorer({"multilabel": HeadSpec(head)})
+    x, t, v = logits(), torch.tensor(TARGET), valid()
+    scorer.check_labels({"a": True, "b": True})
+    assert head.asked == 1
+    scorer.check_labels({"a": True, "b": True})  # the evaluation module's, built later
+    scorer.score("a", x, t, v)
+    scorer.score("b", x, t, v)
+    assert head.asked == 1
+    scorer.score("c", x, t, v)
+    assert head.asked == 2
+    with pytest.raises(UserError, match="needs a label set but dataset 'a' has none"):
+        scorer.score("a", x, t, None)
+
+
 def test_a_class_subset_scores_the_classifier_restricted_to_it() -> None:
     """Classes 0, 1 and 2 only, targets 0, 1, 2, 2: the best of the three are 0, 2, 0 and 2
     (images 0 and 3 right; on all 8 classes only image 0 is), and the softmax is over the

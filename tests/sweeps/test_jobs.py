@@ -12,14 +12,8 @@ from imagenet_multilabel.builders import build_scorer
 from imagenet_multilabel.core.files import read_json, write_json
 from imagenet_multilabel.runs.rundir import RunDir, write_predictions
 from imagenet_multilabel.scoring.metrics.names import flatten_metrics
-from imagenet_multilabel.sweeps.job import (
-    data_fingerprints,
-    evaluate_job,
-    identity,
-    plan,
-    rescore,
-    start,
-)
+from imagenet_multilabel.sweeps.job import evaluate_job, rescore, start
+from imagenet_multilabel.sweeps.planning import data_fingerprints, identity, plan
 from imagenet_multilabel.tasks.evaluate import evaluate
 from tests.helpers import REPO
 

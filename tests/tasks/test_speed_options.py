@@ -61,6 +61,18 @@ def test_cpu_threads_and_compile_are_applied(compose_cfg, wnid_folder, monkeypat
 
 
 @pytest.mark.slow
+def test_run_json_records_the_memory_format_the_model_ran_in(compose_cfg, wnid_folder) -> None:
+    """channels_last=true on a model with 5-d parameters (lambda_resnet26t's), which cannot
+    take channels-last: it runs contiguous, and run.json says so; a convnet runs as asked."""
+    common = ("data=folder", f"data.root={wnid_folder}", "preprocess.img_size=64")
+    lambda_net = ("model.name=lambda_resnet26t", "model.weights=none", "channels_last=true")
+    for model, expected in ((lambda_net, False), (("model=test_tiny",), True)):
+        cfg = compose_cfg(*model, *common)
+        evaluate(cfg)
+        run = json.loads((Path(cfg.paths.output_dir) / "run.json").read_text())
+        assert run["channels_last"] is expected, model
+
+
 def test_compiled_backbone_agrees(compose_cfg, wnid_folder: Path) -> None:
     common = ("model=test_tiny", "data=folder", f"data.root={wnid_folder}", "batch_size=13")
     eager = _evaluate_logits(compose_cfg(*common))

@@ -57,6 +57,7 @@ def test_short_fit_writes_a_complete_run(compose_cfg, photos: Path) -> None:
         "cached_features": True,
     }
     assert info["augmentation"]["applied"] is False
+    assert info["channels_last"] is True  # the memory format the model ran in
     assert info["split"]["counts"]["heldout_classes"] == 6
     assert (out / "checkpoints" / "best.ckpt").is_file()
     assert (out / "checkpoints" / "last.ckpt").is_file()

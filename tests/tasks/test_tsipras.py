@@ -139,9 +139,10 @@ def test_tsipras_label_file_checks(tmp_path) -> None:
 
 
 @pytest.mark.skipif(not PICKLE.is_file(), reason=f"needs the released pickle ({PICKLE})")
-def test_vendored_file_is_the_released_pickle() -> None:
+def test_vendored_file_is_the_released_pickle(monkeypatch) -> None:
     """The vendored CSV is what the build script makes from the authors' pickle, and the
     object labels follow the notebook's reading of ``objects``."""
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))  # its provenance.py, as when run
     spec = importlib.util.spec_from_file_location(
         "build_tsipras_labels", REPO / "scripts/build_tsipras_labels.py"
     )

@@ -1,6 +1,6 @@
 """What a run read, in a few bytes: the fingerprint of a dataset's files and label files.
 
-A sweep job's identity (sweeps/job.py) and a feature cache's key compare fingerprints, so
+A sweep job's identity (sweeps/planning.py) and a feature cache's key compare fingerprints, so
 that results of other data are never taken for this data's: photos added, removed or
 replaced under the same names, or a label file edited, change the fingerprint.
 

@@ -210,7 +210,7 @@ def _hydra_error(e: BaseException) -> tuple[str, int] | None:
 def forget_earlier_result(cfg: DictConfig) -> None:
     """A run in a reused folder first removes the metrics.json an earlier run left there, so
     that it cannot stand beside this run's config when this one fails ("metrics.json means
-    finished"). Not in a multirun (its jobs skip complete results: sweeps/job.py), not on
+    finished"). Not in a multirun (its jobs skip complete results: sweeps/planning.py), not on
     ranks > 0, and not where the folder is the run being read (``score``, refused later)."""
     out = (cfg.get("paths") or {}).get("output_dir")
     if not out or in_multirun() or not distributed.is_global_zero():

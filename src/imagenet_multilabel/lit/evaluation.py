@@ -22,6 +22,22 @@ from imagenet_multilabel.scoring.scorer import Scorer
 log = logging.getLogger(__name__)
 
 
+def to_memory_format(model: nn.Module, channels_last: bool) -> bool:
+    """``model`` in channels-last memory format where asked and possible, else contiguous;
+    whether it is channels-last (what run.json records as ``channels_last``). A model
+    with parameters that cannot take it (e.g. lambda_resnet26t's 5-d ones) runs
+    contiguous."""
+    if not channels_last:
+        return False
+    try:
+        model.to(memory_format=torch.channels_last)
+    except RuntimeError as e:
+        log.info("channels-last memory format not applied: %s", e)
+        model.to(memory_format=torch.contiguous_format)
+        return False
+    return True
+
+
 class EvaluationModule(L.LightningModule):
     """Scores one backbone on several datasets (one validation dataloader each).
 
@@ -94,13 +110,7 @@ class EvaluationModule(L.LightningModule):
         # perf_counter() when the first batch's logits were stored; the seconds scoring took
         self.first_batch_done: float | None = None
         self.scoring_seconds: float | None = None
-        if channels_last:
-            try:
-                self.backbone.to(memory_format=torch.channels_last)
-            except RuntimeError as e:  # e.g. lambda_resnet26t: 5-d parameters
-                log.info("channels-last memory format not applied: %s", e)
-                self.backbone.to(memory_format=torch.contiguous_format)
-                self.channels_last = False
+        self.channels_last = to_memory_format(self.backbone, channels_last)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.backbone(self.prepare(images))

@@ -89,11 +89,14 @@ def run_record(
     trainer: L.Trainer,
     loader: LoaderSettings,
     threads: int,
-    cpu_parallel: str,
     kept: bool,
+    channels_last: bool,
 ) -> dict[str, Any]:
     """What run.json records of every run (evaluate's and train's): enough to compare and
-    reproduce it; each task adds its own (sizes and times, training settings)."""
+    reproduce it; each task adds its own (sizes and times, training settings).
+    ``channels_last``: the memory format the forward pass used (``channels_last=true``
+    falls back to contiguous for a model that cannot take it: lit/evaluation.py)."""
+    on_cpu = trainer.strategy.root_device.type == "cpu"
     return {
         "task": str(cfg.get("task_name", "evaluate")),
         "model": backbone.record(),
@@ -101,9 +104,9 @@ def run_record(
         "datasets": {name: s.record() for name, s in sets.items()},
         "heads": heads,
         "seed": cfg.seed,
-        "channels_last": cfg.channels_last,
+        "channels_last": channels_last,
         "cpu_threads": threads,
-        "cpu_parallel": cpu_parallel if trainer.strategy.root_device.type == "cpu" else None,
+        "cpu_parallel": cfg.get("cpu_parallel", "batches") if on_cpu else None,
         "normalize_on_device": cfg.normalize_on_device,
         "keep_freed_memory": kept,
         "compile": cfg.compile,

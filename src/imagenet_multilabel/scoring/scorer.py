@@ -64,6 +64,9 @@ class Scorer:
             )
         self.heads = dict(heads)
         self.nonfinite_logits = nonfinite_logits
+        # dataset -> whether it has a label set, as :meth:`check_labels` checked it: each
+        # dataset is checked once (before any work), not again when it is scored
+        self._checked: dict[str, bool] = {}
 
     @property
     def names(self) -> list[str]:
@@ -83,20 +86,27 @@ class Scorer:
             valid[0, 5] = True
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return list(self.score("names", logits, target, valid))
+            return list(self._score("names", logits, target, valid))  # a probe: no check
 
     def check_labels(self, datasets_with_labels: Mapping[str, bool]) -> None:
         """Before any work: a head that needs labels and is not optional needs every
-        dataset to have a label set."""
+        dataset to have a label set. Once per dataset: a dataset checked before (by a
+        run's check, before the model is made) is not checked again when it is scored."""
+        unchecked = {
+            d: has for d, has in datasets_with_labels.items() if self._checked.get(d) != has
+        }
+        if not unchecked:
+            return
         for name, spec in self.heads.items():
             if not spec.head.needs_labels or spec.optional:
                 continue
-            missing = [d for d, has in datasets_with_labels.items() if not has]
+            missing = [d for d, has in unchecked.items() if not has]
             if missing:
                 raise UserError(
                     f"head '{name}' needs a label set but dataset '{missing[0]}' has none: "
                     "pass labels=... or use head=single"
                 )
+        self._checked.update(unchecked)
 
     def score(
         self,
@@ -113,8 +123,21 @@ class Scorer:
         ``class_subset``: the dataset's classes (e.g. the 200 of ImageNet-A); the logits of
         every other class are excluded before any metric (the standard protocol).
         ``main``: each image's main object (label sets that name one, -1 where none):
-        adds ``main_top1`` and its label-count subgroups, whatever the heads."""
+        adds ``main_top1`` and its label-count subgroups, whatever the heads; a dataset no
+        :meth:`check_labels` saw is checked first."""
         self.check_labels({dataset: valid is not None})
+        return self._score(dataset, logits, target, valid, class_subset, main)
+
+    def _score(
+        self,
+        dataset: str,
+        logits: Tensor,
+        target: Tensor,
+        valid: Tensor | None,
+        class_subset: Sequence[int] | None = None,
+        main: Tensor | None = None,
+    ) -> dict[str, float]:
+        """:meth:`score`, its label sets checked."""
         nonfinite = self.check_finite(dataset, logits, class_subset)
         logits = restrict_logits(logits, class_subset)
         used = {n: s for n, s in self.heads.items() if valid is not None or not s.head.needs_labels}

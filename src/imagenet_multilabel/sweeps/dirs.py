@@ -3,7 +3,7 @@ sweep), so that a re-run of a sweep, with models or datasets added, finds each j
 earlier results: ``hydra.sweep.subdir: ${job_dirname:${hydra.job.override_dirname}}``
 (conf/hydra/evaluate.yaml; output plumbing, which changes no result, is left out by
 ``hydra.job.config.override_dirname.exclude_keys``: :func:`plumbing_keys`, which a job's
-identity leaves out too, sweeps/job.py)."""
+identity leaves out too, sweeps/planning.py)."""
 
 from __future__ import annotations
 

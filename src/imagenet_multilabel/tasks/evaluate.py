@@ -74,7 +74,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     scorer = build_scorer(cfg.head, cfg.get("nonfinite_logits", "error"))
     _check_heads(cfg, scorer, sets)
 
-    cpu_parallel = cfg.get("cpu_parallel", "batches")
     kept = keep_freed_memory() if cfg.get("keep_freed_memory", True) else False
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     backbone = build_backbone(cfg)
@@ -114,7 +113,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     metrics = flatten_metrics(per_dataset)
     num_images = sum(len(s.dataset) for s in sets.values())
     run = run_record(
-        cfg, backbone, sets, scorer.names, trainer, loader, threads, cpu_parallel, kept
+        cfg, backbone, sets, scorer.names, trainer, loader, threads, kept, module.channels_last
     )
     run.update(
         num_images=num_images,

@@ -171,7 +171,7 @@ def labeled_everywhere(
     ``loaded``: the options' label sets, loaded once."""
     keep: dict[str, torch.Tensor] = {}
     for name in _datasets(run, only):
-        inputs = _inputs(run, name)
+        inputs = _label_inputs(_predictions(run, name))  # the labels only: no logits, no hash
         for option, done in zip(options, loaded or [None] * len(options), strict=True):
             resolved = _labels_of(inputs, option, done)
             labeled = (
@@ -193,21 +193,35 @@ def _datasets(run: RunDir, only: str | None) -> list[str]:
     return list(files)
 
 
-def _inputs(run: RunDir, name: str) -> dict[str, Any]:
-    """What scoring needs of one dataset's saved predictions."""
+def _predictions(run: RunDir, name: str) -> dict[str, Any]:
+    """One dataset's saved predictions, over the 1000 classes the label sets use."""
     data = run.predictions(name)
-    logits = torch.from_numpy(data["logits"].astype("float32"))
-    if logits.shape[1] != NUM_CLASSES:
+    if data["logits"].shape[1] != NUM_CLASSES:
         raise DataError(
-            f"{dict(run.prediction_files)[name]} holds logits over {logits.shape[1]} classes, "
-            f"not the {NUM_CLASSES} ImageNet-1k classes the label sets use"
+            f"{dict(run.prediction_files)[name]} holds logits over {data['logits'].shape[1]} "
+            f"classes, not the {NUM_CLASSES} ImageNet-1k classes the label sets use"
         )
+    return data
+
+
+def _label_inputs(data: Mapping[str, Any]) -> dict[str, Any]:
+    """What resolving a label set needs of one dataset's saved predictions
+    (:func:`_labels_of`): the file names, the stored label set, the main objects."""
     return {
-        "logits": logits,
-        "target": torch.from_numpy(data["target"]),
         "stored": torch.from_numpy(data["valid"]) if "valid" in data else None,
         "files": [str(p).rsplit("/", 1)[-1] for p in data["path"]],
         "main": torch.from_numpy(data["main"].astype("int64")) if "main" in data else None,
+    }
+
+
+def _inputs(run: RunDir, name: str) -> dict[str, Any]:
+    """What scoring needs of one dataset's saved predictions: :func:`_label_inputs`, the
+    logits, the targets and which images it counted."""
+    data = _predictions(run, name)
+    return {
+        **_label_inputs(data),
+        "logits": torch.from_numpy(data["logits"].astype("float32")),
+        "target": torch.from_numpy(data["target"]),
         "image_set": scored_image_set(data["path"], data["index"]),  # which images it counted
     }
 
@@ -217,7 +231,7 @@ def _labels_of(
     option: Mapping[str, Any] | None,
     loaded: tuple[LabelSet, bool] | None,
 ) -> ResolvedLabels:
-    """The label set ``option`` of one dataset's saved predictions (:func:`_inputs`)."""
+    """The label set ``option`` of one dataset's saved predictions (:func:`_label_inputs`)."""
     return resolve_labels(
         option,
         inputs["files"],

@@ -273,7 +273,7 @@ def run_json(run: Run, best: Path, times: dict[str, float]) -> dict[str, Any]:
     plain = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
     record = run_record(
         cfg, run.backbone, run.sets.evals, run.scorer.names, trainer, run.plan.loader,
-        run.threads, cfg.cpu_parallel, run.kept,
+        run.threads, run.kept, run.plan.common["channels_last"],
     )  # fmt: skip
     best_score = callbacks["best"].best_model_score
     record.update(

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from imagenet_multilabel.core.errors import UserError
 from imagenet_multilabel.data.loading.settings import LoaderSettings
 from imagenet_multilabel.data.loading.transforms import Normalize
+from imagenet_multilabel.lit.evaluation import to_memory_format
 from imagenet_multilabel.lit.finetune import FineTuneModule, HeadAnchor
 from imagenet_multilabel.models.backbones import Backbone
 from imagenet_multilabel.scoring.metrics.buffer import Predictions
@@ -59,7 +60,8 @@ def module_options(
 ) -> dict[str, Any]:
     p = backbone.preprocessing
     return {
-        "channels_last": cfg.channels_last,
+        # the memory format applied once here, as it can be: every module gets the same
+        "channels_last": to_memory_format(backbone.model, cfg.channels_last),
         "forward_batch_size": loader.batch_size,
         "normalize": Normalize(p["mean"], p["std"]) if cfg.normalize_on_device else None,
         "parallel_batches": threads if cfg.cpu_parallel == "batches" else 1,

@@ -27,6 +27,7 @@ from imagenet_multilabel.data.datasets.class_subsets import (
     compare_with_official,
     parse_class_subset,
 )
+from imagenet_multilabel.data.datasets.devkit import DEVKIT_DIR, devkit_dir, devkit_wnids
 from imagenet_multilabel.data.datasets.variants import IMAGENETV2_VARIANTS, check_imagenetv2_variant
 from imagenet_multilabel.data.images import image_files, is_image, list_images, load_rgb
 from imagenet_multilabel.data.labels.files import read_label_table
@@ -184,65 +185,7 @@ class WnidFilesDataset(ImageDataset):
 # --- ImageNet val, ImageNetV2, folder + labels file -----------------------------------
 
 VAL_NAME = re.compile(r"^ILSVRC2012_val_(\d{8})\.jpe?g$", re.IGNORECASE)
-DEVKIT_DIR = "ILSVRC2012_devkit_t12"
-DEVKIT_GROUND_TRUTH = "data/ILSVRC2012_validation_ground_truth.txt"
 VAL_LABEL_FILES = ("val_labels.txt", "val_labels.csv", "val_labels.json")
-
-
-def _devkit_dir(devkit: str | Path) -> Path:
-    path = Path(devkit).expanduser()
-    if (path / DEVKIT_DIR).is_dir():
-        path = path / DEVKIT_DIR
-    if not (path / DEVKIT_GROUND_TRUTH).is_file():
-        raise DataError(
-            f"{path} is not the ILSVRC2012 devkit (no {DEVKIT_GROUND_TRUTH}): pass "
-            f"data.devkit=/path/to/{DEVKIT_DIR}"
-        )
-    return path
-
-
-def _ilsvrc_id_to_wnid(devkit: Path) -> dict[int, str]:
-    """ILSVRC2012_ID (1-based, not the sorted-wnid order) -> wnid, from the devkit.
-
-    Reads ``data/map_clsloc.txt`` (``wnid id name`` rows, as in later devkits) when present,
-    else ``data/meta.mat`` (needs scipy).
-    """
-    table = devkit / "data" / "map_clsloc.txt"
-    if table.is_file():
-        ids = {}
-        for line in table.read_text(encoding="utf-8").splitlines():
-            parts = line.split()
-            if len(parts) >= 2 and parts[1].isdigit():
-                ids[int(parts[1])] = parts[0]
-        return ids
-    meta = devkit / "data" / "meta.mat"
-    if not meta.is_file():
-        raise DataError(f"{devkit} has no data/meta.mat: re-extract the ILSVRC2012 devkit")
-    try:
-        from scipy.io import loadmat  # optional: only a devkit without data/map_clsloc.txt needs it
-    except ImportError:
-        raise DataError(
-            f"reading {meta} needs scipy: pip install scipy, or pass "
-            "data.labels_file=val_labels.txt (one 'file wnid' row per image)"
-        ) from None
-    synsets = loadmat(str(meta), squeeze_me=True)["synsets"]
-    return {int(s["ILSVRC2012_ID"]): str(s["WNID"]) for s in synsets}
-
-
-def _devkit_labels(devkit: Path) -> list[int]:
-    """Class index of val image n (1-based) at position n-1, from the devkit ground truth."""
-    id_to_wnid = _ilsvrc_id_to_wnid(devkit)
-    lines = (devkit / DEVKIT_GROUND_TRUTH).read_text(encoding="utf-8").split()
-    labels = []
-    for n, token in enumerate(lines, start=1):
-        wnid = id_to_wnid.get(int(token)) if token.isdigit() else None
-        if wnid is None:
-            raise DataError(
-                f"{devkit / DEVKIT_GROUND_TRUTH} line {n}: {token!r} is not an ILSVRC2012_ID "
-                "of the devkit; re-extract the devkit"
-            )
-        labels.append(_class_index(wnid, devkit / "data"))
-    return labels
 
 
 def _single_labels(table: dict[str, tuple[int, ...]], path: Path) -> dict[str, int]:
@@ -282,10 +225,10 @@ class ImageNetValDataset(ImageDataset):
     - the flat release ``root/ILSVRC2012_val_00000001.JPEG`` (any subset): labels looked up
       by the number in the file name, from ``labels_file`` (JSON/CSV file name -> wnid or
       index, e.g. ``val_labels.txt`` with rows ``ILSVRC2012_val_00000001.JPEG n01751748``) or
-      from the devkit (``data/ILSVRC2012_validation_ground_truth.txt`` holds 1-based
-      ILSVRC2012_IDs, mapped to wnids by ``data/map_clsloc.txt`` or ``data/meta.mat``, which
-      needs scipy). Without either, ``val_labels.*`` or ``ILSVRC2012_devkit_t12`` inside
-      ``root`` or beside it are used.
+      from the devkit (:mod:`.devkit`: its ground truth's 1-based ILSVRC2012_IDs, mapped
+      to wnids by ``data/map_clsloc.txt`` or ``data/meta.mat``, which needs scipy).
+      Without either, ``val_labels.*`` or ``ILSVRC2012_devkit_t12`` inside ``root`` or
+      beside it are used.
 
     Files are ordered by relative path, i.e. by image number in the flat layout.
     """
@@ -339,8 +282,8 @@ class ImageNetValDataset(ImageDataset):
                 f"{root} holds flat ILSVRC2012 val files but no labels: pass data.devkit="
                 f"/path/to/{DEVKIT_DIR} or data.labels_file=/path/to/val_labels.txt"
             )
-        kit = _devkit_dir(devkit)
-        labels = _devkit_labels(kit)
+        kit = devkit_dir(devkit)
+        labels = [_class_index(wnid, kit / "data") for wnid in devkit_wnids(kit)]
         targets = []
         for f in files:
             number = int(VAL_NAME.match(f).group(1))

@@ -11,7 +11,7 @@ scores) and, for softmax scores, counting them on a grid in logit space
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,7 +37,7 @@ def _average_precision_blocks(
     The micro AP pools every score ``>= tau_micro`` (at most the lowest positive score)
     and sorts them once.
     """
-    n, n_classes = valid.shape
+    n_classes = valid.shape[1]
     n_pos = valid.sum(dim=0)
     ap_sum = np.zeros(n_classes)
     pooled: list[np.ndarray] = []
@@ -59,10 +59,7 @@ def _average_precision_blocks(
         for j, row in enumerate(sorted_np):
             lo, hi = bounds[j], bounds[j + 1]
             if hi > lo:
-                p = pos[lo:hi]
-                count = n - np.searchsorted(row, p, side="left")
-                tp = (hi - lo) - np.searchsorted(p, p, side="left")
-                ap_sum[c0 + j] = np.sum(tp / count)
+                ap_sum[c0 + j] = _precision_sum(pos[lo:hi], 0, [row])  # row: all n scores
             pooled.append(row[np.searchsorted(row, tau_micro, side="left") :])
         positives.append(pos)
     has = (n_pos > 0).numpy()
@@ -82,9 +79,7 @@ def _micro_ap(all_vals: np.ndarray, pos_vals: np.ndarray) -> float:
         return float("nan")
     all_vals.sort()
     pos_vals = np.sort(pos_vals)
-    count = len(all_vals) - np.searchsorted(all_vals, pos_vals, side="left")
-    tp = len(pos_vals) - np.searchsorted(pos_vals, pos_vals, side="left")
-    return float(np.sum(tp / count) / len(pos_vals))
+    return _precision_sum(pos_vals, 0, [all_vals]) / len(pos_vals)
 
 
 def average_precision(scores: Tensor, valid: Tensor) -> tuple[Tensor, float]:
@@ -160,36 +155,11 @@ def _fill_gaps(dirty: np.ndarray, weight: Callable[[], np.ndarray], keep: int) -
     return dirty | _mark(starts[fill], ends[fill] - 1, len(dirty))
 
 
-def _softmax_average_precision(
-    logits: Tensor, lse: Tensor, best: Tensor, valid: Tensor, rows_mask: Tensor
-) -> tuple[Tensor, float] | None:
-    """Over 80 lines, as one function, because every step reads the grid the positives
-    set (``scale``, ``width``, the dirty buckets, each positive's run) and the per-block
-    ``scan`` runs on threads as a closure over it; cut apart, each piece would take ten of
-    those as arguments (the comment above says how it works).
-
-    Per-class AP (percent, NaN without positives) and micro AP (percent) of the softmax
-    scores of the rows where ``rows_mask`` is True, exactly as :func:`average_precision`
-    on those scores; ``best`` is each row's largest logit. ``None`` when the inputs fall
-    outside what the grid handles exactly (non-finite logits, scores below e^-700): the
-    caller then sorts."""
-    n, n_classes = logits.shape
-    if not bool(torch.isfinite(best).all()) or n_classes == 0:
-        return None
-    logits = logits.contiguous()
-    flat = np.flatnonzero(valid.contiguous().numpy())
-    rows, cols = np.divmod(flat, n_classes)
-    keep = rows_mask.numpy()[rows]
-    rows, cols = rows[keep], cols[keep]
-    n_pos = np.bincount(cols, minlength=n_classes)
-    if len(rows) == 0:
-        return torch.full((n_classes,), math.nan, dtype=torch.float64), math.nan
-    l_pos = logits.view(-1)[torch.from_numpy(rows * n_classes + cols)].double()
-    lse_pos = lse[torch.from_numpy(rows)]
-    score_pos = torch.exp(l_pos - lse_pos).numpy()  # exp(l - lse), as ClassScores.rows
-    y_pos = (lse_pos - l_pos).numpy()  # -log score, as the grid sees it
+def _grid(y_pos: np.ndarray, lse_abs: float) -> tuple[float, np.ndarray, np.ndarray, int] | None:
+    """The grid of the positives' ``y = -log score`` (``y_pos``; ``lse_abs``: the largest
+    ``|lse|`` of the rows): ``(scale, lo, hi, width)``, each positive's dirty buckets
+    ``lo..hi`` of ``width``; ``None`` where it cannot be exact (scores below e^-700)."""
     y_max = float(y_pos.max())
-    lse_abs = float(lse[rows_mask].abs().max())
     if y_max > 700.0:
         return None
     # u = a - scale * l in float32 with a = float32(scale * lse): three roundings of at
@@ -205,6 +175,81 @@ def _softmax_average_precision(
     lo = np.maximum(np.floor((y_pos - delta) * scale - 2.0**-20), 0).astype(np.int64)
     hi = np.floor((y_pos + delta) * scale + 2.0**-20).astype(np.int64)
     width = int(hi.max()) + 2  # the last bucket is never dirty: scores below every positive
+    return scale, lo, hi, width
+
+
+def _segments(dirty: np.ndarray) -> tuple[np.ndarray, int, Tensor]:
+    """Of each bucket of the grid (``dirty``: whether it is): the number of dirty runs up
+    to it, the number of clean segments ``n_seg`` (the runs cut the grid into segments
+    0..n_seg-1) and its segment (``n_seg``: dirty), in the smallest int dtype."""
+    run = np.cumsum(dirty & ~np.concatenate(([False], dirty[:-1])))  # dirty runs so far
+    n_seg = int(run[-1]) + 1
+    table = torch.from_numpy(np.where(dirty, n_seg, run).astype(np.int32))
+    return run, n_seg, table.to(torch.int16 if n_seg + 1 < 2**15 else torch.int32)
+
+
+def _micro_average_precision(
+    parts: list[tuple[Tensor, np.ndarray]], n_seg: int, pos_run: np.ndarray, pos: np.ndarray
+) -> float:
+    """Micro AP (a fraction) from the blocks of :func:`_softmax_average_precision`
+    (``parts``: each block's histogram over the ``n_seg`` clean segments and the dirty id,
+    and its dirty scores): for every positive (scores ``pos``, ascending; ``pos_run``: the
+    dirty run of each), the count of scores of any class ``>=`` its own."""
+    hist_all = torch.stack([h for h, _ in parts]).sum(dim=0)
+    # every dirty score, in two sorted halves (sorted on two threads)
+    halves = [[d for _, d in parts[: len(parts) // 2]], [d for _, d in parts[len(parts) // 2 :]]]
+    dirty_sorted = run_in_threads([lambda h=h: np.sort(np.concatenate(h)) for h in halves if h])
+    below_all = np.concatenate(([0], np.cumsum(hist_all[:n_seg].numpy())))
+    return _precision_sum(pos, below_all[pos_run], dirty_sorted) / len(pos)
+
+
+def _precision_sum(pos: np.ndarray, clean: np.ndarray | int, dirty: Iterable[np.ndarray]) -> float:
+    """The sum of the precision at each positive (scores ``pos``, ascending): the positives
+    ``>=`` it over all scores ``>=`` it, counted in sorted arrays (``dirty``: the exactly
+    computed scores of the grid, or all of them) plus ``clean`` (per positive: those
+    counted in the grid's clean segments, or none)."""
+    count = clean
+    for d in dirty:
+        count = count + (len(d) - np.searchsorted(d, pos, side="left"))
+    tp = len(pos) - np.searchsorted(pos, pos, side="left")
+    return float(np.sum(tp / count))
+
+
+def _positives(
+    logits: Tensor, lse: Tensor, valid: Tensor, rows_mask: Tensor
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The positives of the rows where ``rows_mask`` is True, row by row: each one's
+    class, its score ``exp(l - lse)`` (as ClassScores.rows) and ``y = lse - l`` (-log
+    score, as the grid sees it)."""
+    n_classes = logits.shape[1]
+    rows, cols = np.divmod(np.flatnonzero(valid.contiguous().numpy()), n_classes)
+    keep = rows_mask.numpy()[rows]
+    rows, cols = rows[keep], cols[keep]
+    l_pos = logits.view(-1)[torch.from_numpy(rows * n_classes + cols)].double()
+    lse_pos = lse[torch.from_numpy(rows)]
+    return cols, torch.exp(l_pos - lse_pos).numpy(), (lse_pos - l_pos).numpy()
+
+
+def _softmax_average_precision(
+    logits: Tensor, lse: Tensor, best: Tensor, valid: Tensor, rows_mask: Tensor
+) -> tuple[Tensor, float] | None:
+    """Per-class AP (percent, NaN without positives) and micro AP (percent) of the softmax
+    scores of the rows where ``rows_mask`` is True, exactly as :func:`average_precision`
+    on those scores; ``best`` is each row's largest logit. ``None`` when the inputs fall
+    outside what the grid handles exactly (non-finite logits, scores below e^-700): the
+    caller then sorts."""
+    n, n_classes = logits.shape
+    if not bool(torch.isfinite(best).all()) or n_classes == 0:
+        return None
+    logits = logits.contiguous()
+    cols, score_pos, y_pos = _positives(logits, lse, valid, rows_mask)
+    n_pos = np.bincount(cols, minlength=n_classes)
+    if len(cols) == 0:
+        return torch.full((n_classes,), math.nan, dtype=torch.float64), math.nan
+    grid = _grid(y_pos, float(lse[rows_mask].abs().max()))
+    if grid is None:
+        return None
+    scale, lo, hi, width = grid
     top_bucket = float(width - 1)
     a = torch.where(rows_mask, lse * scale, math.inf).float()  # left-out rows: u = inf
 
@@ -217,12 +262,10 @@ def _softmax_average_precision(
         sample = buckets(a[::_AP_SAMPLE_EVERY], logits[::_AP_SAMPLE_EVERY])
         return torch.bincount(sample, minlength=width).numpy()
 
-    dirty = _fill_gaps(_mark(lo, hi, width), sampled_buckets, _AP_MAX_SEGMENTS)
-    run = np.cumsum(dirty & ~np.concatenate(([False], dirty[:-1])))  # dirty runs so far
-    n_seg = int(run[-1]) + 1  # clean segments 0..n_seg-1; id n_seg: dirty
+    run, n_seg, table = _segments(
+        _fill_gaps(_mark(lo, hi, width), sampled_buckets, _AP_MAX_SEGMENTS)
+    )
     bins = n_seg + 1
-    table = torch.from_numpy(np.where(dirty, n_seg, run).astype(np.int32))
-    table = table.to(torch.int16 if bins < 2**15 else torch.int32)
 
     # positives by class, then score ascending; the dirty run of each one's score
     by_score = np.argsort(score_pos, kind="stable")
@@ -257,28 +300,12 @@ def _softmax_average_precision(
             lo_p, hi_p = p_bounds[c], p_bounds[c + 1]
             if hi_p == lo_p:
                 continue
-            p = p_score[lo_p:hi_p]
-            count = below[jj, p_run[lo_p:hi_p] - 1] + (
-                len(scores) - np.searchsorted(scores, p, side="left")
-            )
-            tp = (hi_p - lo_p) - np.searchsorted(p, p, side="left")
-            ap_sum[c] = np.sum(tp / count)
+            clean = below[jj, p_run[lo_p:hi_p] - 1]
+            ap_sum[c] = _precision_sum(p_score[lo_p:hi_p], clean, [scores])
         return hist.sum(dim=0), exact
 
     parts = run_in_threads([lambda c0=c0: scan(c0) for c0 in range(0, n_classes, block)])
-    hist_all = torch.stack([h for h, _ in parts]).sum(dim=0)
-    # every dirty score, in two sorted halves (sorted on two threads)
-    halves = [[d for _, d in parts[: len(parts) // 2]], [d for _, d in parts[len(parts) // 2 :]]]
-    dirty_sorted = run_in_threads([lambda h=h: np.sort(np.concatenate(h)) for h in halves if h])
-
-    # micro: the same counts over every class
-    below_all = np.concatenate(([0], np.cumsum(hist_all[:n_seg].numpy())))
-    pos_sorted = score_pos[by_score]
-    count = below_all[run[lo[by_score]]]
-    for d in dirty_sorted:
-        count = count + (len(d) - np.searchsorted(d, pos_sorted, side="left"))
-    tp = len(pos_sorted) - np.searchsorted(pos_sorted, pos_sorted, side="left")
-    micro = float(np.sum(tp / count) / len(pos_sorted))
+    micro = _micro_average_precision(parts, n_seg, run[lo[by_score]], score_pos[by_score])
     has = n_pos > 0
     per_class = np.full(n_classes, np.nan)
     per_class[has] = 100.0 * ap_sum[has] / n_pos[has]

@@ -69,7 +69,11 @@ def wnid_folder(tmp_path: Path) -> Path:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (the README's ``-n auto``), the tests that start a real Slurm on
     this machine (the ``slurm_cluster`` fixture, one per worker process, and the daemons'
-    own tests) run on one worker, in turn."""
+    own tests) run on one worker, in turn; and the tests marked ``slow`` are handed out
+    first (in their order), so that the quick ones fill the workers' last minutes instead of
+    one worker finishing a long test alone."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker: every worker sorts alike
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
     for item in items:
         slurm = "slurm_cluster" in getattr(item, "fixturenames", ())
         if slurm or item.get_closest_marker("slurm") or item.path.name.startswith("test_slurm"):

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import REPO, project_env
 
 # How a module would reach the shared data: its variable, the conf key, the folder.
@@ -37,6 +39,7 @@ def _pytest(folder: Path, *args: str, shared: Path) -> subprocess.CompletedProce
     )
 
 
+@pytest.mark.slow
 def test_a_test_reading_the_shared_data_runs_in_the_plain_copy(tmp_path: Path) -> None:
     """In a suite of three tests, the one that opens a file under the shared data (through
     another module, as the tests' photos are) is logged by the checkout's run, and the plain

@@ -1,6 +1,8 @@
 """``python -m imagenet_multilabel <command>``: the package's one entry besides the root
 scripts."""
 
+import pytest
+
 from imagenet_multilabel.__main__ import COMMANDS
 from tests.helpers import REPO, error_line, run
 
@@ -23,6 +25,7 @@ def test_unknown_or_missing_command_is_one_line_exit_2() -> None:
     assert run(["-m", "imagenet_multilabel"], timeout=60).returncode == 2
 
 
+@pytest.mark.slow
 def test_a_command_runs_with_its_arguments(tmp_path) -> None:
     """The dispatcher hands the rest of the line to the command (here ``stats``, a Hydra
     command: its overrides and its own run folder)."""

@@ -11,6 +11,7 @@ import pytest
 from tests.helpers import TINY_TRAIN, error_line, evaluate_py, make_wnid_folders, train_py
 
 
+@pytest.mark.slow
 def test_an_error_is_printed_once_and_logged_once(tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     (photos / "not_a_wnid").mkdir(parents=True)

@@ -142,6 +142,7 @@ def test_rows_of_one_model_are_named_by_their_preprocessing(tmp_path: Path) -> N
     assert row_names(gather([tmp_path]).rows) == ["lite0 224px", "lite0 160px", "other"]
 
 
+@pytest.mark.slow
 def test_a_multirun_over_demo_photos_draws_the_testbed(tmp_path: Path) -> None:
     """A real multirun (tiny random model at three input sizes, each job on the demo photos
     and composites of them): the testbed files are written at its end, and the table holds

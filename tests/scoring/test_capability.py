@@ -214,7 +214,9 @@ def one_thread():
 
 @pytest.mark.slow
 def test_users_lightning_module_gives_evaluates_numbers(evaluated, one_thread) -> None:
-    results, _ = run_lightning()
+    results, trainer = run_lightning()
+    assert trainer.world_size == 1
+    assert trainer.lightning_module.seen == {"demo": 100, "patchml": COMPOSITES}
     for name in ("demo", "patchml"):
         assert_same_metrics(results[name], evaluated[name])
         assert_same_metrics(results[f"{name}.by_order"], evaluated[name])
@@ -246,21 +248,17 @@ def test_plain_loop_class_and_functional_give_evaluates_numbers(evaluated, one_t
 def test_ddp_two_processes_give_one_process_numbers(evaluated, tmp_path: Path) -> None:
     """The user's module under Lightning's ``ddp`` (2 CPU processes, gloo, the default
     DistributedSampler: 25 + 25 composites, one of them a repeat): every rank gets the
-    numbers of one process and of evaluate.py, by index and by order."""
+    numbers of one process (test_users_lightning_module_gives_evaluates_numbers runs it) and
+    of evaluate.py, by index and by order."""
     # as a module of the repository (python -m adds it to sys.path; DDP's ranks are started
     # the same way)
-    module = "tests.scoring.test_capability"
-    runs = {}
-    for devices in (1, 2):
-        out = tmp_path / f"devices{devices}"
-        proc = run(["-m", module, str(out), str(devices)], env=ONE_THREAD, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        runs[devices] = [json.loads((out / f"rank{r}.json").read_text()) for r in range(devices)]
-    assert runs[2][0]["world_size"] == 2 and runs[1][0]["world_size"] == 1
-    assert runs[1][0]["seen"] == {"demo": 100, "patchml": COMPOSITES}
-    for rank in runs[2]:  # 50 + 50 photos; 25 + 25 composites: 49 and a repeat
+    proc = run(["-m", "tests.scoring.test_capability", str(tmp_path), "2"], env=ONE_THREAD)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert ranks[0]["world_size"] == 2
+    for rank in ranks:  # 50 + 50 photos; 25 + 25 composites: 49 and a repeat
         assert rank["seen"] == {"demo": 50, "patchml": 25}
-    for results in (*runs[1], *runs[2]):
+    for results in ranks:
         for name in ("demo", "patchml"):
             assert_same_metrics(results[name], evaluated[name])
             assert_same_metrics(results[f"{name}.by_order"], evaluated[name])

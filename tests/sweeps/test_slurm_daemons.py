@@ -33,6 +33,7 @@ def _record(folder: Path, owner: int, daemons: dict[str, subprocess.Popen]) -> N
     (folder / DAEMONS).write_text(json.dumps(record))
 
 
+@pytest.mark.slow
 def test_leftovers_of_a_gone_owner_are_stopped_a_live_owners_kept(tmp_path: Path) -> None:
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()

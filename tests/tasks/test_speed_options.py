@@ -73,6 +73,7 @@ def test_run_json_records_the_memory_format_the_model_ran_in(compose_cfg, wnid_f
         assert run["channels_last"] is expected, model
 
 
+@pytest.mark.slow
 def test_compiled_backbone_agrees(compose_cfg, wnid_folder: Path) -> None:
     common = ("model=test_tiny", "data=folder", f"data.root={wnid_folder}", "batch_size=13")
     eager = _evaluate_logits(compose_cfg(*common))

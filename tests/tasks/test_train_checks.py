@@ -166,6 +166,7 @@ def test_a_checkpoint_with_nan_weights_is_refused_by_evaluate(compose_cfg, tmp_p
 # ------------------------------------------------------------------ feature cache
 
 
+@pytest.mark.slow
 def test_the_feature_cache_follows_the_photos(compose_cfg, photos, tmp_path, caplog) -> None:
     from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
     from imagenet_multilabel.tasks import feature_cache as task
@@ -201,6 +202,7 @@ def test_the_feature_cache_follows_the_photos(compose_cfg, photos, tmp_path, cap
 # ------------------------------------------------------------------ resume
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_run_is_refused(compose_cfg, photos) -> None:
     _, other = fit(compose_cfg, photos, "trainer.max_epochs=1", "split.seed=1", "optim.lr=0.01")
     ckpt = other / "checkpoints" / "last.ckpt"

@@ -55,6 +55,7 @@ def tsipras_val(tmp_path: Path) -> tuple[Path, dict[str, tuple[int, list[int]]]]
     return root, {k: table[k] for k in chosen}
 
 
+@pytest.mark.slow
 def test_tsipras_run_every_metric_and_main_top1(compose_cfg, tsipras_val, tmp_path) -> None:
     root, table = tsipras_val
     cfg = compose_cfg("data=folder", f"data.root={root}", "labels=tsipras")

@@ -122,8 +122,7 @@ def test_the_training_batches_carry_the_raters_scores(compose_cfg, val_photos, l
             assert torch.allclose(got, F.binary_cross_entropy_with_logits(logits, expected))
         seen += len(expected)
     assert seen == len(files)
-    with_scores = sum(not torch.equal(_expected(f, real), _expected(f, real).bool().float())
-                      for f in files)  # fmt: skip
+    with_scores = sum(f in SCORES for f in files)
     assert run.sets.info["soft_labels"] == {"train_images_with_scores": with_scores}
 
 
@@ -163,3 +162,13 @@ def test_soft_labels_where_they_cannot_apply_is_one_error(
         check_train_settings(cfg)
         train(cfg)
     assert not (Path(cfg.paths.output_dir) / "metrics.json").exists()
+
+
+def test_a_soft_labels_value_that_is_not_a_switch_is_refused(compose_cfg, val_photos) -> None:
+    cfg = compose_cfg(
+        *_settings(val_photos, "loss=bce", "loss.soft_labels=maybe"), config_name="train"
+    )
+    with pytest.raises(
+        UserError, match="loss.soft_labels='maybe' is not valid: give true or false"
+    ):
+        check_train_settings(cfg)

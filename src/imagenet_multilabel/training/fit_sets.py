@@ -143,8 +143,9 @@ def build_fit_sets(
         )
     info["train_images"] = len(train)
     if train_soft is not None:
-        rated = ~torch.isclose(train_soft, train_valid.float()).all(dim=1)
-        info["soft_labels"] = {"train_images_with_scores": int(rated.sum())}
+        ratings = source.labels.ratings
+        rated = sum(len(ratings.rows_of(f)) > 0 for f in train.files)
+        info["soft_labels"] = {"train_images_with_scores": rated}
     order = [n for n in SET_NAMES if n in evals]
     evals = {n: evals[n] for n in order}
     return FitSets(source, split, train, train_valid, evals, info, train_soft)

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -388,3 +389,12 @@ def subgroup_metrics(
         out[metric] = sum(accuracy[g] * n for g, n in counts.items() if n) / total
     out.update(extra)
     return out
+
+
+def tau_reference(a: Sequence[float], b: Sequence[float]) -> float:
+    """Kendall's tau-b from its definition over all pairs."""
+    pairs = list(combinations(range(len(a)), 2))
+    s = sum(np.sign(a[i] - a[j]) * np.sign(b[i] - b[j]) for i, j in pairs)
+    n1 = sum(a[i] != a[j] for i, j in pairs)
+    n2 = sum(b[i] != b[j] for i, j in pairs)
+    return s / np.sqrt(n1 * n2)

@@ -1,7 +1,10 @@
 """python -m imagenet_multilabel report <sweep dir | run dirs...> [--sort COL] [--out DIR]
+    [--labels real tsipras labels.min_score=[0.5,0.8,0.95] labels.allow_missing=true]
 
 Gathers finished, failed and incomplete runs into leaderboard.csv / .md / .json (and the
-figures) — what a multirun of evaluate.py writes into its sweep folder at its end.
+figures) — what a multirun of evaluate.py writes into its sweep folder at its end. With
+``--labels``, the finished runs' saved predictions are also scored under each label set
+named, as ``score`` does: sensitivity.json / .md / .png beside the leaderboard.
 """
 
 from __future__ import annotations
@@ -34,6 +37,14 @@ def main(argv: list[str] | None = None) -> int:
         help="dataset the testbed figures plot the others against (default: ImageNet val, "
         "else the first dataset)",
     )
+    p.add_argument(
+        "--labels",
+        nargs="+",
+        metavar="LABELS",
+        help="score the finished runs under these label sets (names of conf/labels options "
+        "and labels.<key>=<value> settings, e.g. real tsipras labels.min_score=[0.5,0.8,0.95] "
+        "labels.allow_missing=true): sensitivity.json/.md/.png, as score writes them",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     out = args.out or (Path(args.paths[0]) if len(args.paths) == 1 else Path.cwd())
@@ -52,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
             pair=args.pair,
             reference=args.reference,
         )
+        if args.labels:
+            # torch and the scorer: only where asked (the leaderboard alone needs neither)
+            from imagenet_multilabel.tasks.score import sweep_sensitivity
+
+            done = [j.run for j in board.jobs if j.status == "done" and j.run.prediction_files]
+            written += sweep_sensitivity(done, args.labels, out)
     except UserError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 2

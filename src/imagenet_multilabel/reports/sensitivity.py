@@ -189,8 +189,13 @@ def plot_sensitivity(result: Mapping[str, Any], path: str | Path) -> Path | None
     points = [(operating_point(o), o) for o in options]
     with_point = sorted((p, o) for p, o in points if p is not None)
     without = [o for p, o in points if p is None]
-    fig, axes = plt.subplots(1, len(shown), figsize=(4.5 * len(shown), 3.8), squeeze=False)
-    for ax, key in zip(axes[0], shown, strict=True):
+    cols = min(len(shown), 2)
+    rows = math.ceil(len(shown) / cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(6 * cols, 3.6 * rows + 1), squeeze=False)
+    axes = grid.ravel()
+    for ax in axes[len(shown) :]:
+        ax.set_visible(False)
+    for ax, key in zip(axes, shown, strict=False):
         entry = result["metrics"][key]
         for i, run in enumerate(result["runs"]):
             color = f"C{i % 10}"
@@ -208,10 +213,18 @@ def plot_sensitivity(result: Mapping[str, Any], path: str | Path) -> Path | None
         ax.set_title(key)
         ax.set_xlabel("operating point (min. raters' score)")
         ax.set_ylabel(split_metric_key(key)[1])
+        if with_point:  # the same points on every panel, also one with levels only
+            low, high = with_point[0][0], with_point[-1][0]
+            pad = max(0.05 * (high - low), 0.02)
+            ax.set_xlim(low - pad, high + pad)
         ax.grid(alpha=0.3)
-    fullest = max(axes[0], key=lambda a: len(a.get_legend_handles_labels()[0]))
-    fullest.legend(fontsize=7)
-    fig.tight_layout()
+    # one legend under the panels (inside one it hid the lines)
+    fullest = max(axes, key=lambda a: len(a.get_legend_handles_labels()[0]))
+    handles, labels = fullest.get_legend_handles_labels()
+    columns = max(min(len(handles), 3), 1)
+    fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=9, frameon=False)
+    below = (math.ceil(len(handles) / columns) * 0.22 + 0.1) / fig.get_figheight()
+    fig.tight_layout(rect=(0, below, 1, 1))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -5,23 +5,29 @@ for several runs, how much each result and the models' order depend on the label
     python -m imagenet_multilabel score run_dir=outputs/evaluate/<run> labels=real
     python -m imagenet_multilabel score run_dir=[<run>,<run>] labels=[real,tsipras] \\
         labels.min_score=[0.5,0.8,0.95] labels.allow_missing=true
+
+``report <sweep> --labels real tsipras ...`` runs the same over a sweep's finished runs
+(:func:`sweep_sensitivity`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig
 
 from imagenet_multilabel.builders import build_scorer
 from imagenet_multilabel.core.classes import NUM_CLASSES
-from imagenet_multilabel.core.errors import DataError, UserError
+from imagenet_multilabel.core.config import config_dir
+from imagenet_multilabel.core.errors import DataError, UserError, one_line
 from imagenet_multilabel.core.files import atomic_write_bytes, write_json
-from imagenet_multilabel.data.labels.options import command_overrides, label_options
+from imagenet_multilabel.data.labels.options import GROUP, command_overrides, label_options
 from imagenet_multilabel.data.labels.sets import (
     AUTO,
     NONE,
@@ -110,11 +116,52 @@ def score_sensitivity(
     out: Path,
     only: str | None = None,
 ) -> dict[str, float]:
+    """:func:`write_sensitivity`, and ``metrics.json`` of the first run under the first
+    set; returns those metrics."""
+    metrics = write_sensitivity(runs, options, scorer, out, only)
+    write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def sweep_sensitivity(runs: list[RunDir], words: Sequence[str], out: Path) -> list[Path]:
+    """``report <sweep> --labels real tsipras labels.min_score=[0.5,0.8]``: the finished
+    ``runs`` of a sweep under the label sets ``words`` name (names of conf/labels options
+    and ``labels.<key>=<value>`` settings, composed as ``score`` composes
+    ``labels=[...]``), with ``score``'s heads: :func:`write_sensitivity` into ``out``
+    (beside the leaderboard; no metrics.json, which would make the folder a run)."""
+    if not runs:
+        raise UserError("no finished run with saved predictions to score under other label sets")
+    names = [w for w in words if "=" not in w]
+    settings = [w for w in words if "=" in w]
+    wrong = [w for w in settings if not w.lstrip("+~").startswith(GROUP + ".")]
+    if not names or wrong:
+        raise UserError(
+            f"--labels {' '.join(words)}: give names of conf/labels options and "
+            "labels.<key>=<value> settings, e.g. --labels real tsipras labels.allow_missing=true"
+        )
+    overrides = [f"{GROUP}=[{','.join(names)}]", *settings]
+    try:
+        with initialize_config_dir(config_dir(), version_base="1.3"):
+            cfg = compose("score", overrides=overrides)
+    except HydraException as e:
+        raise UserError(f"--labels {' '.join(words)}: {one_line(e)}") from None
+    scorer = build_scorer(cfg.head, cfg.get("nonfinite_logits", "error"))
+    write_sensitivity(runs, label_options(cfg.labels, overrides), scorer, out)
+    return [p for ext in ("json", "md", "png") if (p := out / f"sensitivity.{ext}").is_file()]
+
+
+def write_sensitivity(
+    runs: list[RunDir],
+    options: list[dict[str, Any] | None],
+    scorer: Scorer,
+    out: Path,
+    only: str | None = None,
+) -> dict[str, float]:
     """The same saved predictions of ``runs`` scored under every label set of ``options``:
     writes ``sensitivity.json`` / ``.md`` / ``.png`` (every multi-label metric under each
     set, its range, the figure against the operating point; with several runs the
-    rankings, Kendall's tau and the swapped pairs on the images every set labels), and
-    ``metrics.json`` of the first run under the first set; returns those metrics."""
+    rankings, Kendall's tau and the swapped pairs on the images every set labels); returns
+    the metrics of the first run under the first set."""
     names = _run_names(runs)
     option_names = [_option_name(o) for o in options]
     if len(set(option_names)) < len(option_names):
@@ -143,8 +190,6 @@ def score_sensitivity(
     shown = "; ".join(f"{r}: {d}" for r, d in images.items())
     atomic_write_bytes(out / "sensitivity.md", (render_sensitivity(result, shown) + "\n").encode())
     figure = plot_sensitivity(result, out / "sensitivity.png")
-    metrics = scored[(names[0], option_names[0])]
-    write_json(out / "metrics.json", metrics)
     for key, entry in result["metrics"].items():
         if key.split("/", 1)[1].split("@")[0] in FIGURE_METRICS:
             ranges = [v for v in entry["range"].values() if v is not None]
@@ -158,7 +203,7 @@ def score_sensitivity(
         f" and {figure}" if figure else "",
     )
     print(render_sensitivity(result, shown))
-    return metrics
+    return scored[(names[0], option_names[0])]
 
 
 def labeled_everywhere(

@@ -111,7 +111,16 @@ def check_optimizer_name(cfg: DictConfig) -> None:
 
 
 def check_loss_settings(cfg: DictConfig) -> None:
-    """``loss.*`` ranges and ``loss.keep_unseen`` with the head-only fine-tuning it needs."""
+    """``loss.*`` ranges, ``loss.keep_unseen`` with the head-only fine-tuning it needs and
+    ``loss.soft_labels`` with the photos (not composites) whose scores it takes."""
+    soft = value_at(cfg, "loss.soft_labels")
+    if soft is not None and not isinstance(soft, bool):
+        raise UserError(f"loss.soft_labels={soft!r} is not valid: give true or false")
+    if soft and value_at(cfg, "composites.enabled"):
+        raise UserError(
+            "loss.soft_labels takes the raters' scores of photos; composites are labelled by "
+            "their tiles' classes, without scores: set composites.enabled=false"
+        )
     keep = value_at(cfg, "loss.keep_unseen")
     if keep is not None:
         real(cfg, "loss.keep_unseen", 0.0, 1.0)

@@ -238,7 +238,7 @@ def fit_parts(
     loader = plan.loader
     datamodule = FitDataModule(
         train,
-        sets.train_valid,
+        sets.train_target,  # the batches' "valid": 0/1, or the soft targets
         val,
         {n: sets.evals[n].valid for n in validate_on},
         train_batch_size=int(cfg.train_batch_size),
@@ -276,10 +276,10 @@ def head_anchor(cfg: DictConfig, model: torch.nn.Module, sets: FitSets) -> HeadA
 
 
 def seen_classes(sets: FitSets, num_classes: int) -> torch.Tensor:
-    """(C,) bool: the classes with a positive label in training (valid labels, else the
-    original labels)."""
-    if sets.train_valid is not None:
-        return sets.train_valid.any(dim=0)
+    """(C,) bool: the classes with a positive label in training (valid labels or a soft
+    target's positive weights, else the original labels)."""
+    if sets.train_target is not None:
+        return (sets.train_target > 0).any(dim=0)
     rows = torch.zeros(num_classes, dtype=torch.bool)
     rows[torch.tensor(sets.train.targets)] = True
     return rows

@@ -7,6 +7,10 @@ of held-out photos of trained classes (``heldout_seen``), of photos of held-out 
 (``heldout_classes``), and new combinations of training photos (``train_recombined``).
 ``single_photos`` is every photo of the set, alone. A photo set without a label set is
 scored against its original labels (one label per photo).
+
+``loss.soft_labels``: the training photos' targets are their label set's raters' scores
+where the photos were rated (:func:`soft_targets`), their 0/1 labels elsewhere; a photo
+whose soft target names a held-out class is held out as one whose label set names it.
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ from imagenet_multilabel.training.splits import Split, make_split
 @dataclass
 class FitSets:
     """``train``: the training images (eval transform; :meth:`train_with` gives them another);
-    ``evals``: the held-out sets by name (those that exist for this split)."""
+    ``train_soft``: their soft targets (``loss.soft_labels``; None: the 0/1 of
+    ``train_valid``); ``evals``: the held-out sets by name (those that exist for this
+    split)."""
 
     source: EvalSet
     split: Split
@@ -41,6 +47,13 @@ class FitSets:
     train_valid: torch.Tensor | None
     evals: dict[str, EvalSet]
     info: dict[str, Any] = field(default_factory=dict)
+    train_soft: torch.Tensor | None = None
+
+    @property
+    def train_target(self) -> torch.Tensor | None:
+        """What the loss takes of each training image: its soft target, else its valid
+        labels (None: its original label)."""
+        return self.train_soft if self.train_soft is not None else self.train_valid
 
     def train_with(self, transform: Callable | None) -> ImageDataset:
         """The same training images with ``transform`` (per tile for composites)."""
@@ -95,9 +108,10 @@ def build_fit_sets(
             f"loss '{loss_name}' needs label sets but dataset '{photos.name}' has none: pass "
             "labels=<set>, train on composites (composites.enabled=true), or use loss=ce"
         )
+    soft = soft_targets(source) if cfg.loss.get("soft_labels", False) else None
     split = make_split(
         photos.targets,
-        valid,
+        valid if soft is None else valid | (soft > 0),
         heldout_fraction=float(cfg.split.heldout_fraction),
         heldout_classes=int(cfg.split.heldout_classes),
         seed=int(cfg.split.seed),
@@ -122,11 +136,34 @@ def build_fit_sets(
     evals["single_photos"] = _labelled(
         subset(photos, range(len(photos)), "single_photos", transform), valid, label_info
     )
+    train_soft = None if soft is None else soft[torch.from_numpy(split.train)]
     if multilabel_loss and train_valid is not None:
-        train, train_valid = _without_empty_label_sets(train, train_valid, transform, info)
+        train, train_valid, train_soft = _without_empty_label_sets(
+            train, train_valid, train_soft, transform, info
+        )
     info["train_images"] = len(train)
+    if train_soft is not None:
+        ratings = source.labels.ratings
+        rated = sum(len(ratings.rows_of(f)) > 0 for f in train.files)
+        info["soft_labels"] = {"train_images_with_scores": rated}
     order = [n for n in SET_NAMES if n in evals]
-    return FitSets(source, split, train, train_valid, {n: evals[n] for n in order}, info)
+    evals = {n: evals[n] for n in order}
+    return FitSets(source, split, train, train_valid, evals, info, train_soft)
+
+
+def soft_targets(source: EvalSet) -> torch.Tensor:
+    """``(N, 1000)`` float32 targets of the source photos (``loss.soft_labels``): a rated
+    photo's rated labels weighted by their raters' scores, a photo that was not rated its
+    0/1 labels. Refuses a label set without raters' scores."""
+    name = source.labels.info.get("labels")
+    if source.valid is None or source.labels.ratings is None:
+        raise UserError(
+            f"loss.soft_labels needs a label set with raters' scores (labels=real); "
+            f"'{name}' has none: drop loss.soft_labels or pass labels=real"
+        )
+    weights = torch.from_numpy(source.labels.ratings.weights(source.dataset.files))
+    rated = ~weights.isnan().any(dim=1)
+    return torch.where(rated[:, None], weights, source.valid.float())
 
 
 def _composite_sets(
@@ -175,15 +212,23 @@ def _composite_sets(
 
 
 def _without_empty_label_sets(
-    train: Any, train_valid: torch.Tensor, transform: Callable, info: dict[str, Any]
-) -> tuple[Any, torch.Tensor]:
-    """A multi-label loss learns nothing from an image whose label set is empty: such
-    training images are left out (their count recorded in ``info``)."""
+    train: Any,
+    train_valid: torch.Tensor,
+    train_soft: torch.Tensor | None,
+    transform: Callable,
+    info: dict[str, Any],
+) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
+    """A multi-label loss learns nothing from an image whose label set is empty (or whose
+    soft target weighs nothing): such training images are left out (their count recorded
+    in ``info``)."""
     keep = train_valid.any(dim=1)
+    if train_soft is not None:
+        keep &= (train_soft > 0).any(dim=1)
     info["train_empty_label_sets_left_out"] = int((~keep).sum())
     if bool(keep.all()):
-        return train, train_valid
+        return train, train_valid, train_soft
     idx = torch.nonzero(keep).flatten().tolist()
     if not len(idx):
         raise UserError("every training image has an empty label set: nothing to train on")
-    return subset(train, idx, "train", transform), train_valid[keep]
+    soft = None if train_soft is None else train_soft[keep]
+    return subset(train, idx, "train", transform), train_valid[keep], soft

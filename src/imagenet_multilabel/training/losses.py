@@ -11,6 +11,12 @@ that share of the pretrained model's probabilities of the classes never seen in 
 rest of the mass. The training images hold only seen classes, so without it every unseen
 class is taught "absent" on every image, and a softmax learns that one of the seen classes
 is always there.
+
+``soft_labels`` (losses that take a probability target: BCE, soft-target cross-entropy):
+a training image whose labels were rated (ReaL's raters' scores, ``labels=real``) has each
+rated label's score as its target weight instead of 0/1 (``uniform``: the scores
+normalised to sum to 1); an image that was not rated keeps its label set's 0/1. The
+targets are built with the training sets (``training/fit_sets.py``).
 """
 
 from __future__ import annotations
@@ -22,11 +28,14 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from timm.loss import BinaryCrossEntropy, SoftTargetCrossEntropy
 from torch import Tensor, nn
 
 from imagenet_multilabel.core.errors import UserError
 
 TARGETS = ("multi_hot", "uniform", "single")
+# the loss modules whose target may be any probability (not only 0/1): loss.soft_labels
+SOFT_TARGET_MODULES = (BinaryCrossEntropy, SoftTargetCrossEntropy, nn.BCEWithLogitsLoss)
 
 
 @dataclass
@@ -37,6 +46,7 @@ class Loss:
     module: nn.Module
     target: str
     keep_unseen: float = 0.0
+    soft_labels: bool = False
 
     @property
     def multilabel(self) -> bool:
@@ -70,8 +80,9 @@ def soft_target(
     unseen: Tensor | None = None,
     keep: float = 0.0,
 ) -> Tensor:
-    """The target of a multi-label loss: ``valid`` (N, C) as 0/1 (``multi_hot``) or as the
-    uniform distribution over each row's labels (``uniform``), with ``keep`` times the
+    """The target of a multi-label loss: ``valid`` (N, C; 0/1, or the label weights of
+    ``loss.soft_labels``) as it is (``multi_hot``) or normalised to sum to 1 over each
+    row's labels (``uniform``), with ``keep`` times the
     pretrained probabilities of the ``unseen`` classes (the valid labels, all seen in
     training, then share 1 - that mass under ``uniform``)."""
     dense = valid.float()
@@ -97,16 +108,24 @@ def build_loss(node: DictConfig) -> Loss:
     spec = OmegaConf.to_container(node, resolve=True)
     name, target = spec.pop("name", "loss"), spec.pop("target", None)
     keep = spec.pop("keep_unseen", 0.0)
+    soft = spec.pop("soft_labels", False)
     if target not in TARGETS:
         raise UserError(f"loss.target={target!r} is unknown: use one of {', '.join(TARGETS)}")
     if isinstance(keep, bool) or not isinstance(keep, int | float) or not 0 <= keep <= 1:
         raise UserError(f"loss.keep_unseen={keep!r} must be a number from 0 to 1")
     if keep and target == "single":
         raise UserError(f"loss.keep_unseen needs a multi-label loss; '{name}' is single-label")
+    if not isinstance(soft, bool):
+        raise UserError(f"loss.soft_labels={soft!r} is not valid: give true or false")
     module = instantiate(spec, _convert_="all")
     if not isinstance(module, nn.Module):
         raise UserError(f"loss '{name}' is not a torch module: check conf/loss/{name}.yaml")
-    return Loss(str(name), module, target, float(keep))
+    if soft and (target == "single" or not isinstance(module, SOFT_TARGET_MODULES)):
+        raise UserError(
+            f"loss.soft_labels needs a loss that takes soft targets (loss=bce or loss=soft_ce); "
+            f"'{name}' takes 0/1 targets"
+        )
+    return Loss(str(name), module, target, float(keep), soft)
 
 
 def finite_or_raise(loss: Tensor, step: int, any_rank: Any = None) -> None:

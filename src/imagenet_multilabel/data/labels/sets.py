@@ -424,13 +424,14 @@ AUTO, NONE = "auto", "none"
 
 @dataclass(frozen=True)
 class ResolvedLabels:
-    """The valid-label matrix of a dataset (None: no label set), what to record of it and,
+    """The valid-label matrix of a dataset (None: no label set), what to record of it,
     for label sets that name one, each image's main object (int64, :data:`NO_MAIN` where
-    none)."""
+    none) and, where they were released, the raters' answers behind the set (ReaL)."""
 
     valid: torch.Tensor | None
     info: dict[str, Any]
     main: torch.Tensor | None = None
+    ratings: RatedPairs | None = None
 
 
 def load_label_set(spec: Mapping[str, Any]) -> tuple[LabelSet, bool]:
@@ -491,4 +492,4 @@ def resolve_labels(
     if label_set.origin is not None:
         info["label_origin"] = origin_text(label_set.origin)
         info["label_origin_record"] = label_set.origin
-    return ResolvedLabels(joined.valid, info, joined.main)
+    return ResolvedLabels(joined.valid, info, joined.main, label_set.ratings)

@@ -22,6 +22,7 @@ from imagenet_multilabel.lit.evaluation import EvaluationModule
 from imagenet_multilabel.scoring.scorer import Scorer
 from imagenet_multilabel.training.losses import Loss, finite_or_raise
 from imagenet_multilabel.training.params import Trainable, build_optimizer, build_scheduler
+from imagenet_multilabel.training.resume import count_epoch_end_once
 
 
 class HeadAnchor(nn.Module):
@@ -122,6 +123,11 @@ class FineTuneModule(EvaluationModule):
         # what defines the run (tasks/train.py: run_identity), checked on resume
         if self.run_identity is not None:
             checkpoint["run_identity"] = json.dumps(self.run_identity, sort_keys=True)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # before Lightning restores its loops from it: an epoch's end counted once
+        by_steps = self._trainer is not None and self._trainer.max_steps != -1
+        count_epoch_end_once(checkpoint, by_steps)
 
     @property
     def classifier(self) -> nn.Module:

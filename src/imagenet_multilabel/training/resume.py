@@ -130,6 +130,22 @@ def check_length(value: str, path: Path, theirs: Any, ours: Any, sched: dict) ->
     )
 
 
+def count_epoch_end_once(checkpoint: dict[str, Any], by_steps: bool) -> None:
+    """A checkpoint saved at an epoch's end (``on_train_epoch_end``: the epoch counted as
+    processed, not yet as completed), resumed where ``trainer.max_steps`` limits the run:
+    Lightning restarts it "on the epoch's end" and runs that end again, counting the epoch
+    processed a second time, so the next epoch drew the order (and augmentation) of the
+    one after it. The epoch is counted once: processed as saved before that count. A run
+    limited by epochs alone resumes such a checkpoint without running the end again."""
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress")
+    if not by_steps or not progress:
+        return
+    total = progress["total"]
+    if total["ready"] == total["started"] == total["processed"] == total["completed"] + 1:
+        for counts in (total, progress["current"]):
+            counts["processed"] -= 1
+
+
 def identity_differences(theirs: dict, ours: dict) -> list[str]:
     """``key: <theirs> there, <ours> here`` for each defining setting that differs (the
     length apart: :func:`check_length`)."""

@@ -125,13 +125,15 @@ def model_names(path: Path, limit: int | None, seed: int, smallest: bool = False
 
 def photos(out: Path, count: int = 8) -> Path:
     """``count`` demo photos of distinct classes, spread over the 100 (the two datasets'
-    images)."""
+    images). Copied once: a copy made again would be new files to the jobs' data
+    fingerprints, and a resumed sweep would run every job again."""
     folder = out / f"photos{count}"
     files = sorted(DEMO.glob("*.JPEG"))
     step = len(files) // count
     folder.mkdir(parents=True, exist_ok=True)
     for f in files[::step][:count]:
-        shutil.copyfile(f, folder / f.name)
+        if not (folder / f.name).is_file():
+            shutil.copy2(f, folder / f.name)
     return folder
 
 

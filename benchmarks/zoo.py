@@ -188,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------ report
 
+RESULTS = ("metrics.json", "failed.json")  # a job's result: what it wrote last
 USER_ERRORS = ("UserError", "ModelError", "DataError", "ConfigError", "LabelError")
 
 
@@ -210,7 +211,9 @@ def _jobs_that_ran(sweep: Path) -> list[dict]:
     skipped jobs left out, a job run again (stopped, or failed before) counted once."""
     records = [json.loads(x) for x in (sweep / "jobs_resources.jsonl").read_text().splitlines()]
     last = {r["dir"]: i for i, r in enumerate(records) if not r.get("skipped")}
-    return [records[i] for i in sorted(last.values())]
+    # a job stopped while it ran again (--stop-after) has neither result now: not done
+    done = [i for d, i in last.items() if any((sweep / d / f).is_file() for f in RESULTS)]
+    return [records[i] for i in sorted(done)]
 
 
 def _median(values: list[float]) -> float:

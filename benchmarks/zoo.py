@@ -216,6 +216,16 @@ def _jobs_that_ran(sweep: Path) -> list[dict]:
     return [records[i] for i in sorted(done)]
 
 
+def _planned(sweep: Path) -> list[str]:
+    """The models the sweep was started with (its multirun.yaml; [] without one)."""
+    from omegaconf import OmegaConf
+
+    if not (sweep / "multirun.yaml").is_file():
+        return []
+    task = OmegaConf.load(sweep / "multirun.yaml").hydra.overrides.task
+    return next((o.split("=", 1)[1].split(",") for o in task if o.startswith("model.name=")), [])
+
+
 def _median(values: list[float]) -> float:
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else float("nan")
@@ -248,9 +258,10 @@ def report(sweep: Path, names_file: Path = NAMES_FILE, window: int = 50) -> None
     by = collections.defaultdict(list)
     for model, s in status.items():
         by[s].append(model)
-    not_run = [m for m in family if m not in status]
+    planned = _planned(sweep) or list(family)
+    not_run = [m for m in planned if m not in status]
     print(
-        f"\n{sweep}: {len(jobs)} jobs of {2 * len(family)}, "
+        f"\n{sweep}: {len(jobs)} jobs of {2 * len(planned)}, "
         f"{sum(j['failed'] for j in jobs)} failed; families: {len(by['ran'])} ran, "
         f"{len(by['refused'])} refused in one line, {len(by['failed'])} failed, "
         f"{len(not_run)} not reached, {len(over)} over the cap (not run)"
@@ -289,7 +300,11 @@ def _ends(processes: list[list[dict]]) -> None:
     the processes together where each ran one job: a launcher of one process per job)."""
     if max(len(p) for p in processes) == 1:
         ends = [p[0] for p in processes]
-        span = lambda key: f"{min(e[key] for e in ends)}-{max(e[key] for e in ends)}"  # noqa: E731
+
+        def span(key: str) -> str:
+            low, high = min(e[key] for e in ends), max(e[key] for e in ends)
+            return f"{low:.0f}" if low == high else f"{low:.0f}-{high:.0f}"
+
         print(
             f"\n{len(ends)} processes of one job each; at their end {span('open_fds')} open "
             f"file descriptors, {span('threads')} threads; peak resident memory "

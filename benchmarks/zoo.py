@@ -4,7 +4,9 @@ at the preprocessing of its pretrained config (test size included), through one 
 
     python benchmarks/zoo.py select          # -> benchmarks/zoo_models.txt (the families)
     python benchmarks/zoo.py run --out DIR   # the sweep (default launcher), then its report
-    python benchmarks/zoo.py run --out DIR --launcher submitit_local --models 25
+    python benchmarks/zoo.py run --out DIR --stop-after 840   # a part of it; again: resumes
+    python benchmarks/zoo.py run --out DIR --launcher submitit_local --models 25 --smallest \
+        +hydra.launcher.array_parallelism=2   # 50 jobs, a process each, 2 at a time
     python benchmarks/zoo.py report DIR      # the report of a sweep folder again
 
 A family is a timm model module and the alphabetic stem of its architecture names
@@ -16,9 +18,15 @@ The cap: at most ``--max-params`` (50 M) parameters and a test input of at most
 over the cap, not run. Each model runs on two datasets of 8 images: 8 of the demo photos
 (``data=demo``) and 8 two-photo composites of them (``data=patchml``), batch size 8.
 
+``run`` into a folder that holds a sweep resumes it (the same command as ``resume=``: the
+jobs with complete results are skipped); ``--stop-after S`` ends the sweep's process after
+S seconds (the job it was running runs again on the next ``run``), so that the study can
+run in parts on a shared machine.
+
 The report: families that ran / were refused with one line / failed (with a traceback),
 per-job wall (start-up, first batch, scoring) and resident memory of the first and last 50
-jobs, open file descriptors and threads at the end (``sweeps/probe.py`` records each job).
+jobs that ran (skipped ones aside), open file descriptors and threads at the end of each
+process (``sweeps/probe.py`` records each job).
 """
 
 from __future__ import annotations
@@ -99,36 +107,43 @@ def select(max_params: float, max_size: int, out: Path) -> None:
 # --------------------------------------------------------------------------------- run
 
 
-def model_names(path: Path, limit: int | None, seed: int) -> list[str]:
+def model_names(path: Path, limit: int | None, seed: int, smallest: bool = False) -> list[str]:
     """The models of the names file, shuffled (``seed``): the first and the last jobs of
-    the sweep are then alike draws of the zoo, and their costs comparable."""
+    the sweep are then alike draws of the zoo, and their costs comparable. ``smallest``:
+    the ``limit`` models with the fewest parameters (the names file's comments), shuffled."""
     import random
 
     from imagenet_multilabel.sweeps.launch import resolve_model_names
 
     names = resolve_model_names(str(path))
+    if smallest and limit:
+        size = _families(path)[2]
+        names = sorted(names, key=lambda n: size.get(n, float("inf")))[:limit]
     random.Random(seed).shuffle(names)
     return names[:limit] if limit else names
 
 
 def photos(out: Path, count: int = 8) -> Path:
     """``count`` demo photos of distinct classes, spread over the 100 (the two datasets'
-    images)."""
+    images). Copied once: a copy made again would be new files to the jobs' data
+    fingerprints, and a resumed sweep would run every job again."""
     folder = out / f"photos{count}"
     files = sorted(DEMO.glob("*.JPEG"))
     step = len(files) // count
     folder.mkdir(parents=True, exist_ok=True)
     for f in files[::step][:count]:
-        shutil.copyfile(f, folder / f.name)
+        if not (folder / f.name).is_file():
+            shutil.copy2(f, folder / f.name)
     return folder
 
 
 def run(args: argparse.Namespace) -> int:
     import os
+    import signal
 
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    names = model_names(args.names, args.models, args.seed)
+    names = model_names(args.names, args.models, args.seed, args.smallest)
     env = dict(os.environ, ZOO_PHOTOS=str(photos(out)), HF_HUB_OFFLINE="1")
     env["PYTHONPATH"] = f"{REPO / 'src'}{os.pathsep}{env.get('PYTHONPATH', '')}"
     sweep = out / "sweep"
@@ -144,36 +159,71 @@ def run(args: argparse.Namespace) -> int:
         f"batch_size={args.batch_size}",
         "logger=none",
         "callbacks=none",
-        f"hydra.sweep.dir={sweep}",
+        f"hydra.sweep.dir={sweep}",  # an existing sweep: resumed (resume=<dir> is this)
         PROBE,
     ]
     if args.launcher != "basic":
         command += [f"hydra/launcher={args.launcher}", *args.launcher_args]
-    print(f"{len(names)} models x 2 datasets = {2 * len(names)} jobs -> {sweep}", flush=True)
+    resumed = " (resumed)" if (sweep / "multirun.yaml").is_file() else ""
+    print(f"{len(names)} models x 2 datasets = {2 * len(names)} jobs -> {sweep}{resumed}")
     started = time.perf_counter()
-    with open(out / "sweep.log", "w") as log:
-        code = subprocess.call(command, cwd=out, env=env, stdout=log, stderr=subprocess.STDOUT)
-    wall = time.perf_counter() - started
-    (out / "sweep_wall.json").write_text(json.dumps({"wall_s": wall, "exit_code": code}))
+    with open(out / "sweep.log", "a") as log:
+        # its own session: --stop-after ends the sweep and the processes it started
+        proc = subprocess.Popen(
+            command, cwd=out, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            code = proc.wait(timeout=args.stop_after)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)
+            code = proc.wait()
+            print(f"stopped after {args.stop_after:.0f} s: run the same command to go on")
+    parts_file = out / "sweep_wall.json"
+    parts = json.loads(parts_file.read_text()).get("parts", []) if parts_file.is_file() else []
+    parts.append({"wall_s": time.perf_counter() - started, "exit_code": code})
+    parts_file.write_text(json.dumps({"wall_s": sum(p["wall_s"] for p in parts), "parts": parts}))
     report(sweep, args.names)
     return 0
 
 
 # ------------------------------------------------------------------------------ report
 
+RESULTS = ("metrics.json", "failed.json")  # a job's result: what it wrote last
 USER_ERRORS = ("UserError", "ModelError", "DataError", "ConfigError", "LabelError")
 
 
-def _families(names_file: Path) -> tuple[dict[str, str], list[str]]:
-    """model name -> family, and the over-the-cap lines, of the names file."""
-    family, over = {}, []
+def _families(names_file: Path) -> tuple[dict[str, str], list[str], dict[str, float]]:
+    """model name -> family, the over-the-cap lines, and model name -> millions of
+    parameters, of the names file."""
+    family, over, size = {}, [], {}
     for line in names_file.read_text().splitlines():
         if line.startswith("# over the cap:"):
             over.append(line.removeprefix("# over the cap:").strip())
         elif line and not line.startswith("#") and "#" in line:
             name, comment = line.split("#", 1)
             family[name.strip()] = comment.split()[0]
-    return family, over
+            size[name.strip()] = float(comment.split()[1].removesuffix("M"))
+    return family, over, size
+
+
+def _jobs_that_ran(sweep: Path) -> list[dict]:
+    """The probe's records of the jobs that ran, in the order they ran: a resumed sweep's
+    skipped jobs left out, a job run again (stopped, or failed before) counted once."""
+    records = [json.loads(x) for x in (sweep / "jobs_resources.jsonl").read_text().splitlines()]
+    last = {r["dir"]: i for i, r in enumerate(records) if not r.get("skipped")}
+    # a job stopped while it ran again (--stop-after) has neither result now: not done
+    done = [i for d, i in last.items() if any((sweep / d / f).is_file() for f in RESULTS)]
+    return [records[i] for i in sorted(done)]
+
+
+def _planned(sweep: Path) -> list[str]:
+    """The models the sweep was started with (its multirun.yaml; [] without one)."""
+    from omegaconf import OmegaConf
+
+    if not (sweep / "multirun.yaml").is_file():
+        return []
+    task = OmegaConf.load(sweep / "multirun.yaml").hydra.overrides.task
+    return next((o.split("=", 1)[1].split(",") for o in task if o.startswith("model.name=")), [])
 
 
 def _median(values: list[float]) -> float:
@@ -182,8 +232,8 @@ def _median(values: list[float]) -> float:
 
 
 def report(sweep: Path, names_file: Path = NAMES_FILE, window: int = 50) -> None:
-    family, over = _families(names_file)
-    jobs = [json.loads(x) for x in (sweep / "jobs_resources.jsonl").read_text().splitlines()]
+    family, over, _ = _families(names_file)
+    jobs = _jobs_that_ran(sweep)
     outcome: dict[str, list[str]] = collections.defaultdict(list)  # model -> outcomes
     lines: dict[str, str] = {}
     for job in jobs:
@@ -208,9 +258,10 @@ def report(sweep: Path, names_file: Path = NAMES_FILE, window: int = 50) -> None
     by = collections.defaultdict(list)
     for model, s in status.items():
         by[s].append(model)
-    not_run = [m for m in family if m not in status]
+    planned = _planned(sweep) or list(family)
+    not_run = [m for m in planned if m not in status]
     print(
-        f"\n{sweep}: {len(jobs)} jobs of {2 * len(family)}, "
+        f"\n{sweep}: {len(jobs)} jobs of {2 * len(planned)}, "
         f"{sum(j['failed'] for j in jobs)} failed; families: {len(by['ran'])} ran, "
         f"{len(by['refused'])} refused in one line, {len(by['failed'])} failed, "
         f"{len(not_run)} not reached, {len(over)} over the cap (not run)"
@@ -235,15 +286,39 @@ def report(sweep: Path, names_file: Path = NAMES_FILE, window: int = 50) -> None
             a = _median([j.get(key) for j in jobs[:n]])
             b = _median([j.get(key) for j in jobs[-n:]])
             print(f"{label} | {a:.2f} | {b:.2f} ({100 * (b / a - 1):+.0f}%)")
-        end = jobs[-1]
-        print(
-            f"\nat the end (job {end['job']}): {end['open_fds']} open file descriptors, "
-            f"{end['threads']} threads (after job 1: {jobs[1]['open_fds']}, "
-            f"{jobs[1]['threads']}); peak resident memory {end['peak_rss_mb']:.0f} MiB"
-        )
+        processes: dict[int, list[dict]] = collections.defaultdict(list)
+        for job in jobs:
+            processes[job["pid"]].append(job)
+        _ends(list(processes.values()))
     wall = sweep.parent / "sweep_wall.json"
     if wall.is_file():
         print(f"sweep wall: {json.loads(wall.read_text())['wall_s']:.0f} s")
+
+
+def _ends(processes: list[list[dict]]) -> None:
+    """Open files, threads and peak memory at the end of each process of the sweep (of
+    the processes together where each ran one job: a launcher of one process per job)."""
+    if max(len(p) for p in processes) == 1:
+        ends = [p[0] for p in processes]
+
+        def span(key: str) -> str:
+            low, high = min(e[key] for e in ends), max(e[key] for e in ends)
+            return f"{low:.0f}" if low == high else f"{low:.0f}-{high:.0f}"
+
+        print(
+            f"\n{len(ends)} processes of one job each; at their end {span('open_fds')} open "
+            f"file descriptors, {span('threads')} threads; peak resident memory "
+            f"{span('peak_rss_mb')} MiB"
+        )
+        return
+    print(f"\n{len(processes)} process(es); at the end of each:")
+    for part in processes:
+        end, second = part[-1], part[min(1, len(part) - 1)]
+        print(
+            f"  {len(part)} jobs: {end['open_fds']} open file descriptors, "
+            f"{end['threads']} threads (after its second job: {second['open_fds']}, "
+            f"{second['threads']}); peak resident memory {end['peak_rss_mb']:.0f} MiB"
+        )
 
 
 def main() -> int:
@@ -258,8 +333,10 @@ def main() -> int:
     p.add_argument("--names", type=Path, default=NAMES_FILE)
     p.add_argument("--models", type=int, default=None, help="only the first N (shuffled)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--smallest", action="store_true", help="--models N: the N smallest")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--launcher", default="basic", help="basic or submitit_local")
+    p.add_argument("--stop-after", type=float, default=None, help="end the sweep after S s")
     p.add_argument("launcher_args", nargs="*", help="more overrides (hydra.launcher.*)")
     p = sub.add_parser("report", help="the report of a zoo sweep folder")
     p.add_argument("sweep", type=Path)

@@ -13,7 +13,13 @@ from PIL import Image
 
 from imagenet_multilabel.reports.leaderboard import gather
 from imagenet_multilabel.reports.plotting import row_names
-from imagenet_multilabel.reports.testbed import CLIP, effective_robustness, fit_logit
+from imagenet_multilabel.reports.testbed import (
+    CLIP,
+    build_testbed,
+    effective_robustness,
+    fit_logit,
+    legend_entries,
+)
 from imagenet_multilabel.reports.write import write_report
 from imagenet_multilabel.runs.rundir import RunDir
 from tests.helpers import DEMO_PHOTOS, PP_LITE0, command, evaluate_py, write_run
@@ -140,6 +146,30 @@ def test_rows_of_one_model_are_named_by_their_preprocessing(tmp_path: Path) -> N
         write_run(tmp_path / f"r{size}", "lite0", {"demo": {"top1": size / 4}}, preprocessing=pp)
     write_run(tmp_path / "other", "other", {"demo": {"top1": 1.0}})
     assert row_names(gather([tmp_path]).rows) == ["lite0 224px", "lite0 160px", "other"]
+
+
+def test_a_testbed_of_many_models_names_the_best_and_worst_ten(tmp_path: Path) -> None:
+    """30 models: the legend names the 10 best and 10 worst on the reference and counts the
+    others (drawn grey); the table keeps all 30. 20 models: all named."""
+    top1 = {f"m{i:02d}": 40.0 + i for i in range(30)}  # m29 best
+    for name, value in top1.items():
+        write_run(tmp_path / name, name, {"val": {"top1": value}}, records={"val": VAL})
+        write_run(tmp_path / f"{name}-v2", name, {"v2": {"top1": value - 10}})
+    board, written = write_report([tmp_path], tmp_path)
+    tb = build_testbed(board, "top1", "val")
+    best = [f"m{i:02d}" for i in range(29, 19, -1)]
+    worst = [f"m{i:02d}" for i in range(9, -1, -1)]
+    assert list(legend_entries(tb)) == [*best, *worst, "10 other models"]
+    assert legend_entries(tb)["10 other models"] == -1
+    assert len(_csv(tmp_path / "figures" / "variants_top1.csv")) == 30
+    assert (tmp_path / "figures" / "testbed_top1.png") in written
+
+    few = tmp_path / "few"
+    for name in list(top1)[:20]:
+        write_run(few / name, name, {"val": {"top1": top1[name]}}, records={"val": VAL})
+        write_run(few / f"{name}-v2", name, {"v2": {"top1": top1[name] - 10}})
+    tb = build_testbed(write_report([few], few)[0], "top1", "val")
+    assert list(legend_entries(tb)) == [f"m{i:02d}" for i in range(19, -1, -1)]
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """Over a sweep, each job of the multirun process starts from the same memory, open files
-and threads (sweeps/job.py hands back what a job freed; sweeps/probe.py measures it)."""
+and threads (sweeps/job.py hands back what a job freed; sweeps/probe.py measures it), and
+the probe tells the jobs a resumed sweep skipped from those it ran."""
 
 from __future__ import annotations
 
@@ -50,3 +51,29 @@ def test_jobs_start_from_the_same_memory_after_a_large_job(tmp_path: Path) -> No
     assert grew < 1.10, f"jobs start with {100 * (grew - 1):.0f}% more memory after the large ones"
     assert {j["open_fds"] for j in jobs[1:]} == {jobs[1]["open_fds"]}
     assert {j["threads"] for j in jobs[1:]} == {jobs[1]["threads"]}
+
+
+@pytest.mark.slow
+def test_the_probe_marks_the_jobs_a_resumed_sweep_skipped(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in demo_photos()[:3]:
+        (photos / name).symlink_to(DEMO_ROOT / name)
+    sweep = tmp_path / "sweep"
+    args = ["model=test_tiny", "data=demo", f"data.root={photos}", "num_workers=0"]
+    args += ["logger=none", "callbacks=none", "hydra.callbacks.leaderboard.figures=false"]
+    first = evaluate_py("-m", "seed=0,1", *args, f"hydra.sweep.dir={sweep}", PROBE)
+    assert first.returncode == 0, first.stderr[-3000:]
+    # the second: seed=1 is done, seed=2 is new
+    second = evaluate_py("-m", "seed=1,2", *args, f"resume={sweep}", PROBE)
+    assert second.returncode == 0, second.stderr[-3000:]
+    lines = (sweep / "jobs_resources.jsonl").read_text().splitlines()
+    seed = {
+        d.name: next(
+            o for o in json.loads((d / "job.json").read_text())["overrides"] if "seed" in o
+        )
+        for d in sweep.iterdir()
+        if (d / "job.json").is_file()
+    }
+    jobs = [(seed[j["dir"]], j["skipped"]) for j in map(json.loads, lines)]
+    assert jobs == [("seed=0", False), ("seed=1", False), ("seed=1", True), ("seed=2", False)]

@@ -14,6 +14,7 @@ import torch
 from imagenet_multilabel.checks import check_train_settings
 from imagenet_multilabel.core.errors import DataError, ModelError, UserError
 from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
+from imagenet_multilabel.data.fingerprint import ids_sha256
 from imagenet_multilabel.runs.rundir import RunDir
 from imagenet_multilabel.tasks.evaluate import evaluate
 from imagenet_multilabel.tasks.train import train
@@ -32,6 +33,13 @@ def test_short_fit_writes_a_complete_run(compose_cfg, photos: Path) -> None:
                 m[f"finetuned.{metric}"] - m[f"pretrained.{metric}"]
             )
         assert f"{name}@pretrained" in run.prediction_files and name in run.prediction_files
+        # which images the result counted, as evaluate.py records it (no metric)
+        counted = run.predictions(name)["path"]
+        assert run.image_sets[name] == {
+            "num_distinct_images": len(set(counted)),
+            "images_sha256": ids_sha256(counted),
+        }
+        assert metrics[f"{name}/images_sha256"] == ids_sha256(counted)
     assert run.metrics["single_photos"]["finetuned.num_images"] == 24
     assert metrics["heldout_classes/pretrained.num_images"] == 6
 

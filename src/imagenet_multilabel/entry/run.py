@@ -194,11 +194,12 @@ def _hydra_error(e: BaseException) -> tuple[str, int] | None:
             "e.g. 'data.root=\"/photos (2024), v2\"'",
             2,
         )
-    if isinstance(e, (HydraException, OmegaConfBaseException)):
-        return one_line(e), 2
-    user_error = find_user_error(e)  # ours, raised in Hydra's part: a launcher, a resolver
+    # ours, raised in Hydra's part (a launcher, a resolver), before Hydra's wrapper of it
+    user_error = find_user_error(e)
     if user_error is not None and not isinstance(user_error, Interrupted):
         return one_line(user_error), 2
+    if isinstance(e, (HydraException, OmegaConfBaseException)):
+        return one_line(e), 2
     if isinstance(e, OSError) and e.filename is not None:  # the run folder Hydra creates
         option = "hydra.sweep.dir" if _multirun(sys.argv) else "hydra.run.dir"
         return f"cannot write {e.filename} ({e.strerror}): choose another {option}=...", 2

@@ -7,7 +7,9 @@ in logit space over the models; and the wide model x dataset table with each mod
 its reference accuracy, in points (above the line: +).
 
 Per metric (top1; real_top1 and asma where the reference and a variant have them):
-``testbed_<metric>.png`` (one panel per variant) and ``variants_<metric>.md`` / ``.csv``.
+``testbed_<metric>.png`` (one panel per variant; its legend names every model up to 20 of
+them, beyond that the best and worst 10 on the reference, the others drawn small and grey)
+and ``variants_<metric>.md`` / ``.csv`` (every model).
 
 ImageNet-C: where the datasets of a sweep (named ``imagenet_c-<corruption>-<severity>``, as
 ``data=imagenet_c`` names them) cover all 15 corruptions of the benchmark, they are shown as
@@ -37,6 +39,7 @@ import numpy as np
 from imagenet_multilabel.core.errors import DataError, one_line
 from imagenet_multilabel.core.files import atomic_write_bytes
 from imagenet_multilabel.data.datasets.corruptions import BENCHMARK
+from imagenet_multilabel.reports.at_scale import figure_rows
 from imagenet_multilabel.reports.leaderboard import Leaderboard
 from imagenet_multilabel.reports.leaderboard_markdown import input_text
 from imagenet_multilabel.reports.leaderboard_rows import Row
@@ -247,12 +250,27 @@ def _frac(z: float | np.ndarray) -> np.ndarray:
     return expit(z) / 100
 
 
+OTHERS = ("0.72", "o")  # the colour and marker of the models the legend does not name
+
+
+def legend_entries(tb: Testbed) -> dict[str, int]:
+    """The testbed legend's entries: label -> row position (best on the reference first).
+    Every model up to ``2 * FIGURE_ROWS`` of them; beyond, the best and worst
+    ``FIGURE_ROWS`` (as the per-model figures show them: at_scale.py) and one entry, at
+    -1, for the others, drawn small and grey (a legend of hundreds of rows is unreadable)."""
+    shown, _ = figure_rows(list(range(len(tb.rows))))
+    entries = {tb.names[i]: i for i in shown}
+    if len(shown) < len(tb.rows):
+        entries[f"{len(tb.rows) - len(shown)} other models"] = -1
+    return entries
+
+
 def plot_testbed(tb: Testbed, path: Path) -> Path:
     """One panel per variant: reference accuracy (x) against variant accuracy (y), logit
-    axes ticked in %, a point per model, y = x and the fitted line with its numbers."""
+    axes ticked in %, a point per model, y = x and the fitted line with its numbers; the
+    legend names at most ``2 * FIGURE_ROWS`` models (:func:`legend_entries`)."""
     # matplotlib: only when a figure is drawn
     from matplotlib.lines import Line2D
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
     plt = pyplot()
     n = len(tb.variants)
@@ -261,61 +279,27 @@ def plot_testbed(tb: Testbed, path: Path) -> Path:
     fig, axes = plt.subplots(
         grid, cols, figsize=(4.4 * cols + 2.5, 5.4 * grid), squeeze=False, layout="constrained"
     )
+    named = legend_entries(tb)
     colors = plt.get_cmap("tab10").colors
-    styles = [(colors[i % 10], MARKERS[i % len(MARKERS)]) for i in range(len(tb.rows))]
-    x_all = tb.values(tb.reference)
+    shown = [i for i in named.values() if i >= 0]
+    styles = {i: (colors[k % 10], MARKERS[k % len(MARKERS)]) for k, i in enumerate(shown)}
     clipped = False
     for ax, variant in zip(axes.flat, tb.variants, strict=False):
-        y_all = tb.values(variant)
-        both = np.isfinite(x_all) & np.isfinite(y_all)
-        x, y = x_all[both], y_all[both]
-        clipped |= bool(np.any((x < CLIP) | (x > 100 - CLIP) | (y < CLIP) | (y > 100 - CLIP)))
-        zx, zy = logit(x), logit(y)
-        lo, hi = float(min(zx.min(), zy.min())), float(max(zx.max(), zy.max()))
-        pad = max(0.4, 0.12 * (hi - lo))
-        lo, hi = lo - pad, hi + pad
-        line = np.linspace(lo, hi, 50)
-        ax.plot(_frac(line), _frac(line), "--", color="grey", linewidth=1, label="y = x")
-        fit = tb.fits[variant]
-        if fit is not None:
-            ax.plot(
-                _frac(line),
-                _frac(fit.slope * line + fit.intercept),
-                "-",
-                color="black",
-                linewidth=1.2,
-                label=f"fit in logit space:\n{fit.describe()}",
-            )
-        else:
-            ax.plot([], [], " ", label=_no_fit_reason(x_all, y_all))
-        for (color, marker), xi, yi in zip(
-            [s for s, b in zip(styles, both, strict=True) if b], zx, zy, strict=True
-        ):
-            ax.plot(_frac(xi), _frac(yi), marker, color=color, markersize=7, linestyle="none")
-        for axis, setter in ((ax.xaxis, ax.set_xscale), (ax.yaxis, ax.set_yscale)):
-            setter("logit")
-            ticks = _ticks(lo, hi)
-            axis.set_major_locator(FixedLocator([t / 100 for t in ticks]))
-            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:g}%"))
-            axis.set_minor_locator(NullLocator())
-        ax.set_xlim(_frac(lo), _frac(hi))
-        ax.set_ylim(_frac(lo), _frac(hi))
-        ax.set_aspect("equal")
-        ax.grid(True, color="0.9")
-        ax.set_title(variant, fontsize=10)
-        ax.set_xlabel(f"{tb.reference} {tb.metric}")
-        ax.set_ylabel(f"{variant} {tb.metric}")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8, frameon=False)
+        clipped |= _panel(ax, tb, variant, styles)
     for ax in list(axes.flat)[n:]:
         ax.set_axis_off()
-    handles = [Line2D([], [], marker=m, color=c, linestyle="none", markersize=7) for c, m in styles]
+    handles = [
+        Line2D([], [], marker=m, color=c, linestyle="none", markersize=7 if i in styles else 4)
+        for i, (c, m) in ((i, styles.get(i, OTHERS)) for i in named.values())
+    ]
+    which = "" if len(shown) == len(tb.rows) else f": {figure_rows(tb.rows)[1]}"
     fig.legend(
         handles,
-        tb.names,
+        list(named),
         loc="outside right center",
         fontsize=8,
         frameon=False,
-        title="models",
+        title=f"models{which}\n(by {tb.reference} {tb.metric})" if which else "models",
         title_fontsize=8,
     )
     title = f"{tb.metric}: each variant against {tb.reference} (logit axes)"
@@ -326,6 +310,54 @@ def plot_testbed(tb: Testbed, path: Path) -> Path:
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def _panel(ax, tb: Testbed, variant: str, styles: dict[int, tuple]) -> bool:
+    """One variant's panel (``styles``: row position -> colour and marker of the models
+    the legend names; the others small and grey); whether an accuracy was clipped."""
+    # matplotlib: only when a figure is drawn
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    x_all, y_all = tb.values(tb.reference), tb.values(variant)
+    both = np.isfinite(x_all) & np.isfinite(y_all)
+    x, y = x_all[both], y_all[both]
+    clipped = bool(np.any((x < CLIP) | (x > 100 - CLIP) | (y < CLIP) | (y > 100 - CLIP)))
+    zx, zy = logit(x), logit(y)
+    lo, hi = float(min(zx.min(), zy.min())), float(max(zx.max(), zy.max()))
+    pad = max(0.4, 0.12 * (hi - lo))
+    lo, hi = lo - pad, hi + pad
+    line = np.linspace(lo, hi, 50)
+    ax.plot(_frac(line), _frac(line), "--", color="grey", linewidth=1, label="y = x")
+    fit = tb.fits[variant]
+    if fit is not None:
+        ax.plot(
+            _frac(line),
+            _frac(fit.slope * line + fit.intercept),
+            "-",
+            color="black",
+            linewidth=1.2,
+            label=f"fit in logit space:\n{fit.describe()}",
+        )
+    else:
+        ax.plot([], [], " ", label=_no_fit_reason(x_all, y_all))
+    for i, xi, yi in zip(np.flatnonzero(both).tolist(), zx, zy, strict=True):
+        color, marker = styles.get(i, OTHERS)
+        size, z = (7, 3) if i in styles else (4, 2)
+        ax.plot(_frac(xi), _frac(yi), marker, color=color, ms=size, ls="none", zorder=z)
+    for axis, setter in ((ax.xaxis, ax.set_xscale), (ax.yaxis, ax.set_yscale)):
+        setter("logit")
+        axis.set_major_locator(FixedLocator([t / 100 for t in _ticks(lo, hi)]))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:g}%"))
+        axis.set_minor_locator(NullLocator())
+    ax.set_xlim(_frac(lo), _frac(hi))
+    ax.set_ylim(_frac(lo), _frac(hi))
+    ax.set_aspect("equal")
+    ax.grid(True, color="0.9")
+    ax.set_title(variant, fontsize=10)
+    ax.set_xlabel(f"{tb.reference} {tb.metric}")
+    ax.set_ylabel(f"{variant} {tb.metric}")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8, frameon=False)
+    return clipped
 
 
 # ------------------------------------------------------------------------------ tables

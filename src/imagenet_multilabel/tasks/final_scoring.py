@@ -1,11 +1,13 @@
 """The end of a fine-tuning run: the best checkpoint's logits of every held-out set, scored
 as evaluate.py scores them (or the classifier on cached features), compared with the
 pretrained model's, and printed; weights or logits that are not finite end the run before
-anything is written."""
+anything is written; which images each fine-tuned result counted, for metrics.json (as
+evaluate.py records it: runs/image_sets.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -16,6 +18,7 @@ from imagenet_multilabel.core.errors import UserError
 from imagenet_multilabel.data.loading.settings import LoaderSettings
 from imagenet_multilabel.lit.evaluation import EvaluationModule
 from imagenet_multilabel.models.backbones import Backbone
+from imagenet_multilabel.runs.image_sets import scored_image_set
 from imagenet_multilabel.runs.summary import print_summary
 from imagenet_multilabel.scoring.metrics.buffer import Predictions
 from imagenet_multilabel.scoring.metrics.names import is_count
@@ -107,6 +110,22 @@ def compare(
         row.update({f"delta.{k}": ft[k] - v for k, v in pre.items() if not is_count(k) and k in ft})
         per_set[name] = row
     return per_set
+
+
+def with_image_sets(
+    per_set: dict[str, dict[str, float]],
+    sets: FitSets,
+    finetuned: dict[str, tuple[dict[str, float], Predictions]],
+) -> dict[str, dict[str, Any]]:
+    """``per_set`` and, per set, ``num_distinct_images`` and ``images_sha256`` of the images
+    its fine-tuned result counted (the gathered indices; logits of cached features have
+    none and are every image in dataset order, as predictions/ writes them)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, row in per_set.items():
+        preds = finetuned[name][1]
+        index = preds.index if preds.index is not None else range(len(preds))
+        out[name] = {**row, **scored_image_set(sets.evals[name].dataset.files, index)}
+    return out
 
 
 def split_stages(metrics: dict[str, float]) -> dict[str, dict[str, float]]:

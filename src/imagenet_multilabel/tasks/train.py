@@ -11,7 +11,9 @@ evaluate.py would (``final_scoring.py``) -> predictions/, split.json, run.json,
 metrics.json (last).
 
 metrics.json keys: ``<set>/pretrained.<metric>``, ``<set>/finetuned.<metric>`` and
-``<set>/delta.<metric>`` (fine-tuned minus pretrained).
+``<set>/delta.<metric>`` (fine-tuned minus pretrained), and which images the set's result
+counted, ``<set>/num_distinct_images`` and ``<set>/images_sha256`` (as evaluate.py writes
+them; RunDir keeps them apart from the metrics).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from imagenet_multilabel.tasks.final_scoring import (
     finite_logits_or_raise,
     finite_weights_or_raise,
     print_comparison,
+    with_image_sets,
 )
 from imagenet_multilabel.tracking.session import finish_wandb
 from imagenet_multilabel.training.checks import check_train_parts, lr_warning
@@ -135,6 +138,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics = flatten_metrics(per_set)
     if not run.trainer.is_global_zero:
         return metrics
+    metrics = flatten_metrics(with_image_sets(per_set, run.sets, finetuned))
     times["wall_seconds"] = time.perf_counter() - started
     write_results(run, pretrained, finetuned, best, metrics, times)
     print_comparison(per_set, cfg, run.trainer.global_step)

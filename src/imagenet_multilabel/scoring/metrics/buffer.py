@@ -21,7 +21,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities.distributed import gather_all_tensors
 
-from imagenet_multilabel.core.runtime import one_torch_thread, outer_threads, run_in_threads
+from imagenet_multilabel.core.runtime import one_torch_thread
 
 
 @dataclass
@@ -91,6 +91,7 @@ class PredictionBuffer(Metric):
             index=None if preds.index is None else preds.index.reshape(n),
         )
 
+    @one_torch_thread()  # small ops and copies: one torch thread, as the scorer
     def update(
         self, index: Tensor, logits: Tensor, target: Tensor, valid: Tensor | None = None
     ) -> None:
@@ -241,19 +242,18 @@ class PredictionBuffer(Metric):
         return Predictions(logits=logits, target=target, valid=valid, index=index)
 
 
+@one_torch_thread()  # see the docstring
 def cat_rows(states: list[list[Tensor] | Tensor], dtypes: list[torch.dtype | None]) -> list[Tensor]:
     """Each state's batches (a list of tensors, or one tensor after a DDP sync) as one
     tensor of their rows, in ``dtypes`` (None: the batches' own), as ``torch.cat`` then
     ``.to(dtype)`` would give them.
 
     On the CPU, each output is allocated once and every batch is copied (and converted) into
-    its rows, with one torch thread, the copies shared out between Python threads
-    (:func:`~imagenet_multilabel.core.runtime.run_in_threads`): on the busy 2-core machine,
-    ``torch.cat`` of 100 batches of 50,000 x 1000 logits with two torch threads took
-    0.5-0.8 CPU-s (threads waiting for each other), this 0.15; a second pass for ``.bool()``
-    of the valid labels took 0.2 more. A single batch in its dtype is returned as it is."""
+    its rows, on one torch thread: on the busy 2-core machine, ``torch.cat`` of 100 batches
+    of 50,000 x 1000 logits and ``.bool()`` of their valid labels took 0.8-1.5 CPU-s on two
+    OpenMP threads (each copy waiting for a taken core), 0.20 on one, this 0.17. A single
+    batch in its dtype is returned as it is."""
     outputs: list[Tensor] = []
-    copies: list[tuple[Tensor, Tensor]] = []
     for state, dtype in zip(states, dtypes, strict=True):
         batches = [state] if isinstance(state, Tensor) else list(state)
         if not batches:
@@ -273,31 +273,7 @@ def cat_rows(states: list[list[Tensor] | Tensor], dtypes: list[torch.dtype | Non
         out = torch.empty((rows, *first.shape[1:]), dtype=dtype, device=first.device)
         start = 0
         for b in batches:
-            copies.append((out[start : start + b.shape[0]], b))
+            out[start : start + b.shape[0]].copy_(b)
             start += int(b.shape[0])
         outputs.append(out)
-    if copies:
-        run_in_threads(_copy_jobs(copies, outer_threads()))
     return outputs
-
-
-def _copy_jobs(copies: list[tuple[Tensor, Tensor]], workers: int) -> list[Callable[[], None]]:
-    """``copies`` (destination, source) in ``workers`` runs of about the same bytes."""
-    total = sum(src.numel() * dst.element_size() for dst, src in copies)
-    share = total / max(1, workers)
-    runs: list[list[tuple[Tensor, Tensor]]] = [[]]
-    done = 0
-    for dst, src in copies:
-        if done >= share * len(runs) and len(runs) < workers:
-            runs.append([])
-        runs[-1].append((dst, src))
-        done += src.numel() * dst.element_size()
-
-    def job(run: list[tuple[Tensor, Tensor]]) -> Callable[[], None]:
-        def copy() -> None:
-            for dst, src in run:
-                dst.copy_(src)
-
-        return copy
-
-    return [job(run) for run in runs if run]

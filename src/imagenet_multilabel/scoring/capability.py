@@ -290,9 +290,10 @@ class MultiLabelCapability(PredictionBuffer):
         super().merge_state(incoming_state)
         self._indexed = indexed
 
-    # update and compute run many mid-sized torch ops: on one torch thread, as the scorer
+    # update runs small torch ops and copies: on one torch thread, as the scorer does
     # (core/runtime.py; 100 updates of 500 x 1000 logits with dataset_size took 1.3 CPU-s
-    # on two OpenMP threads of the busy 2-core machine, 0.23 on one)
+    # on two OpenMP threads of the busy 2-core machine, 0.23 on one). compute() leaves the
+    # thread count to the scorer (its passes over all logits use every thread).
     @one_torch_thread()
     def update(
         self,
@@ -362,7 +363,6 @@ class MultiLabelCapability(PredictionBuffer):
             valid=None if valid is None else valid[keep],
         )
 
-    @one_torch_thread()
     def compute(self) -> dict[str, float]:
         preds = self.predictions()
         return self.scorer.score("data", preds.logits, preds.target, preds.valid, self.class_subset)

@@ -33,7 +33,8 @@ dataset order (float sums and rankings depend on it), whatever the number of pro
   split of ``DistributedSampler(shuffle=False)`` (what Lightning uses for validation and
   test by default); ``dataset_size`` is then required, to drop its padding copies.
 - ``dataset_size`` (optional otherwise): checks that every image of ``0..dataset_size-1``
-  was scored exactly once.
+  was scored exactly once; the states are then preallocated (this rank's share), so that
+  ``compute()`` scores them without joining the batches.
 
 ``compute()`` is collective under DDP (every rank calls it, every rank gets the same dict,
 a new one each call). A ``compute()`` that raises (an image missing, an index given twice,
@@ -64,6 +65,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from imagenet_multilabel.core.runtime import one_torch_thread
 from imagenet_multilabel.scoring.heads import Head, MultiLabelHead, SingleLabelHead
 from imagenet_multilabel.scoring.metrics.buffer import PredictionBuffer, Predictions
 from imagenet_multilabel.scoring.scorer import HeadSpec, Scorer
@@ -166,7 +168,8 @@ class MultiLabelCapability(PredictionBuffer):
         with_valid: updates give ``valid`` labels (False: a dataset without a label set).
         num_classes: the model's classes (columns of ``logits`` and ``valid``); also the
             shape of an empty shard under DDP.
-        dataset_size: the number of images; checks that each was scored exactly once.
+        dataset_size: the number of images; checks that each was scored exactly once, and
+            preallocates the states (compute() then joins no batches).
             Required under DDP when no ``index`` is given.
         class_subset: the classes the dataset is scored on (others' logits excluded).
         nonfinite_logits: ``"error"`` (default): ``compute()`` refuses logits that hold inf
@@ -287,6 +290,11 @@ class MultiLabelCapability(PredictionBuffer):
         super().merge_state(incoming_state)
         self._indexed = indexed
 
+    # update runs small torch ops and copies: on one torch thread, as the scorer does
+    # (core/runtime.py; 100 updates of 500 x 1000 logits with dataset_size took 1.3 CPU-s
+    # on two OpenMP threads of the busy 2-core machine, 0.23 on one). compute() leaves the
+    # thread count to the scorer (its passes over all logits use every thread).
+    @one_torch_thread()
     def update(
         self,
         logits: Tensor,
@@ -316,13 +324,6 @@ class MultiLabelCapability(PredictionBuffer):
             position = torch.arange(self._seen, self._seen + n, device=target.device)
             index = position * world + rank
         super().update(index.to(target.device), logits, target, _bool(valid))
-
-    def _rank_and_world(self) -> tuple[int, int]:
-        dist = torch.distributed
-        if not (dist.is_available() and dist.is_initialized()):
-            return 0, 1
-        group = self.process_group
-        return dist.get_rank(group), dist.get_world_size(group)
 
     def reset(self) -> None:
         super().reset()

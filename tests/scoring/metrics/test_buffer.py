@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from imagenet_multilabel.scoring.heads import MultiLabelHead, SingleLabelHead
-from imagenet_multilabel.scoring.metrics.buffer import PredictionBuffer, Predictions
+from imagenet_multilabel.scoring.metrics.buffer import PredictionBuffer, Predictions, cat_rows
 from imagenet_multilabel.scoring.scorer import HeadSpec, Scorer
 
 N, C = 57, 11
@@ -73,6 +73,48 @@ def test_buffered_batches_in_any_order_give_the_same_metrics(batch):
     assert torch.equal(preds.logits, logits) and torch.equal(preds.target, target)
     assert torch.equal(preds.valid, valid)
     assert_identical(metrics(preds.logits, preds.target, preds.valid), metrics(*data()))
+
+
+def test_batches_in_order_are_joined_without_a_copy_and_pickled_as_their_rows() -> None:
+    """With the dataset size known, the batches are written into the rows of one
+    preallocated tensor per state: they are joined with no copy (the logits are the stored
+    ones), a pickle holds each batch's rows once (not the whole preallocated
+    tensor per batch), and batches past the dataset's size are kept as they are (the buffer
+    then says what is wrong)."""
+    logits, target, valid = data()
+    buffer = PredictionBuffer(N, with_valid=True, num_classes=C)
+    plain = PredictionBuffer(0, with_valid=True, num_classes=C)  # size unknown: batches kept
+    for rows in torch.arange(N).chunk(6):
+        for buf in (buffer, plain):
+            buf.update(rows, logits[rows], target[rows], valid[rows])
+    assert plain._arena is None
+    pickled = pickle.dumps(buffer)
+    assert len(pickled) <= len(pickle.dumps(plain)) + 100
+    joined = buffer.sorted_states()[1]
+    assert joined.data_ptr() == buffer.logits[0].data_ptr()  # no copy
+    preds = buffer.compute()  # (torchmetrics clones what compute() returns)
+    assert torch.equal(preds.logits, logits) and torch.equal(preds.valid, valid)
+    assert_identical(metrics(preds.logits, preds.target, preds.valid), metrics(*data()))
+    again = pickle.loads(pickled).compute()
+    assert torch.equal(again.logits, logits) and torch.equal(again.valid, valid)
+    buffer.update(torch.tensor([0]), logits[:1], target[:1], valid[:1])  # one image too many
+    with pytest.raises(RuntimeError, match="every image must be scored exactly once"):
+        buffer.compute()
+    buffer.reset()  # a new pass writes into new rows: the rows joined before stay as they were
+    buffer.update(torch.arange(N), -logits, target, valid)
+    assert torch.equal(joined, logits) and torch.equal(buffer.compute().logits, -logits)
+
+
+def test_cat_rows_gives_what_torch_cat_gives() -> None:
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.rand(n, 5, generator=g) < 0.5).to(torch.uint8) for n in (3, 0, 4, 1)]
+    want = torch.cat(batches)
+    got = cat_rows([batches, batches[:1], torch.arange(3)], [torch.bool, None, None])
+    assert torch.equal(got[0], want.bool()) and got[0].dtype == torch.bool
+    assert got[1] is batches[0] and torch.equal(got[2], torch.arange(3))  # no copy of one
+    assert torch.equal(
+        cat_rows([[torch.tensor(1), torch.tensor([2, 3])]], [None])[0], torch.tensor([1, 2, 3])
+    )  # 0-d batches, as torchmetrics' dim_zero_cat
 
 
 @pytest.mark.parametrize("classes", [1, C])

@@ -766,7 +766,7 @@ def _issue33_cases() -> list[Case]:
             setup=lambda d: _flat(d / "val"),
             expect="ok",
         ),
-        # resume (another branch): run after; they may still fail here
+        # resume: a folder as ckpt_path, a longer resume, an interrupted run's line
         Case(
             I33 + "resume: ckpt_path=<a folder>",
             "resume",

@@ -1,6 +1,7 @@
 """Checks of the ``trainer.*`` settings Lightning's Trainer takes (accelerator, devices,
 precision), whose own errors are tracebacks. Lightning (and torch) is imported only inside
-these functions, which the config check calls last."""
+these functions, which the config check calls last, and only where needed (seconds): not
+for accelerator cpu or auto (but auto with float16), nor for the common precisions."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from imagenet_multilabel.core.errors import UserError
+
+# precision values every Lightning 2 takes (no import needed to accept them)
+COMMON = frozenset(
+    {"32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "32", "16", "64"}
+)
 
 
 def _precisions() -> set[str]:
@@ -41,7 +47,7 @@ def check_trainer(trainer: Mapping[str, Any]) -> None:
     """``trainer.accelerator`` exists on this machine, ``devices`` and ``precision`` are
     values Lightning takes (its own errors of them are tracebacks)."""
     accelerator = str(trainer.get("accelerator", "auto"))
-    if accelerator != "auto":
+    if accelerator not in ("auto", "cpu"):  # cpu: always there, no import (seconds)
         # Lightning imports torch: the trainer is checked after every other setting
         from lightning.pytorch.accelerators import AcceleratorRegistry
 
@@ -71,21 +77,25 @@ def check_trainer(trainer: Mapping[str, Any]) -> None:
     if isinstance(devices, str) and devices != "auto" and not _is_int_list(devices.split(",")):
         raise UserError(f"trainer.devices={devices!r} is not valid: give a number >= 1 or auto")
     precision = trainer.get("precision")
-    allowed = _precisions()
-    if precision is not None and allowed and str(precision) not in allowed:
+    # Lightning's list costs its import (seconds): asked only for a value not of COMMON
+    allowed = set() if precision is None or str(precision) in COMMON else _precisions()
+    if allowed and str(precision) not in allowed:
         raise UserError(
             f"trainer.precision={precision!r} is unknown: use 32-true, 16-mixed, bf16-mixed, "
             "16-true, bf16-true or 64-true"
         )
-    on_cpu = accelerator == "cpu" or (
-        accelerator == "auto" and not any(_has_accelerator(a) for a in ("cuda", "mps", "tpu"))
-    )
-    if on_cpu and str(precision) in ("16-mixed", "16"):
+    if str(precision) in ("16-mixed", "16") and _on_cpu(accelerator):
         # Lightning then runs bf16-mixed, while the run records 16-mixed
         raise UserError(
             f"trainer.precision={precision} (float16 autocast) needs a GPU: on CPU use "
             "bf16-mixed or 32-true"
         )
+
+
+def _on_cpu(accelerator: str) -> bool:
+    return accelerator == "cpu" or (
+        accelerator == "auto" and not any(_has_accelerator(a) for a in ("cuda", "mps", "tpu"))
+    )
 
 
 def _is_int_list(values: Any) -> bool:

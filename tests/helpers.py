@@ -12,6 +12,7 @@ and skip, with a reason, when it is absent.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -204,6 +205,16 @@ def make_wnid_folders(root: Path, classes: Iterable[int]) -> Path:
         folder = root / wnids()[index]
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(photo(index), folder / photo_name(index))
+    return root
+
+
+def demo_folder(root: Path, names: Iterable[str]) -> Path:
+    """A flat folder ``root`` of links to the named demo photos, made where missing (several
+    processes may make the same folder at once)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        with contextlib.suppress(FileExistsError):
+            (root / name).symlink_to(DEMO_ROOT / name)
     return root
 
 

@@ -13,7 +13,6 @@ other tests) forks children that can hang on their locks.
 
 from __future__ import annotations
 
-import contextlib
 import faulthandler
 import json
 import math
@@ -33,9 +32,9 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from imagenet_multilabel.data.datasets.folders import DEMO_ROOT
 from imagenet_multilabel.entry.run import run_task
 from imagenet_multilabel.tasks.train import train
+from tests.helpers import demo_folder, demo_photos
 
 MOMENTS = ("step", "epoch_end", "validation", "save")
 
@@ -45,11 +44,7 @@ def _small_photos(count: int = 40) -> Path:
     user, in the temp folder): the final scoring of every run reads each photo, and 40
     hold the 20 held-out classes and 20 trained ones."""
     folder = Path(tempfile.gettempdir()) / f"imagenet-ml-resume-photos-{count}-{os.getuid()}"
-    folder.mkdir(exist_ok=True)
-    for photo in sorted(DEMO_ROOT.glob("*.JPEG"))[:count]:
-        with contextlib.suppress(FileExistsError):  # another process made it first
-            (folder / photo.name).symlink_to(photo)
-    return folder
+    return demo_folder(folder, demo_photos()[:count])
 
 
 # the small full fine-tuning that is interrupted: 4 optimizer steps an epoch, last.ckpt

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import DEMO_ROOT, demo_photos, evaluate_py
+from tests.helpers import DEMO_ROOT, demo_folder, demo_photos, evaluate_py
 
 PROBE = "+hydra.callbacks.resources._target_=imagenet_multilabel.sweeps.probe.JobResources"
 
@@ -55,10 +55,7 @@ def test_jobs_start_from_the_same_memory_after_a_large_job(tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_the_probe_marks_the_jobs_a_resumed_sweep_skipped(tmp_path: Path) -> None:
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for name in demo_photos()[:3]:
-        (photos / name).symlink_to(DEMO_ROOT / name)
+    photos = demo_folder(tmp_path / "photos", demo_photos()[:3])
     sweep = tmp_path / "sweep"
     args = ["model=test_tiny", "data=demo", f"data.root={photos}", "num_workers=0"]
     args += ["logger=none", "callbacks=none", "hydra.callbacks.leaderboard.figures=false"]

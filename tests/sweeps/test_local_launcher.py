@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import DEMO_ROOT, demo_photos, error_line, evaluate_py
+from tests.helpers import demo_folder, demo_photos, error_line, evaluate_py
 
 
 def _intervals(sweep: Path) -> list[tuple[float, float]]:
@@ -26,10 +26,7 @@ def _most_at_once(intervals: list[tuple[float, float]]) -> int:
 
 @pytest.mark.slow
 def test_array_parallelism_caps_the_jobs_run_at_once(tmp_path: Path) -> None:
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for name in demo_photos()[:4]:
-        (photos / name).symlink_to(DEMO_ROOT / name)
+    photos = demo_folder(tmp_path / "photos", demo_photos()[:4])
     sweep = tmp_path / "sweep"
     proc = evaluate_py(
         "-m",

@@ -5,29 +5,24 @@ is that of the one launch (src/hydra_plugins/imagenet_multilabel_launcher/local.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import demo_folder, demo_photos, error_line, evaluate_py
+from tests.paths import REPO
 
 
-def _intervals(sweep: Path) -> list[tuple[float, float]]:
-    """(start, end) of every job: job.json is written when it starts, metrics.json last."""
-    jobs = [p.parent for p in sweep.glob("*/metrics.json")]
-    return sorted(
-        ((j / "job.json").stat().st_mtime, (j / "metrics.json").stat().st_mtime) for j in jobs
-    )
-
-
-def _most_at_once(intervals: list[tuple[float, float]]) -> int:
-    return max(sum(s <= start < e for s, e in intervals) for start, _ in intervals)
+def _marks(folder: Path, kind: str) -> dict[int, float]:
+    return {int(p.stem): float(p.read_text()) for p in folder.glob(f"*.{kind}")}
 
 
 @pytest.mark.slow
 def test_array_parallelism_caps_the_jobs_run_at_once(tmp_path: Path) -> None:
     photos = demo_folder(tmp_path / "photos", demo_photos()[:4])
-    sweep = tmp_path / "sweep"
+    sweep, gate = tmp_path / "sweep", tmp_path / "gate"
+    gate.mkdir()
     proc = evaluate_py(
         "-m",
         "hydra/launcher=submitit_local",
@@ -40,12 +35,26 @@ def test_array_parallelism_caps_the_jobs_run_at_once(tmp_path: Path) -> None:
         "logger=none",
         "callbacks=none",
         "hydra.callbacks.leaderboard.figures=false",
+        "+hydra.callbacks.gate._target_=tests.sweeps.job_gate.JobGate",
+        f"+hydra.callbacks.gate.folder={gate}",
+        "+hydra.callbacks.gate.jobs=5",
         f"hydra.sweep.dir={sweep}",
+        base={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        },
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    intervals = _intervals(sweep)
-    assert len(intervals) == 5
-    assert _most_at_once(intervals) == 2  # 2, 2, then 1
+    assert len(list(sweep.glob("*/metrics.json"))) == 5
+    # every job saw at most 2 running (the cap), and the first of each pair saw 2
+    most = {int(p.stem): int(p.read_text()) for p in gate.glob("*.most")}
+    assert sorted(most) == list(range(5))
+    assert max(most.values()) == 2, most
+    # waves of 2: jobs 2 and 3 start after 0 and 1 have ended, job 4 after 2 and 3
+    starts, ends = _marks(gate, "start"), _marks(gate, "end")
+    for job, started in starts.items():
+        earlier = [ends[j] for j in range(job - job % 2)]
+        assert all(started > e for e in earlier), (job, starts, ends)
     seeds = {o for j in sweep.glob("*/job.json") for o in json.loads(j.read_text())["overrides"]}
     assert {f"seed={i}" for i in range(5)} <= seeds
 

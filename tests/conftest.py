@@ -69,12 +69,24 @@ def wnid_folder(tmp_path: Path) -> Path:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (the README's ``-n auto``), the tests that start a real Slurm on
     this machine (the ``slurm_cluster`` fixture, one per worker process, and the daemons'
-    own tests) run on one worker, in turn; and the tests marked ``slow`` are handed out
-    first (in their order), so that the quick ones fill the workers' last minutes instead of
-    one worker finishing a long test alone."""
+    own tests) run on one worker, in turn, and so do the tests of a module that share one of
+    its module-scoped fixtures (a run, a browser), which each worker would otherwise make
+    again; and the modules that hold a test marked ``slow`` are handed out first (whole,
+    in their order: a module split around others would set its fixtures up again), so
+    that the quick ones fill the workers' last minutes instead of one worker finishing a
+    long test alone."""
     if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker: every worker sorts alike
-        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+        slow = {item.path for item in items if item.get_closest_marker("slow")}
+        items.sort(key=lambda item: item.path not in slow)
     for item in items:
         slurm = "slurm_cluster" in getattr(item, "fixturenames", ())
         if slurm or item.get_closest_marker("slurm") or item.path.name.startswith("test_slurm"):
             item.add_marker(pytest.mark.xdist_group("slurm"))
+        elif _uses_a_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+
+
+def _uses_a_module_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.values() if info is not None else ()
+    return any(d and d[-1].scope == "module" for d in defs)

@@ -93,22 +93,28 @@ def press(driver: webdriver.Chrome, *keys: str) -> None:
 
 @pytest.fixture(scope="module")
 def review(tmp_path_factory) -> dict[str, Path]:
-    """10 demo photos, two real runs of them (a tiny model, with and without a flip) and
-    the proposals' review page."""
+    """10 demo photos, two real runs of them (a tiny model, with and without a flip: one
+    multirun) and the proposals' review page."""
     tmp = tmp_path_factory.mktemp("review")
     photos = tmp / "photos"
     photos.mkdir()
     for p in DEMO_PHOTOS[:10]:
         shutil.copy(p, photos / p.name)
-    common = ("model=test_tiny", "data=demo", f"data.root={photos}", "logger=none")
-    runs = []
-    for name, flip in (("plain", "false"), ("flipped", "true")):
-        out = tmp / name
-        proc = evaluate_py(
-            *common, f"preprocess.hflip={flip}", f"hydra.run.dir={out}", env=ONE_THREAD
-        )
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        runs.append(out)
+    sweep = tmp / "runs"
+    proc = evaluate_py(
+        "-m",
+        "model=test_tiny",
+        "data=demo",
+        f"data.root={photos}",
+        "logger=none",
+        "preprocess.hflip=false,true",
+        f"hydra.sweep.dir={sweep}",
+        "hydra.sweep.subdir=${hydra.job.num}",  # folders 0 and 1: no comma in runs=
+        "hydra.callbacks.leaderboard.figures=false",
+        env=ONE_THREAD,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = [sweep / "0", sweep / "1"]
     proc = run_propose(f"runs={runs[0]},{runs[1]}", f"out={tmp / 'review'}", "top_k=3")
     assert proc.returncode == 0, proc.stderr
     print(proc.stdout)

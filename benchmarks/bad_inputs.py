@@ -997,7 +997,7 @@ def _config_cases() -> list[Case]:
              [TINY, "data=imagenet", "data.root={d}/val", "labels=multilabelfy"], "error",
              "label set 'multilabelfy'", setup=val_named),
         Case("checkpoint: random bytes", "config", [*FOLDER, "model.checkpoint={d}/ckpt.pth"],
-             "error", "cannot load checkpoint",
+             "error", "is damaged",
              setup=lambda d: (folder(d / "val"), write(d / "ckpt.pth", b"\x80\x02junk"))),
         Case("checkpoint: other architecture", "config",
              [*FOLDER, "model.checkpoint={d}/ckpt.pth"], "error", "do not fit",

@@ -456,6 +456,25 @@ def _cli_cases() -> list[Case]:
         ),
         Case("optim.opt=foo", c, [*BASE, "optim.opt=foo"], cli=True, match="optim.opt"),
         Case(
+            "ckpt_path=last cut short, last.prev.ckpt kept",
+            c,
+            [*BASE, "ckpt_path=last", "hydra.run.dir={d}/run"],
+            cli=True,
+            setup=_cut_last,
+            match="last.prev.ckpt",
+            env=IMPORTS,
+            check=_before_torch,
+        ),
+        Case(
+            "batch larger than the training set with drop_last",
+            c,
+            [*BASE, "train_batch_size=100", "drop_last=true"],
+            cli=True,
+            match="train_batch_size=100 is larger than the 16 training",
+            env=IMPORTS,
+            check=_before_torch,
+        ),
+        Case(
             "composites.train_images=0",
             c,
             [*BASE, "composites.train_images=0"],
@@ -823,6 +842,18 @@ SHARED: dict[str, Path] = {}
 
 def _bytes(name: str) -> bytes:
     return (SHARED["train_run"] / "checkpoints" / name).read_bytes()
+
+
+# the imports of a command-line case, on stderr: _before_torch reads them
+IMPORTS = {"PYTHONPROFILEIMPORTTIME": "1"}
+
+
+def _before_torch(res: Result, d: Path) -> str | None:
+    """The line came before torch was imported (a case run with ``env=IMPORTS``)."""
+    imported = {ln.split("|")[-1].strip() for ln in res.stderr.splitlines() if "|" in ln}
+    if not imported:
+        return "no import profile on stderr"
+    return "torch imported before the line" if "torch" in imported else None
 
 
 def _cut_last(d: Path) -> None:

@@ -15,8 +15,8 @@ import pytest
 import torch
 from omegaconf import open_dict
 
+from imagenet_multilabel.core.checkpoints import previous_checkpoint
 from imagenet_multilabel.core.errors import UserError
-from imagenet_multilabel.training.resume import previous_checkpoint
 from tests.resuming import (
     EVERY_N,
     SMALL_RUN,

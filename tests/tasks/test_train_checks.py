@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from imagenet_multilabel.checks import check_train_settings
+from imagenet_multilabel.checks import check_run_settings, check_train_settings
+from imagenet_multilabel.core.checkpoints import unloadable
 from imagenet_multilabel.core.config import CONFIG_DIR
 from imagenet_multilabel.core.errors import ModelError, UserError
 from imagenet_multilabel.runs.rundir import RunDir
 from imagenet_multilabel.tasks.evaluate import evaluate
 from imagenet_multilabel.tasks.train import train
-from tests.helpers import error_line, train_py
+from tests.helpers import TINY_TRAIN, error_line, train_py
 from tests.tasks.train_helpers import FAST, checkpoint_state, fit
 
 # (overrides, a part of the line); each refused by check_train_settings, before torch
@@ -66,6 +67,14 @@ BAD = [
     (("optimized_metric=bogus/metric",), "optimized_metric='bogus/metric' is not a metric"),
     (("loss.keep_unseen=2",), "loss.keep_unseen=2 is out of range"),
     (("init_from=/x", "ckpt_path=/y"), "ckpt_path and init_from are both set"),
+    (("ckpt_path=last",), "checkpoints/last.ckpt does not exist .pass hydra.run.dir"),
+    (("init_from=/nonexistent.ckpt",), "init_from=/nonexistent.ckpt: /nonexistent.ckpt does not"),
+    (("model.checkpoint=/tmp",), "model.checkpoint=/tmp: /tmp is a folder, not a checkpoint"),
+    # the training set's size is in the config: composites.train_images
+    (
+        ("train_batch_size=100", "drop_last=true", "composites.train_images=16"),
+        "train_batch_size=100 is larger than the 16 training images",
+    ),
 ]
 
 
@@ -96,16 +105,65 @@ def test_a_file_where_wandb_writes_its_folder_is_refused(compose_cfg) -> None:
         check_train_settings(cfg)
 
 
+def cut_last_checkpoint(run: Path) -> Path:
+    """``run``/checkpoints/last.ckpt cut short, a complete last.prev.ckpt beside it; the
+    previous one's path."""
+    (run / "checkpoints").mkdir(parents=True)
+    prev = run / "checkpoints" / "last.prev.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(5000)}, "global_step": 2}, prev)
+    (run / "checkpoints" / "last.ckpt").write_bytes(prev.read_bytes()[:5000])
+    return prev
+
+
+def test_a_damaged_checkpoint_is_refused_by_the_config_check(compose_cfg, tmp_path) -> None:
+    cfg = compose_cfg("ckpt_path=last", config_name="train")
+    prev = cut_last_checkpoint(Path(cfg.paths.output_dir))
+    with pytest.raises(ModelError, match=f"last.ckpt is damaged .*ckpt_path={prev}$"):
+        check_train_settings(cfg)
+    cut = prev.with_name("last.ckpt")
+    cfg = compose_cfg(f"init_from={cut}", config_name="train")
+    with pytest.raises(ModelError, match="last.ckpt is damaged .*replace it with a complete copy"):
+        check_train_settings(cfg)
+    for name in ("train", "evaluate"):  # evaluate.py's check is the one train.py starts with
+        cfg = compose_cfg(f"model.checkpoint={cut}", config_name=name)
+        with pytest.raises(ModelError, match="last.ckpt is damaged .cut short, or not a"):
+            (check_train_settings if name == "train" else check_run_settings)(cfg)
+    cfg = compose_cfg(f"init_from={prev}", config_name="train")
+    check_train_settings(cfg)  # a complete one passes
+
+
+# each line comes before torch is imported (train.py's check_train_settings); the case's
+# setup writes its files into the run folder
+CLI_BEFORE_TORCH = [
+    (("optim.lr=-1",), None, "error: optim.lr=-1 is negative: give a number >= 0"),
+    (
+        ("ckpt_path=last",),
+        cut_last_checkpoint,
+        "last.ckpt is damaged (cut short, or not a checkpoint: the zip directory at its end",
+    ),
+    (
+        (*TINY_TRAIN, "train_batch_size=100", "drop_last=true"),
+        None,
+        "error: train_batch_size=100 is larger than the 16 training images and drop_last",
+    ),
+]
+
+
 @pytest.mark.slow
-def test_cli_config_error_comes_before_torch_is_imported(tmp_path: Path) -> None:
-    proc = train_py(
-        "optim.lr=-1", f"hydra.run.dir={tmp_path}/r", env={"PYTHONPROFILEIMPORTTIME": "1"}
-    )
+@pytest.mark.parametrize(("overrides", "setup", "line"), CLI_BEFORE_TORCH)
+def test_cli_config_error_comes_before_torch_is_imported(
+    tmp_path: Path, overrides, setup, line
+) -> None:
+    run = tmp_path / "r"
+    said = setup(run) if setup is not None else None
+    proc = train_py(*overrides, f"hydra.run.dir={run}", env={"PYTHONPROFILEIMPORTTIME": "1"})
     assert proc.returncode == 2
-    assert error_line(proc) == "error: optim.lr=-1 is negative: give a number >= 0"
+    assert line in error_line(proc)
+    if said is not None:
+        assert error_line(proc).endswith(f"ckpt_path={said}")
     imported = {ln.split("|")[-1].strip() for ln in proc.stderr.splitlines() if "|" in ln}
     assert "torch" not in imported and "lightning" not in imported
-    assert not (tmp_path / "r" / "metrics.json").exists()
+    assert not (run / "metrics.json").exists()
     assert str(CONFIG_DIR)  # the config folder the line came from
 
 
@@ -230,6 +288,8 @@ def test_a_damaged_last_checkpoint_names_the_previous_one(compose_cfg, photos) -
     # last.ckpt is saved again when the fit ends: the one before is the last epoch's end
     assert checkpoint_state(prev)["global_step"] == 6 == checkpoint_state(last)["global_step"]
     assert checkpoint_state(prev)["loops"] != checkpoint_state(last)["loops"]
+    for path in (last, prev):  # Lightning's checkpoints pass the check made without torch
+        assert unloadable(path) is None
     last.write_bytes(last.read_bytes()[:5000])  # cut short
     cfg = compose_cfg(
         *FAST, f"data.root={photos}", "trainer.max_epochs=2", "ckpt_path=last", config_name="train"

@@ -24,6 +24,7 @@ import timm
 import torch
 from torch import nn
 
+from imagenet_multilabel.core.checkpoints import damaged
 from imagenet_multilabel.core.errors import ModelError
 from imagenet_multilabel.data.loading.transforms import eval_transform
 
@@ -140,7 +141,8 @@ def check_model_name(name: str) -> str:
 def read_checkpoint(path: str | Path, damaged_hint: str = "") -> Any:
     """A checkpoint file's contents as saved, loaded safely (``weights_only=True``). A file
     that is cut short or not a checkpoint at all is named as damaged (``damaged_hint``:
-    what to do instead; default: replace the file)."""
+    what to do instead; default: replace the file); the config check refuses most such
+    files before torch is imported (``core/checkpoints.py``), this the rest."""
     path = Path(path).expanduser()
     if path.is_dir():
         raise ModelError(
@@ -160,10 +162,7 @@ def read_checkpoint(path: str | Path, damaged_hint: str = "") -> Any:
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         first = next((ln for ln in lines if ln.startswith("Unsupported")), (lines or [""])[0])
         detail = first.split(". ")[0][:120] or type(e).__name__
-        raise ModelError(
-            f"checkpoint {path} is damaged (cut short, or not a checkpoint: {detail}): "
-            + (damaged_hint or "replace it with a complete copy")
-        ) from None
+        raise damaged(path, detail, damaged_hint) from None
 
 
 def load_checkpoint_state(path: str | Path, damaged_hint: str = "") -> dict[str, torch.Tensor]:

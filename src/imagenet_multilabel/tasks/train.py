@@ -35,6 +35,7 @@ from imagenet_multilabel.builders import (
     build_scorer,
     build_trainer,
 )
+from imagenet_multilabel.core.checkpoints import resume_path
 from imagenet_multilabel.core.errors import Interrupted, UserError, find_user_error
 from imagenet_multilabel.core.files import write_json
 from imagenet_multilabel.core.runtime import keep_freed_memory, set_cpu_threads
@@ -74,7 +75,6 @@ from imagenet_multilabel.training.resume import (
     check_resume,
     continue_csv_logs,
     read_resume,
-    resume_path,
     run_identity,
     start_weights,
 )
@@ -164,7 +164,7 @@ def build_run(cfg: DictConfig) -> Run:
         log.warning(warning)
     check_model(cfg.model)
     out = Path(cfg.paths.output_dir)
-    resume = resume_path(cfg, out)
+    resume = resume_path(cfg.get("ckpt_path"), out)
     raw = None if resume is None else read_resume(cfg.ckpt_path, resume)
     check_optimizer(cfg.optim)
     kept = keep_freed_memory() if cfg.get("keep_freed_memory", True) else False

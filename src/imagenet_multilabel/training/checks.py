@@ -1,8 +1,9 @@
 """Checks of the fine-tuning settings of ``train.py``: from the config alone before torch
 is imported (:func:`check_training_settings`, with the loss, optimizer, schedule, fit
 lengths, validation, checkpoint, augmentation, feature cache and ``optimized_metric``
-form), the optimizer's name in timm last, and before the first forward pass what needs
-the data (:func:`check_train_parts`). ``checks.py`` runs them in order."""
+form, the checkpoint files named, a batch the composites can fill), the optimizer's name
+in timm last, and before the first forward pass what needs the data
+(:func:`check_train_parts`). ``checks.py`` runs them in order."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from imagenet_multilabel.core.checkpoints import check_checkpoint_option, resume_path
 from imagenet_multilabel.core.checks import choice, plain, real, value_at, whole
 from imagenet_multilabel.core.errors import UserError
 from imagenet_multilabel.scoring.checks import check_optimized_metric, metric_prefixes
@@ -75,6 +77,8 @@ def check_training_settings(cfg: DictConfig) -> None:
         for key in ("composites.train_images", "composites.eval_images"):
             whole(cfg, key, 1, what="give a whole number of composites, >= 1")
         whole(cfg, "composites.seed", 0)
+        # the training set is the composites: its size is known before the data is read
+        check_batch_fills(cfg, int(cfg.composites.train_images))
     check_loss_settings(cfg)
     check_optim_settings(cfg)
     check_fit_settings(cfg)
@@ -93,6 +97,29 @@ def check_training_settings(cfg: DictConfig) -> None:
         raise UserError(
             "ckpt_path and init_from are both set: ckpt_path resumes this run, init_from "
             "starts a new run from other weights; pass one"
+        )
+    check_checkpoint_settings(cfg)
+
+
+def check_checkpoint_settings(cfg: DictConfig) -> None:
+    """The checkpoints ``ckpt_path`` and ``init_from`` name are files torch may load: a
+    damaged one is refused in the line ``backbones.read_checkpoint`` prints when loading
+    finds the damage (both from ``core/checkpoints.py``)."""
+    out = Path(str((cfg.get("paths") or {}).get("output_dir") or "."))
+    check_checkpoint_option(
+        cfg.get("ckpt_path"), "ckpt_path", resume_path(cfg.get("ckpt_path"), out)
+    )
+    check_checkpoint_option(cfg.get("init_from"), "init_from")
+
+
+def check_batch_fills(cfg: DictConfig, train_size: int) -> None:
+    """A batch of ``train_batch_size`` that the ``train_size`` training images can fill
+    where ``drop_last`` drops a batch that is not full."""
+    batch = int(cfg.train_batch_size)
+    if cfg.drop_last and batch > train_size:
+        raise UserError(
+            f"train_batch_size={batch} is larger than the {train_size} training images and "
+            "drop_last=true drops every batch: lower train_batch_size or set drop_last=false"
         )
 
 
@@ -316,12 +343,7 @@ def check_train_parts(
     """What needs the data, before the first forward pass: a batch the training set can
     fill with ``drop_last``, the monitored and the optimized
     metric among the run's (``metric_names``: set -> its metrics)."""
-    batch = int(cfg.train_batch_size)
-    if cfg.drop_last and batch > train_size:
-        raise UserError(
-            f"train_batch_size={batch} is larger than the {train_size} training images and "
-            "drop_last=true drops every batch: lower train_batch_size or set drop_last=false"
-        )
+    check_batch_fills(cfg, train_size)  # composites: refused already, from the config
     monitor = cfg.checkpoint.monitor
     if isinstance(monitor, str) and is_metric_key(monitor):
         part, metric = split_metric_key(monitor)

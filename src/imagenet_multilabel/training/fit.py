@@ -16,6 +16,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from imagenet_multilabel.core.checkpoints import previous_checkpoint
 from imagenet_multilabel.core.errors import UserError
 from imagenet_multilabel.data.loading.settings import LoaderSettings
 from imagenet_multilabel.data.loading.transforms import Normalize
@@ -29,7 +30,6 @@ from imagenet_multilabel.training.data import FeatureDataset, FitDataModule
 from imagenet_multilabel.training.fit_sets import FitSets
 from imagenet_multilabel.training.losses import Loss
 from imagenet_multilabel.training.params import Trainable
-from imagenet_multilabel.training.resume import previous_checkpoint
 
 MONITOR_AUTO = (
     "heldout_seen/vartopk_strict",

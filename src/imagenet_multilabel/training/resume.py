@@ -15,6 +15,7 @@ import torch
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
+from imagenet_multilabel.core.checkpoints import checkpoint_file, resume_hint
 from imagenet_multilabel.core.config import dotted
 from imagenet_multilabel.core.errors import ModelError, UserError
 from imagenet_multilabel.data.loading.cache import dataset_identity
@@ -31,30 +32,6 @@ log = logging.getLogger(__name__)
 LENGTH = "length"
 
 
-def checkpoint_file(value: Any, key: str, path: Path) -> Path:
-    """``path`` (what ``key=value`` names) when it is a file; else one line: a folder is
-    "a folder, not a checkpoint file"."""
-    if path.is_dir():
-        raise UserError(
-            f"{key}={value}: {path} is a folder, not a checkpoint file: give a file in it "
-            "(e.g. checkpoints/last.ckpt of a train run)"
-        )
-    if not path.is_file():
-        hint = " (pass hydra.run.dir=<the run to resume>)" if value == "last" else ""
-        raise UserError(f"{key}={value}: {path} does not exist{hint}")
-    return path
-
-
-def resume_path(cfg: DictConfig, out: Path) -> Path | None:
-    """``ckpt_path``: null (start), ``last`` (this run folder's checkpoints/last.ckpt) or
-    a file."""
-    value = cfg.get("ckpt_path")
-    if value in (None, "", "null"):
-        return None
-    path = out / "checkpoints" / "last.ckpt" if value == "last" else Path(str(value)).expanduser()
-    return checkpoint_file(value, "ckpt_path", path)
-
-
 def check_fits(state: dict[str, torch.Tensor], model: torch.nn.Module, path: Path) -> None:
     """A checkpoint to resume or start from holds this model's parameters with their shapes."""
     own = model.state_dict()
@@ -67,21 +44,11 @@ def check_fits(state: dict[str, torch.Tensor], model: torch.nn.Module, path: Pat
         )
 
 
-def previous_checkpoint(path: Path) -> Path:
-    """Where the checkpoint saved before ``path`` is kept (``KeepPrevious``)."""
-    return path.with_name(f"{path.stem}.prev{path.suffix}")
-
-
 def read_resume(value: str, path: Path) -> Any:
     """The checkpoint ``ckpt_path=value`` names, read (a damaged one: one line naming the
-    previous checkpoint kept beside it)."""
-    prev = previous_checkpoint(path)
-    hint = (
-        f"resume from the previous one, kept for this: ckpt_path={prev}"
-        if prev.is_file()
-        else "start the run again without ckpt_path"
-    )
-    return read_checkpoint(path, damaged_hint=hint)
+    previous checkpoint kept beside it; the config check refuses most of them before torch
+    is imported: ``training/checks.py``'s ``check_checkpoint_settings``)."""
+    return read_checkpoint(path, damaged_hint=resume_hint(path))
 
 
 def check_resume(value: str, path: Path, raw: Any, model: torch.nn.Module, identity: dict) -> None:

@@ -11,10 +11,10 @@ and of both heads together as the evaluation runs them (``Scorer.score``: one sh
 with them: ``MultiLabelCapability.compute()`` after ``--updates`` updates, without and with
 ``dataset_size`` (then the updates write into preallocated states and compute() joins
 nothing), the functional ``multilabel_capability`` on the same tensors and the
-evaluation's own scoring (target: compute() within 1.2x of the functional form, in wall
-and CPU time). Wall-clock and process CPU time
-are both shown: on a shared machine the wall clock also counts time spent waiting for a
-core.
+evaluation's own scoring (and the join before it: ``PredictionBuffer.compute()`` after
+``--updates`` updates of the dataset's size) (target: compute() within 1.2x of the
+functional form, in wall and CPU time). Wall-clock and process CPU time are both shown:
+on a shared machine the wall clock also counts time spent waiting for a core.
 
     PYTHONPATH=src python benchmarks/bench_metrics.py [--n 50000] [--c 1000] [--repeat 5]
 """
@@ -33,6 +33,7 @@ import torch
 from imagenet_multilabel.scoring.capability import MultiLabelCapability, multilabel_capability
 from imagenet_multilabel.scoring.heads import MultiLabelHead, SingleLabelHead
 from imagenet_multilabel.scoring.metrics.average_precision import scores_average_precision
+from imagenet_multilabel.scoring.metrics.buffer import PredictionBuffer
 from imagenet_multilabel.scoring.metrics.multilabel import (
     multilabel_ranks,
     predicted_set_counts,
@@ -126,6 +127,7 @@ def run_groups(clock: Clock, logits, target, valid, n_classes: int) -> None:
 PLAIN = ("metric: update (all calls)", "MultiLabelCapability.compute()")
 SIZED = ("metric(dataset_size=n): update (all calls)", "metric(dataset_size=n).compute()")
 FUNCTIONAL = "multilabel_capability(logits, target, valid)"
+GATHER = "the evaluation's join: PredictionBuffer(n).compute()"
 
 
 def time_set_modes(logits: torch.Tensor, valid: torch.Tensor, c: int) -> None:
@@ -178,10 +180,16 @@ def main() -> None:
             results.append(clock(compute, metric.compute))
             del metric
         functional = clock(FUNCTIONAL, lambda: multilabel_capability(logits, target, valid))
+        buffer = PredictionBuffer(args.n, with_valid=True, num_classes=args.c)
+        for r in chunks:
+            buffer.update(r, logits[r], target[r], valid[r])
+        joined = clock(GATHER, buffer.compute)
+        assert torch.equal(joined.logits, logits) and torch.equal(joined.valid, valid)
+        del buffer, joined
         for from_metric in results:
             assert json.dumps(from_metric) == json.dumps(functional)  # the same numbers
 
-    public = (*PLAIN, *SIZED, FUNCTIONAL)
+    public = (*PLAIN, *SIZED, FUNCTIONAL, GATHER)
     width = max(map(len, clock.wall))
     print(f"  {'':<{width}}     wall       cpu")
     for name in list(clock.wall):

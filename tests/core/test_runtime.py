@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import torch
@@ -47,6 +48,41 @@ def test_explicit_threads_and_environment(monkeypatch) -> None:
 def test_keep_freed_memory_applies_on_glibc() -> None:
     assert runtime.keep_freed_memory() is True
     assert runtime.keep_freed_memory() is True  # again: the same settings, still accepted
+
+
+def _thp_mode() -> str:
+    try:
+        modes = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return "none"
+    return modes.split("[", 1)[1].split("]", 1)[0]
+
+
+def _thp_eligible(address: int) -> bool:
+    """Whether the mapping that holds ``address`` may get huge pages (/proc/self/smaps)."""
+    inside = False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()[0]
+        if "-" in head and not head.endswith(":"):
+            start, end = (int(x, 16) for x in head.split("-"))
+            inside = start <= address < end
+        elif inside and head == "THPeligible:":
+            return line.split()[1] == "1"
+    raise AssertionError("no THPeligible line for the address")
+
+
+@pytest.mark.skipif(_thp_mode() != "madvise", reason="huge pages on request (madvise) only")
+def test_huge_pages_asks_for_them_for_a_large_block_only() -> None:
+    large = torch.empty(64 << 20, dtype=torch.uint8)  # glibc maps it on its own
+    middle = large.data_ptr() + (32 << 20)
+    assert not _thp_eligible(middle)
+    assert runtime.huge_pages(large) is large
+    assert _thp_eligible(middle)
+    large.fill_(7)  # the same tensor, written as any other
+    assert int(large[middle - large.data_ptr()]) == 7
+    small = torch.empty(8 << 20, dtype=torch.uint8)
+    runtime.huge_pages(small)
+    assert not _thp_eligible(small.data_ptr() + (4 << 20))
 
 
 def test_one_torch_thread_is_reentrant_and_restores() -> None:

@@ -92,7 +92,7 @@ def test_batches_in_order_are_joined_without_a_copy_and_pickled_as_their_rows() 
     assert len(pickled) <= len(pickle.dumps(plain)) + 100
     joined = buffer.sorted_states()[1]
     assert joined.data_ptr() == buffer.logits[0].data_ptr()  # no copy
-    preds = buffer.compute()  # (torchmetrics clones what compute() returns)
+    preds = buffer.compute()
     assert torch.equal(preds.logits, logits) and torch.equal(preds.valid, valid)
     assert_identical(metrics(preds.logits, preds.target, preds.valid), metrics(*data()))
     again = pickle.loads(pickled).compute()
@@ -103,6 +103,31 @@ def test_batches_in_order_are_joined_without_a_copy_and_pickled_as_their_rows() 
     buffer.reset()  # a new pass writes into new rows: the rows joined before stay as they were
     buffer.update(torch.arange(N), -logits, target, valid)
     assert torch.equal(joined, logits) and torch.equal(buffer.compute().logits, -logits)
+
+
+def test_compute_returns_the_joined_rows_without_a_copy() -> None:
+    """compute() returns the predictions as it joined them (torchmetrics would clone them):
+    the preallocated rows themselves, also from its cache; a pickle, a deep copy or a device
+    move recomputes them from their own states, and rows returned stay as they were after a
+    reset and further updates."""
+    logits, target, valid = data()
+    buffer = PredictionBuffer(N, with_valid=True, num_classes=C)
+    for rows in torch.arange(N).chunk(3):
+        buffer.update(rows, logits[rows], target[rows], valid[rows])
+    pickled = len(pickle.dumps(buffer))
+    preds = buffer.compute()
+    assert len(pickle.dumps(buffer)) <= pickled + 100  # its states, not the predictions again
+    stored = buffer.logits[0].data_ptr()
+    assert preds.logits.data_ptr() == stored and buffer.compute() is preds  # cached
+    for other in (pickle.loads(pickle.dumps(buffer)), buffer.clone(), buffer.to("cpu")):
+        again = other.compute()
+        assert torch.equal(again.logits, logits) and torch.equal(again.valid, valid)
+        assert torch.equal(again.target, target) and torch.equal(again.index, torch.arange(N))
+        if other is not buffer:
+            assert again.logits.data_ptr() != stored
+    buffer.reset()
+    buffer.update(torch.arange(N), -logits, target, valid)
+    assert torch.equal(buffer.compute().logits, -logits) and torch.equal(preds.logits, logits)
 
 
 def test_cat_rows_gives_what_torch_cat_gives() -> None:

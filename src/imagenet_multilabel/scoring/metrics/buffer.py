@@ -4,16 +4,17 @@ A torchmetrics ``Metric`` with ``cat`` states, so it gathers correctly across DD
 (uneven shards included). ``compute()`` returns the predictions in dataset order, after
 checking that every image was seen exactly once: metrics are then computed on exactly
 the tensors a single process would have, and give exactly its numbers. The batches are
-joined in one copy by :func:`cat_rows`, and sorted only when out of order. Shapes are those of
-any dataset size: (N, C) logits, (N,) targets, also for N = 1 (torchmetrics squeezes
-one-element results of ``compute`` to 0-d tensors; the buffer gives them their shape back).
+joined in one copy by :func:`cat_rows` (none when the dataset size is known and they come in
+order), and sorted only when out of order; ``compute()`` returns them without a further copy
+(torchmetrics would clone them, and squeeze a one-image dataset's to 0-d tensors). Shapes
+are those of any dataset size: (N, C) logits, (N,) targets, also for N = 1.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,7 +22,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities.distributed import gather_all_tensors
 
-from imagenet_multilabel.core.runtime import one_torch_thread
+from imagenet_multilabel.core.runtime import huge_pages, one_torch_thread
 
 
 @dataclass
@@ -69,27 +70,25 @@ class PredictionBuffer(Metric):
         self._arena_rows = 0
 
     def _wrap_compute(self, compute: Callable) -> Callable:
-        # torchmetrics wraps compute (sync, cache; also after unpickling) and squeezes
-        # one-element tensors: a dataset of one image would get a 0-d target (and, with one
-        # class, 0-d logits)
-        squeezing = super()._wrap_compute(compute)
+        # torchmetrics wraps compute (sync, cache; also after unpickling), squeezes
+        # one-element tensors and clones every tensor it returns: a second copy of all the
+        # predictions (250 MB for ImageNet val), made to guard against a caller writing into
+        # them. The predictions pass its wrapper in a box it does not open: they come as
+        # compute() made them, in their shapes; nothing of the buffer writes into rows it
+        # has returned (reset() and further updates write into new ones)
+        wrapped = super()._wrap_compute(lambda *args, **kwargs: _Box(compute(*args, **kwargs)))
 
-        @functools.wraps(squeezing)
-        def shaped(*args, **kwargs) -> Predictions:
-            return self._shaped(squeezing(*args, **kwargs))
+        @functools.wraps(compute)
+        def unboxed(*args, **kwargs) -> Predictions:
+            return wrapped(*args, **kwargs).content
 
-        return shaped
+        return unboxed
 
-    def _shaped(self, preds: Predictions) -> Predictions:
-        """``preds`` with (N, C) logits and valid labels and (N,) targets."""
-        n = self.dataset_size
-        return replace(
-            preds,
-            logits=preds.logits.reshape(n, -1),
-            target=preds.target.reshape(n),
-            valid=None if preds.valid is None else preds.valid.reshape(n, -1),
-            index=None if preds.index is None else preds.index.reshape(n),
-        )
+    def _apply(self, fn: Callable, exclude_state: Sequence[str] = ()) -> Any:
+        # a device move cannot reach the boxed predictions of the last compute(): the next
+        # one computes them anew, from the moved states
+        self._computed = None
+        return super()._apply(fn, exclude_state=exclude_state)
 
     @one_torch_thread()  # small ops and copies: one torch thread, as the scorer
     def update(
@@ -130,10 +129,12 @@ class PredictionBuffer(Metric):
                 return None
             rows = -(-self.dataset_size // self._rank_and_world()[1])
             self._arena = {
-                key: torch.empty(
-                    (rows, *value.shape[1:]),
-                    dtype=torch.bool if key == "valid" else value.dtype,
-                    device=value.device,
+                key: huge_pages(
+                    torch.empty(
+                        (rows, *value.shape[1:]),
+                        dtype=torch.bool if key == "valid" else value.dtype,
+                        device=value.device,
+                    )
                 )
                 for key, value in batch.items()
             }
@@ -185,12 +186,13 @@ class PredictionBuffer(Metric):
 
     def __getstate__(self) -> dict[str, Any]:
         # pickle writes the whole storage of each view: states that are views of the arena
-        # are pickled as tensors of their own rows, and the copy has no arena
+        # are pickled as tensors of their own rows, and the copy has no arena, nor the last
+        # compute()'s predictions (views of it too; they are computed anew)
         state = super().__getstate__()
         for key in self._defaults:
             if isinstance(state[key], list) and self._arena is not None:
                 state[key] = [t.clone() for t in state[key]]
-        return {**state, "_arena": None, "_arena_rows": 0}
+        return {**state, "_arena": None, "_arena_rows": 0, "_computed": None}
 
     def _sync_dist(self, dist_sync_fn: Callable = gather_all_tensors, process_group=None) -> None:
         # A rank whose shard of this dataset is empty (more ranks than images) contributes
@@ -242,6 +244,13 @@ class PredictionBuffer(Metric):
         return Predictions(logits=logits, target=target, valid=valid, index=index)
 
 
+class _Box:
+    """What torchmetrics does not look into (:meth:`PredictionBuffer._wrap_compute`)."""
+
+    def __init__(self, content: Any) -> None:
+        self.content = content
+
+
 @one_torch_thread()  # see the docstring
 def cat_rows(states: list[list[Tensor] | Tensor], dtypes: list[torch.dtype | None]) -> list[Tensor]:
     """Each state's batches (a list of tensors, or one tensor after a DDP sync) as one
@@ -270,7 +279,7 @@ def cat_rows(states: list[list[Tensor] | Tensor], dtypes: list[torch.dtype | Non
             outputs.append(torch.cat(batches).to(dtype))  # torch's own errors and kernels
             continue
         rows = sum(int(b.shape[0]) for b in batches)
-        out = torch.empty((rows, *first.shape[1:]), dtype=dtype, device=first.device)
+        out = huge_pages(torch.empty((rows, *first.shape[1:]), dtype=dtype, device=first.device))
         start = 0
         for b in batches:
             out[start : start + b.shape[0]].copy_(b)

@@ -30,14 +30,14 @@ def test_array_parallelism_caps_the_jobs_run_at_once(tmp_path: Path) -> None:
         "model=test_tiny",
         "data=demo",
         f"data.root={photos}",
-        "seed=range(5)",
+        "seed=range(3)",
         "num_workers=0",
         "logger=none",
         "callbacks=none",
         "hydra.callbacks.leaderboard.figures=false",
         "+hydra.callbacks.gate._target_=tests.sweeps.job_gate.JobGate",
         f"+hydra.callbacks.gate.folder={gate}",
-        "+hydra.callbacks.gate.jobs=5",
+        "+hydra.callbacks.gate.jobs=3",
         f"hydra.sweep.dir={sweep}",
         base={
             **os.environ,
@@ -45,18 +45,18 @@ def test_array_parallelism_caps_the_jobs_run_at_once(tmp_path: Path) -> None:
         },
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert len(list(sweep.glob("*/metrics.json"))) == 5
+    assert len(list(sweep.glob("*/metrics.json"))) == 3
     # every job saw at most 2 running (the cap), and the first of each pair saw 2
     most = {int(p.stem): int(p.read_text()) for p in gate.glob("*.most")}
-    assert sorted(most) == list(range(5))
+    assert sorted(most) == list(range(3))
     assert max(most.values()) == 2, most
-    # waves of 2: jobs 2 and 3 start after 0 and 1 have ended, job 4 after 2 and 3
+    # waves of 2: job 2 starts after jobs 0 and 1 have ended
     starts, ends = _marks(gate, "start"), _marks(gate, "end")
     for job, started in starts.items():
         earlier = [ends[j] for j in range(job - job % 2)]
         assert all(started > e for e in earlier), (job, starts, ends)
     seeds = {o for j in sweep.glob("*/job.json") for o in json.loads(j.read_text())["overrides"]}
-    assert {f"seed={i}" for i in range(5)} <= seeds
+    assert {f"seed={i}" for i in range(3)} <= seeds
 
 
 def test_array_parallelism_below_one_is_one_line(tmp_path: Path) -> None:

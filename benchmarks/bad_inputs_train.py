@@ -454,7 +454,15 @@ def _cli_cases() -> list[Case]:
             setup=lambda d: write(d / "r" / "wandb", "x"),
             match="is a file",
         ),
-        Case("optim.opt=foo", c, [*BASE, "optim.opt=foo"], cli=True, match="optim.opt"),
+        Case(
+            "optim.opt=foo",
+            c,
+            [*BASE, "optim.opt=foo"],
+            cli=True,
+            match="optim.opt",
+            env=IMPORTS,
+            check=_before_torch,
+        ),
         Case(
             "ckpt_path=last cut short, last.prev.ckpt kept",
             c,

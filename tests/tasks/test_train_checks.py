@@ -146,6 +146,12 @@ CLI_BEFORE_TORCH = [
         None,
         "error: train_batch_size=100 is larger than the 16 training images and drop_last",
     ),
+    # timm's names from training/timm_optimizers.py, not from timm (which imports torch)
+    (
+        ("optim.opt=foo",),
+        None,
+        "error: optim.opt='foo' is not an optimizer of timm: use e.g. adam, adamw, sgd",
+    ),
 ]
 
 

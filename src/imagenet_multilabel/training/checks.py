@@ -1,12 +1,15 @@
 """Checks of the fine-tuning settings of ``train.py``: from the config alone before torch
 is imported (:func:`check_training_settings`, with the loss, optimizer, schedule, fit
 lengths, validation, checkpoint, augmentation, feature cache and ``optimized_metric``
-form, the checkpoint files named, a batch the composites can fill), the optimizer's name
-in timm last, and before the first forward pass what needs the data
-(:func:`check_train_parts`). ``checks.py`` runs them in order."""
+form, the checkpoint files named, a batch the composites can fill, the optimizer's name
+from ``training/timm_optimizers.py`` where the installed timm is the version listed
+there), the optimizer's name in timm's own list last where timm is another version, and
+before the first forward pass what needs the data (:func:`check_train_parts`).
+``checks.py`` runs them in order."""
 
 from __future__ import annotations
 
+import importlib.metadata
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from imagenet_multilabel.scoring.metrics.names import (
     metric_key,
     split_metric_key,
 )
+from imagenet_multilabel.training import timm_optimizers
 from imagenet_multilabel.training.choices import FINETUNE_MODES, FIT_SET_NAMES, FIT_STAGES
 
 SCHEDULES = ("cosine", "constant")
@@ -43,7 +47,9 @@ def check_training_settings(cfg: DictConfig) -> None:
     (after the run settings, before the loggers' folders and the trainer): types, ranges,
     names and combinations. What needs the data or the model is checked by
     :func:`check_train_parts` before the first forward pass, the optimizer's name in timm
-    by :func:`check_optimizer_name` once everything else passed."""
+    here where timm's list is known without importing it (``training/timm_optimizers.py``
+    of the installed version), else by :func:`check_optimizer_name` once everything else
+    passed."""
     precision = str(value_at(cfg, "trainer.precision"))
     if precision.startswith("16") and str(value_at(cfg, "trainer.accelerator")) == "cpu":
         raise UserError(f"precision={precision} needs a GPU: use bf16-mixed or 32-true on CPU")
@@ -123,12 +129,32 @@ def check_batch_fills(cfg: DictConfig, train_size: int) -> None:
         )
 
 
-def check_optimizer_name(cfg: DictConfig) -> None:
-    """``optim.opt`` is one of timm's optimizers (imports timm: after everything else)."""
+def optimizer_names(ask_timm: bool = True) -> tuple[str, ...] | None:
+    """timm's optimizer names: the list in ``training/timm_optimizers.py`` where the
+    installed timm is the version it was taken from (no import of timm), else timm's own
+    (``ask_timm``: imports timm, and torch) or None."""
+    try:
+        version = importlib.metadata.version("timm")
+    except importlib.metadata.PackageNotFoundError:
+        version = None
+    if version == timm_optimizers.TIMM_VERSION:
+        return timm_optimizers.NAMES
+    if not ask_timm:
+        return None
     from timm.optim import list_optimizers  # timm imports torch: checked last
 
+    return tuple(list_optimizers())
+
+
+def check_optimizer_name(cfg: DictConfig, early: bool = False) -> None:
+    """``optim.opt`` is one of timm's optimizers (a ``<prefix>_<name>`` such as
+    ``lookahead_adam`` by its last part). ``early``: from the config check, before torch,
+    only where the names of the installed timm are known without importing it
+    (:func:`optimizer_names`); else after everything else, with timm's list."""
+    known = optimizer_names(ask_timm=not early)
+    if known is None:
+        return  # another timm than the listed one: judged later, by timm's own list
     opt = str(cfg.optim.opt).lower()
-    known = list_optimizers()
     if opt not in known and opt.split("_")[-1] not in known:
         close = [n for n in known if n.startswith(opt[:3])][:6]
         raise UserError(
@@ -162,11 +188,12 @@ def check_loss_settings(cfg: DictConfig) -> None:
 
 
 def check_optim_settings(cfg: DictConfig) -> None:
-    """``optim.*`` and ``sched.*`` ranges (the optimizer's name is timm's: checked in
-    :func:`check_train_parts`)."""
+    """``optim.*`` and ``sched.*`` ranges, and the optimizer's name where timm's names are
+    known without importing it (:func:`check_optimizer_name`)."""
     opt = value_at(cfg, "optim.opt")
     if not isinstance(opt, str) or not opt:
         raise UserError(f"optim.opt={opt!r} is not valid: give an optimizer name of timm")
+    check_optimizer_name(cfg, early=True)
     if (real(cfg, "optim.lr", 0.0) or 0.0) > FLOAT32_MAX:
         raise UserError(
             f"optim.lr={cfg.optim.lr!r} is beyond float32 (the optimizers' parameters): give "

@@ -5,6 +5,7 @@ on Python threads; glibc keeps freed memory for reuse."""
 from __future__ import annotations
 
 import contextlib
+import mmap
 import sys
 import threading
 import time
@@ -71,16 +72,24 @@ def _thp_eligible(address: int) -> bool:
     raise AssertionError("no THPeligible line for the address")
 
 
+def _private_block(size: int) -> mmap.mmap:
+    """A fresh private anonymous mapping (glibc's own kind for large blocks; a shared one
+    would be shmem, whose huge pages follow another setting)."""
+    return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+
+
 @pytest.mark.skipif(_thp_mode() != "madvise", reason="huge pages on request (madvise) only")
 def test_huge_pages_asks_for_them_for_a_large_block_only() -> None:
-    large = torch.empty(64 << 20, dtype=torch.uint8)  # glibc maps it on its own
+    # blocks of fresh mappings of their own: whatever earlier tests of this process left in
+    # glibc's heap (advice on its pages, a raised mmap threshold) cannot be seen here
+    large = torch.frombuffer(_private_block(64 << 20), dtype=torch.uint8)
     middle = large.data_ptr() + (32 << 20)
     assert not _thp_eligible(middle)
     assert runtime.huge_pages(large) is large
     assert _thp_eligible(middle)
     large.fill_(7)  # the same tensor, written as any other
     assert int(large[middle - large.data_ptr()]) == 7
-    small = torch.empty(8 << 20, dtype=torch.uint8)
+    small = torch.frombuffer(_private_block(8 << 20), dtype=torch.uint8)
     runtime.huge_pages(small)
     assert not _thp_eligible(small.data_ptr() + (4 << 20))
 
